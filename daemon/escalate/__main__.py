@@ -1,0 +1,5 @@
+"""`python -m escalate` runs the CLI (used by the demo to show real commands)."""
+
+from .cli import main
+
+main()

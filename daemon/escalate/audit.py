@@ -1,0 +1,14 @@
+"""The audit log: every change of state is an event saying who, what, when and why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .models import Event, Ticket
+
+
+def record(ticket: Ticket | None, at: datetime, actor: str, action: str,
+           rule: str | None = None, **detail: Any) -> Event:
+    """Write one audit event; call it inside the transaction that makes the change it describes."""
+    return Event.create(ticket=ticket, at=at, actor=actor, action=action, rule=rule, detail=detail)

@@ -1,0 +1,169 @@
+"""Settings from the environment (or an env file): where the mailbox, SMTP server, database and
+rules are, and the signing secret.
+
+Secrets live only here, never in rules.yaml; `Settings.__repr__` redacts them so they cannot end up
+in a log line or a traceback (RELIABILITY.md S11).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what to do."""
+
+
+@dataclass(frozen=True)
+class ServerUrl:
+    """A parsed `imap://`, `imaps://`, `smtp://`, `smtps://` or `smtp+starttls://` URL."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = field(default=None)
+    password: str | None = field(default=None, repr=False)
+    path: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in ("imaps", "smtps")
+
+    @property
+    def starttls(self) -> bool:
+        return self.scheme.endswith("+starttls")
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """IMAP folders to poll: the URL path, comma-separated (default INBOX)."""
+        names = [unquote(part).strip() for part in self.path.lstrip("/").split(",")]
+        return tuple(name for name in names if name) or ("INBOX",)
+
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{self.scheme}://{user}{self.host}:{self.port}{self.path}"
+
+
+_DEFAULT_PORTS = {"imap": 143, "imaps": 993, "imap+starttls": 143,
+                  "smtp": 25, "smtps": 465, "smtp+starttls": 587}
+
+
+def parse_server_url(variable: str, text: str, schemes: tuple[str, ...]) -> ServerUrl:
+    parts = urlsplit(text)
+    if parts.scheme not in schemes:
+        raise ConfigError(f"{variable}: expected a URL starting with {' or '.join(s + '://' for s in schemes)}, "
+                          f"got {parts.scheme + '://' if parts.scheme else repr(text[:20])}")
+    if not parts.hostname:
+        raise ConfigError(f"{variable}: the URL has no host")
+    try:
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ConfigError(f"{variable}: the port is not a number") from None
+    return ServerUrl(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        path=parts.path,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    imap: ServerUrl | None
+    smtp: ServerUrl | None
+    db_url: str
+    rules_path: Path
+    secret: bytes | None = field(repr=False)
+    templates_dir: Path | None = None
+    poll_seconds: float = 60.0
+    tick_seconds: float = 30.0
+    send_seconds: float = 10.0
+
+    def __repr__(self) -> str:
+        return (f"Settings(imap={self.imap.redacted() if self.imap else None}, "
+                f"smtp={self.smtp.redacted() if self.smtp else None}, db_url={redact_url(self.db_url)}, "
+                f"rules_path={str(self.rules_path)!r}, secret={'***' if self.secret else None})")
+
+    def require_secret(self) -> bytes:
+        if not self.secret:
+            raise ConfigError("ESCALATE_SECRET is not set: it signs the reply tokens in every notification. "
+                              "Set it in the environment or the env file (e.g. `openssl rand -hex 32`).")
+        return self.secret
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines the way systemd's EnvironmentFile does (comments, optional quotes)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def default_db_url() -> str:
+    """A SQLite file in systemd's StateDirectory when there is one, else in the working directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    base = Path(state.split(":")[0]) if state else Path.cwd()
+    return f"sqlite:///{base / 'escalate.db'}"
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {text!r}")
+    return value
+
+
+def load_settings(env: dict[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Settings from `env` (default: os.environ), with `env_file` filling what the environment lacks."""
+    merged: dict[str, str] = {}
+    file_name = env_file or (os.environ.get("ESCALATE_ENV_FILE") and Path(os.environ["ESCALATE_ENV_FILE"]))
+    if file_name:
+        if not Path(file_name).exists():
+            raise ConfigError(f"env file {file_name} does not exist (write one with `escalate init DIR`)")
+        merged.update(read_env_file(Path(file_name)))
+    merged.update(env if env is not None else os.environ)
+
+    imap = merged.get("ESCALATE_IMAP_URL")
+    smtp = merged.get("ESCALATE_SMTP_URL")
+    secret = merged.get("ESCALATE_SECRET")
+    templates = merged.get("ESCALATE_TEMPLATES")
+    return Settings(
+        imap=parse_server_url("ESCALATE_IMAP_URL", imap, ("imap", "imaps", "imap+starttls")) if imap else None,
+        smtp=parse_server_url("ESCALATE_SMTP_URL", smtp, ("smtp", "smtps", "smtp+starttls")) if smtp else None,
+        db_url=merged.get("ESCALATE_DB_URL") or default_db_url(),
+        rules_path=Path(merged.get("ESCALATE_RULES") or "rules.yaml"),
+        secret=secret.encode() if secret else None,
+        templates_dir=Path(templates) if templates else None,
+        poll_seconds=_float(merged, "ESCALATE_POLL_SECONDS", 60.0),
+        tick_seconds=_float(merged, "ESCALATE_TICK_SECONDS", 30.0),
+        send_seconds=_float(merged, "ESCALATE_SEND_SECONDS", 10.0),
+    )

@@ -1,0 +1,69 @@
+"""The database: open it from ESCALATE_DB_URL, create the schema, and give writers a transaction
+that cannot fail half-way with "database is locked".
+
+SQLite runs in WAL mode with `synchronous=FULL` (commits survive power loss, not only process
+crashes: RELIABILITY.md 1.13), foreign keys on, and a busy timeout. Writers take the lock up
+front (`BEGIN IMMEDIATE`), because a deferred transaction that reads then writes can fail without
+waiting for the busy timeout when it upgrades its lock.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import peewee
+
+from .models import ALL_MODELS, database
+
+
+class DatabaseUrlError(ValueError):
+    """ESCALATE_DB_URL names a database this build cannot open."""
+
+
+def connect(url: str) -> peewee.Database:
+    """Open the database named by `url`, bind the models to it and create missing tables."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative.db or sqlite:////absolute/path.db, as SQLAlchemy spells them
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
+        if not path:
+            raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = peewee.SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "synchronous": "full",
+                "foreign_keys": 1,
+                "busy_timeout": 10_000,
+            },
+            timeout=10,
+        )
+    else:
+        raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; use sqlite:///path")
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables(ALL_MODELS, safe=True)
+    return db
+
+
+def close() -> None:
+    db = database.obj
+    if db is not None and not db.is_closed():
+        db.close()
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """One atomic unit of work that writes: state change, its audit event and its outbox rows."""
+    db = database.obj
+    if isinstance(db, peewee.SqliteDatabase) and not db.in_transaction():
+        with db.atomic("IMMEDIATE"):
+            yield
+    else:
+        with db.atomic():
+            yield

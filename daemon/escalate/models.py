@@ -1,0 +1,173 @@
+"""The peewee models: the database is the truth about every ticket, message and notification.
+
+Unique keys, not code paths, make repeated work harmless (RELIABILITY.md §0.2): a message is
+stored once per `dedupe_key`, an escalation exists once per (ticket, rule), and an escalation
+notification once per (ticket, rule, step, due time) — test N10.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import peewee
+
+database = peewee.DatabaseProxy()
+
+TICKET_STATUSES = ("new", "open", "waiting", "resolved", "closed")
+ACTIVE_STATUSES = ("new", "open", "waiting")
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """Aware UTC datetimes in Python, naive UTC in the database (portable across SQLite and PostgreSQL)."""
+
+    def db_value(self, value):
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class JSONField(peewee.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class FolderState(BaseModel):
+    """Where ingest stopped in one IMAP folder: each message is fetched once per UIDVALIDITY."""
+
+    folder = peewee.CharField(unique=True)
+    uidvalidity = peewee.BigIntegerField()
+    last_uid = peewee.BigIntegerField(default=0)
+    updated_at = UTCDateTimeField()
+
+
+class Ticket(BaseModel):
+    ref = peewee.CharField(unique=True, null=True)  # set right after insert: "{prefix}-{id}"
+    subject = peewee.TextField()
+    normalised_subject = peewee.TextField(index=True)
+    requester = peewee.CharField(index=True)
+    requester_name = peewee.CharField(default="")
+    status = peewee.CharField(default="new", index=True)
+    severity = peewee.CharField()
+    tier = peewee.IntegerField(null=True)
+    assignee = peewee.CharField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+    first_response_at = UTCDateTimeField(null=True)
+    last_customer_message_at = UTCDateTimeField(null=True)
+    last_agent_message_at = UTCDateTimeField(null=True)
+    acknowledged_at = UTCDateTimeField(null=True)
+    acknowledged_by = peewee.CharField(null=True)
+    resolved_at = UTCDateTimeField(null=True)
+    # when the engine next needs to look at this ticket; NULL = nothing can happen until it changes
+    next_due_at = UTCDateTimeField(null=True, index=True)
+    message_count = peewee.IntegerField(default=0)
+
+
+class Message(BaseModel):
+    """One stored mail. `kind`: customer, agent (a roster member), other (anyone else), own."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="messages", null=True, on_delete="RESTRICT")
+    dedupe_key = peewee.CharField(unique=True)  # Message-ID, or "sha256:<hex>" when it has none
+    message_id = peewee.CharField(null=True, index=True)
+    sha256 = peewee.CharField(index=True)
+    kind = peewee.CharField()
+    folder = peewee.CharField(null=True)
+    uidvalidity = peewee.BigIntegerField(null=True)
+    uid = peewee.BigIntegerField(null=True)
+    from_addr = peewee.CharField(null=True)
+    from_name = peewee.CharField(default="")
+    subject = peewee.TextField(default="")
+    sent_at = UTCDateTimeField(null=True)
+    received_at = UTCDateTimeField()
+    in_reply_to = JSONField(default=list)
+    references = JSONField(default=list)
+    body_text = peewee.TextField(default="")
+    new_text = peewee.TextField(default="")
+    defects = JSONField(default=list)
+    raw = peewee.BlobField()
+
+
+class Escalation(BaseModel):
+    """A rule that fired on a ticket: which tier it has reached, how many steps, whether acknowledged."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="escalations", on_delete="CASCADE")
+    rule = peewee.CharField()
+    tier = peewee.IntegerField()
+    step = peewee.IntegerField(default=0)
+    started_at = UTCDateTimeField()  # the moment the rule began to hold: step N is due at started_at + N * repeat
+    last_step_due_at = UTCDateTimeField()
+    state = peewee.CharField(default="active")  # active, acknowledged, ended
+    acknowledged_at = UTCDateTimeField(null=True)
+    acknowledged_by = peewee.CharField(null=True)
+
+    class Meta:
+        indexes = ((("ticket", "rule"), True),)
+
+
+class Outbox(BaseModel):
+    """Mail waiting to be sent, written in the transaction that decided to send it."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="outbox", null=True, on_delete="CASCADE")
+    escalation = peewee.ForeignKeyField(Escalation, null=True, on_delete="SET NULL")
+    kind = peewee.CharField()  # escalation, reminder, next-tier, confirmation, ...
+    rule = peewee.CharField(null=True)
+    step = peewee.IntegerField(null=True)
+    due_at = UTCDateTimeField(null=True)
+    tier = peewee.IntegerField(null=True)
+    message_id = peewee.CharField(unique=True)
+    mail_from = peewee.CharField()
+    recipients = JSONField()
+    subject = peewee.TextField()
+    raw = peewee.BlobField()
+    status = peewee.CharField(default="queued", index=True)  # queued, sent, failed, cancelled
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = UTCDateTimeField(index=True)
+    last_error = peewee.TextField(null=True)
+    created_at = UTCDateTimeField()
+    sent_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        # one notification per (ticket, rule, step, due time), whatever the interleaving (N10)
+        indexes = ((("ticket", "rule", "step", "due_at"), True),)
+
+
+class Event(BaseModel):
+    """The audit log: who did what, when, and why (which rule)."""
+
+    ticket = peewee.ForeignKeyField(Ticket, backref="events", null=True, on_delete="CASCADE")
+    at = UTCDateTimeField(index=True)
+    actor = peewee.CharField()
+    action = peewee.CharField()
+    rule = peewee.CharField(null=True)
+    detail = JSONField(default=dict)
+
+
+class Quarantine(BaseModel):
+    """Mail that could not be processed, kept raw with the reason; processed exactly once."""
+
+    reason = peewee.TextField()
+    received_at = UTCDateTimeField()
+    folder = peewee.CharField(null=True)
+    uidvalidity = peewee.BigIntegerField(null=True)
+    uid = peewee.BigIntegerField(null=True)
+    sha256 = peewee.CharField(index=True)
+    raw = peewee.BlobField()
+
+
+ALL_MODELS = [FolderState, Ticket, Message, Escalation, Outbox, Event, Quarantine]

@@ -1,0 +1,27 @@
+"""status: the ticket's status is one of these (a status or a list of statuses)."""
+
+from __future__ import annotations
+
+from ..facts import ALWAYS, STATUSES
+from ..registry import criterion, did_you_mean
+from .severity import parse_names
+
+
+@criterion("status", "The ticket's status is one of these (new, open, waiting, resolved, closed).")
+class Status:
+    timed = False
+
+    def parse(self, value):
+        names = parse_names(value, "status")
+        for name in names:
+            if name not in STATUSES:
+                raise ValueError(
+                    f'unknown status "{name}"{did_you_mean(name, STATUSES)} (statuses: {", ".join(STATUSES)})'
+                )
+        return names
+
+    def holds_from(self, facts, names, ruleset):
+        return ALWAYS if facts.status in names else None
+
+    def describe(self, names):
+        return "status " + " or ".join(names)

@@ -1,0 +1,22 @@
+"""unacknowledged: nobody has acknowledged the ticket's escalation (true), or somebody has (false)."""
+
+from __future__ import annotations
+
+from ..facts import ALWAYS
+from ..registry import criterion, show
+
+
+@criterion("unacknowledged", "Nobody has acknowledged the escalation yet (true), or somebody has (false).")
+class Unacknowledged:
+    timed = False
+
+    def parse(self, value):
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {show(value)}")
+        return value
+
+    def holds_from(self, facts, wanted, ruleset):
+        return ALWAYS if (not facts.acknowledged) == wanted else None
+
+    def describe(self, wanted):
+        return "unacknowledged" if wanted else "acknowledged"

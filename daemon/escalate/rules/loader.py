@@ -1,0 +1,745 @@
+"""rules.yaml -> a checked, frozen Ruleset, or every problem in the file at once.
+
+Three passes, each reporting what it finds and going on:
+
+1. `RulesLoader` (a yaml.SafeLoader) composes the node tree. Every node carries its line and
+   column; it drops and reports duplicate keys (PyYAML would keep the last one silently), keys
+   that look like secrets, and tags other than YAML's plain ones. Nothing is ever executed.
+2. One small converter per type walks the nodes with a breadcrumb ("tiers[1].roster[0]"), so an
+   error reads like a compiler's: `rules.yaml:42:7: tiers[1].group: expected an email address …`.
+3. Cross-checks: tier levels and rule names unique, referenced tiers, severities and templates
+   exist, exactly one default severity, plus each criterion's own `check`.
+
+The daemon uses the same loader on reload and keeps its old rules when `load_ruleset` raises.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from . import criteria as _criteria  # noqa: F401  (importing it registers every criterion)
+from .durations import format_duration, parse_duration
+from .model import BoundCriterion, Rule, Ruleset, Severity, Tier
+from .registry import UnknownCriterion, did_you_mean, lookup, show
+
+SUPPORTED_VERSION = 1
+DEFAULT_TEMPLATE = "escalation"
+MIN_REPEAT = timedelta(minutes=1)
+
+SECRETS_MESSAGE = "secrets belong in the environment (ESCALATE_*), not in rules.yaml"
+# Key names that smell of credentials, anywhere in the file.
+_SECRET_KEY = re.compile(r"passw(or)?d|passphrase|secret|token|api[_-]?key|credential|private[_-]?key", re.I)
+
+_YAML = "tag:yaml.org,2002:"
+# The plain YAML types a rules file needs; anything else (!!python/…, !custom) is refused.
+_ALLOWED_TAGS = {_YAML + name for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map", "merge")}
+_MERGE_TAG = _YAML + "merge"
+
+# A simple addr-spec check: not RFC 5322, but it catches display names, typos and missing domains.
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                      r"@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_PREFIX = re.compile(r"[A-Z]{1,5}")
+_SEVERITY_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+TOP_KEYS = ("version", "timezone", "support_address", "reference_prefix", "severities", "tiers", "rules")
+TOP_REQUIRED = ("version", "support_address", "severities", "tiers", "rules")
+SEVERITY_KEYS = ("keywords", "first_response", "resolution", "default")
+TIER_KEYS = ("level", "name", "group", "roster", "lead")
+TIER_REQUIRED = ("level", "name", "group", "roster")
+RULE_KEYS = ("name", "description", "when", "then")
+RULE_REQUIRED = ("name", "when", "then")
+THEN_KEYS = ("escalate_to", "repeat_every", "next_tier_after", "template")
+THEN_REQUIRED = ("escalate_to",)
+
+
+@dataclass(frozen=True)
+class RuleIssue:
+    """One problem in a rules file, printed like a compiler error."""
+
+    file: str  # as the caller named it
+    line: int  # 1-based; 0 when the problem is the file itself (e.g. not found)
+    column: int  # 1-based; 0 with line 0
+    where: str  # breadcrumb, e.g. "tiers[1].roster[0]"; "" for the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        place = f"{self.file}:{self.line}:{self.column}"
+        return f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+
+
+class RulesError(Exception):
+    """rules.yaml cannot be used; `.issues` lists every problem found, in file order."""
+
+    def __init__(self, issues: list[RuleIssue]):
+        super().__init__(issues)
+        self.issues = list(issues)
+
+    def __str__(self) -> str:
+        return "\n".join(str(issue) for issue in self.issues)
+
+
+def _join(where: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else key
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+class RulesLoader(yaml.SafeLoader):
+    """A SafeLoader whose composer reports, instead of hiding, what YAML would let pass.
+
+    After `get_single_node()`, `problems` holds (node, where, message) for every duplicate key,
+    secret-looking key and non-plain tag; those keys are dropped from the tree and those tags
+    reset to plain ones, so later passes do not report them twice. Every node keeps PyYAML's
+    `start_mark` (0-based line and column).
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.problems: list[tuple[Node, str, str]] = []
+        self._path: list[str | int] = []
+        self._seen: set[int] = set()
+        self.refused: set[int] = set()  # ids of nodes whose tag was refused
+
+    def _where(self, *extra: str | int) -> str:
+        where = ""
+        for part in (*self._path, *extra):
+            where = _join(where, part)
+        return where
+
+    def compose_node(self, parent, index):
+        pushed = False
+        if isinstance(index, ScalarNode):  # composing the value of key `index`
+            self._path.append(index.value)
+            pushed = True
+        elif isinstance(index, int) and not isinstance(index, bool):  # the index-th item of a list
+            self._path.append(index)
+            pushed = True
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if pushed:
+                self._path.pop()
+        if id(node) not in self._seen:  # an alias returns a node already checked
+            self._seen.add(id(node))
+            if node.tag not in _ALLOWED_TAGS:
+                where = self._where(index.value) if isinstance(index, ScalarNode) else self._where()
+                tag = "!!" + node.tag[len(_YAML):] if node.tag.startswith(_YAML) else node.tag
+                self.problems.append((node, where, f'the tag "{tag}" is not allowed in rules.yaml'))
+                self.refused.add(id(node))
+                node.tag = {ScalarNode: _YAML + "str", SequenceNode: _YAML + "seq"}.get(type(node), _YAML + "map")
+        return node
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        first: dict[str, Node] = {}
+        kept = []
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.tag != _MERGE_TAG:
+                name = key.value
+                if _SECRET_KEY.search(name):
+                    self.problems.append((key, self._where(name), SECRETS_MESSAGE))
+                    continue
+                if name in first:
+                    self.problems.append(
+                        (key, self._where(name), f'duplicate key "{name}" (first defined at line {_line(first[name])})')
+                    )
+                    continue
+                first[name] = key
+            kept.append((key, value))
+        node.value = kept
+        return node
+
+
+_INVALID = object()  # a converter's answer when it has reported an issue
+
+
+class _Converter:
+    """Turns composed nodes into model objects, recording every issue with its breadcrumb."""
+
+    def __init__(self, file: str, loader: RulesLoader, template_names: set[str] | None):
+        self.file = file
+        self.loader = loader
+        self.template_names = template_names
+        self.issues: list[RuleIssue] = []
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def error(self, node: Node, where: str, message: str, *, refused_ok: bool = False) -> object:
+        if not refused_ok and self.refused(node):
+            return _INVALID  # the loader has reported the refused tag; more would be noise
+        mark = node.start_mark
+        self.issues.append(RuleIssue(self.file, mark.line + 1, mark.column + 1, where, message))
+        return _INVALID
+
+    def value(self, node: Node, where: str) -> Any:
+        """The plain Python value of a node, as yaml.safe_load would give it."""
+        if self.refused(node):
+            return _INVALID  # already reported by the loader
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            return self.error(node, where, exc.problem or str(exc))
+
+    def refused(self, node: Node) -> bool:
+        """Whether the node, or a node inside it, had a tag the loader refused."""
+        if not self.loader.refused:
+            return False
+        stack, seen = [node], set()
+        while stack:
+            current = stack.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            if id(current) in self.loader.refused:
+                return True
+            if isinstance(current, SequenceNode):
+                stack.extend(current.value)
+            elif isinstance(current, MappingNode):
+                for key, value in current.value:
+                    stack.extend((key, value))
+        return False
+
+    def got(self, node: Node) -> str:
+        if isinstance(node, MappingNode):
+            return "a mapping"
+        if isinstance(node, SequenceNode):
+            return "a list"
+        value = self.value(node, "")
+        return show(value)
+
+    # -- shapes ------------------------------------------------------------------------------
+
+    def mapping(self, node: Node, where: str, known: tuple[str, ...], required: tuple[str, ...] = (),
+                what: str = "a mapping") -> dict[str, tuple[Node, Node]] | None:
+        """The keys of a mapping node with fixed keys; unknown and missing keys are issues."""
+        if isinstance(node, ScalarNode) and self.value(node, where) is None and not required:
+            return {}  # `low:` with nothing under it
+        if not isinstance(node, MappingNode):
+            self.error(node, where, f"expected {what}, got {self.got(node)}")
+            return None
+        self.loader.flatten_mapping(node)  # `<<: *anchor` merges; later keys override
+        fields: dict[str, tuple[Node, Node]] = {}
+        for key, value in node.value:
+            if not isinstance(key, ScalarNode):
+                self.error(key, where, "a key must be plain text")
+                continue
+            name = key.value
+            if name not in known:
+                self.error(key, _join(where, name),
+                           f'unknown key "{name}"{did_you_mean(name, known)} (known keys: {", ".join(known)})')
+                continue
+            fields[name] = (key, value)
+        for name in required:
+            if name not in fields:
+                self.error(node, where, f'missing required key "{name}"')
+        return fields
+
+    def named_mapping(self, node: Node, where: str, what: str) -> list[tuple[str, Node, Node]] | None:
+        """(name, key node, value node) for a mapping whose keys are names the user chose."""
+        if not isinstance(node, MappingNode):
+            self.error(node, where, f"expected {what}, got {self.got(node)}")
+            return None
+        self.loader.flatten_mapping(node)
+        items = []
+        for key, value in node.value:
+            if not isinstance(key, ScalarNode):
+                self.error(key, where, "a key must be plain text")
+                continue
+            items.append((key.value, key, value))
+        return items
+
+    def sequence(self, node: Node, where: str, what: str) -> list[Node] | None:
+        if not isinstance(node, SequenceNode):
+            self.error(node, where, f"expected {what}, got {self.got(node)}")
+            return None
+        return list(node.value)
+
+    # -- scalars -----------------------------------------------------------------------------
+
+    def text(self, node: Node, where: str, pattern: re.Pattern[str] | None = None,
+             expected: str = "text") -> Any:
+        value = self.value(node, where) if isinstance(node, ScalarNode) else None
+        if value is _INVALID:
+            return value
+        if not isinstance(node, ScalarNode) or not isinstance(value, str) or not value.strip():
+            hint = " (put it in quotes)" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+            return self.error(node, where, f"expected {expected}, got {self.got(node)}{hint}")
+        value = value.strip()
+        if pattern is not None and not pattern.fullmatch(value):
+            return self.error(node, where, f"expected {expected}, got {show(value)}")
+        return value
+
+    def integer(self, node: Node, where: str, minimum: int, expected: str) -> Any:
+        value = self.value(node, where) if isinstance(node, ScalarNode) else None
+        if value is _INVALID:
+            return value
+        if not isinstance(node, ScalarNode) or isinstance(value, bool) or not isinstance(value, int) \
+                or value < minimum:
+            return self.error(node, where, f"expected {expected}, got {self.got(node)}")
+        return value
+
+    def boolean(self, node: Node, where: str) -> Any:
+        value = self.value(node, where) if isinstance(node, ScalarNode) else None
+        if value is _INVALID:
+            return value
+        if not isinstance(value, bool):
+            return self.error(node, where, f"expected true or false, got {self.got(node)}")
+        return value
+
+    def duration(self, node: Node, where: str, minimum: timedelta | None = None) -> Any:
+        if not isinstance(node, ScalarNode):
+            return self.error(node, where, f'expected a duration like "30m", got {self.got(node)}')
+        value = self.value(node, where)
+        if value is _INVALID:
+            return value
+        try:
+            parsed = parse_duration(value)
+        except ValueError as exc:
+            return self.error(node, where, str(exc))
+        if minimum is not None and parsed < minimum:
+            return self.error(node, where, f"must be at least {format_duration(minimum)}, got {show(value)}")
+        return parsed
+
+    def address(self, node: Node, where: str) -> Any:
+        value = self.text(node, where, _ADDRESS, 'an email address like "alice@example.com"')
+        return value if value is _INVALID else value.lower()
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def ruleset(self, root: Node, source: str) -> Ruleset:
+        fields = self.mapping(root, "", TOP_KEYS, TOP_REQUIRED,
+                              what="a mapping with version, support_address, severities, tiers and rules")
+        if fields is None:
+            fields = {}
+
+        def get(name: str, convert, default: Any = None) -> Any:
+            if name not in fields:
+                return default
+            return convert(fields[name][1], name)
+
+        version = get("version", lambda n, w: self.integer(n, w, 0, f"version {SUPPORTED_VERSION}"))
+        if isinstance(version, int) and version != SUPPORTED_VERSION:
+            self.error(fields["version"][1], "version",
+                       f"unsupported version {version}; this escalate reads version {SUPPORTED_VERSION}")
+        timezone_name = get("timezone", self.timezone, "UTC")
+        support = get("support_address", self.address)
+        prefix = get("reference_prefix", lambda n, w: self.text(
+            n, w, _PREFIX, 'a ticket reference prefix of 1 to 5 capital letters, like "T"'), "T")
+        severities = get("severities", self.severities)
+        tiers = get("tiers", self.tiers)
+
+        good_severities = tuple(severities) if isinstance(severities, list) else ()
+        good_tiers = tuple(sorted(tiers, key=lambda tier: tier.level)) if isinstance(tiers, list) else ()
+        if isinstance(support, str):
+            self.check_own_address(support, fields.get("tiers"))
+
+        # A ruleset of what converted so far, for cross-checks of rules against the rest.
+        context = Ruleset(
+            version=version if isinstance(version, int) else SUPPORTED_VERSION,
+            source=source,
+            timezone=timezone_name if isinstance(timezone_name, str) else "UTC",
+            support_address=support if isinstance(support, str) else "",
+            reference_prefix=prefix if isinstance(prefix, str) else "T",
+            severities=good_severities,
+            tiers=good_tiers,
+            rules=(),
+        )
+        rules = get("rules", lambda n, w: self.rules(
+            n, w, context, severities_known=isinstance(severities, list), tiers_known=isinstance(tiers, list)))
+        return Ruleset(
+            version=context.version,
+            source=source,
+            timezone=context.timezone,
+            support_address=context.support_address,
+            reference_prefix=context.reference_prefix,
+            severities=good_severities,
+            tiers=good_tiers,
+            rules=tuple(rules) if isinstance(rules, list) else (),
+        )
+
+    def timezone(self, node: Node, where: str) -> Any:
+        name = self.text(node, where, expected='an IANA time zone like "Europe/Berlin"')
+        if name is _INVALID:
+            return name
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            hint = did_you_mean(name, zoneinfo.available_timezones())
+            return self.error(node, where, f'unknown time zone "{name}"{hint}')
+        return name
+
+    # -- severities --------------------------------------------------------------------------
+
+    def severities(self, node: Node, where: str) -> Any:
+        items = self.named_mapping(node, where, "a mapping of severity names, most severe first")
+        if items is None:
+            return _INVALID
+        if not items:
+            return self.error(node, where, "at least one severity is needed")
+        result: list[Severity] = []
+        default_at: tuple[str, Node] | None = None
+        complete = True
+        for name, key, value in items:
+            here = _join(where, name)
+            before = len(self.issues)
+            if not _SEVERITY_NAME.fullmatch(name):
+                self.error(key, here, 'expected a severity name of lowercase letters, digits, "-" and "_", '
+                                      f'like "urgent", got {show(name)}')
+                complete = False
+                continue
+            severity, default_node = self.severity(name, value, here)
+            if severity is None:
+                complete = False
+                continue
+            if severity.default:
+                if default_at is not None:
+                    self.error(default_node, _join(here, "default"),
+                               f'"{default_at[0]}" is already the default (line {_line(default_at[1])}); '
+                               "exactly one severity has default: true")
+                else:
+                    default_at = (name, default_node)
+            result.append(severity)
+            complete = complete and len(self.issues) == before
+        if default_at is None and complete:
+            self.error(node, where, 'no severity has "default: true"; mark exactly one')
+        return result
+
+    def severity(self, name: str, node: Node, where: str) -> tuple[Severity | None, Node | None]:
+        fields = self.mapping(node, where, SEVERITY_KEYS, what="a mapping with keywords, first_response, resolution")
+        if fields is None:
+            return None, None
+        keywords: list[str] = []
+        if "keywords" in fields:
+            items = self.sequence(fields["keywords"][1], _join(where, "keywords"), "a list of keywords like [outage, down]")
+            for index, item in enumerate(items or ()):
+                word = self.text(item, _join(_join(where, "keywords"), index), expected="a keyword")
+                if word is not _INVALID:
+                    keywords.append(word)
+        targets = {}
+        for target in ("first_response", "resolution"):
+            targets[target] = None
+            if target in fields and not self.is_null(fields[target][1]):
+                parsed = self.duration(fields[target][1], _join(where, target), minimum=timedelta(seconds=1))
+                targets[target] = None if parsed is _INVALID else parsed
+        default = False
+        default_node = None
+        if "default" in fields:
+            default_node = fields["default"][1]
+            parsed = self.boolean(default_node, _join(where, "default"))
+            default = parsed is True
+        severity = Severity(name=name, keywords=tuple(keywords), first_response=targets["first_response"],
+                            resolution=targets["resolution"], default=default)
+        return severity, default_node
+
+    def is_null(self, node: Node) -> bool:
+        return isinstance(node, ScalarNode) and node.tag == _YAML + "null"
+
+    # -- tiers -------------------------------------------------------------------------------
+
+    def tiers(self, node: Node, where: str) -> Any:
+        items = self.sequence(node, where, "a list of tiers")
+        if items is None:
+            return _INVALID
+        if not items:
+            return self.error(node, where, "at least one tier is needed")
+        result: list[Tier] = []
+        levels: dict[int, tuple[int, Node]] = {}
+        for index, item in enumerate(items):
+            here = _join(where, index)
+            tier, level_node = self.tier(item, here)
+            if tier is None:
+                continue
+            if tier.level in levels:
+                first_index, first_node = levels[tier.level]
+                self.error(level_node, _join(here, "level"),
+                           f"level {tier.level} is already used by tiers[{first_index}] (line {_line(first_node)})")
+                continue
+            levels[tier.level] = (index, level_node)
+            result.append(tier)
+        return result
+
+    def tier(self, node: Node, where: str) -> tuple[Tier | None, Node | None]:
+        fields = self.mapping(node, where, TIER_KEYS, TIER_REQUIRED,
+                              what="a mapping with level, name, group and roster")
+        if fields is None:
+            return None, None
+        ok = all(name in fields for name in TIER_REQUIRED)
+        values: dict[str, Any] = {}
+        values["level"] = self.integer(fields["level"][1], _join(where, "level"), 1,
+                                       "a tier level (a whole number, 1 or more)") if "level" in fields else _INVALID
+        if "name" in fields:
+            values["name"] = self.text(fields["name"][1], _join(where, "name"), expected="a tier name")
+        if "group" in fields:
+            values["group"] = self.address(fields["group"][1], _join(where, "group"))
+        if "roster" in fields:
+            values["roster"] = self.roster(fields["roster"][1], _join(where, "roster"))
+        values["lead"] = None
+        if "lead" in fields and not self.is_null(fields["lead"][1]):
+            values["lead"] = self.address(fields["lead"][1], _join(where, "lead"))
+        if not ok or any(value is _INVALID for value in values.values()):
+            # Keep the level known when it is valid, so rules that point at it are not misreported.
+            if values["level"] is not _INVALID:
+                return Tier(level=values["level"], name="", group="", roster=(), lead=None), fields["level"][1]
+            return None, None
+        return Tier(**values), fields["level"][1]
+
+    def roster(self, node: Node, where: str) -> Any:
+        items = self.sequence(node, where, "a list of member addresses")
+        if items is None:
+            return _INVALID
+        if not items:
+            return self.error(node, where, "the roster must list at least one member address")
+        members: list[str] = []
+        lines: dict[str, int] = {}
+        bad = False
+        for index, item in enumerate(items):
+            address = self.address(item, _join(where, index))
+            if address is _INVALID:
+                bad = True
+            elif address in lines:
+                self.error(item, _join(where, index), f'"{address}" is already on the roster (line {lines[address]})')
+                bad = True
+            else:
+                lines[address] = _line(item)
+                members.append(address)
+        return _INVALID if bad else tuple(members)
+
+    def check_own_address(self, support: str, tiers_field: tuple[Node, Node] | None) -> None:
+        """Mail from the support address is the daemon's own, so no tier may use it."""
+        if tiers_field is None or not isinstance(tiers_field[1], SequenceNode):
+            return
+        for index, item in enumerate(tiers_field[1].value):
+            if not isinstance(item, MappingNode):
+                continue
+            for key, value in item.value:
+                if not isinstance(key, ScalarNode):
+                    continue
+                here = _join(_join("tiers", index), key.value)
+                if key.value in ("group", "lead") and isinstance(value, ScalarNode):
+                    if str(value.value).strip().lower() == support:
+                        self.error(value, here, f"{support} is the support address; escalations sent to it "
+                                                "would come back as new mail")
+                elif key.value == "roster" and isinstance(value, SequenceNode):
+                    for position, member in enumerate(value.value):
+                        if isinstance(member, ScalarNode) and str(member.value).strip().lower() == support:
+                            self.error(member, _join(here, position),
+                                       f"{support} is the support address; mail from it is the daemon's own, "
+                                       "so it cannot act on tickets")
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def rules(self, node: Node, where: str, context: Ruleset, *, severities_known: bool,
+              tiers_known: bool) -> Any:
+        if self.is_null(node):
+            return []
+        items = self.sequence(node, where, "a list of rules")
+        if items is None:
+            return _INVALID
+        result: list[Rule] = []
+        names: dict[str, tuple[int, Node]] = {}
+        for index, item in enumerate(items):
+            here = _join(where, index)
+            rule, name_node = self.rule(item, here, context, severities_known=severities_known,
+                                        tiers_known=tiers_known)
+            if name_node is not None:
+                name = self.value(name_node, "")
+                if name in names:
+                    first_index, first_node = names[name]
+                    self.error(name_node, _join(here, "name"),
+                               f'rule name "{name}" is already used by rules[{first_index}] (line {_line(first_node)})')
+                    continue
+                names[name] = (index, name_node)
+            if rule is not None:
+                result.append(rule)
+        return result
+
+    def rule(self, node: Node, where: str, context: Ruleset, *, severities_known: bool,
+             tiers_known: bool) -> tuple[Rule | None, Node | None]:
+        fields = self.mapping(node, where, RULE_KEYS, RULE_REQUIRED, what="a mapping with name, when and then")
+        if fields is None:
+            return None, None
+        ok = all(name in fields for name in RULE_REQUIRED)
+        name_node = None
+        name: Any = _INVALID
+        if "name" in fields:
+            name = self.text(fields["name"][1], _join(where, "name"), _RULE_NAME,
+                             'a rule name of lowercase letters, digits, "-" and "_", like "urgent-no-first-response"')
+            name_node = fields["name"][1] if name is not _INVALID else None
+        description: Any = ""
+        if "description" in fields and not self.is_null(fields["description"][1]):
+            description = self.text(fields["description"][1], _join(where, "description"), expected="a sentence")
+        criteria: Any = _INVALID
+        if "when" in fields:
+            criteria = self.when(fields["when"][1], _join(where, "when"), context, severities_known)
+        then: Any = _INVALID
+        if "then" in fields:
+            then = self.then(fields["then"][1], _join(where, "then"), context, tiers_known)
+        if not ok or any(value is _INVALID for value in (name, description, criteria, then)):
+            return None, name_node
+        rule = Rule(name=name, description=description, criteria=criteria, line=_line(node), **then)
+        return rule, name_node
+
+    def when(self, node: Node, where: str, context: Ruleset, severities_known: bool) -> Any:
+        items = self.named_mapping(node, where, "a mapping of criteria, like no_first_response_for: 15m")
+        if items is None:
+            return _INVALID
+        if not items:
+            return self.error(node, where, "at least one criterion is needed")
+        bound: list[BoundCriterion] = []
+        bad = False
+        for name, key, value_node in items:
+            here = _join(where, name)
+            try:
+                criterion = lookup(name)
+            except UnknownCriterion as exc:
+                self.error(key, here, str(exc))
+                bad = True
+                continue
+            value = self.value(value_node, here)
+            if value is _INVALID:
+                bad = True
+                continue
+            try:
+                parsed = criterion.parse(value)
+            except ValueError as exc:
+                self.error(value_node, here, str(exc))
+                bad = True
+                continue
+            # The cross-checks of a criterion read the severities; skip them when those are broken.
+            if severities_known:
+                for message in criterion.check(parsed, context):
+                    self.error(value_node, here, message)
+                    bad = True
+            bound.append(BoundCriterion(name=name, value=parsed, criterion=criterion))
+        return _INVALID if bad else tuple(bound)
+
+    def then(self, node: Node, where: str, context: Ruleset, tiers_known: bool) -> Any:
+        fields = self.mapping(node, where, THEN_KEYS, THEN_REQUIRED, what="a mapping with escalate_to")
+        if fields is None:
+            return _INVALID
+        result: dict[str, Any] = {"repeat_every": None, "next_tier_after": None, "template": DEFAULT_TEMPLATE}
+        bad = "escalate_to" not in fields
+        if "escalate_to" in fields:
+            level_node = fields["escalate_to"][1]
+            level = self.integer(level_node, _join(where, "escalate_to"), 1, "a tier level (a whole number, 1 or more)")
+            if level is not _INVALID and tiers_known and level not in {tier.level for tier in context.tiers}:
+                levels = ", ".join(str(tier.level) for tier in context.tiers)
+                level = self.error(level_node, _join(where, "escalate_to"), f"no tier has level {level} (levels: {levels})")
+            result["escalate_to"] = level
+        if "repeat_every" in fields and not self.is_null(fields["repeat_every"][1]):
+            result["repeat_every"] = self.duration(fields["repeat_every"][1], _join(where, "repeat_every"), MIN_REPEAT)
+        if "next_tier_after" in fields and not self.is_null(fields["next_tier_after"][1]):
+            after_node = fields["next_tier_after"][1]
+            after = self.integer(after_node, _join(where, "next_tier_after"), 0,
+                                 "a number of repeats (a whole number, 0 or more)")
+            if after is not _INVALID and ("repeat_every" not in fields or self.is_null(fields["repeat_every"][1])):
+                after = self.error(after_node, _join(where, "next_tier_after"), "next_tier_after needs repeat_every")
+            result["next_tier_after"] = after
+        if "template" in fields:
+            template_node = fields["template"][1]
+            template = self.text(template_node, _join(where, "template"), _TEMPLATE_NAME,
+                                 'a template name like "escalation"')
+            if template is not _INVALID and self.template_names is not None and template not in self.template_names:
+                known = ", ".join(sorted(self.template_names)) or "none"
+                template = self.error(template_node, _join(where, "template"),
+                                      f'unknown template "{template}"{did_you_mean(template, self.template_names)} '
+                                      f"(templates: {known})")
+            result["template"] = template
+        if bad or any(value is _INVALID for value in result.values()):
+            return _INVALID
+        return result
+
+
+def _read(path: Path, file: str) -> tuple[str | None, list[RuleIssue]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, [RuleIssue(file, 0, 0, "", "file not found")]
+    except OSError as exc:
+        return None, [RuleIssue(file, 0, 0, "", f"cannot read the file: {exc.strerror or exc}")]
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [RuleIssue(file, line, column, "", "not UTF-8 text")]
+
+
+def _yaml_issue(file: str, text: str, exc: yaml.YAMLError) -> RuleIssue:
+    """A YAML syntax error as an issue at the place the parser gave up."""
+    line, column = 1, 1
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            line, column = mark.line + 1, mark.column + 1
+        problem, context = exc.problem or "", exc.context or ""
+        if problem.startswith("but "):  # "expected a single document …, but found another document"
+            message = f"{context}, {problem}"
+        else:
+            message = f"{problem} ({context})" if context and problem else problem or context
+        if "<block" in problem:
+            message += "; check the indentation"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"character #x{exc.character:04x} is not allowed in YAML"
+    else:
+        message = str(exc)
+    return RuleIssue(file, line, column, "", f"invalid YAML: {message}")
+
+
+def _load(path: str | Path, template_names: set[str] | None) -> tuple[Ruleset | None, list[RuleIssue]]:
+    file = str(path)
+    text, issues = _read(Path(path), file)
+    if text is None:
+        return None, issues
+    try:
+        loader = RulesLoader(text)  # the reader already refuses control characters here
+    except yaml.YAMLError as exc:
+        return None, [_yaml_issue(file, text, exc)]
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            return None, [_yaml_issue(file, text, exc)]
+        if root is None:
+            return None, [RuleIssue(file, 1, 1, "", "the file is empty; expected version, support_address, "
+                                                     "severities, tiers and rules")]
+        converter = _Converter(file, loader, set(template_names) if template_names is not None else None)
+        for node, where, message in loader.problems:
+            converter.error(node, where, message, refused_ok=True)
+        ruleset = converter.ruleset(root, file)
+    finally:
+        loader.dispose()
+    issues = sorted(converter.issues, key=lambda issue: (issue.line, issue.column))
+    return ruleset, issues
+
+
+def check_rules(path: str | Path, *, template_names: set[str] | None = None) -> list[RuleIssue]:
+    """Every problem in the rules file at `path`, in file order; [] when it is fine.
+
+    `template_names`, when given, are the templates that exist; rules naming others are errors.
+    """
+    return _load(path, template_names)[1]
+
+
+def load_ruleset(path: str | Path, *, template_names: set[str] | None = None) -> Ruleset:
+    """The checked Ruleset from `path`; RulesError lists every problem when there is any."""
+    ruleset, issues = _load(path, template_names)
+    if issues or ruleset is None:
+        raise RulesError(issues)
+    return ruleset

@@ -1,0 +1,141 @@
+"""Fixtures around real servers (aiosmtpd's conftest style): Dovecot IMAP and an aiosmtpd sink
+on loopback, a rules file, and the CLI with its environment pointing at them."""
+
+from __future__ import annotations
+
+import secrets
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from click.testing import CliRunner, Result
+
+from escalate import clock, db
+from escalate.cli import main
+from escalate.clock import parse_time
+from escalate.loopback import Dovecot, SmtpSink
+
+REPO = Path(__file__).resolve().parents[1]
+
+TEST_RULES = """\
+version: 1
+timezone: UTC
+support_address: support@example.com
+reference_prefix: T
+severities:
+  urgent:
+    keywords: [outage, down]
+    first_response: 15m
+    resolution: 4h
+  normal:
+    default: true
+    first_response: 4h
+    resolution: 2d
+tiers:
+  - level: 1
+    name: Frontline
+    group: tier1@example.com
+    roster: [alice@example.com, bob@example.com]
+    lead: lead1@example.com
+  - level: 2
+    name: Specialists
+    group: tier2@example.com
+    roster: [carol@example.com]
+    lead: lead2@example.com
+rules:
+  - name: urgent-no-first-response
+    description: Urgent tickets need a first response within 15 minutes.
+    when:
+      severity: urgent
+      no_first_response_for: 15m
+    then:
+      escalate_to: 1
+      repeat_every: 10m
+      next_tier_after: 2
+  - name: unresolved-past-target
+    description: Tickets past their resolution target go to the specialists.
+    when:
+      past_target: resolution
+    then:
+      escalate_to: 2
+      repeat_every: 1h
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """The clock override and the database binding are process-wide: reset them per test."""
+    yield
+    clock.set_now(None)
+    db.close()
+
+
+@pytest.fixture
+def dovecot(tmp_path: Path):
+    with Dovecot(tmp_path / "dovecot") as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_sink():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str = TEST_RULES, name: str = "rules.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+    return write
+
+
+@pytest.fixture
+def env(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink, rules_file) -> dict[str, str]:
+    return {
+        "ESCALATE_IMAP_URL": dovecot.url(),
+        "ESCALATE_SMTP_URL": smtp_sink.url,
+        "ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'escalate.db'}",
+        "ESCALATE_RULES": str(rules_file()),
+        "ESCALATE_SECRET": secrets.token_hex(32),
+    }
+
+
+@pytest.fixture
+def cli(env: dict[str, str]) -> Callable[..., Result]:
+    """Run `escalate ARGS…` in-process with the test environment; asserts the exit status."""
+    def run(*args: str, expect: int = 0) -> Result:
+        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        clock.set_now(None)
+        assert result.exit_code == expect, f"escalate {' '.join(args)} exited {result.exit_code}:\n{result.output}"
+        return result
+    return run
+
+
+def make_mail(*, sender: str, subject: str, body: str, to: str = "support@example.com",
+              message_id: str | None = None, in_reply_to: str | None = None,
+              references: list[str] | None = None, date: str | None = None,
+              headers: dict[str, str] | None = None) -> bytes:
+    """A customer's or tier member's mail as raw bytes, the way a mail client would write it."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{message_id or secrets.token_hex(8) + '@client.example'}>"
+    msg["Date"] = format_datetime(parse_time(date)) if date else "Mon, 02 Nov 2026 09:00:00 +0000"
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references)
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def mail() -> Callable[..., bytes]:
+    return make_mail
