@@ -84,6 +84,8 @@ class Dovecot:
         """Write the config, start ``dovecot -F`` and return once the port greets like IMAP."""
         if self.running:
             return
+        if self._proc is not None:  # it died on its own: clear up the rest of the group first
+            self._reap()
         self._write_config()
         # A SIGKILLed master leaves master.pid behind; if that pid has been reused by an
         # unrelated process, Dovecot would refuse to start ("already running").

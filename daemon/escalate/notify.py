@@ -32,7 +32,10 @@ def _when(value: datetime | None) -> str | None:
 
 
 def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
-    severity = ruleset.severity(ticket.severity)
+    try:
+        severity = ruleset.severity(ticket.severity)
+    except KeyError:  # the severity was removed from rules.yaml after the ticket got it
+        severity = ruleset.default_severity
     display = f"{ticket.requester_name} <{ticket.requester}>" if ticket.requester_name else ticket.requester
     return {
         "ref": ticket.ref,

@@ -276,7 +276,8 @@ class _Converter:
         if value is _INVALID:
             return value
         if not isinstance(node, ScalarNode) or not isinstance(value, str) or not value.strip():
-            hint = " (put it in quotes)" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+            # YAML reads 500 as a number and yes/no/on/off as booleans; quotes keep them text.
+            hint = " (put it in quotes)" if isinstance(value, (int, float)) else ""
             return self.error(node, where, f"expected {expected}, got {self.got(node)}{hint}")
         value = value.strip()
         if pattern is not None and not pattern.fullmatch(value):
@@ -424,7 +425,8 @@ class _Converter:
             return None, None
         keywords: list[str] = []
         if "keywords" in fields:
-            items = self.sequence(fields["keywords"][1], _join(where, "keywords"), "a list of keywords like [outage, down]")
+            items = self.sequence(fields["keywords"][1], _join(where, "keywords"),
+                                  "a list of keywords like [outage, down]")
             for index, item in enumerate(items or ()):
                 word = self.text(item, _join(_join(where, "keywords"), index), expected="a keyword")
                 if word is not _INVALID:
@@ -638,7 +640,8 @@ class _Converter:
             level = self.integer(level_node, _join(where, "escalate_to"), 1, "a tier level (a whole number, 1 or more)")
             if level is not _INVALID and tiers_known and level not in {tier.level for tier in context.tiers}:
                 levels = ", ".join(str(tier.level) for tier in context.tiers)
-                level = self.error(level_node, _join(where, "escalate_to"), f"no tier has level {level} (levels: {levels})")
+                level = self.error(level_node, _join(where, "escalate_to"),
+                                   f"no tier has level {level} (levels: {levels})")
             result["escalate_to"] = level
         if "repeat_every" in fields and not self.is_null(fields["repeat_every"][1]):
             result["repeat_every"] = self.duration(fields["repeat_every"][1], _join(where, "repeat_every"), MIN_REPEAT)

@@ -91,16 +91,18 @@ class Rule:
     def fires_at(self, facts: TicketFacts, ruleset: Ruleset) -> datetime | None:
         """None if a criterion does not hold; else the moment from which all of them hold.
 
-        The moment may be in the future (a time criterion not yet reached) or ALWAYS (no time
-        criterion); whether it is due is the engine's decision.
+        That is the latest of the criteria's moments, but never before the ticket was created:
+        a rule of untimed criteria only (all ALWAYS) fires from `created_at`, so nobody has to
+        store or count repeats from year 1. The moment may be in the future (a time criterion
+        not yet reached); whether it is due is the engine's decision.
         """
-        moments = []
+        latest = facts.created_at
         for bound in self.criteria:
             moment = bound.holds_from(facts, ruleset)
             if moment is None:
                 return None
-            moments.append(moment)
-        return max(moments)
+            latest = max(latest, moment)
+        return latest
 
     def tier_for_step(self, step: int, ruleset: Ruleset) -> int:
         """The tier level of notification number `step` (0 = the first one, at escalate_to).

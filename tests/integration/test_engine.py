@@ -1,0 +1,102 @@
+"""The tick on a real SQLite database, with the clock moved (never slept)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import peewee
+import pytest
+
+from escalate import db, engine, tickets
+from escalate.models import Escalation, Outbox, Ticket
+from escalate.rules.loader import load_ruleset
+from escalate.templates import Renderer
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+SECRET = b"s" * 32
+
+
+@pytest.fixture
+def world(tmp_path, rules_file):
+    db.connect(f"sqlite:///{tmp_path / 'engine.db'}")
+    renderer = Renderer()
+    ruleset = load_ruleset(rules_file(), template_names=renderer.names())
+
+    def tick(minutes: float) -> engine.TickResult:
+        return engine.tick(ruleset, renderer, SECRET, T0 + timedelta(minutes=minutes))
+    return ruleset, tick
+
+
+def open_ticket(subject: str, severity: str) -> Ticket:
+    with db.write_transaction():
+        return tickets.open_ticket(subject=subject, normalised_subject=subject.lower(), requester="c@customer.example",
+                                   requester_name="", severity=severity, reference_prefix="T", now=T0, reason="test")
+
+
+def sent_steps(ticket: Ticket) -> list[tuple[int, int]]:
+    return [(o.step, o.tier) for o in Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id)]
+
+
+def test_a_tick_reads_only_the_tickets_that_are_due(world):
+    _ruleset, tick = world
+    quiet = [open_ticket(f"question {i}", "normal") for i in range(40)]
+    urgent = [open_ticket(f"outage {i}", "urgent") for i in range(3)]
+    assert tick(0).evaluated == 43  # every new ticket is looked at once
+    result = tick(16)
+    assert result.evaluated == 3 and result.notifications == 3
+    assert sorted(result.escalated) == sorted(t.ref for t in urgent)
+    assert tick(17).evaluated == 0
+    quiet_ticket = Ticket.get_by_id(quiet[0].id)
+    assert quiet_ticket.next_due_at == T0 + timedelta(days=2)  # the resolution target, not the next tick
+
+
+def test_evaluating_the_same_moment_twice_queues_one_notification(world):
+    ruleset, tick = world
+    ticket = open_ticket("outage", "urgent")
+    tick(16)
+    assert sent_steps(ticket) == [(0, 1)]
+    # a restart inside the tick: the ticket is evaluated again at the same moment
+    Ticket.update(next_due_at=T0).where(Ticket.id == ticket.id).execute()
+    assert tick(16).notifications == 0
+    assert sent_steps(ticket) == [(0, 1)]
+    # and the database itself refuses a second row for the same (ticket, rule, step, due)
+    row = Outbox.get(Outbox.ticket == ticket)
+    with pytest.raises(peewee.IntegrityError), db.write_transaction():
+        Outbox.create(ticket=ticket, kind="escalation", rule=row.rule, step=row.step, due_at=row.due_at, tier=1,
+                      message_id="other@example.com", mail_from="a@b", recipients=[], subject="", raw=b"",
+                      next_attempt_at=T0, created_at=T0)
+
+
+def test_reminders_repeat_then_climb_and_a_long_gap_sends_one_catch_up(world):
+    _ruleset, tick = world
+    ticket = open_ticket("outage", "urgent")
+    for minutes in (16, 26, 36):
+        tick(minutes)
+    assert sent_steps(ticket) == [(0, 1), (1, 1), (2, 1)]
+    # the daemon was down for two hours: one notification, at the tier time says, not twelve
+    tick(160)
+    assert sent_steps(ticket) == [(0, 1), (1, 1), (2, 1), (14, 2)]
+    assert Ticket.get_by_id(ticket.id).tier == 2
+
+
+def test_acknowledging_stops_the_repeats(world):
+    _ruleset, tick = world
+    ticket = open_ticket("outage", "urgent")
+    tick(16)
+    with db.write_transaction():
+        tickets.acknowledge(Ticket.get_by_id(ticket.id), "alice@example.com", T0 + timedelta(minutes=20), via="test")
+    for minutes in (26, 36, 46, 100):
+        tick(minutes)
+    assert sent_steps(ticket) == [(0, 1)]
+    assert Escalation.get(Escalation.ticket == ticket).state == "acknowledged"
+
+
+def test_a_resolved_ticket_is_never_due(world):
+    _ruleset, tick = world
+    ticket = open_ticket("outage", "urgent")
+    with db.write_transaction():
+        tickets.resolve(Ticket.get_by_id(ticket.id), "bob@example.com", T0 + timedelta(minutes=5), via="test")
+    assert Ticket.get_by_id(ticket.id).next_due_at is None
+    for minutes in (16, 300, 5000):
+        assert tick(minutes).evaluated == 0
+    assert sent_steps(ticket) == []
