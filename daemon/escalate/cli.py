@@ -166,6 +166,15 @@ def init_command(directory: Path, force: bool) -> None:
                f"`escalate --env-file {env_path} run`")
 
 
+OUTCOME_WORDS = {"ticket": ("new ticket", "new tickets"), "reply": ("reply", "replies"),
+                 "duplicate": ("duplicate", "duplicates"), "own": ("own notification", "own notifications"),
+                 "quarantined": ("quarantined", "quarantined")}
+
+
+def _count(n: int, singular: str, plural: str) -> str:
+    return f"{n} {singular if n == 1 else plural}"
+
+
 @command(main, "run")
 @click.option("--once", is_flag=True, help="One full cycle (ingest, evaluate, send), then exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the cycle's result as JSON.")
@@ -186,9 +195,11 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     if as_json:
         _emit(summary, True)
     else:
-        ingested = ", ".join(f"{n} {k}" for k, n in sorted(summary["ingested"].items())) or "no new mail"
-        click.echo(f"ingested: {ingested}; evaluated {summary['evaluated']} due tickets, "
-                   f"queued {summary['notifications_queued']} notifications; sent {summary['sent']}"
+        ingested = ", ".join(_count(n, *OUTCOME_WORDS.get(k, (k, k))) for k, n in sorted(summary["ingested"].items()))
+        ingested = ingested or "no new mail"
+        click.echo(f"ingested: {ingested}; evaluated {_count(summary['evaluated'], 'due ticket', 'due tickets')}, "
+                   f"queued {_count(summary['notifications_queued'], 'notification', 'notifications')}; "
+                   f"sent {summary['sent']}"
                    + (f", {summary['retrying']} to retry" if summary["retrying"] else "")
                    + (f", {summary['failed']} failed" if summary["failed"] else ""))
         for error in summary["errors"]:

@@ -20,6 +20,7 @@ from datetime import datetime
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bqBQ]\?[^?\s]*\?=")
 MAX_HEADER_TEXT = 200
+_UNFOLDED_ASCII = email.policy.SMTP.clone(max_line_length=998)
 
 
 class UnsafeMail(RuntimeError):
@@ -43,8 +44,13 @@ def build_mail(*, mail_from: str, from_name: str, to: list[str], subject: str, t
                references: list[str] | tuple[str, ...] = (), reply_to: str | None = None,
                extra_headers: dict[str, str] | None = None) -> bytes:
     """A multipart/alternative message as bytes, with threading and anti-loop headers."""
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["Subject"] = clean_header_text(subject, limit=250)
+    subject = clean_header_text(subject, limit=250)
+    # The stdlib folds some ASCII subjects (e.g. with an address in them) right after "Subject:",
+    # which readers show with a leading space; an ASCII subject of ≤ 250 characters needs no
+    # folding (RFC 5322's hard limit is 998). Non-ASCII subjects need encoded words: default folding.
+    policy = _UNFOLDED_ASCII if subject.isascii() else email.policy.SMTP
+    msg = EmailMessage(policy=policy)
+    msg["Subject"] = subject
     msg["From"] = email.headerregistry.Address(display_name=clean_header_text(from_name, 80),
                                                addr_spec=mail_from)
     msg["To"] = ", ".join(to)
