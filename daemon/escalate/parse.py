@@ -958,9 +958,10 @@ def html_to_text(markup: str) -> str:
 # quoted history
 
 _QUOTE = re.compile(r"^\s*>")
-_ATTRIBUTION_END = re.compile(
-    r"(?:wrote|writes|schrieb|a écrit|escribió|escreveu|scrisse|ha scritto|schreef|skrev|kirjoitti|napisał)"
-    r"\s*:\s*$", re.I)
+_ATTRIBUTION_VERB = (r"(?:wrote|writes|schrieb|a écrit|escribió|escreveu|scrisse|ha scritto|schreef|skrev|"
+                     r"kirjoitti|napisał)")
+_ATTRIBUTION_END = re.compile(_ATTRIBUTION_VERB + r"\s*:\s*$", re.I)      # "… Alice <a@b> wrote:"
+_ATTRIBUTION_INNER = re.compile(r"\b" + _ATTRIBUTION_VERB + r"\b.*:\s*$", re.I)  # "Am … schrieb Alice <a@b>:"
 _ATTRIBUTION_START = re.compile(r"^\s*(?:On|Am|Le|El|Em|Il|Op|Den|Dne|W dniu)\s", re.I)
 _ORIGINAL_MESSAGE = re.compile(
     r"^\s*-{2,}\s*(?:Original Message|Ursprüngliche Nachricht|Originalnachricht|Message d'origine|"
@@ -986,7 +987,7 @@ def _history_start(lines: list[str]) -> int:
             return index
         if len(line) > 1000:
             continue
-        if line.rstrip().endswith(":") and _ATTRIBUTION_END.search(line):
+        if line.rstrip().endswith(":"):
             start = _attribution_start(lines, index)
             if start is not None:
                 return start
@@ -996,17 +997,21 @@ def _history_start(lines: list[str]) -> int:
 
 
 def _attribution_start(lines: list[str], index: int) -> int | None:
-    """Where an "On <date>, <name> wrote:" line begins (clients wrap it over up to 3 lines);
-    None when the line does not look like an attribution: "as I wrote:" is not one."""
+    """Where an attribution ending at line `index` begins ("On <date>, <name> wrote:", "Am <date>
+    schrieb <name>:"; clients wrap it over up to 3 lines), or None when it is not one: "As I
+    wrote:" or "In 2024 I wrote the following:" are text."""
     start = index
     for back in (1, 2):
         if _ATTRIBUTION_START.match(lines[start]) or index - back < 0 or not lines[index - back].strip():
             break
         if _ATTRIBUTION_START.match(lines[index - back]) and len(" ".join(lines[index - back:index + 1])) <= 400:
             start = index - back
-    joined = " ".join(lines[start:index + 1])
+    joined = " ".join(line.strip() for line in lines[start:index + 1])
     following = next((line for line in lines[index + 1:index + 4] if line.strip()), "")
-    if _ATTRIBUTION_START.match(joined) or re.search(r"[\d@]", joined) or _QUOTE.match(following):
+    evidence = bool(re.search(r"[\d@]", joined)) or bool(_QUOTE.match(following))
+    if _ATTRIBUTION_END.search(joined) and (evidence or _ATTRIBUTION_START.match(joined)):
+        return start
+    if _ATTRIBUTION_START.match(joined) and _ATTRIBUTION_INNER.search(joined) and evidence:
         return start
     return None
 

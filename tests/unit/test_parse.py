@@ -102,8 +102,8 @@ def test_multipart_alternative_takes_plain_text_and_keeps_html():
         "--XYZ--\n",
     )
     parsed = parse_message(raw)
-    assert parsed.text == "Plain café.\n"
-    assert parsed.html == "<p>HTML <b>café</b>.</p>\n"
+    assert parsed.text == "Plain café."  # the CRLF before a boundary is the boundary's
+    assert parsed.html == "<p>HTML <b>café</b>.</p>"
     assert parsed.attachments == ()
 
 
@@ -140,7 +140,7 @@ def test_attachments_are_listed_with_decoded_size_and_embedded_messages_are_not_
         b"--m--\n",
     )
     parsed = parse_message(raw)
-    assert parsed.text == "see attached\n"
+    assert parsed.text == "see attached"
     assert parsed.attachments[0] == Attachment("report.pdf", "application/pdf", len(pdf))
     assert parsed.attachments[1] == Attachment(None, "image/png", 8)
     assert parsed.attachments[2].content_type == "message/rfc822"
@@ -157,7 +157,7 @@ def test_attachments_are_listed_with_decoded_size_and_embedded_messages_are_not_
     ("=?UTF-8?B?Y2Fmw6k=?=\n =?UTF-8?B?IGNyw6htZQ==?=", "café crème"),         # folded between words
     ("=?utf-8?q?a?= plain =?iso-8859-1?q?=E9?=", "a plain é"),                 # mixed with text
     ("=?UTF-8?B?4oKs?==?UTF-8?B?4oKs?=", "€€"),                               # glued together
-    ("=?UTF-8?B?4o?= =?UTF-8?B?Ks?=", "€"),                                  # multi-byte char split
+    ("=?UTF-8?B?4oI=?= =?UTF-8?B?rA==?=", "€"),                              # multi-byte char split
     ("=?ISO-8859-1*en?Q?Gr=FC=DFe?=", "Grüße"),                              # RFC 2231 language tag
     ("=?utf-8?q?" + "x" * 120 + "?=", "x" * 120),                             # encoded word > 75 chars
     ("=?utf-8?b?invalid base64?= end", "=?utf-8?b?invalid base64?= end"),     # not an encoded word
@@ -426,9 +426,9 @@ def test_to_and_cc_keep_readable_addresses_and_drop_the_rest():
 
 
 def test_very_long_to_header_falls_back_to_tolerant_extraction():
-    many = ", ".join(f"\"User {i}\" <user{i}@example.com>" for i in range(2_000))
+    many = ", ".join(f"\"User {i}\" <user{i}@example.com>" for i in range(1_500))
     parsed = parse_message(mail(f"From: a@example.org\nTo: {many}\n"))
-    assert len(parsed.to_addrs) == 2_000 and parsed.to_addrs[-1] == "user1999@example.com"
+    assert len(parsed.to_addrs) == 1_500 and parsed.to_addrs[-1] == "user1499@example.com"
     assert "header-too-long:To" in parsed.defects
 
 
@@ -522,6 +522,12 @@ REPLIES = {
     "thunderbird": NEW + "\n\nOn 02/11/2026 09:00, Escalate wrote:\n> #resolve\n",
     "thunderbird-old": NEW + "\n\nEscalate wrote:\n> #resolve\n",
     "german-client": NEW + "\n\nAm 02.11.2026 um 09:00 schrieb Escalate <escalate@example.com>:\n> #resolve\n",
+    "german-wrapped": NEW + "\n\nAm Mo., 2. Nov. 2026 um 09:00 Uhr schrieb Escalation Daemon <\n"
+                            "escalate@example.com>:\n\n> #resolve\n",
+    "french-client": NEW + "\n\nLe lun. 2 nov. 2026 à 09:00, Escalate <escalate@example.com> a écrit :\n"
+                           "> #resolve\n",
+    "dutch-client": NEW + "\n\nOp ma 2 nov. 2026 om 09:00 schreef Escalate <escalate@example.com>:\n\n"
+                          "#resolve\n",
     "quoted-only": NEW + "\n\n> #resolve\n> earlier text\n",
     "nested-quotes": NEW + "\n>> #resolve\n",
     "interleaved": NEW + "\n> question one\nanswer one #resolve\n> question two\n",
@@ -553,6 +559,8 @@ def test_new_text_of_a_whole_reply_mail(name):
 
 @pytest.mark.parametrize("text, expected", [
     ("As I wrote:\nthe fix is deployed.", "As I wrote:\nthe fix is deployed."),
+    ("In 2024 I wrote the following:\nstep 1", "In 2024 I wrote the following:\nstep 1"),
+    ("On Monday I wrote this:\nstep 1", "On Monday I wrote this:\nstep 1"),
     ("Plain reply, nothing quoted.", "Plain reply, nothing quoted."),
     ("Use -> and => freely\nFrom: here on, it works", "Use -> and => freely\nFrom: here on, it works"),
     ("> all quoted\n#resolve", ""),
@@ -626,8 +634,8 @@ def test_ten_thousand_parts():
                     for i in range(10_000))
     parsed, seconds = _timed(mail("From: a@example.org\nContent-Type: multipart/mixed; boundary=B\n",
                                   "--B\nContent-Type: text/plain\n\nfirst\n" + parts + "--B--\n"))
-    assert parsed.text == "first\n"
-    assert len(parsed.attachments) == 999 and "part-limit" in parsed.defects
+    assert parsed.text == "first"
+    assert len(parsed.attachments) == 998 and "part-limit" in parsed.defects  # root + text + 998 = 1,000
     assert seconds < 10
 
 
