@@ -9,20 +9,19 @@ from __future__ import annotations
 import functools
 import getpass
 import json
-import logging
 import os
 import secrets
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from . import __version__, clock, db, outbox, queries
+from . import __version__, clock, db, logs, outbox, queries
 from .commands import COMMANDS, CommandContext
 from .config import ConfigError, Settings, load_settings
 from .db import write_transaction
+from .instance import AlreadyRunning, InstanceLock
 from .mailbox import MailboxUnavailable
 from .rules.loader import RulesError, check_rules
 from .service import Daemon, open_app, run_once
@@ -52,6 +51,8 @@ def _translate_errors(function: Callable) -> Callable:
             raise BadInput(str(error)) from None
         except MailboxUnavailable as error:
             raise RuntimeFailure(f"{error}\nIs the IMAP server up and ESCALATE_IMAP_URL right?") from None
+        except AlreadyRunning as error:
+            raise RuntimeFailure(str(error)) from None
     return wrapper
 
 
@@ -81,7 +82,9 @@ def command(group: click.Group, *args, **kwargs):
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return load_settings(env_file=ctx.obj.get("env_file"))
+    settings = load_settings(env_file=ctx.obj.get("env_file"))
+    logs.redactor.add(settings.secret_values())
+    return settings
 
 
 def _open(ctx: click.Context):
@@ -119,9 +122,7 @@ def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
     """escalate: turn the support mailbox into tickets and escalate what is slipping, by email."""
     ctx.ensure_object(dict)
     ctx.obj["env_file"] = env_file
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(verbose)
 
 
 def example_rules_path() -> Path:
@@ -182,10 +183,11 @@ def _count(n: int, singular: str, plural: str) -> str:
 def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     """The daemon: poll the mailbox, evaluate the rules, send escalations."""
     app = _open(ctx)
-    if not once:
-        Daemon(app).run()
-        return
-    result = run_once(app, clock.now())
+    with InstanceLock(app.settings.db_url):
+        if not once:
+            Daemon(app).run()
+            return
+        result = run_once(app, clock.now())
     summary = {
         "ingested": dict(result.ingest.outcomes), "tickets_created": result.ingest.tickets_created,
         "evaluated": result.tick.evaluated, "notifications_queued": result.tick.notifications,

@@ -83,11 +83,20 @@ class Settings:
     poll_seconds: float = 60.0
     tick_seconds: float = 30.0
     send_seconds: float = 10.0
+    metrics_address: str | None = None  # host:port for the Prometheus endpoint; None = off
+    stuck_seconds: float = 300.0  # one stage run longer than this stops the systemd watchdog pings
 
     def __repr__(self) -> str:
         return (f"Settings(imap={self.imap.redacted() if self.imap else None}, "
                 f"smtp={self.smtp.redacted() if self.smtp else None}, db_url={redact_url(self.db_url)}, "
                 f"rules_path={str(self.rules_path)!r}, secret={'***' if self.secret else None})")
+
+    def secret_values(self) -> list[str]:
+        """Every secret in these settings, for the log redactor."""
+        values = [self.secret.decode() if self.secret else None]
+        values += [url.password for url in (self.imap, self.smtp) if url is not None]
+        db_password = urlsplit(self.db_url).password
+        return [v for v in values + [db_password] if v]
 
     def require_secret(self) -> bytes:
         if not self.secret:
@@ -166,4 +175,16 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Non
         poll_seconds=_float(merged, "ESCALATE_POLL_SECONDS", 60.0),
         tick_seconds=_float(merged, "ESCALATE_TICK_SECONDS", 30.0),
         send_seconds=_float(merged, "ESCALATE_SEND_SECONDS", 10.0),
+        metrics_address=_address(merged, "ESCALATE_METRICS"),
+        stuck_seconds=_float(merged, "ESCALATE_STUCK_SECONDS", 300.0),
     )
+
+
+def _address(env: dict[str, str], name: str) -> str | None:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}: expected host:port such as 127.0.0.1:9464, got {text!r}")
+    return text

@@ -23,12 +23,18 @@ class DatabaseUrlError(ValueError):
     """ESCALATE_DB_URL names a database this build cannot open."""
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of a sqlite:// URL (sqlite:///relative.db, sqlite:////absolute.db), else None."""
+    if not url.startswith("sqlite:"):
+        return None
+    return url[len("sqlite:///"):] if url.startswith("sqlite:///") else urlsplit(url).path
+
+
 def connect(url: str) -> peewee.Database:
     """Open the database named by `url`, bind the models to it and create missing tables."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        # sqlite:///relative.db or sqlite:////absolute/path.db, as SQLAlchemy spells them
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
+        path = sqlite_path(url)
         if not path:
             raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
         if path != ":memory:":

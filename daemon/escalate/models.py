@@ -135,7 +135,7 @@ class Outbox(BaseModel):
     recipients = JSONField()
     subject = peewee.TextField()
     raw = peewee.BlobField()
-    status = peewee.CharField(default="queued", index=True)  # queued, sent, failed, cancelled
+    status = peewee.CharField(default="queued", index=True)  # queued, sent, failed, suppressed, cancelled
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(index=True)
     last_error = peewee.TextField(null=True)
@@ -145,6 +145,34 @@ class Outbox(BaseModel):
     class Meta:
         # one notification per (ticket, rule, step, due time), whatever the interleaving (N10)
         indexes = ((("ticket", "rule", "step", "due_at"), True),)
+
+
+class Delivery(BaseModel):
+    """One recipient of one outbox row: the unit the sender claims, retries and records.
+
+    Each recipient gets its own SMTP transaction with its own VERP return path (`mail_from`), so a
+    bounce names the notification and the member, and a refused recipient is retried or failed on
+    its own without re-sending to those who accepted (N4).
+    """
+
+    outbox = peewee.ForeignKeyField(Outbox, backref="deliveries", on_delete="CASCADE")
+    recipient = peewee.CharField()
+    mail_from = peewee.CharField()  # the VERP return path for this recipient
+    status = peewee.CharField(default="queued")  # queued, sent, failed, bounced, suppressed, cancelled
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = UTCDateTimeField()
+    created_at = UTCDateTimeField()
+    sent_at = UTCDateTimeField(null=True)
+    failed_at = UTCDateTimeField(null=True)
+    code = peewee.IntegerField(null=True)  # the SMTP reply code of the last failure
+    last_error = peewee.TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("outbox", "recipient"), True),
+            (("status", "next_attempt_at"), False),  # what the sender claims
+            (("recipient", "created_at"), False),  # the per-address loop caps
+        )
 
 
 class Event(BaseModel):
@@ -170,4 +198,4 @@ class Quarantine(BaseModel):
     raw = peewee.BlobField()
 
 
-ALL_MODELS = [FolderState, Ticket, Message, Escalation, Outbox, Event, Quarantine]
+ALL_MODELS = [FolderState, Ticket, Message, Escalation, Outbox, Delivery, Event, Quarantine]

@@ -214,9 +214,9 @@ def _parse(raw: bytes) -> ParsedMail:
     body_defects = _Defects()
     try:
         body = _read_body(message, body_defects)
-    except (_BudgetExceeded, RecursionError) as error:
-        # the lazy policy.default parse ran out of budget while we walked it: walk compat32's instead
-        defects.add("parse-budget-exceeded" if isinstance(error, _BudgetExceeded) else "parse-error:RecursionError")
+    except _BudgetExceeded:
+        # policy.default parses lazily, so the budget can also run out while we walk the parts
+        defects.add("parse-budget-exceeded")
         defects.add("parse-fallback:compat32")
         body_defects = _Defects()
         try:
@@ -230,18 +230,18 @@ def _parse(raw: bytes) -> ParsedMail:
     defects.extend(body_defects)
     text, html, attachments = body
     headers = _decode_headers(fields, defects)
-    first = _first_values(fields)
-    from_addr, from_name = _from(first.get("from", []), defects)
+    by_name = _values_by_name(fields)
+    from_addr, from_name = _from(by_name.get("from", []), defects)
     return ParsedMail(
-        message_id=_message_id(first.get("message-id", []), defects),
-        in_reply_to=_id_list(first.get("in-reply-to", []), "In-Reply-To", defects),
-        references=_id_list(first.get("references", []), "References", defects),
+        message_id=_message_id(by_name.get("message-id", []), defects),
+        in_reply_to=_id_list(by_name.get("in-reply-to", []), "In-Reply-To", defects),
+        references=_id_list(by_name.get("references", []), "References", defects),
         subject=_subject(fields, headers, defects),
         from_addr=from_addr,
         from_name=from_name,
-        to_addrs=_address_list(first.get("to", []), "To", defects, _Budget(MAX_ADDRESS_PARSE_CHARS)),
-        cc_addrs=_address_list(first.get("cc", []), "Cc", defects, _Budget(MAX_ADDRESS_PARSE_CHARS)),
-        date=_date(first.get("date", []), defects),
+        to_addrs=_address_list(by_name.get("to", []), "To", defects, _Budget(MAX_ADDRESS_PARSE_CHARS)),
+        cc_addrs=_address_list(by_name.get("cc", []), "Cc", defects, _Budget(MAX_ADDRESS_PARSE_CHARS)),
+        date=_date(by_name.get("date", []), defects),
         text=text,
         html=html,
         new_text=extract_new_text(text),
@@ -309,7 +309,7 @@ def _read_headers(message: Message, defects: _Defects) -> list[tuple[str, str]]:
     return fields
 
 
-def _first_values(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
+def _values_by_name(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name, value in fields:
         found.setdefault(name.lower(), []).append(value)
@@ -679,7 +679,7 @@ def _read_body(message: Message, defects: _Defects) -> tuple[str, str | None, tu
         if text.strip():
             break
     if not text.strip() and html is not None:
-        text = _clean_text(html_to_text(html))
+        text = _clean_text(_html_to_text(html))
     if not text.strip() and leftovers:
         text = _part_text(leftovers[0], MAX_TEXT_CHARS, "text-truncated", defects)
     return text, html, tuple(attachments)
@@ -903,7 +903,7 @@ class _Lines:
         return re.sub(r"\n(?:[ \t>]*\n){2,}", "\n\n", "\n".join(self.lines)).strip()
 
 
-def html_to_text(markup: str) -> str:
+def _html_to_text(markup: str) -> str:
     """Readable text from HTML: tags stripped, block elements and <br> → newlines, blockquotes
     → "> " lines, entities unescaped, script/style/title dropped. Linear in the input (no
     html.parser: it is quadratic on some malformed input before 3.13.4, CVE-2025-6069)."""

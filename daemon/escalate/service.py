@@ -1,33 +1,40 @@
 """The daemon: open the database and rules, then ingest, evaluate and send — once, or on
 schedules until SIGTERM.
 
-Each stage runs on its own interval (the `schedule` library) and a failing stage is logged and
-retried with back-off without stopping the others: an unreachable IMAP server does not stop
-escalations that are already due, and an unreachable SMTP server loses nothing (the outbox keeps
-it). SIGHUP reloads the rules; a broken file is reported and the last good rules stay in force.
+Each stage runs in its own thread, woken on its own interval by the `schedule` library, and a
+failing stage is logged and retried with back-off without stopping the others: an unreachable
+IMAP server does not stop escalations that are already due, a slow SMTP server does not delay
+them, and an unreachable one loses nothing (the outbox keeps it). SIGHUP reloads the rules; a
+broken file is reported and the last good rules stay in force.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Callable
 
+import peewee
 import schedule
 
 from . import clock, db, engine, outbox
 from .config import ConfigError, Settings
 from .ingest import IngestResult, ingest_folder
 from .mailbox import Mailbox, MailboxUnavailable
+from .metrics import Metrics
 from .rules.loader import RulesError, load_ruleset
 from .rules.model import Ruleset
+from .sdnotify import Notifier, watchdog_interval
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; O3 wants an exit within 10 s
 
 
 @dataclass
@@ -88,16 +95,81 @@ def run_once(app: App, now: datetime) -> CycleResult:
     return CycleResult(ingest=ingest(app, now), tick=tick(app, now), send=send(app, now))
 
 
-class Daemon:
-    """`escalate run`: the stages on their schedules until SIGTERM/SIGINT."""
+class Stage(threading.Thread):
+    """One stage (ingest, tick or send) in its own thread, so a slow SMTP server cannot delay
+    escalation decisions (N8). The scheduler wakes it; a wake-up while it is busy is coalesced.
+    Failures back off exponentially, capped, and never end the thread."""
 
-    def __init__(self, app: App):
+    def __init__(self, name: str, function: Callable[[App, datetime], Any], daemon: "Daemon"):
+        super().__init__(name=f"escalate-{name}", daemon=True)
+        self.stage = name
+        self.function = function
+        self.owner = daemon
+        self.wake = threading.Event()
+        self.started_at: float | None = None  # monotonic start of the run in progress
+        self.failures = 0
+        self.retry_at = 0.0
+        self.last_result: Any = None
+        self.last_error: str | None = None
+
+    def trigger(self) -> None:
+        self.wake.set()
+
+    def busy_for(self) -> float:
+        started = self.started_at
+        return time.monotonic() - started if started is not None else 0.0
+
+    def run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.owner.stopping:
+                return
+            if time.monotonic() < self.retry_at:
+                continue
+            self.started_at = time.monotonic()
+            try:
+                self.last_result = self.function(self.owner.app, clock.now())
+            except (MailboxUnavailable, outbox.SmtpUnavailable, OSError, peewee.OperationalError) as error:
+                self._failed(str(error))
+            except Exception as error:  # a bug in one stage must not stop the others; say so loudly
+                log.exception("%s failed unexpectedly", self.stage)
+                self._failed(f"{type(error).__name__}: {error}")
+            else:
+                self.failures, self.retry_at, self.last_error = 0, 0.0, None
+                self.owner.stage_done(self, self.last_result)
+            finally:
+                self.started_at = None
+                db.close()  # this thread's connection; the next run opens a fresh one
+
+    def _failed(self, error: str) -> None:
+        self.failures += 1
+        delay = min(2.0 ** self.failures, MAX_BACKOFF_SECONDS)
+        self.retry_at = time.monotonic() + delay
+        self.last_error = error
+        log.warning("%s failed (%s); retrying in %.0f s", self.stage, error, delay)
+        self.owner.stage_failed(self, error)
+
+
+class Daemon:
+    """`escalate run`: ingest, tick and send on their schedules until SIGTERM/SIGINT.
+
+    systemd hears READY=1 once the database, rules and instance lock are good, WATCHDOG=1 at
+    half of WatchdogSec while no stage has been stuck longer than `stuck_seconds` (so a hung
+    loop is restarted), STATUS= lines, and STOPPING=1.
+    """
+
+    def __init__(self, app: App, *, notifier: Notifier | None = None, metrics: Metrics | None = None):
         self.app = app
+        self.notifier = notifier or Notifier()
+        self.metrics = metrics or Metrics()
+        self.stuck_seconds = app.settings.stuck_seconds
         self.stopping = False
         self.reload_requested = False
         self.scheduler = schedule.Scheduler()
-        self._failures: dict[str, int] = {}
-        self._retry_at: dict[str, float] = {}
+        self.stages = {name: Stage(name, function, self) for name, function in
+                       (("ingest", ingest), ("tick", tick), ("send", send))}
+        self._status: dict[str, str] = {}
 
     def request_stop(self, *_args) -> None:
         self.stopping = True
@@ -111,43 +183,86 @@ class Daemon:
             self.app.ruleset = load_rules(self.app.settings, self.app.renderer)
         except RulesError as error:
             log.error("rules reload failed; keeping the last good rules:\n%s", error)
+            self.notifier.status(f"rules reload failed, running on the last good rules: {error.issues[0] if error.issues else error}")
             return
         log.info("rules reloaded from %s", self.app.settings.rules_path)
 
-    def _stage(self, name: str, function) -> None:
-        """Run one stage unless it is backing off; failures back off exponentially, capped."""
-        if self.stopping or time.monotonic() < self._retry_at.get(name, 0.0):
-            return
-        try:
-            result = function(self.app, clock.now())
-        except (MailboxUnavailable, outbox.SmtpUnavailable, OSError) as error:
-            failures = self._failures.get(name, 0) + 1
-            self._failures[name] = failures
-            delay = min(2.0 ** failures, MAX_BACKOFF_SECONDS)
-            self._retry_at[name] = time.monotonic() + delay
-            log.warning("%s failed (%s); retrying in %.0f s", name, error, delay)
-            return
-        except Exception:  # a bug in one stage must not stop the others; say so loudly
-            log.exception("%s failed unexpectedly", name)
-            return
-        self._failures.pop(name, None)
-        self._retry_at.pop(name, None)
-        log.debug("%s: %s", name, result)
+    def stage_done(self, stage: Stage, result: Any) -> None:
+        metrics = self.metrics
+        metrics.stage_succeeded(stage.stage)
+        if stage.stage == "ingest":
+            metrics.imap_up.set(1)
+            for outcome, count in result.outcomes.items():
+                metrics.ingested.labels(outcome).inc(count)
+            self._status["ingest"] = f"ingest ok ({sum(result.outcomes.values())} new)"
+        elif stage.stage == "tick":
+            metrics.notifications_queued.inc(result.notifications)
+            self._status["tick"] = f"tick ok ({result.evaluated} due, {result.notifications} queued)"
+        elif stage.stage == "send":
+            metrics.sent.inc(result.sent)
+            if result.retrying:
+                metrics.send_failures.labels("retry").inc(result.retrying)
+            if result.failed:
+                metrics.send_failures.labels("permanent").inc(result.failed)
+            self._status["send"] = f"send ok ({result.sent} sent)" + (f", {result.retrying} to retry" if result.retrying else "")
+        self.notifier.status("; ".join(self._status[k] for k in ("ingest", "tick", "send") if k in self._status))
+
+    def stage_failed(self, stage: Stage, error: str) -> None:
+        if stage.stage == "ingest":
+            self.metrics.imap_up.set(0)
+            self._status["ingest"] = "IMAP unavailable"
+        else:
+            self._status[stage.stage] = f"{stage.stage} failing"
+        self.notifier.status("; ".join(self._status.values()))
+
+    def healthy(self) -> bool:
+        """False when a stage has been stuck in one run for longer than `stuck_seconds`."""
+        return all(stage.busy_for() <= self.stuck_seconds for stage in self.stages.values())
 
     def run(self) -> None:
         settings = self.app.settings
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
-        self.scheduler.every(settings.poll_seconds).seconds.do(self._stage, "ingest", ingest)
-        self.scheduler.every(settings.tick_seconds).seconds.do(self._stage, "tick", tick)
-        self.scheduler.every(settings.send_seconds).seconds.do(self._stage, "send", send)
+        intervals = {"ingest": settings.poll_seconds, "tick": settings.tick_seconds, "send": settings.send_seconds}
+        for name, stage in self.stages.items():
+            self.scheduler.every(intervals[name]).seconds.do(stage.trigger)
+            stage.start()
+        watchdog = watchdog_interval()
+        if watchdog is not None:
+            self.scheduler.every(watchdog).seconds.do(self._watchdog)
+        if settings.metrics_address:
+            host, port = self.metrics.serve(settings.metrics_address)
+            log.info("metrics on http://%s:%s/metrics", host, port)
         log.info("escalate running: %r", settings)
+        self.notifier.ready(f"running; rules {settings.rules_path}")
         self.scheduler.run_all()
         while not self.stopping:
             if self.reload_requested:
                 self.reload_rules()
             self.scheduler.run_pending()
             idle = self.scheduler.idle_seconds
-            time.sleep(max(0.0, min(idle if idle is not None else 1.0, 1.0)))
+            time.sleep(max(0.0, min(idle if idle is not None else 0.2, 0.2)))
+        self._stop()
+
+    def _watchdog(self) -> None:
+        if self.healthy():
+            self.notifier.watchdog()
+        else:
+            stuck = [f"{s.stage} for {s.busy_for():.0f} s" for s in self.stages.values() if s.busy_for() > self.stuck_seconds]
+            log.error("not telling the watchdog: stuck in %s", ", ".join(stuck))
+
+    def _stop(self) -> None:
+        """Let in-flight work finish (bounded), then leave: exit 0 within the stop timeout (O3)."""
+        self.notifier.stopping()
+        for stage in self.stages.values():
+            stage.trigger()  # wake idle threads so they see `stopping` and return
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for stage in self.stages.values():
+            stage.join(timeout=max(0.0, deadline - time.monotonic()))
+            if stage.is_alive():
+                log.warning("%s still busy at shutdown after %.0f s; leaving it (its work is retried on restart)",
+                            stage.stage, STOP_TIMEOUT_SECONDS)
+        self.metrics.close()
+        self.notifier.close()
         log.info("escalate stopped")

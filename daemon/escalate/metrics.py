@@ -1,0 +1,74 @@
+"""Prometheus metrics on an optional loopback HTTP endpoint (ESCALATE_METRICS=127.0.0.1:9464).
+
+Counters move as the stages report; gauges that describe the database (tickets by status and
+tier, outbox depth and oldest age) are read at scrape time, so they are never stale and cost
+nothing between scrapes. Each daemon gets its own registry (no global state to leak between
+tests or instances in one process).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+from . import clock
+from .models import Outbox, Quarantine, Ticket
+
+
+class DatabaseCollector:
+    """Gauges computed from the database when Prometheus scrapes."""
+
+    def collect(self):
+        tickets = GaugeMetricFamily("escalate_tickets", "Tickets by status and tier", labels=["status", "tier"])
+        rows = (Ticket.select(Ticket.status, Ticket.tier, Ticket.id.count().alias("n"))
+                .group_by(Ticket.status, Ticket.tier).tuples())
+        for status, tier, count in rows:
+            tickets.add_metric([status, str(tier) if tier is not None else "none"], count)
+        yield tickets
+        depth = GaugeMetricFamily("escalate_outbox_depth", "Mail waiting to be sent")
+        queued = Outbox.select().where(Outbox.status == "queued")
+        depth.add_metric([], queued.count())
+        yield depth
+        oldest = queued.order_by(Outbox.created_at).first()
+        age = GaugeMetricFamily("escalate_outbox_oldest_age_seconds", "Age of the oldest queued mail")
+        age.add_metric([], max((clock.now() - oldest.created_at).total_seconds(), 0.0) if oldest else 0.0)
+        yield age
+        quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
+        quarantined.add_metric([], Quarantine.select().count())
+        yield quarantined
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ingested = Counter("escalate_mail_ingested", "Mail ingested, by outcome", ["outcome"], registry=self.registry)
+        self.notifications_queued = Counter("escalate_notifications_queued", "Notifications queued by the engine",
+                                            registry=self.registry)
+        self.sent = Counter("escalate_mail_sent", "Mail sent", registry=self.registry)
+        self.send_failures = Counter("escalate_send_failures", "Send attempts that failed, by kind", ["kind"],
+                                     registry=self.registry)
+        self.tick_seconds = Histogram("escalate_tick_duration_seconds", "Time to evaluate the due tickets",
+                                      registry=self.registry)
+        self.imap_up = Gauge("escalate_imap_up", "1 when the last IMAP poll reached the server", registry=self.registry)
+        self.stage_last_success = Gauge("escalate_stage_last_success_timestamp_seconds",
+                                        "When each stage last finished without error", ["stage"], registry=self.registry)
+        self.registry.register(DatabaseCollector())
+        self._server = None
+
+    def serve(self, address: str) -> tuple[str, int]:
+        host, _, port = address.rpartition(":")
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
+        self._server = server
+        return server.server_address[:2]
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def stage_succeeded(self, stage: str) -> None:
+        self.stage_last_success.labels(stage).set(time.time())
