@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import tickets
+from . import crashpoints, tickets
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket
 from .notify import queue_escalation
@@ -61,6 +61,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             with write_transaction():
                 ticket = Ticket.get_by_id(row.id)
                 queued = evaluate(ticket, ruleset, renderer, secret, now)
+                crashpoints.hit("in-tick-before-commit")
             result.evaluated += 1
             result.notifications += queued
             if queued:

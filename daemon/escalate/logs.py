@@ -21,8 +21,10 @@ class LogfmtFormatter(logging.Formatter):
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
-        quoted = '"' + message.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        line = f"level={record.levelname.lower()} logger={record.name} msg={quoted}"
+        # msg comes last and unquoted, so a person reads it as written and a parser splits on
+        # the first " msg="; continuation lines are indented under it
+        message = message.replace("\n", "\n    ")
+        line = f"level={record.levelname.lower()} logger={record.name} msg={message}"
         if not self.journald:
             line = f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} {line}"
         else:

@@ -3,11 +3,14 @@ reloads rules on SIGHUP (keeping the last good ones), and stops cleanly on SIGTE
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from escalate.loopback import Dovecot, SmtpSink
 
@@ -57,3 +60,182 @@ def test_daemon_escalates_on_its_own_and_stops_on_sigterm(env, rules_file, dovec
     assert "rules reload failed; keeping the last good rules" in err
     assert f'{rules_path}:' in err and 'expected a duration like "30m", got "soon"' in err
     assert env["ESCALATE_SECRET"] not in err
+
+
+class NotifySocket:
+    """systemd's side of sd_notify: a unix datagram socket the daemon reports to (no systemd needed)."""
+
+    def __init__(self) -> None:
+        import socket
+        import tempfile
+        self.directory = tempfile.mkdtemp(prefix="esc-notify-")  # short: unix socket paths max out at 107 bytes
+        self.path = os.path.join(self.directory, "notify")
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(self.path)
+        self.received: list[tuple[float, str]] = []
+
+    def collect(self, seconds: float) -> list[tuple[float, str]]:
+        """Read datagrams for `seconds`; returns (arrival time, field) pairs received meanwhile."""
+        import socket
+        deadline = time.monotonic() + seconds
+        new = []
+        while (left := deadline - time.monotonic()) > 0:
+            self.socket.settimeout(left)
+            try:
+                data = self.socket.recv(4096)
+            except socket.timeout:
+                break
+            for field in data.decode().splitlines():
+                new.append((time.monotonic(), field))
+        self.received += new
+        return new
+
+    def drain(self) -> None:
+        """Forget what is already queued in the socket (sent before now)."""
+        self.socket.setblocking(False)
+        try:
+            while True:
+                self.received.append((time.monotonic(), self.socket.recv(4096).decode()))
+        except BlockingIOError:
+            pass
+        finally:
+            self.socket.setblocking(True)
+
+    def wait_for(self, field: str, timeout: float = 15.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, got in self.collect(0.2):
+                if got == field:
+                    return at
+        raise AssertionError(f"no {field} within {timeout} s; got {[f for _, f in self.received]}")
+
+    def close(self) -> None:
+        import shutil
+        self.socket.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def notify_socket():
+    sock = NotifySocket()
+    yield sock
+    sock.close()
+
+
+def test_systemd_hears_ready_watchdog_status_and_stopping(env, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
+    env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"})  # WatchdogSec=1s → ping every 0.5 s
+    daemon = start_daemon(env)
+    try:
+        notify_socket.wait_for("READY=1")
+        pings = [at for at, field in notify_socket.collect(2.6) if field == "WATCHDOG=1"]
+        assert len(pings) >= 4, notify_socket.received
+        assert max(b - a for a, b in zip(pings, pings[1:])) <= 0.75  # ≤ WatchdogSec/2, with scheduling slack
+        assert any(field.startswith("STATUS=") and "ingest ok" in field for _, field in notify_socket.received)
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    notify_socket.collect(0.3)
+    assert "STOPPING=1" in [field for _, field in notify_socket.received]
+
+
+def test_a_stuck_stage_stops_the_watchdog(env, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
+    import socket
+    # an IMAP server that accepts and then says nothing: the ingest stage hangs in its read
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(5)
+    port = black_hole.getsockname()[1]
+    env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "600000", "ESCALATE_STUCK_SECONDS": "1",
+                "ESCALATE_IMAP_URL": f"imap://support:pw@127.0.0.1:{port}/INBOX"})
+    daemon = start_daemon(env)
+    try:
+        notify_socket.wait_for("READY=1")
+        time.sleep(1.5)  # past the stuck threshold (real time: this is the watchdog's own clock)
+        notify_socket.drain()  # pings sent while ingest was not yet stuck
+        later = notify_socket.collect(1.5)
+        assert "WATCHDOG=1" not in [field for _, field in later], "the watchdog was fed while ingest hung"
+        assert daemon.poll() is None
+    finally:
+        code, err = stop(daemon)
+        black_hole.close()
+    assert code == 0, err  # SIGTERM still ends it promptly, stuck thread and all
+    assert "not telling the watchdog: stuck in ingest" in err
+
+
+def test_no_ready_when_the_rules_are_broken(env, rules_file, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
+    env.update({"NOTIFY_SOCKET": notify_socket.path,
+                "ESCALATE_RULES": str(rules_file(TEST_RULES.replace("version: 1", "version: 7")))})
+    daemon = start_daemon(env)
+    _out, err = daemon.communicate(timeout=20)
+    assert daemon.returncode == 2
+    assert "rules.yaml:1:" in err and "version" in err
+    notify_socket.collect(0.2)
+    assert "READY=1" not in [field for _, field in notify_socket.received]
+
+
+def test_a_second_daemon_on_the_same_sqlite_file_refuses(env, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink, cli):
+    env["NOTIFY_SOCKET"] = notify_socket.path
+    first = start_daemon(env)
+    try:
+        notify_socket.wait_for("READY=1")
+        second = subprocess.run([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env},
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert f"pid {first.pid}" in second.stderr and "would send every notification twice" in second.stderr
+        once = cli("run", "--once", expect=1)
+        assert "already evaluating and sending" in once.output
+        assert first.poll() is None
+    finally:
+        code, err = stop(first)
+    assert code == 0, err
+
+
+def test_slow_smtp_does_not_delay_escalation_decisions(env, rules_file, dovecot: Dovecot, smtp_sink: SmtpSink, mail, cli):
+    env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
+    smtp_sink.mode, smtp_sink.delay = "slow", 8.0
+    daemon = start_daemon(env)
+    try:
+        dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="500s"))
+        deadline = time.monotonic() + 15
+        while smtp_sink.attempts == 0 and time.monotonic() < deadline:  # the first DATA is now hanging
+            time.sleep(0.05)
+        assert smtp_sink.attempts == 1
+        dovecot.append(mail(sender="dana@other.example", subject="API down", body="timeouts"))
+        deadline = time.monotonic() + 5
+        queued = []
+        while time.monotonic() < deadline and not queued:
+            queued = [row for row in json.loads(cli("outbox", "list", "--json").output) if row["ticket"] == "T-2"]
+            time.sleep(0.1)
+        assert queued, "the second ticket was not escalated while SMTP was slow"
+        assert smtp_sink.messages == []  # the first send is still waiting for its answer
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+
+
+def test_secrets_never_reach_logs_database_or_mail(env, tmp_path, dovecot: Dovecot, smtp_sink: SmtpSink, mail, rules_file):
+    password = "support-pw"  # the Dovecot fixture's password, inside ESCALATE_IMAP_URL
+    env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
+    daemon = subprocess.Popen([sys.executable, "-m", "escalate", "-vv", "run"],
+                              env={**os.environ, **env, "ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2",
+                                   "ESCALATE_SEND_SECONDS": "0.2"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        dovecot.append(mail(sender="carl@customer.example", subject="Outage", body="down"))
+        smtp_sink.wait_for(1, timeout=20)
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    assert "level=debug" in err  # it really logged at DEBUG
+    database = (tmp_path / "escalate.db").read_bytes() + (tmp_path / "escalate.db-wal").read_bytes() \
+        if (tmp_path / "escalate.db-wal").exists() else (tmp_path / "escalate.db").read_bytes()
+    sent = b"".join(m.data for m in smtp_sink.messages)
+    for secret in (password, env["ESCALATE_SECRET"]):
+        assert secret not in err
+        assert secret.encode() not in database
+        assert secret.encode() not in sent
+
+
+def test_a_password_in_rules_yaml_is_refused(rules_file, cli):
+    path = rules_file(TEST_RULES.replace("timezone: UTC", "timezone: UTC\nsmtp_password: hunter2"))
+    result = cli("rules", "check", str(path), expect=2)
+    assert "secrets belong in the environment" in result.output
