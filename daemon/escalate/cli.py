@@ -208,6 +208,19 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
             click.echo(f"warning: {error}", err=True)
 
 
+@command(main, "status")
+@json_option
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool) -> None:
+    """What the daemon is doing: running or not, tickets, outbox, folders, quarantine."""
+    from . import status
+
+    settings = _settings(ctx)
+    db.connect(settings.db_url)
+    facts = status.collect(settings, clock.now())
+    _emit(facts if as_json else status.describe(facts), as_json)
+
+
 @main.group("tickets")
 def tickets_group() -> None:
     """List, inspect and act on tickets."""

@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from . import clock
+from peewee import fn
+
+from . import clock, db
 from .models import Outbox, Quarantine, Ticket
 
 
@@ -22,8 +24,14 @@ class DatabaseCollector:
     """Gauges computed from the database when Prometheus scrapes."""
 
     def collect(self):
+        try:
+            yield from self._collect()
+        finally:
+            db.close()  # the scrape's own thread-local connection; each scrape runs in a new thread
+
+    def _collect(self):
         tickets = GaugeMetricFamily("escalate_tickets", "Tickets by status and tier", labels=["status", "tier"])
-        rows = (Ticket.select(Ticket.status, Ticket.tier, Ticket.id.count().alias("n"))
+        rows = (Ticket.select(Ticket.status, Ticket.tier, fn.COUNT(Ticket.id))
                 .group_by(Ticket.status, Ticket.tier).tuples())
         for status, tier, count in rows:
             tickets.add_metric([status, str(tier) if tier is not None else "none"], count)

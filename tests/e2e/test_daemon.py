@@ -239,3 +239,39 @@ def test_a_password_in_rules_yaml_is_refused(rules_file, cli):
     path = rules_file(TEST_RULES.replace("timezone: UTC", "timezone: UTC\nsmtp_password: hunter2"))
     result = cli("rules", "check", str(path), expect=2)
     assert "secrets belong in the environment" in result.output
+
+
+def test_metrics_endpoint_and_status_show_what_the_daemon_does(env, notify_socket, dovecot: Dovecot,
+                                                               smtp_sink: SmtpSink, mail, cli):
+    import socket
+    import urllib.request
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env.update({"ESCALATE_METRICS": f"127.0.0.1:{port}", "NOTIFY_SOCKET": notify_socket.path})
+    daemon = start_daemon(env)
+    try:
+        notify_socket.wait_for("READY=1")
+        dovecot.append(mail(sender="carl@customer.example", subject="Outage in EU", body="down"))
+        deadline = time.monotonic() + 15
+        text = ""
+        while time.monotonic() < deadline and 'escalate_mail_ingested_total{outcome="ticket"} 1.0' not in text:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            time.sleep(0.2)
+        assert 'escalate_mail_ingested_total{outcome="ticket"} 1.0' in text
+        assert 'escalate_tickets{status="new",tier="none"} 1.0' in text
+        assert "escalate_outbox_depth 0.0" in text
+        assert "escalate_imap_up 1.0" in text
+        assert "escalate_tick_duration_seconds" in text or "escalate_stage_last_success_timestamp_seconds" in text
+
+        status = json.loads(cli("status", "--json").output)
+        assert status["daemon"] == {"running": True, "pid": daemon.pid}
+        assert status["tickets"] == {"new": 1}
+        assert status["folders"][0]["folder"] == "INBOX" and status["folders"][0]["last_uid"] == 1
+        assert "support-pw" not in json.dumps(status)
+        person = cli("status").output
+        assert f"running, pid {daemon.pid}" in person and "1 new" in person
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    assert json.loads(cli("status", "--json").output)["daemon"] == {"running": False, "pid": None}
