@@ -15,6 +15,7 @@ class Notifier:
     def __init__(self, address: str | None = None):
         self.address = address if address is not None else os.environ.get("NOTIFY_SOCKET")
         self._socket: socket.socket | None = None
+        self._last_status: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -26,16 +27,19 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # non-blocking: a reader that stops reading (a full queue) must never stall the daemon
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._socket.sendto("\n".join(fields).encode(), target)
         except OSError:
-            pass  # systemd went away or the socket is gone: nothing useful to do about it here
+            pass  # systemd went away, the socket is gone or its queue is full: nothing to do about it here
 
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={status}")
 
     def status(self, status: str) -> None:
-        self.send(f"STATUS={status}")
+        if status != self._last_status:  # only changes: the stages report every few seconds
+            self._last_status = status
+            self.send(f"STATUS={status}")
 
     def watchdog(self) -> None:
         self.send("WATCHDOG=1")

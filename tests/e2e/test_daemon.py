@@ -275,3 +275,18 @@ def test_metrics_endpoint_and_status_show_what_the_daemon_does(env, notify_socke
         code, err = stop(daemon)
     assert code == 0, err
     assert json.loads(cli("status", "--json").output)["daemon"] == {"running": False, "pid": None}
+
+
+def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(env, rules_file, notify_socket, dovecot: Dovecot,
+                                                              smtp_sink: SmtpSink, mail):
+    """Found by the restart bench: a blocking sd_notify froze every stage once the queue was full."""
+    env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "100000",  # a ping every 50 ms
+                "ESCALATE_RULES": str(rules_file(IMMEDIATE_RULES))})
+    daemon = start_daemon(env)
+    try:
+        time.sleep(2)  # the unread queue is long full by now
+        dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
+        smtp_sink.wait_for(1, timeout=20)
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
