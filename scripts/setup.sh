@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what escalate's demo and tests need on a fresh Debian machine, once:
-# Debian's dovecot-imapd (the real IMAP server the demo and tests start on loopback) and a
+# Debian's dovecot-imapd (the real IMAP server the demo and tests start on loopback), Debian's
+# postgresql (for the multi-instance mode) and a
 # Python virtual environment in .venv with escalate installed editable, with its test extras.
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again (it skips what is there).
 set -euo pipefail
@@ -8,6 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 apt_packages=()
 [ -x /usr/sbin/dovecot ] || apt_packages+=(dovecot-imapd)
+# headless Chromium: the test that screenshots the HTML report and checks its charts rendered
+command -v chromium >/dev/null || apt_packages+=(chromium)
+# PostgreSQL (the multi-instance mode; tests start the cluster with pg_ctlcluster)
+command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_packages+=(postgresql)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup: installing ${apt_packages[*]} (Debian packages)" >&2

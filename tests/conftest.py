@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from escalate import clock, db
 from escalate.cli import main
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.loopback import Dovecot, Postgres, SmtpSink
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,12 +93,30 @@ def rules_file(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """Debian's PostgreSQL cluster, started with pg_ctlcluster when down; test databases dropped at the end."""
+    server = Postgres()
+    server.start()
+    yield server
+    server.drop_databases()
+
+
 @pytest.fixture
-def env(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink, rules_file) -> dict[str, str]:
+def database_url(request, tmp_path: Path) -> str:
+    """SQLite in tmp by default; `@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)`
+    runs a test on a fresh PostgreSQL database instead."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgres").create_database()
+    return f"sqlite:///{tmp_path / 'escalate.db'}"
+
+
+@pytest.fixture
+def env(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink, rules_file, database_url: str) -> dict[str, str]:
     return {
         "ESCALATE_IMAP_URL": dovecot.url(),
         "ESCALATE_SMTP_URL": smtp_sink.url,
-        "ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'escalate.db'}",
+        "ESCALATE_DB_URL": database_url,
         "ESCALATE_RULES": str(rules_file()),
         "ESCALATE_SECRET": secrets.token_hex(32),
     }

@@ -12,20 +12,21 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from . import __version__, clock, db, logs, outbox, queries
-from .commands import COMMANDS, CommandContext
+from . import __version__, clock, commands, db, logs, outbox, queries
+from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
 from .db import write_transaction
 from .instance import AlreadyRunning, InstanceLock
 from .mailbox import MailboxUnavailable
 from .rules.loader import RulesError, check_rules
 from .service import Daemon, open_app, run_once
-from .templates import Renderer, TemplateProblem
+from .templates import Renderer, TemplateProblem, check_templates
 from .tickets import TicketStateError
 
 
@@ -226,15 +227,56 @@ def tickets_group() -> None:
     """List, inspect and act on tickets."""
 
 
+SORT_KEYS = sorted(queries.TICKET_SORTS)
+PEOPLE_LIMIT = 200  # rows in the table for people unless --limit says otherwise; --json lists all
+
+
 @command(tickets_group, "list")
-@click.option("--status", type=click.Choice(["new", "open", "waiting", "resolved", "closed"]))
+@click.option("--status", "statuses", multiple=True, help="new, open, waiting, resolved or closed; repeat for several "
+              "(or 'active' for new, open and waiting).",
+              type=click.Choice(["new", "open", "waiting", "resolved", "closed", "active"]))
+@click.option("--tier", "tiers", type=int, multiple=True, metavar="N", help="Tickets that reached tier N (repeatable).")
+@click.option("--severity", "severities", multiple=True, metavar="NAME", help="A severity from rules.yaml (repeatable).")
+@click.option("--overdue", is_flag=True, help="Open tickets past their first-response or resolution target now.")
+@click.option("--requester", metavar="TEXT", help="Part of the requester's address, e.g. carl@ or @acme.example.")
+@click.option("--text", metavar="TEXT", help="Words in the subject or in any message of the ticket.")
+@click.option("--no-drills", is_flag=True, help="Leave out drill tickets (they are marked DRILL otherwise).")
+@click.option("--sort", type=click.Choice(SORT_KEYS), default="created", show_default=True,
+              help="Order by this; severity follows the rules' order, most severe first.")
+@click.option("--desc", "descending", is_flag=True, help="Reverse the order (newest, most severe, … first).")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+              help=f"At most N tickets (default: {PEOPLE_LIMIT} in the table, all with --json; 0 = all).")
 @json_option
 @click.pass_context
-def tickets_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """Tickets with status, severity, tier and when they are next due."""
-    _open_db(ctx)
-    _emit(queries.list_tickets(status), as_json,
-          ["ref", "status", "severity", "tier", "message_count", "created_at", "next_due_at", "subject"])
+def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int, ...], severities: tuple[str, ...],
+                 overdue: bool, requester: str | None, text: str | None, no_drills: bool, sort: str,
+                 descending: bool, limit: int | None, as_json: bool) -> None:
+    """Tickets with status, severity, tier and when they are next due, filtered and sorted."""
+    from . import sla, views
+    from .models import ACTIVE_STATUSES
+
+    wanted = tuple(dict.fromkeys(s for name in statuses for s in (ACTIVE_STATUSES if name == "active" else (name,))))
+    ruleset = None
+    if overdue or sort == "severity" or severities:
+        app = _open(ctx)  # targets, severity order and names come from the rules
+        ruleset = app.ruleset
+        known = [s.name for s in ruleset.severities]
+        unknown = [s for s in severities if s not in known]
+        if unknown:
+            raise BadInput(f"no severity {', '.join(unknown)} in {ruleset.source}; the severities are {', '.join(known)}")
+    else:
+        _open_db(ctx)
+    where = queries.TicketFilter(statuses=wanted, tiers=tiers, severities=severities, requester=requester, text=text,
+                                 only_ids=sla.overdue_ids(ruleset, clock.now()) if overdue else None,
+                                 drills=not no_drills)
+    if limit is None:
+        limit = 0 if as_json else PEOPLE_LIMIT
+    rows, total = queries.find_tickets(where, sort=sort, descending=descending, limit=limit or None,
+                                       severity_rank=[s.name for s in ruleset.severities] if ruleset else None)
+    if as_json:
+        _emit(rows, True)
+    else:
+        views.tickets_table(rows, total)
 
 
 @command(tickets_group, "show")
@@ -242,32 +284,25 @@ def tickets_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def tickets_show(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """One ticket with its messages, escalations and events."""
+    """One ticket: its conversation, escalations, notifications and audit trail."""
+    from . import views
+
     _open_db(ctx)
     detail = queries.show_ticket(ref)
     if as_json:
         _emit(detail, True)
         return
-    click.echo(f"{detail['ref']}  {detail['subject']}")
-    for key in ("requester", "status", "severity", "tier", "assignee", "created_at", "next_due_at"):
-        click.echo(f"  {key + ':':14}{detail[key] if detail[key] is not None else '-'}")
-    click.echo("messages:")
-    for m in detail["messages"]:
-        click.echo(f"  {m['received_at']}  {m['kind']:8} {m['from']}  {m['subject']}")
-    click.echo("escalations:")
-    for e in detail["escalations"]:
-        click.echo(f"  {e['rule']}: tier {e['tier']}, step {e['step']}, {e['state']}")
-    click.echo("events:")
-    for e in detail["events"]:
-        click.echo(f"  {e['at']}  {e['actor']}  {e['action']}" + (f" ({e['rule']})" if e["rule"] else ""))
+    views.ticket_detail(detail)
 
 
-def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: str) -> None:
-    _open_db(ctx)
+def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: str, body: str = "") -> None:
+    """Run a mail command from the CLI: same function, same audit trail, `via` = cli."""
+    app = _open(ctx)
     actor = actor or f"cli:{getpass.getuser()}"
     with write_transaction():
         ticket = queries.get_ticket(ref)
-        done = COMMANDS[name].run(CommandContext(ticket, actor, clock.now(), "cli"), argument)
+        context = CommandContext(ticket, actor, clock.now(), "cli", app.ruleset, app.renderer, app.secret, body)
+        done = commands.run(name, context, argument)
     click.echo(f"{ticket.ref} {done} by {actor}; status {ticket.status}")
 
 
@@ -300,9 +335,167 @@ def tickets_note(ctx: click.Context, ref: str, text: str, actor: str | None) -> 
     _act(ctx, "note", ref, actor, text)
 
 
+@command(tickets_group, "escalate")
+@click.argument("ref")
+@click.option("--tier", type=int, help="The tier you ask for (default: what the rules say).")
+@click.option("--reason", default="", help="Why it needs escalating.")
+@click.option("--impact", default="", help="Who and what is affected.")
+@click.option("--tried", default="", help="What has been tried.")
+@click.option("--needed", default="", help="What is needed from the next tier.")
+@click.option("--deadline", default="", help="By when.")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_escalate(ctx: click.Context, ref: str, tier: int | None, reason: str, impact: str, tried: str,
+                     needed: str, deadline: str, actor: str | None) -> None:
+    """Ask for escalation explicitly (as #escalate in a reply)."""
+    fields = {"impact": impact, "tried": tried, "needed": needed, "deadline": deadline}
+    body = "\n".join(f"{key}: {value}" for key, value in fields.items() if value)
+    _act(ctx, "escalate", ref, actor, f"{tier} {reason}".strip() if tier else reason, body)
+
+
+@command(tickets_group, "assign")
+@click.argument("ref")
+@click.argument("assignee", metavar="me|ADDRESS")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_assign(ctx: click.Context, ref: str, assignee: str, actor: str | None) -> None:
+    """Give the ticket an owner from a tier roster."""
+    _act(ctx, "assign", ref, actor, assignee)
+
+
+@command(tickets_group, "reply")
+@click.argument("ref")
+@click.argument("text")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_reply(ctx: click.Context, ref: str, text: str, actor: str | None) -> None:
+    """Answer the customer from the support address, threaded into their conversation."""
+    _act(ctx, "reply", ref, actor, text)
+
+
+@command(tickets_group, "severity")
+@click.argument("ref")
+@click.argument("level")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_severity(ctx: click.Context, ref: str, level: str, actor: str | None) -> None:
+    """Change a ticket's severity."""
+    _act(ctx, "severity", ref, actor, level)
+
+
+@command(tickets_group, "snooze")
+@click.argument("ref")
+@click.argument("duration")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_snooze(ctx: click.Context, ref: str, duration: str, actor: str | None) -> None:
+    """No reminders for DURATION (e.g. 2h; at most 7d)."""
+    _act(ctx, "snooze", ref, actor, duration)
+
+
+def _moment(option: str, value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return clock.parse_time(value)
+    except clock.BadTime as error:
+        raise BadInput(f"{option}: {error} (a date like 2026-11-01 works too)") from None
+
+
+@command(main, "report")
+@click.option("--since", metavar="DATE", help="Tickets opened from this date or time (default: 30 days before --until).")
+@click.option("--until", metavar="DATE", help="... and before this date or time (default: now).")
+@click.option("--drills", "include_drills", is_flag=True, help="Count drill tickets too (left out by default).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write the report with charts as one self-contained HTML file (reads offline, prints well).")
+@json_option
+@click.pass_context
+def report_command(ctx: click.Context, since: str | None, until: str | None, include_drills: bool,
+                   html_file: Path | None, as_json: bool) -> None:
+    """What escalated and why: per tier and rule, time to acknowledge and resolve, SLA breaches,
+    reminders before #ack, the top tier, recurring issues, and who is behind the escalations."""
+    from . import report, report_html, views
+
+    now = clock.now()
+    start, end = _moment("--since", since), _moment("--until", until) or now
+    if start is not None and start >= end:
+        raise BadInput(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+    app = _open(ctx)
+    build = functools.partial(report.build, app.ruleset, since=start, until=end, now=now, include_drills=include_drills)
+    if sys.stderr.isatty():  # a person waiting on a large history sees the stages; scripts get no bar noise
+        with click.progressbar(length=len(report.STAGES), label="building the report", file=sys.stderr,
+                               item_show_func=lambda name: name) as bar:
+            data = build(progress=lambda name, done: bar.update(done - bar.pos, name))
+    else:
+        data = build()
+    if as_json:
+        _emit(data, True)
+    else:
+        views.report(data)
+    if html_file is not None:
+        try:
+            html_file.write_text(report_html.render(data, generated_at=now.strftime("%Y-%m-%d %H:%M UTC")),
+                                 encoding="utf-8")
+        except OSError as error:
+            raise RuntimeFailure(f"cannot write {html_file}: {error.strerror}; choose a writable path for --html") from None
+        click.echo(f"wrote {html_file} (open it in a browser; it needs no network)", err=as_json)
+
+
+def _drill(ctx: click.Context, tiers: tuple[int, ...], as_json: bool) -> None:
+    """Rehearse an escalation: `--tier N` starts a drill; `drill report` shows how fast each tier acknowledged."""
+    from . import drill
+
+    if ctx.invoked_subcommand is not None:
+        if tiers:
+            raise BadInput("--tier starts a drill; leave it out with `escalate drill report`")
+        return
+    if not tiers:
+        raise BadInput("give the tier to rehearse, e.g. `escalate drill --tier 1`, "
+                       "or see past drills with `escalate drill report`")
+    app = _open(ctx)
+    try:
+        for level in tiers:  # every tier checked before any drill starts
+            drill.tier_of(app.ruleset, level)
+    except drill.DrillError as error:
+        raise BadInput(str(error)) from None
+    started = [drill.start(app.ruleset, app.renderer, app.secret, level, clock.now(),
+                           started_by=f"cli:{getpass.getuser()}") for level in tiers]
+    if as_json:
+        _emit(started, True)
+        return
+    for d in started:
+        click.echo(f"Drill {d['ref']} for tier {d['tier']} ({d['tier_name']}): escalation mail "
+                   f"{d['outbox_status']} to {d['group']} (outbox #{d['outbox_id']}), marked DRILL in subject and body."
+                   + ("" if d["outbox_status"] == "queued" else
+                      f" Not sent: see why with `escalate outbox show {d['outbox_id']}`."))
+    click.echo("The daemon sends it with its next send (or run `escalate run --once`). Tier members reply #ack to "
+               "that mail, then #resolve to close the drill.\nSee how fast each tier acknowledged with "
+               "`escalate drill report`.")
+
+
+drill_group = main.group("drill", invoke_without_command=True)(now_option(_translate_errors(click.pass_context(
+    json_option(click.option("--tier", "tiers", type=int, multiple=True, metavar="N",
+                             help="The tier level to rehearse (repeat for several tiers).")(_drill))))))
+
+
+@command(drill_group, "report")
+@json_option
+@click.pass_context
+def drill_report(ctx: click.Context, as_json: bool) -> None:
+    """Every drill: when its mail went out, who acknowledged, how fast; per tier the median and slowest."""
+    from . import drill, views
+
+    app = _open(ctx)
+    data = drill.results(app.ruleset)
+    if as_json:
+        _emit(data, True)
+    else:
+        views.drill_report(data)
+
+
 @main.group("rules")
 def rules_group() -> None:
-    """Check the rules file."""
+    """Check, print, explain and replay the rules."""
 
 
 @command(rules_group, "check")
@@ -313,11 +506,14 @@ def rules_check(ctx: click.Context, file: Path | None) -> None:
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
     admin_templates = settings.templates_dir if settings else None
-    issues = check_rules(path, template_names=Renderer(admin_templates).names())
+    renderer = Renderer(admin_templates)
+    issues = [str(issue) for issue in check_rules(path, template_names=renderer.names())]
+    issues += check_templates(renderer)  # every kind of mail renders, in the sandbox, with hostile text kept literal
     if issues:
         for issue in issues:
-            click.echo(str(issue), err=True)
-        raise BadInput(f"{len(issues)} error{'s' if len(issues) != 1 else ''} in {path}")
+            click.echo(issue, err=True)
+        raise BadInput(f"{len(issues)} error{'s' if len(issues) != 1 else ''} in {path}"
+                       + (f" and the templates in {admin_templates}" if admin_templates else ""))
     click.echo(f"{path}: ok")
 
 
@@ -328,13 +524,74 @@ def _settings_or_none(ctx: click.Context) -> Settings | None:
         return None
 
 
+def _ruleset_from(ctx: click.Context, file: Path | None):
+    """The rules in FILE, or in ESCALATE_RULES; RulesError (exit 2) lists every problem."""
+    from .rules.loader import load_ruleset
+
+    settings = _settings_or_none(ctx)
+    path = file or (settings.rules_path if settings else Path("rules.yaml"))
+    return load_ruleset(path, template_names=Renderer(settings.templates_dir if settings else None).names())
+
+
+@command(rules_group, "matrix")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@json_option
+@click.pass_context
+def rules_matrix(ctx: click.Context, file: Path | None, as_json: bool) -> None:
+    """The decision matrix (severity × time → tier) as a table."""
+    from .procedure import matrix_table, matrix_text
+
+    ruleset = _ruleset_from(ctx, file)
+    _emit(matrix_table(ruleset), True) if as_json else click.echo(matrix_text(ruleset))
+
+
+@command(rules_group, "explain")
+@click.argument("ref")
+@json_option
+@click.pass_context
+def rules_explain(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Why a ticket is where it is: matching rules, running clocks, what happens next and when."""
+    from .explain import explain, render_text
+
+    app = _open(ctx)
+    report = explain(queries.get_ticket(ref), app.ruleset, clock.now())
+    _emit(report, True) if as_json else click.echo(render_text(report))
+
+
+@command(rules_group, "simulate")
+@click.option("--since", required=True, metavar="DATE", help="Replay tickets created since this ISO-8601 time.")
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A candidate rules file (default: the current rules).")
+@json_option
+@click.pass_context
+def rules_simulate(ctx: click.Context, since: str, rules_path: Path | None, as_json: bool) -> None:
+    """Replay stored tickets through the rules: what would have escalated, and how it differs."""
+    from .simulate import render_text, simulate
+
+    ruleset = _ruleset_from(ctx, rules_path)
+    _open_db(ctx)
+    report = simulate(ruleset, clock.parse_time(since), clock.now())
+    _emit(report, True) if as_json else click.echo(render_text(report))
+
+
+@command(rules_group, "doc")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.pass_context
+def rules_doc(ctx: click.Context, file: Path | None) -> None:
+    """The escalation procedure as Markdown, generated from rules.yaml."""
+    from .procedure import procedure_markdown
+
+    click.echo(procedure_markdown(_ruleset_from(ctx, file), {c.name: c.description for c in commands.COMMANDS.values()}),
+               nl=False)
+
+
 @main.group("outbox")
 def outbox_group() -> None:
     """Queued, sent and failed mail."""
 
 
 @command(outbox_group, "list")
-@click.option("--status", type=click.Choice(["queued", "sent", "failed", "cancelled"]))
+@click.option("--status", type=click.Choice(["queued", "sent", "failed", "suppressed", "cancelled"]))
 @json_option
 @click.pass_context
 def outbox_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
@@ -343,14 +600,45 @@ def outbox_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     _emit(queries.list_outbox(status), as_json, ["id", "ticket", "kind", "tier", "status", "attempts", "created_at", "subject"])
 
 
+@command(outbox_group, "show")
+@click.argument("outbox_id", metavar="ID", type=int)
+@json_option
+@click.pass_context
+def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
+    """One queued or sent mail with each recipient's delivery status and last SMTP error."""
+    _open_db(ctx)
+    detail = queries.show_outbox(outbox_id)
+    if as_json:
+        _emit(detail, True)
+        return
+    click.echo(f"#{detail['id']}  {detail['kind']}  {detail['status']}  {detail['subject']}")
+    for key in ("ticket", "message_id", "created_at", "next_attempt_at", "sent_at", "attempts", "last_error"):
+        click.echo(f"  {key + ':':17}{detail[key] if detail[key] is not None else '-'}")
+    click.echo("recipients:")
+    for d in detail["deliveries"]:
+        error = f"  {d['last_error']}" if d["last_error"] else ""
+        click.echo(f"  {d['recipient']}  {d['status']}  attempts {d['attempts']}{error}")
+
+
 @command(outbox_group, "retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.pass_context
 def outbox_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
-    """Queue failed mail again (all failed rows, or the given ids)."""
+    """Queue failed mail again (all failed rows, or the given ids; naming a suppressed row overrides
+    its loop cap). Recipients who already got it are not sent it again."""
     _open_db(ctx)
     count = outbox.retry(list(ids) or None, clock.now())
     click.echo(f"{count} queued for sending")
+
+
+@command(outbox_group, "cancel")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.pass_context
+def outbox_cancel(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Stop sending the given queued mail (recipients not yet reached are cancelled)."""
+    _open_db(ctx)
+    count = outbox.cancel(list(ids), clock.now())
+    click.echo(f"{count} cancelled")
 
 
 @main.group("quarantine")
@@ -365,6 +653,78 @@ def quarantine_list(ctx: click.Context, as_json: bool) -> None:
     """Quarantined mail with the reason."""
     _open_db(ctx)
     _emit(queries.list_quarantine(), as_json, ["id", "received_at", "folder", "uid", "reason"])
+
+
+@command(quarantine_group, "show")
+@click.argument("record_id", metavar="ID", type=int)
+@click.option("--raw", "as_raw", is_flag=True, help="Write the mail's raw bytes to stdout (e.g. > mail.eml).")
+@json_option
+@click.pass_context
+def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: bool) -> None:
+    """One quarantined mail: why, from where, and its headers."""
+    from . import quarantine
+
+    _open_db(ctx)
+    if as_raw:
+        click.echo(quarantine.raw(record_id), nl=False)  # bytes go to the binary stream as they are
+        return
+    detail = quarantine.show(record_id)
+    if as_json:
+        _emit(detail, True)
+        return
+    for key in ("id", "status", "reason", "received_at", "folder", "uid", "size", "sha256", "outcome"):
+        click.echo(f"{key + ':':13}{detail[key] if detail[key] is not None else '-'}")
+    click.echo("headers:")
+    for line in detail["headers"]:
+        click.echo(f"  {line}")
+
+
+@command(quarantine_group, "retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--force", is_flag=True, help="Also process records that were already retried.")
+@click.pass_context
+def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool) -> None:
+    """Process held mail again (all held records, or the given ids), e.g. after an upgrade."""
+    from . import quarantine
+    from .poller import options_for
+
+    app = _open(ctx)
+    done = quarantine.retry(list(ids) or None, app.ruleset, app.renderer, app.secret, clock.now(),
+                            options_for(app.settings), force=force)
+    for record_id, outcome in done:
+        click.echo(f"{record_id}: {outcome}")
+    if not done:
+        click.echo("nothing held")
+
+
+@command(main, "import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Bring in history from an mbox file or a Maildir (stored like ingested mail, deduplicated)."""
+    from . import mailfiles
+    from .ingest import import_messages
+    from .poller import options_for
+
+    try:
+        store = mailfiles.open_store(path)
+    except mailfiles.NotAMailStore as error:
+        raise BadInput(str(error)) from None
+    try:
+        app = _open(ctx)
+        total = mailfiles.count(store)
+        with click.progressbar(length=total, label=f"importing {path.name}", file=sys.stderr) as bar:
+            result = import_messages(lambda: mailfiles.raw_messages(store), app.ruleset, app.renderer, app.secret,
+                                     clock.now(), options_for(app.settings), progress=bar.update)
+    finally:
+        store.close()
+    summary = {"messages": total, "outcomes": dict(result.outcomes), "tickets_created": len(result.tickets_created)}
+    if as_json:
+        _emit(summary, True)
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(result.outcomes.items())) or "nothing"
+        click.echo(f"imported {total} messages from {path}: {counts}")
 
 
 @command(main, "demo")

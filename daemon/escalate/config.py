@@ -8,6 +8,7 @@ in a log line or a traceback (RELIABILITY.md S11).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -85,6 +86,16 @@ class Settings:
     send_seconds: float = 10.0
     metrics_address: str | None = None  # host:port for the Prometheus endpoint; None = off
     stuck_seconds: float = 300.0  # one stage run longer than this stops the systemd watchdog pings
+    previous_secret: bytes | None = field(default=None, repr=False)  # still accepted for one token lifetime
+    token_ttl: timedelta = timedelta(days=7)  # a reply to an older notification cannot act
+    # ingest (issue 3): what to do with processed mail on the server, size limits, where attachments go
+    processed_action: str = "leave"  # leave | flag (\\Seen) | move:FOLDER
+    folder_seconds: tuple[tuple[str, float], ...] = ()  # per-folder poll interval, e.g. (("Sent", 300.0),)
+    max_message_bytes: int = 25 * 1024 * 1024  # larger mail is quarantined "too large", headers kept (I10)
+    max_attachment_bytes: int = 10 * 1024 * 1024  # larger attachments keep name/type/size, not contents (S12)
+    attachments_dir: Path | None = None  # default: "attachments" beside the SQLite file (the state dir)
+    imap_timeout: float = 60.0  # read timeout on every IMAP call
+    idle: bool = True  # wait in IMAP IDLE between polls where the server offers it (daemon only)
 
     def __repr__(self) -> str:
         return (f"Settings(imap={self.imap.redacted() if self.imap else None}, "
@@ -93,7 +104,8 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Every secret in these settings, for the log redactor."""
-        values = [self.secret.decode() if self.secret else None]
+        values = [self.secret.decode() if self.secret else None,
+                  self.previous_secret.decode() if self.previous_secret else None]
         values += [url.password for url in (self.imap, self.smtp) if url is not None]
         db_password = urlsplit(self.db_url).password
         return [v for v in values + [db_password] if v]
@@ -177,7 +189,57 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Non
         send_seconds=_float(merged, "ESCALATE_SEND_SECONDS", 10.0),
         metrics_address=_address(merged, "ESCALATE_METRICS"),
         stuck_seconds=_float(merged, "ESCALATE_STUCK_SECONDS", 300.0),
+        previous_secret=(merged.get("ESCALATE_SECRET_PREVIOUS") or "").encode() or None,
+        token_ttl=_duration(merged, "ESCALATE_TOKEN_TTL", timedelta(days=7)),
+        processed_action=_processed_action(merged),
+        folder_seconds=_folder_seconds(merged),
+        max_message_bytes=int(_float(merged, "ESCALATE_MAX_MESSAGE_BYTES", 25 * 1024 * 1024)),
+        max_attachment_bytes=int(_float(merged, "ESCALATE_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)),
+        attachments_dir=Path(merged["ESCALATE_ATTACHMENTS_DIR"]) if merged.get("ESCALATE_ATTACHMENTS_DIR") else None,
+        imap_timeout=_float(merged, "ESCALATE_IMAP_TIMEOUT", 60.0),
+        idle=(merged.get("ESCALATE_IMAP_IDLE") or "yes").strip().lower() not in ("no", "0", "false", "off"),
     )
+
+
+def _processed_action(env: dict[str, str]) -> str:
+    """ESCALATE_PROCESSED: leave (default), flag (set \\Seen) or move:FOLDER, done after the commit."""
+    text = (env.get("ESCALATE_PROCESSED") or "leave").strip()
+    if text in ("leave", "flag"):
+        return text
+    if text.startswith("move:") and text[5:].strip():
+        return "move:" + text[5:].strip()
+    raise ConfigError(f"ESCALATE_PROCESSED: expected leave, flag or move:FOLDER, got {text!r}")
+
+
+def _folder_seconds(env: dict[str, str]) -> tuple[tuple[str, float], ...]:
+    """ESCALATE_FOLDER_SCHEDULES="INBOX=60,Sent=300": each folder's own poll interval in seconds."""
+    text = (env.get("ESCALATE_FOLDER_SCHEDULES") or "").strip()
+    schedules = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        folder, sep, seconds = item.rpartition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not sep or not folder.strip() or value <= 0:
+            raise ConfigError(f"ESCALATE_FOLDER_SCHEDULES: expected FOLDER=SECONDS[,…] such as INBOX=60,Sent=300, got {item!r}")
+        schedules.append((folder.strip(), value))
+    return tuple(schedules)
+
+
+def _duration(env: dict[str, str], name: str, default: timedelta) -> timedelta:
+    from .rules.durations import parse_duration  # the same duration syntax as rules.yaml
+
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None
+    if value <= timedelta(0):
+        raise ConfigError(f"{name}: must be positive, got {text!r}")
+    return value
 
 
 def _address(env: dict[str, str], name: str) -> str | None:

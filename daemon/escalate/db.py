@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import peewee
 
@@ -49,8 +49,17 @@ def connect(url: str) -> peewee.Database:
             },
             timeout=10,
         )
+    elif parts.scheme in ("postgresql", "postgres"):
+        if not parts.path.strip("/"):
+            raise DatabaseUrlError("ESCALATE_DB_URL: the postgresql URL names no database (postgresql://user:pass@host/dbname)")
+        db = peewee.PostgresqlDatabase(
+            unquote(parts.path.strip("/")), user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None, host=parts.hostname or None,
+            port=parts.port or 5432, connect_timeout=10, application_name="escalate",
+        )
     else:
-        raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; use sqlite:///path")
+        raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
+                               "use sqlite:///path or postgresql://user:pass@host/dbname")
     database.initialize(db)
     db.connect(reuse_if_open=True)
     db.create_tables(ALL_MODELS, safe=True)

@@ -2,30 +2,40 @@
 ticket's next look.
 
 A tick reads only tickets whose `next_due_at` has come (an indexed range scan), so its cost
-follows what is due, not what is open. Each ticket is evaluated in its own write transaction:
-the escalation step, its audit event and its outbox row commit together. Step N of a rule on a
-ticket is due at `started_at + N × repeat_every`, a pure function of the stored start, so
-evaluating the same moment twice cannot queue a second notification (and the unique key on the
-outbox makes sure of it — N10).
+follows what is due, not what is open. `next_due_at` is exact under business-hours calendars: it is
+the moment the ticket's clocks, counting only working time and pausing while the ticket waits on
+the customer, reach the next threshold (rules/clocks.py).
+
+Due tickets are evaluated in batches, one write transaction per batch (one fsync, not one per
+ticket) and a savepoint per ticket, so a ticket that fails is rolled back alone and retried later
+while the rest of the batch commits. The escalation step, its audit event naming the rule and its
+outbox row commit together. Step N of a rule on a ticket is due when the severity's calendar has
+counted N × repeat_every of working time since the escalation started — a pure function of the
+stored start — so evaluating the same moment twice cannot queue a second notification, and the
+unique key on (ticket, rule, step, due) makes sure of it (N10).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from . import crashpoints, tickets
+from . import audit, crashpoints, tickets
+from .clock import parse_time
 from .db import write_transaction
-from .models import ACTIVE_STATUSES, Escalation, Ticket
+from .models import ACTIVE_STATUSES, Escalation, Ticket, database
 from .notify import queue_escalation
+from .rules.calendar import Calendar
 from .rules.facts import TicketFacts
-from .rules.model import Rule, Ruleset
+from .rules.model import Rule, Ruleset, Tier
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
 
 DUE_BATCH = 500
+RETRY_AFTER_FAILURE = timedelta(minutes=5)
+MAX_ROUNDS = 1000  # batches per tick: bounds a tick even if tickets keep coming due
 
 
 @dataclass
@@ -33,9 +43,29 @@ class TickResult:
     evaluated: int = 0
     notifications: int = 0
     escalated: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _periods(ticket: Ticket) -> tuple[tuple[datetime, datetime], ...]:
+    return tuple((parse_time(start), parse_time(end)) for start, end in (ticket.waiting_periods or []))
+
+
+def incident_joins(ticket: Ticket) -> tuple[tuple[datetime, ...], bool]:
+    """When each distinct customer joined the ticket's incident, and whether this is its primary ticket."""
+    if ticket.incident_id is None:
+        return (), True
+    members = list(Ticket.select(Ticket.id, Ticket.requester, Ticket.created_at, Ticket.status)
+                   .where(Ticket.incident == ticket.incident_id).order_by(Ticket.created_at, Ticket.id))
+    first_by_customer: dict[str, datetime] = {}
+    for member in members:
+        first_by_customer.setdefault(member.requester, member.created_at)
+    active = [m for m in members if m.status in ACTIVE_STATUSES]
+    primary = bool(active) and active[0].id == ticket.id
+    return tuple(sorted(first_by_customer.values())), primary
 
 
 def facts_of(ticket: Ticket) -> TicketFacts:
+    joins, primary = incident_joins(ticket)
     return TicketFacts(
         status=ticket.status,
         severity=ticket.severity,
@@ -45,35 +75,113 @@ def facts_of(ticket: Ticket) -> TicketFacts:
         last_customer_message_at=ticket.last_customer_message_at,
         last_agent_message_at=ticket.last_agent_message_at,
         acknowledged=ticket.acknowledged_at is not None,
+        waiting_periods=_periods(ticket),
+        waiting_since=ticket.waiting_since,
+        escalation_requested_at=ticket.escalation_requested_at,
+        incident_joins=joins,
+        incident_primary=primary,
     )
 
 
+def step_due(calendar: Calendar, started_at: datetime, step: int, repeat_every: timedelta | None) -> datetime:
+    """When step `step` of an escalation that started at `started_at` is due."""
+    if step == 0 or repeat_every is None:
+        return started_at
+    return calendar.add(started_at, step * repeat_every)
+
+
+def steps_elapsed(calendar: Calendar, started_at: datetime, now: datetime, repeat_every: timedelta) -> int:
+    """The step time says the escalation should be at by `now` (for catching up after a pause)."""
+    return int(calendar.business_time(started_at, now) / repeat_every)
+
+
 def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, batch: int = DUE_BATCH) -> TickResult:
-    """Evaluate every ticket due at `now`, in batches, each ticket in its own transaction."""
+    """Evaluate every ticket due at `now`, a batch per transaction, a savepoint per ticket."""
     result = TickResult()
-    while True:
-        due = list(Ticket.select(Ticket.id)
-                   .where((Ticket.next_due_at <= now) & Ticket.status.in_(ACTIVE_STATUSES))
+    for _round in range(MAX_ROUNDS):
+        # On next_due_at alone, so SQLite walks that index: with the status in the condition it
+        # picks the status index and sorts every open ticket, and a tick costs what is open.
+        due = list(Ticket.select().where(Ticket.next_due_at <= now)
                    .order_by(Ticket.next_due_at, Ticket.id).limit(batch))
         if not due:
-            return result
-        for row in due:
-            with write_transaction():
-                ticket = Ticket.get_by_id(row.id)
-                queued = evaluate(ticket, ruleset, renderer, secret, now)
-                crashpoints.hit("in-tick-before-commit")
-            result.evaluated += 1
-            result.notifications += queued
-            if queued:
-                result.escalated.append(ticket.ref)
-        if len(due) < batch:
-            return result
+            break
+        # Resolved or closed tickets run no clock, and drills (drill.py) are never escalated by rules:
+        # they are not due (tickets.py normally clears next_due_at itself; this keeps it so).
+        idle = [ticket.id for ticket in due if ticket.status not in ACTIVE_STATUSES or ticket.drill]
+        if idle:
+            Ticket.update(next_due_at=None).where(Ticket.id.in_(idle)).execute()
+            due = [ticket for ticket in due if ticket.id not in set(idle)]
+            if not due:
+                continue
+        touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
+        schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
+        with write_transaction():
+            escalations = _escalations_of(due)
+            for ticket in due:
+                if ticket.id in touched:
+                    ticket = Ticket.get_by_id(ticket.id)
+                before = len(touched)
+                try:
+                    with database.atomic():  # a savepoint: a failing ticket is rolled back alone
+                        queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
+                                                            escalations.get(ticket.id, {}), touched)
+                except Exception:  # one bad ticket must not stop the others; it is retried later
+                    log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
+                    schedule[ticket.id] = now + RETRY_AFTER_FAILURE
+                    result.failed.append(ticket.ref)
+                    continue
+                schedule[ticket.id] = next_due
+                if len(touched) != before:  # an action made other tickets due now: keep that
+                    for other in touched:
+                        if other != ticket.id:
+                            schedule.pop(other, None)
+                result.evaluated += 1
+                result.notifications += queued
+                if queued:
+                    result.escalated.append(ticket.ref)
+                crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
+            tickets.schedule_many(schedule)
+    return result
 
 
-def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> int:
+def _escalations_of(due: list[Ticket]) -> dict[int, dict[str, Escalation]]:
+    by_ticket: dict[int, dict[str, Escalation]] = {}
+    for escalation in Escalation.select().where(Escalation.ticket.in_([t.id for t in due])):
+        by_ticket.setdefault(escalation.ticket_id, {})[escalation.rule] = escalation
+    return by_ticket
+
+
+def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+             escalations: dict[str, Escalation] | None = None, *, touched: set[int] | None = None) -> int:
     """Apply every rule to one ticket at `now`; returns how many notifications were queued."""
+    if escalations is None:
+        escalations = {e.rule: e for e in Escalation.select().where(Escalation.ticket == ticket)}
+    queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now, escalations,
+                                        touched if touched is not None else set())
+    tickets.schedule(ticket, next_due)
+    return queued
+
+
+def _evaluate_ticket(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                     escalations: dict[str, Escalation], touched: set[int]) -> tuple[int, datetime | None]:
+    """(notifications queued, when the ticket is next due) — the caller stores the due time."""
+    if ticket.snoozed_until is not None and ticket.snoozed_until > now:
+        return 0, ticket.snoozed_until  # #snooze: look again when it ends
+    queued = 0
+    upcoming: list[datetime] = []
+    for _pass in range(3):  # a rule that changes the severity changes the clocks: look again
+        severity = ticket.severity
+        upcoming, count = _evaluate_once(ticket, ruleset, renderer, secret, now, escalations, touched)
+        queued += count
+        if ticket.severity == severity:
+            break
+    return queued, min(upcoming) if upcoming else None
+
+
+def _evaluate_once(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                   escalations: dict[str, Escalation], touched: set[int]) -> tuple[list[datetime], int]:
     facts = facts_of(ticket)
-    escalations = {e.rule: e for e in Escalation.select().where(Escalation.ticket == ticket)}
+    calendar = ruleset.calendar_for_severity(ticket.severity)
     upcoming: list[datetime] = []
     queued = 0
     for rule in ruleset.rules:
@@ -82,38 +190,94 @@ def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes
             continue  # acknowledged or ended: this rule has done its work on this ticket
         fires_at = rule.fires_at(facts, ruleset)
         if fires_at is None:
-            if escalation is not None:
+            # Waiting on the customer pauses an escalation rather than ending it.
+            if escalation is not None and facts.status != "waiting":
                 tickets.end_escalation(ticket, escalation, now, why="the rule no longer holds")
             continue
         if escalation is None:
             if fires_at > now:
                 upcoming.append(fires_at)
                 continue
-            escalation = Escalation.create(ticket=ticket, rule=rule.name, tier=rule.escalate_to, step=0,
-                                           started_at=fires_at, last_step_due_at=fires_at)
+            escalation = Escalation.create(
+                ticket=ticket, rule=rule.name, tier=rule.escalate_to or ticket.tier or 0, step=0,
+                started_at=fires_at, last_step_due_at=fires_at,
+                state="active" if rule.notifies else "ended")
+            escalations[rule.name] = escalation
+            queued += _fire(ticket, escalation, rule, ruleset, renderer, secret, now, touched)
             step = 0
         else:
             if rule.repeat_every is None:
                 continue
-            next_due = escalation.started_at + (escalation.step + 1) * rule.repeat_every
+            next_due = step_due(calendar, escalation.started_at, escalation.step + 1, rule.repeat_every)
             if next_due > now:
                 upcoming.append(next_due)
                 continue
             # after a long pause (daemon down, or --now jumped) catch up to where time says the
             # escalation should be, with one notification rather than a burst of stale ones
-            elapsed_steps = int((now - escalation.started_at) / rule.repeat_every)
-            step = max(escalation.step + 1, elapsed_steps)
-        queued += _escalate(ticket, escalation, rule, step, ruleset, renderer, secret, now)
-        if rule.repeat_every is not None:
-            upcoming.append(escalation.started_at + (step + 1) * rule.repeat_every)
-    tickets.schedule(ticket, min(upcoming) if upcoming else None)
+            step = max(escalation.step + 1, steps_elapsed(calendar, escalation.started_at, now, rule.repeat_every))
+            queued += _escalate(ticket, escalation, rule, step, calendar, ruleset, renderer, secret, now)
+        if rule.notifies and rule.repeat_every is not None:
+            upcoming.append(step_due(calendar, escalation.started_at, step + 1, rule.repeat_every))
+    return upcoming, queued
+
+
+def _fire(ticket: Ticket, escalation: Escalation, rule: Rule, ruleset: Ruleset, renderer: Renderer,
+          secret: bytes, now: datetime, touched: set[int]) -> int:
+    """The rule begins to hold: its first notification, then its actions (once per escalation)."""
+    calendar = ruleset.calendar_for_severity(ticket.severity)
+    queued = 0
+    if rule.notifies:
+        queued += _escalate(ticket, escalation, rule, 0, calendar, ruleset, renderer, secret, now)
+    else:
+        audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name,
+                     due_at=escalation.started_at.isoformat())
+    if rule.actions:
+        step = StepContext(ticket=ticket, rule=rule, ruleset=ruleset, escalation=escalation, step=0,
+                           due_at=escalation.started_at, now=now, renderer=renderer, secret=secret,
+                           tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched)
+        for bound in rule.actions:
+            queued += bound.action.run(step, bound.value)
     return queued
 
 
-def describe_next_step(rule: Rule, escalation_start: datetime, step: int, ruleset: Ruleset) -> str:
+@dataclass
+class StepContext:
+    """What a rule action sees when its rule fires on a ticket (rules/actions/)."""
+
+    ticket: Ticket
+    rule: Rule
+    ruleset: Ruleset
+    escalation: Escalation
+    step: int
+    due_at: datetime
+    now: datetime
+    renderer: Renderer
+    secret: bytes
+    tier: Tier | None
+    touched: set[int] = field(default_factory=set)  # ids of other tickets the action changed
+
+    def audit(self, action: str, **detail) -> None:
+        audit.record(self.ticket, self.now, tickets.SYSTEM, action, rule=self.rule.name, **detail)
+
+    def breached(self) -> str:
+        return " and ".join(bound.describe() for bound in self.rule.criteria)
+
+    def affected_tickets(self) -> list[Ticket]:
+        """The ticket, or for an incident rule every open ticket of the incident."""
+        if not self.rule.incident_wide or self.ticket.incident_id is None:
+            return [self.ticket]
+        others = list(Ticket.select().where((Ticket.incident == self.ticket.incident_id)
+                                            & (Ticket.id != self.ticket.id) & Ticket.status.in_(ACTIVE_STATUSES)))
+        self.touched.update(other.id for other in others)
+        return [self.ticket, *others]
+
+
+def describe_next_step(rule: Rule, escalation_start: datetime, step: int, ruleset: Ruleset,
+                       calendar: Calendar | None = None) -> str:
     if rule.repeat_every is None:
         return "No reminders follow; this rule does not repeat."
-    when = escalation_start + (step + 1) * rule.repeat_every
+    calendar = calendar or ruleset.calendar("always")
+    when = step_due(calendar, escalation_start, step + 1, rule.repeat_every)
     next_tier = ruleset.tier(rule.tier_for_step(step + 1, ruleset))
     current = ruleset.tier(rule.tier_for_step(step, ruleset))
     what = (f"escalation to {next_tier.name} (tier {next_tier.level})" if next_tier.level != current.level
@@ -121,15 +285,15 @@ def describe_next_step(rule: Rule, escalation_start: datetime, step: int, rulese
     return f"Unless someone acknowledges, {what} at {when.strftime('%Y-%m-%d %H:%M UTC')}."
 
 
-def _escalate(ticket: Ticket, escalation: Escalation, rule: Rule, step: int, ruleset: Ruleset,
+def _escalate(ticket: Ticket, escalation: Escalation, rule: Rule, step: int, calendar: Calendar, ruleset: Ruleset,
               renderer: Renderer, secret: bytes, now: datetime) -> int:
-    due_at = escalation.started_at + step * rule.repeat_every if rule.repeat_every else escalation.started_at
+    due_at = step_due(calendar, escalation.started_at, step, rule.repeat_every)
     previous_level = escalation.tier if step > 0 else None
     tier = ruleset.tier(rule.tier_for_step(step, ruleset))
     tickets.record_escalation_step(ticket, escalation, tier=tier.level, step=step, due_at=due_at, now=now)
     row = queue_escalation(
         ticket=ticket, escalation=escalation, rule=rule, tier=tier, step=step, due_at=due_at,
-        next_step=describe_next_step(rule, escalation.started_at, step, ruleset), ruleset=ruleset,
+        next_step=describe_next_step(rule, escalation.started_at, step, ruleset, calendar), ruleset=ruleset,
         renderer=renderer, secret=secret, now=now,
         previous_tier=ruleset.tier(previous_level) if previous_level is not None else None,
     )

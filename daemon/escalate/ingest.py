@@ -1,8 +1,14 @@
-"""Ingest: mailbox → parse → thread → ticket, one transaction per message.
+"""Ingest: mailbox → parse → classify → thread → ticket, a transaction per fetched batch.
 
-The folder's UID checkpoint advances in the same transaction that stores the message, so a crash
-at any point re-fetches at most the message in flight, and the unique `dedupe_key` turns the
-re-fetch into a no-op (RELIABILITY.md §0.1–0.2).
+Each FETCH batch (≤ 100 messages) is stored in one transaction with a savepoint per message, and
+the folder's UID checkpoint advances in that same transaction: a crash re-fetches at most the
+batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op (RELIABILITY.md
+§0.1–0.2). One fsync per batch instead of one per message. A message that makes its own
+savepoint fail is quarantined with the reason, and the batch goes on (§0.3).
+
+Only after the commit is the mail flagged or moved on the server (ESCALATE_PROCESSED); the
+folder remembers the last UID so marked (`flagged_uid`), and a crash between commit and marking
+is repaired on the next run by marking (flagged_uid, last_uid] again — harmless when repeated.
 """
 
 from __future__ import annotations
@@ -11,19 +17,28 @@ import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Callable, Iterable
 
-from . import audit, crashpoints, tickets
-from .conversations import find_ticket, normalise_subject
+import peewee
+
+from . import audit, crashpoints, incidents, outbox, tickets
+from .attachments import AttachmentStore
+from .classify import Verdict, classify
+from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import write_transaction
-from .mailbox import Mailbox
-from .models import FolderState, Message, Outbox, Quarantine
+from .mailbox import Fetched, Mailbox
+from .models import Delivery, FolderState, Message, Outbox, Quarantine, database
 from .parse import ParsedMail, UnparseableMail, parse_message
 from .replies import handle_commands
 from .rules.model import Ruleset
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
+
+# errors that mean "the database cannot take writes now" (disk full, locked, gone): the batch
+# must fail and be retried, never turn into a quarantine record (I12)
+_DATABASE_DOWN = (peewee.OperationalError, peewee.InterfaceError)
 
 
 @dataclass
@@ -39,28 +54,112 @@ class Source:
     uid: int | None
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    """What store_mail needs beyond the rules: the admin's choices and where attachments go."""
+
+    processed_action: str = "leave"
+    max_message_bytes: int = 25 * 1024 * 1024
+    attachments: AttachmentStore | None = None
+    previous_secret: bytes | None = None  # reply tokens minted before a secret rotation still verify
+    token_ttl: timedelta = timedelta(days=7)  # replies to older notifications cannot act
+
+
+DEFAULT_OPTIONS = IngestOptions()
+
+
+# ------------------------------------------------------------------------------------------------
+# a folder
+
+
 def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Renderer, secret: bytes,
-                  now: datetime, result: IngestResult) -> None:
-    uidvalidity = mailbox.select(folder)
+                  now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> None:
+    """Fetch and store everything new in `folder`, then flag/move it as the admin chose."""
+    uidvalidity = mailbox.select(folder, writable=options.processed_action != "leave")
+    state = _folder_state(folder, uidvalidity, now)
+    _repair_marks(mailbox, state, options)
+    uids = mailbox.uids_after(state.last_uid)
+    for batch in mailbox.fetch_batches(uids, max_bytes=options.max_message_bytes):
+        if not batch:
+            continue
+        store_batch(batch, Source(folder, uidvalidity, None), ruleset, renderer, secret, now, result, options)
+        for _ in batch:
+            crashpoints.hit("after-commit")  # the n-th message is committed, not yet marked
+        if options.processed_action != "leave":
+            uids_done = [fetched.uid for fetched in batch]
+            mailbox.mark_processed(uids_done, options.processed_action)
+            crashpoints.hit("after-flag-before-checkpoint")
+            FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.folder == folder).execute()
+
+
+def _folder_state(folder: str, uidvalidity: int, now: datetime) -> FolderState:
     state = FolderState.get_or_none(FolderState.folder == folder)
     if state is None:
-        state = FolderState.create(folder=folder, uidvalidity=uidvalidity, last_uid=0, updated_at=now)
+        with write_transaction():
+            state = FolderState.create(folder=folder, uidvalidity=uidvalidity, last_uid=0, flagged_uid=0, updated_at=now)
     elif state.uidvalidity != uidvalidity:
-        # the server renumbered the folder: rescan it all; Message-ID dedupe keeps it idempotent
+        # the server renumbered the folder: rescan it all; dedupe makes the rescan store nothing twice (I5)
         with write_transaction():
             audit.record(None, now, "escalate", "uidvalidity-changed", folder=folder,
-                         old=state.uidvalidity, new=uidvalidity)
-            state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, now
+                         old=state.uidvalidity, new=uidvalidity, last_uid=state.last_uid)
+            state.uidvalidity, state.last_uid, state.flagged_uid, state.updated_at = uidvalidity, 0, 0, now
             state.save()
-    uids = mailbox.uids_after(state.last_uid)
-    for uid, raw in mailbox.fetch(uids):
-        crashpoints.hit("after-fetch")
-        with write_transaction():
-            outcome = store_mail(raw, Source(folder, uidvalidity, uid), ruleset, renderer, secret, now, result)
-            FolderState.update(last_uid=uid, updated_at=now).where(FolderState.folder == folder).execute()
+        log.warning("UIDVALIDITY of %s changed from %s to %s: rescanning the folder", folder,
+                    state.uidvalidity, uidvalidity)
+    return state
+
+
+def _repair_marks(mailbox: Mailbox, state: FolderState, options: IngestOptions) -> None:
+    """Mark what was committed but not yet marked when the process died (I2)."""
+    flagged = state.flagged_uid or 0
+    if options.processed_action == "leave" or flagged >= state.last_uid:
+        return
+    pending = [uid for uid in mailbox.uids_after(flagged) if uid <= state.last_uid]
+    mailbox.mark_processed(pending, options.processed_action)
+    FolderState.update(flagged_uid=state.last_uid).where(FolderState.id == state.id).execute()
+
+
+def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
+                now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> None:
+    """Store a fetched batch in one transaction, a savepoint per message; advance the checkpoint."""
+    outcomes = []
+    created: list[str] = []
+    with write_transaction():
+        for fetched in batch:
+            crashpoints.hit("after-fetch")
+            one = Source(source.folder, source.uidvalidity, fetched.uid or None)
+            if fetched.headers_only:
+                outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
+                                      f"{options.max_message_bytes}); only the headers were fetched", now)
+            else:
+                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
+            outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
-        crashpoints.hit("after-commit")
-        result.outcomes[outcome] += 1
+        if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
+            FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(FolderState.folder == source.folder).execute()
+    result.outcomes.update(outcomes)
+    result.tickets_created.extend(created)
+
+
+def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
+                   now: datetime, created: list[str], options: IngestOptions) -> str:
+    """store_mail in a savepoint; a failure that is the mail's fault quarantines it instead."""
+    scratch = IngestResult()
+    try:
+        with database.obj.atomic():
+            outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
+    except _DATABASE_DOWN:
+        raise
+    except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
+        log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
+        with database.obj.atomic():
+            return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)
+    created.extend(scratch.tickets_created)
+    return outcome
+
+
+# ------------------------------------------------------------------------------------------------
+# one mail
 
 
 def classify_sender(parsed: ParsedMail, requester: str | None, ruleset: Ruleset) -> str:
@@ -68,59 +167,225 @@ def classify_sender(parsed: ParsedMail, requester: str | None, ruleset: Ruleset)
     if sender and requester and sender == requester:
         return "customer"
     if sender and ruleset.is_roster_member(sender):
-        return "agent"
+        # a response to the customer only when it goes to the customer (support in Cc); a reply on
+        # the tier thread (#ack, #note, …) is internal and must not stop the first-response clock
+        addressed = set(parsed.to_addrs) | set(parsed.cc_addrs)
+        return "agent" if requester and requester in addressed else "internal"
     return "other"
 
 
 def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
-               now: datetime, result: IngestResult) -> str:
-    """Store one raw message and act on it; returns the outcome ("ticket", "reply", "duplicate", …)."""
+               now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> str:
+    """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "duplicate",
+    "own", "machine", "bounce" or "quarantined". Call inside a transaction."""
+    if len(raw) > options.max_message_bytes:
+        return _quarantine(raw, source, f"too large: {len(raw)} bytes (limit {options.max_message_bytes})", now)
     try:
         parsed = parse_message(raw)
     except UnparseableMail as error:
         return _quarantine(raw, source, error.reason, now)
     crashpoints.hit("after-parse")
-    dedupe_key = parsed.message_id or f"sha256:{parsed.sha256}"
-    if Message.select().where(Message.dedupe_key == dedupe_key).exists():
+
+    dedupe_key, collision = _dedupe_key(parsed, raw)
+    if dedupe_key is None:
         return "duplicate"
-    if parsed.message_id and Outbox.select().where(Outbox.message_id == parsed.message_id).exists():
-        _store(parsed, raw, source, dedupe_key, "own", now)  # our own notification came back (C5)
-        return "own"
+    if parsed.message_id and database.execute_sql("SELECT 1 FROM outbox WHERE message_id = ?",
+                                                  [parsed.message_id]).fetchone():
+        return _own_mail(parsed, raw, source, dedupe_key, now, options)  # C5
+
+    verdict = classify(parsed, raw)
+    if verdict is not None and verdict.kind == "bounce":
+        return _bounce(parsed, raw, source, dedupe_key, verdict, secret, now, options)
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
+    if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
+        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason)
+        if match is not None:
+            tickets.add_message(match.ticket, message, now)
+        return "machine"
+
     if match is None:
-        message = _store(parsed, raw, source, dedupe_key, "customer", now)
+        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision)
         requester = parsed.from_addr or "unknown"
         ticket = tickets.open_ticket(
             subject=parsed.subject, normalised_subject=normalise_subject(parsed.subject, ruleset.reference_prefix),
             requester=requester, requester_name=parsed.from_name, now=now,
-            severity=ruleset.severity_for(parsed.subject, parsed.text), reference_prefix=ruleset.reference_prefix,
-            reason="new conversation")
+            severity=ruleset.severity_for(parsed.subject, parsed.text, parsed.from_addr, parsed.headers),
+            reference_prefix=ruleset.reference_prefix, reason="new conversation")
         tickets.add_message(ticket, message, now)
+        incidents.link_new_ticket(ticket, ruleset, now)  # similar tickets from other customers: one incident
+        if ruleset.acknowledge_customers:  # issue 5: once per sender per ticket, capped; machine mail never gets here
+            from .notify import queue_acknowledgement
+
+            queue_acknowledgement(ticket=ticket, message=message, ruleset=ruleset, renderer=renderer, secret=secret,
+                                  now=now)
         result.tickets_created.append(ticket.ref)
         return "ticket"
 
     ticket = match.ticket
     kind = classify_sender(parsed, ticket.requester, ruleset)
-    message = _store(parsed, raw, source, dedupe_key, kind, now)
+    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision)
+    _audit_threading(parsed, match, kind, ruleset, now)
     tickets.add_message(ticket, message, now)
-    handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now)
+    if kind != "other" or match.notification is not None:
+        # a reply to one of our notifications — from a roster member or not (S1: a forwarded
+        # notification answered by someone else is refused, audited and told once an hour)
+        handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now,
+                        previous_secret=options.previous_secret, token_ttl=options.token_ttl)
+    else:  # T4: a stranger's mail is kept on the ticket as a note, and can neither act nor be answered
+        from .commands import find_commands
+
+        if find_commands(parsed.new_text):
+            audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
+                         reason="sender not on ticket", message_id=parsed.message_id)
     return "reply"
 
 
-def _store(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, now: datetime) -> Message:
-    return Message.create(
+def _dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
+    """(dedupe key, collision?) — None when this mail is already stored. Message-ID first, else
+    the sha256 of the bytes. The same Message-ID with another body is kept as its own message
+    and flagged (I13); the same body under other transport headers (a second delivery, another
+    folder) is the same message. Plain SQL: this runs for every mail (see conversations.py)."""
+    if not parsed.message_id:
+        key = f"sha256:{parsed.sha256}"
+        exists = database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone()
+        return (None, False) if exists else (key, False)
+    same_id = database.execute_sql("SELECT id, sha256 FROM message WHERE message_id = ?", [parsed.message_id]).fetchall()
+    if not same_id:
+        return parsed.message_id, False
+    if any(sha256 == parsed.sha256 for _, sha256 in same_id):
+        return None, False
+    body = _body_digest(raw)
+    for message_id, _ in same_id:
+        (stored,) = database.execute_sql("SELECT raw FROM message WHERE id = ?", [message_id]).fetchone()
+        if _body_digest(bytes(stored)) == body:
+            return None, False
+    return f"{parsed.message_id}#sha256:{parsed.sha256}", True
+
+
+def _body_digest(raw: bytes) -> str:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        index = raw.find(separator)
+        if index >= 0:
+            return hashlib.sha256(raw[index + len(separator):].replace(b"\r\n", b"\n")).hexdigest()
+    return hashlib.sha256(b"").hexdigest()
+
+
+def _audit_threading(parsed: ParsedMail, match: Match, kind: str, ruleset: Ruleset, now: datetime) -> None:
+    actor = parsed.from_addr or "unknown"
+    refs = list(dict.fromkeys(subject_refs(parsed.subject, ruleset.reference_prefix)))
+    if match.how == "subject-reference" and len(refs) > 1:
+        audit.record(match.ticket, now, actor, "several-references", used=match.ticket.ref, found=refs,
+                     message_id=parsed.message_id)  # T2: the earliest that exists wins
+    if kind == "other":
+        audit.record(match.ticket, now, actor, "sender-not-on-ticket", how=match.how, message_id=parsed.message_id)
+
+
+def _own_mail(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, now: datetime,
+              options: IngestOptions) -> str:
+    _store(parsed, raw, source, dedupe_key, "own", now, options, False, "our own notification came back")
+    sent = Outbox.get(Outbox.message_id == parsed.message_id)
+    if sent.ticket_id is not None:
+        audit.record(sent.ticket, now, "escalate", "own-mail-returned", outbox=sent.id, folder=source.folder)
+    return "own"
+
+
+def _bounce(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, verdict: Verdict, secret: bytes,
+            now: datetime, options: IngestOptions) -> str:
+    """A bounce is recorded; if it bounces one of our notifications, against that notification
+    and member (C8): VERP address first (cannot be forged), else the DSN's original Message-ID."""
+    message = _store(parsed, raw, source, dedupe_key, "bounce", now, options, False, verdict.reason)
+    target = _bounce_target(parsed, verdict, secret)
+    if target is None:
+        return "bounce"
+    row, delivery = target
+    if delivery is not None:
+        outbox.record_bounce(delivery.mail_from, secret, now, verdict.reason)
+    message.bounce_outbox_id, message.bounce_recipient = row.id, delivery.recipient if delivery else None
+    message.save(only=[Message.bounce_outbox_id, Message.bounce_recipient])
+    if row.ticket_id is not None:
+        audit.record(row.ticket, now, "escalate", "notification-bounced", outbox=row.id,
+                     recipient=delivery.recipient if delivery else None, reason=verdict.reason,
+                     message_id=parsed.message_id)
+    return "bounce"
+
+
+_ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "to")
+
+
+def _bounce_target(parsed: ParsedMail, verdict: Verdict, secret: bytes) -> tuple[Outbox, Delivery | None] | None:
+    addresses = list(parsed.to_addrs)
+    for name, value in parsed.headers:
+        if name.lower() in _ENVELOPE_HEADERS:
+            addresses += [token.strip("<>") for token in value.replace(",", " ").split() if "@" in token]
+    for address in dict.fromkeys(addresses):
+        target = outbox.bounce_target(address, secret)
+        if target is not None:
+            return target
+    bounce = verdict.bounce
+    if bounce is None or not bounce.original_message_ids:
+        return None
+    row = Outbox.select().where(Outbox.message_id.in_(list(bounce.original_message_ids))).first()
+    if row is None:
+        return None
+    deliveries = list(Delivery.select().where(Delivery.outbox == row))
+    failed = set(bounce.failed_recipients)
+    named = [d for d in deliveries if d.recipient.lower() in failed]
+    if len(named) == 1 or (not named and len(deliveries) == 1):
+        return row, (named or deliveries)[0]
+    return row, None
+
+
+def _store(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, now: datetime,
+           options: IngestOptions = DEFAULT_OPTIONS, collision: bool = False,
+           machine_reason: str | None = None) -> Message:
+    message = Message.create(
         dedupe_key=dedupe_key, message_id=parsed.message_id, sha256=parsed.sha256, kind=kind,
         folder=source.folder, uidvalidity=source.uidvalidity, uid=source.uid,
         from_addr=parsed.from_addr, from_name=parsed.from_name, subject=parsed.subject,
         sent_at=parsed.date, received_at=now, in_reply_to=list(parsed.in_reply_to),
         references=list(parsed.references), body_text=parsed.text, new_text=parsed.new_text,
-        defects=list(parsed.defects), raw=raw,
+        defects=list(parsed.defects) + (["message-id collision"] if collision else []), raw=raw,
+        machine_reason=machine_reason, collision=collision,
     )
+    if collision:
+        audit.record(None, now, parsed.from_addr or "unknown", "message-id-collision",
+                     message_id=parsed.message_id, sha256=parsed.sha256, stored_as=message.id)
+    if options.attachments is not None and parsed.attachments:
+        options.attachments.save_all(message, parsed.attachments)
+    return message
 
 
 def _quarantine(raw: bytes, source: Source, reason: str, now: datetime) -> str:
+    """Keep the raw bytes with the reason, once per distinct mail (a rescan does not add a second)."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if Quarantine.select().where(Quarantine.sha256 == sha256).exists():
+        return "duplicate"
     Quarantine.create(reason=reason, received_at=now, folder=source.folder, uidvalidity=source.uidvalidity,
-                      uid=source.uid, sha256=hashlib.sha256(raw).hexdigest(), raw=raw)
+                      uid=source.uid, sha256=sha256, raw=raw, status="held")
     log.warning("quarantined %s uid %s: %s", source.folder, source.uid, reason)
     return "quarantined"
+
+
+# ------------------------------------------------------------------------------------------------
+# history import
+
+
+def import_messages(messages: Callable[[], Iterable[bytes]], ruleset: Ruleset, renderer: Renderer,
+                    secret: bytes, now: datetime, options: IngestOptions = DEFAULT_OPTIONS,
+                    batch_size: int = 100, progress: Callable[[int], None] | None = None) -> IngestResult:
+    """Store raw messages from an mbox or Maildir (see mailfiles.py) in batches, like ingest."""
+    result = IngestResult()
+    batch: list[Fetched] = []
+    for raw in messages():
+        batch.append(Fetched(0, raw, len(raw)))
+        if len(batch) >= batch_size:
+            store_batch(batch, Source("import", None, None), ruleset, renderer, secret, now, result, options)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        store_batch(batch, Source("import", None, None), ruleset, renderer, secret, now, result, options)
+        if progress:
+            progress(len(batch))
+    return result

@@ -534,3 +534,66 @@ class SmtpSink:
                     f"SmtpSink received {len(messages)} of {count} messages in {timeout} s"
                 )
             time.sleep(0.01)
+
+
+class Postgres:
+    """Debian's PostgreSQL cluster, started with `pg_ctlcluster` when it is down, and one
+    throw-away database (and login role) per user of this class — for the multi-instance mode's
+    tests and benchmarks. Listens on loopback as Debian configures it; needs root (or the
+    postgres user) to start the cluster and create the role.
+    """
+
+    ROLE = "escalate_test"
+    PASSWORD = "escalate-test-pw"
+
+    def __init__(self, version: str | None = None, cluster: str = "main") -> None:
+        self.version = version or self._installed_version()
+        self.cluster = cluster
+        self.port = 5432
+        self.databases: list[str] = []
+
+    @staticmethod
+    def _installed_version() -> str:
+        versions = sorted(p.name for p in Path("/usr/lib/postgresql").glob("*") if (p / "bin" / "postgres").exists())
+        if not versions:
+            raise LoopbackServerError("PostgreSQL is not installed (Debian package `postgresql`)")
+        return versions[-1]
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
+        command = ["psql", "-X", "-q", "-t", "-A", "-p", str(self.port), "-d", database, "-c", sql]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--"] + command
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise LoopbackServerError(f"psql {sql!r}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def start(self) -> None:
+        status = subprocess.run(["pg_lsclusters", "-h", self.version, self.cluster], capture_output=True, text=True)
+        fields = status.stdout.split()
+        if status.returncode != 0 or not fields:
+            raise LoopbackServerError(f"no PostgreSQL cluster {self.version}/{self.cluster}: {status.stderr.strip()}")
+        self.port = int(fields[2])
+        if fields[3] != "online":
+            started = subprocess.run(["pg_ctlcluster", self.version, self.cluster, "start"],
+                                     capture_output=True, text=True, timeout=120)
+            if started.returncode != 0:
+                raise LoopbackServerError(f"pg_ctlcluster {self.version} {self.cluster} start: {started.stderr.strip()}")
+        exists = self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{self.ROLE}'")
+        if not exists:
+            self._psql(f"CREATE ROLE {self.ROLE} LOGIN CREATEDB PASSWORD '{self.PASSWORD}'")
+
+    def create_database(self) -> str:
+        """A fresh, empty database; returns its postgresql:// URL (loopback, password auth)."""
+        name = f"escalate_test_{os.getpid()}_{len(self.databases)}_{int(time.time() * 1000) % 10**8}"
+        self._psql(f"CREATE DATABASE {name} OWNER {self.ROLE}")
+        self.databases.append(name)
+        return f"postgresql://{self.ROLE}:{quote(self.PASSWORD, safe='')}@127.0.0.1:{self.port}/{name}"
+
+    def drop_databases(self) -> None:
+        for name in self.databases:
+            try:
+                self._psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            except LoopbackServerError:
+                pass  # a leftover test database is harmless; the next run uses a new name
+        self.databases.clear()

@@ -1,29 +1,55 @@
-"""IMAP: connect, select a folder, list new UIDs, fetch raw messages. The only module that
-imports imapclient.
+"""IMAP: connect, select a folder, list new UIDs, fetch raw messages, flag or move them after the
+commit, wait in IDLE. The only module that imports imapclient.
 
 imapclient sets no socket timeout by default and leaves reconnection to us
 (RELIABILITY.md 1.10), so every connection gets a connect and a read timeout and any socket or
-protocol error surfaces as `MailboxUnavailable`, which the daemon answers with back-off.
+protocol error surfaces as `MailboxUnavailable`, which the caller answers with back-off.
 Messages are fetched with BODY.PEEK[] so reading them does not mark them \\Seen for people
-who share the mailbox.
+who share the mailbox; marking is a separate, explicit step done only after the commit.
+
+IDLE: `idle_check()` swallows socket errors and EOF and just returns nothing, so a dead
+connection looks like "no new mail" (imapclient #449, #565). Every IDLE therefore ends within
+`IDLE_RENEW_SECONDS` (RFC 2177: servers may log out after 30 minutes; the imapclient docs advise
+10), and is followed by a NOOP under the read timeout: a dead path raises instead of hanging.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
-from typing import Iterator
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import imapclient
 from imapclient.exceptions import IMAPClientError
 
 from .config import ServerUrl
 
-FETCH_BATCH = 100
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 100                  # messages per FETCH (I11: ≤ 500)
+FETCH_BATCH_BYTES = 16 * 1024 * 1024  # and at most this much mail per FETCH, so RSS stays flat
+IDLE_RENEW_SECONDS = 540.0         # re-issue IDLE at least every 9 minutes (I8)
+IDLE_POLL_SECONDS = 1.0            # how often an IDLE wait looks at its stop condition
 
 
 class MailboxUnavailable(RuntimeError):
     """The IMAP server cannot be reached or broke the session: retry later with back-off."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One message as fetched: its raw bytes, or only its header block when it is over the limit."""
+
+    uid: int
+    raw: bytes
+    size: int               # RFC822.SIZE as the server reports it
+    headers_only: bool = False
+
+
+_ERRORS = (OSError, socket.timeout, IMAPClientError, ssl.SSLError)
 
 
 class Mailbox:
@@ -31,6 +57,8 @@ class Mailbox:
         self.url = url
         self.read_timeout = read_timeout
         self._client: imapclient.IMAPClient | None = None
+        self.selected: str | None = None
+        self.writable = False
 
     def __enter__(self) -> "Mailbox":
         self.connect()
@@ -43,22 +71,32 @@ class Mailbox:
         try:
             client = imapclient.IMAPClient(
                 self.url.host, port=self.url.port, ssl=self.url.tls,
+                ssl_context=ssl.create_default_context() if self.url.tls else None,
                 timeout=imapclient.SocketTimeout(connect=15.0, read=self.read_timeout),
             )
             if self.url.starttls:
                 client.starttls(ssl.create_default_context())
             client.login(self.url.username or "", self.url.password or "")
-        except (OSError, socket.timeout, IMAPClientError) as error:
+        except _ERRORS as error:
             raise MailboxUnavailable(f"IMAP {self.url.redacted()}: {error}") from None
         self._client = client
+        self.selected = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
 
     def close(self) -> None:
         client, self._client = self._client, None
+        self.selected = None
         if client is not None:
             try:
                 client.logout()
-            except (OSError, IMAPClientError):
-                pass  # the session is gone either way
+            except Exception:  # the session is gone either way; a dead socket may raise anything
+                try:
+                    client.shutdown()
+                except Exception:
+                    pass
 
     @property
     def client(self) -> imapclient.IMAPClient:
@@ -66,32 +104,129 @@ class Mailbox:
             raise MailboxUnavailable("IMAP: not connected")
         return self._client
 
-    def select(self, folder: str) -> int:
-        """Select `folder` read-only; returns its UIDVALIDITY."""
+    def _call(self, what: str, function: Callable, *args, **kwargs):
         try:
-            info = self.client.select_folder(folder, readonly=True)
-        except (OSError, IMAPClientError) as error:
-            raise MailboxUnavailable(f"IMAP select {folder!r}: {error}") from None
+            return function(*args, **kwargs)
+        except _ERRORS as error:
+            self.close()  # a broken session is not reused
+            raise MailboxUnavailable(f"IMAP {what}: {error}") from None
+
+    @property
+    def supports_idle(self) -> bool:
+        return self._call("capabilities", self.client.has_capability, "IDLE")
+
+    def select(self, folder: str, *, writable: bool = False) -> int:
+        """Select `folder` (read-only unless we must flag or move); returns its UIDVALIDITY."""
+        info = self._call(f"select {folder!r}", self.client.select_folder, folder, readonly=not writable)
+        self.selected, self.writable = folder, writable
         return int(info[b"UIDVALIDITY"])
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above `last_uid` in the selected folder, ascending."""
-        try:
-            # "UID n:*" always includes the highest UID even when it is below n (RFC 3501 §6.4.8)
-            uids = self.client.search(["UID", f"{last_uid + 1}:*"])
-        except (OSError, IMAPClientError) as error:
-            raise MailboxUnavailable(f"IMAP search: {error}") from None
+        # "UID n:*" always includes the highest UID even when it is below n (RFC 3501 §6.4.8)
+        uids = self._call("search", self.client.search, ["UID", f"{last_uid + 1}:*"])
         return sorted(uid for uid in uids if uid > last_uid)
 
-    def fetch(self, uids: list[int]) -> Iterator[tuple[int, bytes]]:
-        """(uid, raw bytes) for each UID still present, in UID order, FETCH_BATCH at a time."""
-        for start in range(0, len(uids), FETCH_BATCH):
-            chunk = uids[start:start + FETCH_BATCH]
-            try:
-                data = self.client.fetch(chunk, ["BODY.PEEK[]"])
-            except (OSError, IMAPClientError) as error:
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE of each UID still present."""
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), 500):
+            chunk = uids[start:start + 500]
+            wanted = set(chunk)  # a server may add unsolicited FETCH responses for other messages
+            data = self._call("fetch sizes", self.client.fetch, chunk, ["RFC822.SIZE"])
+            sizes.update({uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in data.items() if uid in wanted})
+        return sizes
+
+    def fetch_batches(self, uids: list[int], *, max_bytes: int) -> Iterator[list[Fetched]]:
+        """The messages of `uids` in UID order, a batch per FETCH (≤ FETCH_BATCH messages and about
+        FETCH_BATCH_BYTES). A message over `max_bytes` comes as its header block only. A UID that
+        another client expunged meanwhile is missing from the result (logged once, I6)."""
+        sizes = self.sizes(uids)
+        for uid in uids:
+            if uid not in sizes:
+                log.info("uid %s in %s vanished before fetch (moved or expunged by another client)", uid, self.selected)
+        batch: list[int] = []
+        batch_bytes = 0
+        for uid in (u for u in uids if u in sizes):
+            if sizes[uid] > max_bytes:
+                if batch:
+                    yield self._fetch(batch, sizes)
+                    batch, batch_bytes = [], 0
+                yield self._fetch([uid], sizes, headers_only=True)
+                continue
+            if batch and (len(batch) >= FETCH_BATCH or batch_bytes + sizes[uid] > FETCH_BATCH_BYTES):
+                yield self._fetch(batch, sizes)
+                batch, batch_bytes = [], 0
+            batch.append(uid)
+            batch_bytes += sizes[uid]
+        if batch:
+            yield self._fetch(batch, sizes)
+
+    def _fetch(self, uids: list[int], sizes: dict[int, int], *, headers_only: bool = False) -> list[Fetched]:
+        item, key = (b"BODY.PEEK[HEADER]", b"BODY[HEADER]") if headers_only else (b"BODY.PEEK[]", b"BODY[]")
+        try:
+            data = self.client.fetch(uids, [item])
+        except IMAPClientError as error:
+            if len(uids) == 1 or "expunge" not in str(error).lower():
+                if len(uids) == 1 and "expunge" in str(error).lower():
+                    log.info("uid %s in %s expunged during fetch", uids[0], self.selected)
+                    return []
+                self.close()
                 raise MailboxUnavailable(f"IMAP fetch: {error}") from None
-            for uid in sorted(data):
-                raw = data[uid].get(b"BODY[]")
-                if raw is not None:  # expunged by another client between SEARCH and FETCH
-                    yield uid, bytes(raw)
+            # "NO Some of the requested messages no longer exist": fetch one by one, skip the gone
+            return [fetched for uid in uids for fetched in self._fetch([uid], sizes, headers_only=headers_only)]
+        except _ERRORS as error:
+            self.close()
+            raise MailboxUnavailable(f"IMAP fetch: {error}") from None
+        fetched = []
+        for uid in uids:
+            raw = data.get(uid, {}).get(key)
+            if raw is None:
+                log.info("uid %s in %s expunged during fetch", uid, self.selected)
+                continue
+            fetched.append(Fetched(uid, bytes(raw), sizes.get(uid, len(raw)), headers_only))
+        return fetched
+
+    def mark_processed(self, uids: list[int], action: str) -> None:
+        """After the commit: leave the mail, set \\Seen ("flag"), or move it ("move:FOLDER").
+        Repeating it is harmless (a flag set twice, a UID already moved is simply absent)."""
+        if not uids or action == "leave":
+            return
+        if action == "flag":
+            self._call("store \\Seen", self.client.add_flags, uids, [imapclient.SEEN], silent=True)
+        elif action.startswith("move:"):
+            target = action[5:]
+            if not self._call("folder check", self.client.folder_exists, target):
+                self._call(f"create {target!r}", self.client.create_folder, target)
+            if self._call("capabilities", self.client.has_capability, "MOVE"):
+                self._call(f"move to {target!r}", self.client.move, uids, target)
+            else:  # RFC 6851 fallback: copy, mark deleted, expunge just these UIDs (UIDPLUS)
+                self._call(f"copy to {target!r}", self.client.copy, uids, target)
+                self._call("delete", self.client.delete_messages, uids, silent=True)
+                self._call("expunge", self.client.uid_expunge, uids)
+        else:
+            raise ValueError(f"unknown processed-mail action {action!r}")
+
+    def wait_for_mail(self, seconds: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """IDLE on the selected folder for up to `seconds` (capped at IDLE_RENEW_SECONDS); True as
+        soon as the server announces new mail. Ends with a NOOP, so a dead connection raises
+        MailboxUnavailable within the read timeout instead of hiding (RELIABILITY.md 1.10)."""
+        seconds = min(seconds, IDLE_RENEW_SECONDS)
+        client = self.client
+        self._call("idle", client.idle)
+        deadline = time.monotonic() + seconds
+        news = False
+        try:
+            while not news and not should_stop():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                responses = self._call("idle check", client.idle_check, timeout=min(left, IDLE_POLL_SECONDS))
+                news = any(len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT") for r in responses if isinstance(r, tuple))
+                if any(r[0] == b"BYE" for r in responses if isinstance(r, tuple) and r):
+                    raise MailboxUnavailable("IMAP idle: the server said BYE")
+        finally:
+            if self._client is not None:
+                self._call("idle done", client.idle_done)
+        self._call("noop", client.noop)
+        return news

@@ -54,6 +54,17 @@ class FolderState(BaseModel):
     uidvalidity = peewee.BigIntegerField()
     last_uid = peewee.BigIntegerField(default=0)
     updated_at = UTCDateTimeField()
+    # the last UID flagged/moved after its commit; (flagged_uid, last_uid] is re-done after a crash (I2)
+    flagged_uid = peewee.BigIntegerField(default=0, null=True)
+
+
+class Incident(BaseModel):
+    """Similar tickets from distinct customers within a window: one problem, escalated once."""
+
+    subject = peewee.TextField()  # the first ticket's subject
+    created_at = UTCDateTimeField()
+    last_ticket_at = UTCDateTimeField(index=True)  # the window for joining runs from here
+    customers = peewee.IntegerField(default=1)  # distinct requesters among its tickets
 
 
 class Ticket(BaseModel):
@@ -66,7 +77,7 @@ class Ticket(BaseModel):
     severity = peewee.CharField()
     tier = peewee.IntegerField(null=True)
     assignee = peewee.CharField(null=True)
-    created_at = UTCDateTimeField()
+    created_at = UTCDateTimeField(index=True)  # incidents look back over recent tickets
     updated_at = UTCDateTimeField()
     first_response_at = UTCDateTimeField(null=True)
     last_customer_message_at = UTCDateTimeField(null=True)
@@ -77,10 +88,21 @@ class Ticket(BaseModel):
     # when the engine next needs to look at this ticket; NULL = nothing can happen until it changes
     next_due_at = UTCDateTimeField(null=True, index=True)
     message_count = peewee.IntegerField(default=0)
+    # waiting on the customer pauses the business-time clocks (rules/clocks.py): the current wait's
+    # start, and the finished waits as [[start, end], …] ISO-8601 UTC
+    waiting_since = UTCDateTimeField(null=True)
+    waiting_periods = JSONField(default=list)
+    escalation_requested_at = UTCDateTimeField(null=True)  # an agent asked for escalation
+    snoozed_until = UTCDateTimeField(null=True)  # #snooze: no reminders before this
+    incident = peewee.ForeignKeyField(Incident, backref="tickets", null=True, on_delete="SET NULL")
+    # a practice escalation (drill.py): walks the real mail path, but the engine's rules never act
+    # on it and the report leaves it out unless asked
+    drill = peewee.BooleanField(default=False)
 
 
 class Message(BaseModel):
-    """One stored mail. `kind`: customer, agent (a roster member), other (anyone else), own."""
+    """One stored mail. `kind`: customer, agent (a roster member), other (anyone else), own, or
+    machine mail (classify.py): auto-reply, bounce, list, bulk — recorded, never answered."""
 
     ticket = peewee.ForeignKeyField(Ticket, backref="messages", null=True, on_delete="RESTRICT")
     dedupe_key = peewee.CharField(unique=True)  # Message-ID, or "sha256:<hex>" when it has none
@@ -101,6 +123,23 @@ class Message(BaseModel):
     new_text = peewee.TextField(default="")
     defects = JSONField(default=list)
     raw = peewee.BlobField()
+    # why classify.py called it machine mail ("Auto-Submitted: auto-replied", "DSN", …); None for people
+    machine_reason = peewee.TextField(null=True)
+    # the same Message-ID arrived with different bytes: kept as its own message, flagged (I13)
+    collision = peewee.BooleanField(default=False)
+    # a bounce of one of our notifications: which outbox row and recipient (C8)
+    bounce_outbox_id = peewee.IntegerField(null=True)
+    bounce_recipient = peewee.CharField(null=True)
+
+
+class Attachment(BaseModel):
+    """An attachment's name, type and size; its bytes in the state directory when within the limit (S12)."""
+
+    message = peewee.ForeignKeyField(Message, backref="attachment_rows", on_delete="CASCADE")
+    filename = peewee.CharField(null=True)  # as the sender named it, decoded and sanitised for display
+    content_type = peewee.CharField()
+    size = peewee.IntegerField()
+    stored_path = peewee.CharField(null=True)  # relative to the attachments directory; None = not kept
 
 
 class Escalation(BaseModel):
@@ -158,7 +197,9 @@ class Delivery(BaseModel):
     outbox = peewee.ForeignKeyField(Outbox, backref="deliveries", on_delete="CASCADE")
     recipient = peewee.CharField()
     mail_from = peewee.CharField()  # the VERP return path for this recipient
-    status = peewee.CharField(default="queued")  # queued, sent, failed, bounced, suppressed, cancelled
+    # queued, sent, failed (5xx to the message), refused (5xx to this recipient at RCPT), bounced,
+    # suppressed (a loop cap), cancelled
+    status = peewee.CharField(default="queued")
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField()
     created_at = UTCDateTimeField()
@@ -196,6 +237,9 @@ class Quarantine(BaseModel):
     uid = peewee.BigIntegerField(null=True)
     sha256 = peewee.CharField(index=True)
     raw = peewee.BlobField()
+    status = peewee.CharField(default="held", null=True)  # held, retried (processed again), failed-retry
+    retried_at = UTCDateTimeField(null=True)
+    outcome = peewee.TextField(null=True)  # what `quarantine retry` made of it
 
 
-ALL_MODELS = [FolderState, Ticket, Message, Escalation, Outbox, Delivery, Event, Quarantine]
+ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine]

@@ -1,26 +1,37 @@
 """Decide what a notification says and queue it: render templates, build the mail, write the
-outbox row — all inside the caller's transaction, so a state change and the mail announcing it
-commit together or not at all.
+outbox row and one delivery per recipient — all inside the caller's transaction, so a state
+change and the mail announcing it commit together or not at all.
+
+Recipients always come from the rules (a tier's group, its lead, a consulted department, the
+informed list) or from the stored ticket (the customer), never from a message's headers (N9).
+Before anything is queued the loop caps are checked (ratelimit.py); capped mail is recorded as
+"suppressed" with the reason and an audit event, never dropped silently.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 import peewee
 
-from . import tokens
-from .clock import iso
+from . import audit, ratelimit, tokens, verp
 from .compose import build_mail
-from .models import Escalation, Event, Message, Outbox, Ticket, database
+from .models import Delivery, Escalation, Event, Message, Outbox, Ticket, database
 from .rules.durations import format_duration
-from .rules.model import Rule, Ruleset, Tier
+from .rules.model import Rule, Ruleset, Tier, normalise_address
 from .templates import Renderer
+
+log = logging.getLogger(__name__)
 
 SENDER_NAME = "Support escalations"
 HISTORY_EVENTS = 12
 LAST_MESSAGE_CHARS = 4000
+DEFAULT_TEMPLATE = "escalation"  # a rule that keeps the default gets the kind's own template per step
+ESCALATION_KINDS = ("escalation", "reminder", "next-tier")
 
 
 def _domain(address: str) -> str:
@@ -50,6 +61,7 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
         "age": format_duration(max(now - ticket.created_at, timedelta(0))),
         "first_response_at": _when(ticket.first_response_at),
         "resolution_due_at": _when(ticket.created_at + severity.resolution) if severity.resolution else None,
+        "resolved_at": _when(ticket.resolved_at),
         "message_count": ticket.message_count,
     }
 
@@ -59,6 +71,7 @@ def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
                .order_by(Message.received_at.desc(), Message.id.desc()).first())
     if message is None:
         return None
+    # new_text is the message without its quoted history (parse.py strips it)
     text = (message.new_text or message.body_text or "").strip()
     if len(text) > LAST_MESSAGE_CHARS:
         text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
@@ -71,8 +84,10 @@ def _history(ticket: Ticket) -> list[dict[str, Any]]:
     return [{"at": _when(e.at), "actor": e.actor, "action": e.action, "rule": e.rule} for e in reversed(list(events))]
 
 
-def _thread_ids(ticket: Ticket) -> list[str]:
+def _thread_ids(ticket: Ticket | None) -> list[str]:
     """The ticket's first message and our earlier notifications: what a reply's client threads on."""
+    if ticket is None:
+        return []
     first = (Message.select(Message.message_id).where((Message.ticket == ticket) & Message.message_id.is_null(False))
              .order_by(Message.id).first())
     sent = (Outbox.select(Outbox.message_id).where(Outbox.ticket == ticket).order_by(Outbox.id.desc()).limit(10))
@@ -81,47 +96,88 @@ def _thread_ids(ticket: Ticket) -> list[str]:
     return ids
 
 
-def _queue(*, ticket: Ticket, kind: str, tier: Tier, subject: str, template: str, context: dict[str, Any],
-           ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-           escalation: Escalation | None = None, rule: str | None = None, step: int | None = None,
-           due_at: datetime | None = None) -> Outbox | None:
+def team_addresses(ruleset: Ruleset) -> set[str]:
+    """Our own people: tier groups, rosters and leads (the per-address cap is for everyone else)."""
+    found = {ruleset.support_address}
+    for tier in ruleset.tiers:
+        found.add(normalise_address(tier.group))
+        found.update(tier.roster)
+        if tier.lead:
+            found.add(normalise_address(tier.lead))
+    return found
+
+
+def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Ruleset, now: datetime,
+                caps: ratelimit.Caps, ticket_reason: str | None) -> str | None:
+    if ticket_reason:
+        return ticket_reason
+    dead = ratelimit.dead_address(recipient, now, caps)
+    if dead:
+        return dead
+    if kind == "acknowledgement":
+        return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
+    if recipient not in team_addresses(ruleset):
+        return ratelimit.address_cap(recipient, now, caps.per_address)
+    return None
+
+
+def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: str, template: str,
+           context: dict[str, Any], ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+           tier_level: int | None = None, escalation: Escalation | None = None, rule: str | None = None,
+           step: int | None = None, due_at: datetime | None = None,
+           caps: ratelimit.Caps = ratelimit.DEFAULT_CAPS, thread: list[str] | None = None) -> Outbox | None:
+    """Render, build and record one notification with a delivery per recipient; None when this
+    (ticket, rule, step, due) was queued already (N10)."""
+    recipients = list(dict.fromkeys(normalise_address(r) for r in recipients if normalise_address(r)))
+    if not recipients:
+        return None
     rendered = renderer.render(template, context)
-    message_id = tokens.new_message_id(secret, ticket.ref, tier.level, _domain(ruleset.support_address))
-    thread = _thread_ids(ticket)
+    # the reply token binds the notification to the ticket and tier; tier 0 = no tier can act on it
+    message_id = tokens.new_message_id(secret, ticket.ref if ticket else "-", tier_level or 0,
+                                       _domain(ruleset.support_address))
+    thread = _thread_ids(ticket) if thread is None else thread
+    extra = {"X-Escalate-Ticket": ticket.ref} if ticket else {}
+    extra["X-Escalate-Kind"] = kind
     raw = build_mail(
-        mail_from=ruleset.support_address, from_name=SENDER_NAME, to=[tier.group], subject=subject,
+        mail_from=ruleset.support_address, from_name=SENDER_NAME, to=recipients, subject=subject,
         text=rendered.text, html=rendered.html, message_id=message_id, date=now,
         in_reply_to=thread[-1] if thread else None, references=thread, reply_to=ruleset.support_address,
-        extra_headers={"X-Escalate-Ticket": ticket.ref},
+        extra_headers=extra,
     )
+    ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps) if ticket else None
+    reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
+    suppressed = {r: why for r, why in reasons.items() if why}
     try:
         with database.atomic():  # a savepoint: a duplicate leaves the outer transaction intact
-            return Outbox.create(
+            row = Outbox.create(
                 ticket=ticket, escalation=escalation, kind=kind, rule=rule, step=step, due_at=due_at,
-                tier=tier.level, message_id=message_id, mail_from=ruleset.support_address,
-                recipients=[tier.group], subject=subject, raw=raw, status="queued",
+                tier=tier_level, message_id=message_id, mail_from=ruleset.support_address,
+                recipients=recipients, subject=subject, raw=raw,
+                status="suppressed" if len(suppressed) == len(recipients) else "queued",
+                last_error="; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
                 next_attempt_at=now, created_at=now,
             )
     except peewee.IntegrityError:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)
         return None
+    Delivery.insert_many([{
+        "outbox": row.id, "recipient": r, "mail_from": verp.return_path(ruleset.support_address, row.id, i, r, secret),
+        "status": "suppressed" if r in suppressed else "queued", "last_error": suppressed.get(r),
+        "next_attempt_at": now, "created_at": now,
+    } for i, r in enumerate(recipients)]).execute()
+    if suppressed:
+        audit.record(ticket, now, "escalate", "notification-suppressed", rule=rule, outbox=row.id, kind=kind,
+                     reasons=suppressed)
+        log.warning("suppressed %s %s to %s: %s", kind, row.id, ", ".join(suppressed), "; ".join(set(suppressed.values())))
+    return row
 
 
-def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier: Tier, step: int,
-                     due_at: datetime, next_step: str, ruleset: Ruleset, renderer: Renderer,
-                     secret: bytes, now: datetime, previous_tier: Tier | None) -> Outbox | None:
-    is_next_tier = previous_tier is not None and previous_tier.level != tier.level
-    is_repeat = step > 0 and not is_next_tier
-    steps_per_tier = (rule.next_tier_after + 1) if rule.next_tier_after is not None else None
-    step_in_tier = step % steps_per_tier if steps_per_tier else step
-    if is_next_tier:
-        label = f"Escalated to {tier.name}"
-    elif is_repeat:
-        label = f"Reminder {step_in_tier}, {tier.name}"
-    else:
-        label = f"Escalation to {tier.name}"
-    subject = f"[{ticket.ref}] {label}: {ticket.subject}"
-    context = {
+# -- the tier thread: escalation, reminder, next tier, confirmation, resolution --------------------
+
+def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_in_tier: int, is_repeat: bool,
+                       is_next_tier: bool, previous_tier: Tier | None, next_step: str, ruleset: Ruleset,
+                       now: datetime) -> dict[str, Any]:
+    return {
         "ticket": ticket_context(ticket, ruleset, now),
         "rule": {"name": rule.name, "description": rule.description},
         "tier": {"level": tier.level, "name": tier.name, "group": tier.group},
@@ -136,10 +192,30 @@ def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier
         "history": _history(ticket),
         "support_address": ruleset.support_address,
     }
+
+
+def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier: Tier, step: int,
+                     due_at: datetime, next_step: str, ruleset: Ruleset, renderer: Renderer,
+                     secret: bytes, now: datetime, previous_tier: Tier | None) -> Outbox | None:
+    """Step `step` of `rule` on `ticket`: the first escalation, a reminder, or the next tier."""
+    is_next_tier = previous_tier is not None and previous_tier.level != tier.level
+    is_repeat = step > 0 and not is_next_tier
+    steps_per_tier = (rule.next_tier_after + 1) if rule.next_tier_after is not None else None
+    step_in_tier = step % steps_per_tier if steps_per_tier else step
+    if is_next_tier:
+        label = f"Escalated to {tier.name}"
+    elif is_repeat:
+        label = f"Reminder {step_in_tier}, {tier.name}"
+    else:
+        label = f"Escalation to {tier.name}"
+    subject = f"[{ticket.ref}] {label}: {ticket.subject}"
+    context = escalation_context(ticket, rule, tier, step, step_in_tier, is_repeat, is_next_tier, previous_tier,
+                                 next_step, ruleset, now)
     kind = "next-tier" if is_next_tier else ("reminder" if is_repeat else "escalation")
-    return _queue(ticket=ticket, kind=kind, tier=tier, subject=subject, template=rule.template, context=context,
-                  ruleset=ruleset, renderer=renderer, secret=secret, now=now, escalation=escalation,
-                  rule=rule.name, step=step, due_at=due_at)
+    template = kind if rule.template == DEFAULT_TEMPLATE and kind in renderer.names() else rule.template
+    return _queue(ticket=ticket, kind=kind, recipients=[tier.group], subject=subject, template=template,
+                  context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
+                  tier_level=tier.level, escalation=escalation, rule=rule.name, step=step, due_at=due_at)
 
 
 def queue_confirmation(*, ticket: Ticket, tier: Tier, actor: str, action_text: str, note: str,
@@ -148,5 +224,214 @@ def queue_confirmation(*, ticket: Ticket, tier: Tier, actor: str, action_text: s
     context = {"ticket": ticket_context(ticket, ruleset, now), "actor": actor, "action_text": action_text,
                "note": note, "support_address": ruleset.support_address}
     subject = f"[{ticket.ref}] {action_text.capitalize()} by {actor}: {ticket.subject}"
-    return _queue(ticket=ticket, kind="confirmation", tier=tier, subject=subject, template="confirmation",
+    return _queue(ticket=ticket, kind="confirmation", recipients=[tier.group], subject=subject,
+                  template="confirmation", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
+                  now=now, tier_level=tier.level)
+
+
+def queue_resolution_notice(*, ticket: Ticket, actor: str, note: str, ruleset: Ruleset, renderer: Renderer,
+                            secret: bytes, now: datetime) -> Outbox | None:
+    """Tell every tier group that was escalated to on this ticket that it is resolved: stop work."""
+    levels = sorted({row.tier for row in Outbox.select(Outbox.tier)
+                     .where((Outbox.ticket == ticket) & Outbox.kind.in_(ESCALATION_KINDS) & Outbox.tier.is_null(False))})
+    tiers = [ruleset.tier(level) for level in levels if level in {t.level for t in ruleset.tiers}]
+    if not tiers:
+        return None
+    context = {"ticket": ticket_context(ticket, ruleset, now), "actor": actor, "note": note,
+               "tiers": [{"level": t.level, "name": t.name} for t in tiers], "history": _history(ticket),
+               "support_address": ruleset.support_address}
+    return _queue(ticket=ticket, kind="resolution", recipients=[t.group for t in tiers],
+                  subject=f"[{ticket.ref}] Resolved by {actor}: {ticket.subject}", template="resolution",
+                  context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
+                  tier_level=tiers[-1].level, rule="resolution", step=0, due_at=ticket.resolved_at or now)
+
+
+# -- the accountable, the consulted, the informed ------------------------------------------------
+
+def queue_breach_alert(*, ticket: Ticket, rule: Rule, tier: Tier, breached: str, due_at: datetime,
+                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                       step: int = 0) -> Outbox | None:
+    """Tell the tier's lead that `tier` did not respond in time (`breached` says what was missed).
+    None when the tier has no lead or this breach was reported already."""
+    if not tier.lead:
+        return None
+    context = {"ticket": ticket_context(ticket, ruleset, now), "rule": {"name": rule.name, "description": rule.description},
+               "tier": {"level": tier.level, "name": tier.name, "group": tier.group, "lead": tier.lead},
+               "breached": breached, "due_at": _when(due_at), "overdue": format_duration(max(now - due_at, timedelta(0))),
+               "last_message": _last_customer_message(ticket), "history": _history(ticket),
+               "support_address": ruleset.support_address}
+    return _queue(ticket=ticket, kind="breach", recipients=[tier.lead],
+                  subject=f"[{ticket.ref}] Breach, {tier.name}: {ticket.subject}", template="breach",
+                  context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
+                  tier_level=tier.level, rule=f"{rule.name}#breach", step=step, due_at=due_at)
+
+
+def queue_input_request(*, ticket: Ticket, department: str, address: str, question: str, requested_by: str,
+                        ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+    """Ask a consulted department for input on a ticket (an external escalation)."""
+    context = {"ticket": ticket_context(ticket, ruleset, now), "department": department, "question": question,
+               "requested_by": requested_by, "last_message": _last_customer_message(ticket),
+               "support_address": ruleset.support_address}
+    return _queue(ticket=ticket, kind="input-request", recipients=[address],
+                  subject=f"[{ticket.ref}] Input needed from {department}: {ticket.subject}",
+                  template="input-request", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
+                  now=now, rule=f"input-request:{normalise_address(address)}", step=0, due_at=now)
+
+
+def queue_digest(*, recipients: list[str], period_start: datetime, period_end: datetime, ruleset: Ruleset,
+                 renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+    """The daily digest for the informed list: what escalated, what is still open. Once per period
+    and recipient list (a second call for the same period returns None)."""
+    key = "digest:" + ",".join(sorted(normalise_address(r) for r in recipients))
+    if Outbox.select().where((Outbox.kind == "digest") & (Outbox.rule == key) & (Outbox.due_at == period_end)).exists():
+        return None
+    escalated = (Ticket.select().join(Escalation).where((Escalation.started_at >= period_start)
+                                                        & (Escalation.started_at < period_end)).distinct())
+    still_open = Ticket.select().where(Ticket.status.in_(("new", "open", "waiting")) & Ticket.tier.is_null(False))
+    resolved = Ticket.select().where((Ticket.resolved_at >= period_start) & (Ticket.resolved_at < period_end))
+    context = {
+        "period_start": _when(period_start), "period_end": _when(period_end),
+        "escalated": [ticket_context(t, ruleset, now) for t in escalated.order_by(Ticket.id)],
+        "still_open": [ticket_context(t, ruleset, now) for t in still_open.order_by(Ticket.id).limit(200)],
+        "resolved": [ticket_context(t, ruleset, now) for t in resolved.order_by(Ticket.id)],
+        "support_address": ruleset.support_address,
+    }
+    return _queue(ticket=None, kind="digest", recipients=recipients,
+                  subject=f"Escalation digest {period_start:%Y-%m-%d}: {len(context['escalated'])} escalated, "
+                          f"{len(context['still_open'])} open",
+                  template="digest", context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
+                  rule=key, step=0, due_at=period_end)
+
+
+# -- the customer ----------------------------------------------------------------------------------
+
+_MACHINE_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
+_MACHINE_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply", "donotreply")
+
+
+def is_machine_mail(raw: bytes) -> str | None:
+    """Why a mail was written by a machine (RFC 3834 and the usual signs), or None for a person.
+
+    Never answer machine mail: an autoresponder answering us is how mail loops start."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    try:
+        headers = email.message_from_bytes(head + b"\n\n", policy=email.policy.compat32)
+    except Exception:  # a header block we cannot read is not a person we should answer
+        return "unreadable headers"
+
+    def get(name: str) -> str:
+        try:
+            return str(headers.get(name, "") or "").strip().lower()
+        except Exception:
+            return ""
+    if get("auto-submitted") not in ("", "no"):
+        return f"Auto-Submitted: {get('auto-submitted')}"
+    if get("precedence") in _MACHINE_PRECEDENCE:
+        return f"Precedence: {get('precedence')}"
+    for name in ("x-autoreply", "x-autorespond", "list-id", "list-unsubscribe", "x-failed-recipients"):
+        if get(name):
+            return f"{name} present"
+    if "report-type=delivery-status" in get("content-type").replace(" ", ""):
+        return "delivery status notification"
+    sender = normalise_address(get("from") or get("return-path"))
+    if not sender or sender.split("@")[0] in _MACHINE_LOCALPARTS:
+        return f"machine sender {sender or '(none)'}"
+    return None
+
+
+def queue_acknowledgement(*, ticket: Ticket, message: Message, ruleset: Ruleset, renderer: Renderer,
+                          secret: bytes, now: datetime) -> Outbox | None:
+    """Tell a customer their mail became ticket `ticket.ref` (optional per the rules). At most one
+    per sender per ticket (a unique key), never to machine mail, capped per address (C4, S13).
+    Returns None when nothing was queued or recorded."""
+    sender = normalise_address(message.from_addr or "")
+    if not sender or sender == ruleset.support_address or sender in team_addresses(ruleset):
+        return None
+    machine = is_machine_mail(bytes(message.raw)) if message.raw else None
+    if machine:
+        audit.record(ticket, now, "escalate", "acknowledgement-skipped", sender=sender, reason=f"machine mail: {machine}")
+        return None
+    context = {"ticket": ticket_context(ticket, ruleset, now), "sender": sender,
+               "support_address": ruleset.support_address}
+    return _queue(ticket=ticket, kind="acknowledgement", recipients=[sender],
+                  subject=f"[{ticket.ref}] We received your message: {ticket.subject}",
+                  template="acknowledgement", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
+                  now=now, rule=f"acknowledgement:{sender}", step=0, due_at=ticket.created_at)
+
+
+# -- delivery trouble ------------------------------------------------------------------------------
+
+def queue_delivery_failure(*, failed: Outbox, ruleset: Ruleset, renderer: Renderer, secret: bytes,
+                           now: datetime) -> Outbox | None:
+    """Tell the lead once that a notification could not be delivered (code and text per recipient).
+    Never for a failure notice itself: a dead lead address must not start a storm."""
+    if failed.kind == "delivery-failure":
+        return None
+    tier = None
+    if failed.tier is not None and failed.tier in {t.level for t in ruleset.tiers}:
+        tier = ruleset.tier(failed.tier)
+    leads = [tier.lead] if tier and tier.lead else [t.lead for t in ruleset.tiers if t.lead][:1]
+    if not leads:
+        return None
+    deliveries = [{"recipient": d.recipient, "status": d.status, "code": d.code, "error": d.last_error}
+                  for d in Delivery.select().where(Delivery.outbox == failed).order_by(Delivery.id)]
+    ticket = failed.ticket if failed.ticket_id else None
+    context = {"ticket": ticket_context(ticket, ruleset, now) if ticket else None,
+               "failed": {"id": failed.id, "kind": failed.kind, "subject": failed.subject,
+                          "message_id": failed.message_id, "created_at": _when(failed.created_at)},
+               "deliveries": deliveries, "support_address": ruleset.support_address}
+    prefix = f"[{ticket.ref}] " if ticket else ""
+    return _queue(ticket=ticket, kind="delivery-failure", recipients=leads,
+                  subject=f"{prefix}Undeliverable {failed.kind} notification #{failed.id}",
+                  template="delivery-failure", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
+                  now=now, rule=f"delivery-failure#{failed.id}", step=0, due_at=failed.created_at)
+
+
+def lead_notifier(ruleset: Ruleset, renderer: Renderer, secret: bytes) -> Callable[[Outbox, datetime], None]:
+    """The `on_failed` callback for outbox.send_due: queue the lead's failure notice."""
+    def tell_lead(failed: Outbox, now: datetime) -> None:
+        queue_delivery_failure(failed=failed, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+    return tell_lead
+
+
+# -- replies: the customer thread (#reply), refusal notices, command help ---------------------------
+
+def queue_customer_reply(*, ticket: Ticket, actor: str, text: str, ruleset: Ruleset, renderer: Renderer,
+                         secret: bytes, now: datetime) -> Outbox | None:
+    """An agent's `#reply`: to the customer, from the support address, threaded into the
+    customer's conversation (their messages only — never our internal tier thread)."""
+    customer_ids = [m.message_id for m in Message.select(Message.message_id)
+                    .where((Message.ticket == ticket) & (Message.kind == "customer") & Message.message_id.is_null(False))
+                    .order_by(Message.id)]
+    subject = ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
+    context = {"ticket": ticket_context(ticket, ruleset, now), "text": text, "actor": actor,
+               "support_address": ruleset.support_address}
+    return _queue(ticket=ticket, kind="customer-reply", recipients=[ticket.requester],
+                  subject=f"[{ticket.ref}] {subject}", template="customer_reply", context=context, ruleset=ruleset,
+                  renderer=renderer, secret=secret, now=now, thread=customer_ids[-10:])
+
+
+def queue_refusal(*, recipient: str, subject: str, commands: list[str], reason: str, ruleset: Ruleset,
+                  renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+    """Tell someone their commands were not acted on — at most once an hour per address, naming
+    no ticket (they may be a stranger quoting someone else's reference)."""
+    if ratelimit.address_cap(recipient, now, REFUSALS_PER_ADDRESS, kinds=("refusal",)):
+        return None
+    context = {"subject": subject, "commands": commands, "reason": reason, "support_address": ruleset.support_address}
+    return _queue(ticket=None, kind="refusal", recipients=[recipient], subject="Your reply was not acted on",
+                  template="refusal", context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+
+
+def queue_command_help(*, ticket: Ticket, recipient: str, unknown: list[str], commands: list[dict[str, str]],
+                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+    """A roster member wrote a command we do not know: a short help, at most once an hour each."""
+    if ratelimit.address_cap(recipient, now, REFUSALS_PER_ADDRESS, kinds=("command-help",)):
+        return None
+    context = {"ticket": ticket_context(ticket, ruleset, now), "unknown": unknown, "commands": commands,
+               "support_address": ruleset.support_address}
+    return _queue(ticket=ticket, kind="command-help", recipients=[recipient],
+                  subject=f"[{ticket.ref}] Commands escalate understands", template="command_help",
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+
+
+REFUSALS_PER_ADDRESS = ((timedelta(hours=1), 1),)

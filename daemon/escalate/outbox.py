@@ -1,11 +1,13 @@
-"""Send queued mail with aiosmtplib: claim, send over one reused connection, record. The only
-module that imports aiosmtplib.
+"""Send queued mail with aiosmtplib: claim due deliveries, send them over a small pool of reused
+connections, record the outcomes in batches. The only module that imports aiosmtplib.
 
-Failures are classified as RELIABILITY.md 1.11 says: 4xx, disconnects and timeouts are retried
-with capped exponential back-off; 5xx is permanent. Envelope sender and recipients are always
-passed explicitly (aiosmtplib would otherwise read them from the headers). A crash after DATA and
-before the row is marked sent re-sends the same bytes with the same Message-ID — the one
-tolerated duplicate.
+Each recipient of an outbox row is a `Delivery` with its own SMTP transaction and VERP return
+path, so a refused recipient is retried or failed on its own and those who accepted never get
+the mail twice (N4). Failures are classified as RELIABILITY.md 1.11 says: 4xx, disconnects and
+timeouts are retried with capped exponential back-off; 5xx is permanent (the tier lead is told
+once, through `on_failed`). Envelope sender and recipient are always passed explicitly —
+aiosmtplib would otherwise read them from the headers (N9). A crash after DATA and before the
+outcome is recorded re-sends the same bytes with the same Message-ID: the one tolerated duplicate.
 """
 
 from __future__ import annotations
@@ -13,22 +15,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable, Iterable, Iterator
 
 import aiosmtplib
+import peewee
 
-from . import crashpoints
+from . import crashpoints, models
 from .config import ServerUrl
 from .db import write_transaction
-from .models import Outbox
+from .models import Delivery, Outbox
 
 log = logging.getLogger(__name__)
 
-SEND_BATCH = 200
+CLAIM_BATCH = 1000  # deliveries claimed per round; bounded memory whatever the backlog
+CONNECTIONS = 8  # the pool: enough to hide round trips, few enough for any relay's limits (≤ 10)
+# Outcomes are written as soon as the event loop has nothing else ready: the replies that arrived
+# together are one transaction (at most FLUSH_EVERY). A kill -9 re-sends only what was accepted
+# and not yet written — at most the sends in flight — with the identical Message-ID.
+FLUSH_EVERY = 200
+TIMEOUT_SECONDS = 30.0  # per SMTP operation
+# stop starting new sends after this (the rest stays queued for the next run), so a slow server
+# cannot hold up the daemon's other stages for longer than this plus one send's timeout (N8)
+TIME_BUDGET_SECONDS = 20.0
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=10)
-MAX_ATTEMPTS = 50  # about 8 hours at the capped interval; then the row is failed for a person to retry
+MAX_ATTEMPTS = 50  # about 8 hours at the capped interval; then failed, for a person to retry
+
+PENDING = "queued"
+DELIVERY_FAILURES = ("failed", "refused", "bounced")
 
 
 @dataclass
@@ -38,6 +56,7 @@ class SendResult:
     failed: int = 0
     connections: int = 0
     errors: list[str] = field(default_factory=list)
+    failed_outbox_ids: list[int] = field(default_factory=list)
 
 
 class SmtpUnavailable(RuntimeError):
@@ -45,110 +64,426 @@ class SmtpUnavailable(RuntimeError):
 
 
 def backoff(attempts: int) -> timedelta:
+    """Wait after the `attempts`-th failed attempt: 30 s, 1 min, 2 min, … capped at 10 min."""
     return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
 
 
-def _client(url: ServerUrl) -> aiosmtplib.SMTP:
+def _client(url: ServerUrl, timeout: float) -> aiosmtplib.SMTP:
+    secure = url.tls or url.starttls
     return aiosmtplib.SMTP(
-        hostname=url.host, port=url.port, use_tls=url.tls, start_tls=url.starttls or None,
-        tls_context=ssl.create_default_context() if (url.tls or url.starttls) else None,
-        username=url.username, password=url.password, timeout=30,
+        hostname=url.host, port=url.port, use_tls=url.tls, start_tls=url.starttls,
+        # the system's trust store (SSL_CERT_FILE/SSL_CERT_DIR are honoured), hostname checked
+        tls_context=ssl.create_default_context() if secure else None,
+        username=url.username, password=url.password, timeout=timeout,
     )
 
 
-def send_due(url: ServerUrl, now: datetime, *, batch: int = SEND_BATCH) -> SendResult:
-    """Send every queued row whose time has come. Blocking wrapper for the daemon loop and CLI."""
-    return asyncio.run(_send_due(url, now, batch))
+# -- outcomes ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: int
+    outbox_id: int
+    mail_from: str
+    recipient: str
+    attempts: int
+    raw: bytes
+    message_id: str
 
 
-async def _send_due(url: ServerUrl, now: datetime, batch: int) -> SendResult:
+@dataclass(frozen=True)
+class _Outcome:
+    job: _Job
+    status: str  # sent, retry, failed, refused
+    code: int | None = None
+    error: str | None = None
+
+
+class _Recorder:
+    """Collects outcomes and writes them in batches; each batch also settles its outbox rows."""
+
+    def __init__(self, now: datetime, result: SendResult, on_failed: Callable[[Outbox, datetime], None] | None):
+        self.now = now
+        self.result = result
+        self.on_failed = on_failed
+        self.pending: list[_Outcome] = []
+        self._final = False
+
+    def add(self, outcome: _Outcome) -> None:
+        if not self.pending:
+            # after the callbacks already ready: replies that arrived together share one commit
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(outcome)
+        if len(self.pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        outcomes, self.pending = self.pending, []
+        try:
+            self._write(outcomes)
+        except peewee.OperationalError:
+            # e.g. the database stayed locked past the busy timeout: keep the outcomes for the next
+            # flush (the final one raises) rather than forget mail that was sent
+            self.pending[:0] = outcomes
+            if self._final:
+                raise
+            log.warning("recording %d send outcomes failed; will try again", len(outcomes), exc_info=True)
+            return
+        for outcome in outcomes:
+            if outcome.status == "sent":
+                self.result.sent += 1
+            elif outcome.status == "retry":
+                self.result.retrying += 1
+            else:
+                self.result.failed += 1
+
+    def final_flush(self) -> None:
+        self._final = True
+        self.flush()
+
+    def _write(self, outcomes: list[_Outcome]) -> None:
+        now = self.now
+        with write_transaction():
+            sent = [o.job.delivery_id for o in outcomes if o.status == "sent"]
+            for chunk in _chunks(sent, 500):
+                _execute(_MARK_SENT, chunk, Delivery.sent_at.db_value(now))
+            for outcome in outcomes:
+                if outcome.status != "sent":
+                    self._record_failure(outcome)
+            unsettled = {o.job.outbox_id for o in outcomes if o.status != "sent"}
+            unsettled |= _settle_all_sent({o.job.outbox_id for o in outcomes} - unsettled, now)
+            settle(unsettled, now, self.on_failed, self.result)
+
+    def _record_failure(self, outcome: _Outcome) -> None:
+        job, now = outcome.job, self.now
+        attempts = job.attempts + 1
+        values = {"attempts": attempts, "code": outcome.code, "last_error": outcome.error}
+        if outcome.status == "retry" and attempts < MAX_ATTEMPTS:
+            values.update(status=PENDING, next_attempt_at=now + backoff(attempts))
+            log.warning("outbox %s to %s: will retry: %s", job.outbox_id, job.recipient, outcome.error)
+        else:
+            status = outcome.status if outcome.status != "retry" else "failed"
+            if outcome.status == "retry":
+                values["last_error"] = f"gave up after {attempts} attempts; last: {outcome.error}"
+            values.update(status=status, failed_at=now)
+            log.error("outbox %s to %s failed permanently: %s", job.outbox_id, job.recipient, values["last_error"])
+        Delivery.update(**values).where(Delivery.id == job.delivery_id).execute()
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# The two statements of every flush, written out once: peewee would build their SQL again for
+# each batch of replies, which costs more than running them.
+_MARK_SENT = ('UPDATE "delivery" SET "status" = \'sent\', "sent_at" = {p}, "attempts" = "attempts" + 1, '
+              '"last_error" = NULL WHERE "id" IN ({ids})')
+_SETTLE_SENT = ('UPDATE "outbox" SET "status" = \'sent\', "sent_at" = {p}, "last_error" = NULL, '
+                '"attempts" = (SELECT MAX("d"."attempts") FROM "delivery" AS "d" WHERE "d"."outbox_id" = "outbox"."id") '
+                'WHERE "id" IN ({ids}) AND "status" = \'queued\' AND NOT EXISTS '
+                '(SELECT 1 FROM "delivery" AS "d" WHERE "d"."outbox_id" = "outbox"."id" AND "d"."status" != \'sent\')')
+
+
+def _execute(statement: str, ids: list[int], first: object) -> int:
+    database = models.database.obj
+    p = database.param
+    cursor = database.execute_sql(statement.format(p=p, ids=", ".join([p] * len(ids))), [first, *ids])
+    return cursor.rowcount
+
+
+def _settle_all_sent(outbox_ids: set[int], now: datetime) -> set[int]:
+    """The common case in one statement: rows whose every recipient now has the mail are sent.
+    Returns the rows it could not settle so (another recipient failed or is pending) for `settle`."""
+    left: set[int] = set()
+    for chunk in _chunks(sorted(outbox_ids), 500):
+        changed = _execute(_SETTLE_SENT, chunk, Outbox.sent_at.db_value(now))
+        if changed < len(chunk):
+            left.update(row_id for (row_id,) in Outbox.select(Outbox.id)
+                        .where(Outbox.id.in_(chunk) & (Outbox.status == PENDING)).tuples())
+    return left
+
+
+def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox, datetime], None] | None = None,
+           result: SendResult | None = None) -> None:
+    """Set each outbox row's status from its deliveries (inside the caller's transaction).
+
+    queued while any recipient is pending; sent when every recipient got it (or was deliberately
+    skipped); failed when a recipient failed and none is pending — `on_failed` is then called once,
+    on the transition, to tell a person.
+    """
+    ids = list(outbox_ids)
+    for chunk in _chunks(ids, 500):
+        deliveries: dict[int, list[Delivery]] = {}
+        for delivery in Delivery.select().where(Delivery.outbox.in_(chunk)):
+            deliveries.setdefault(delivery.outbox_id, []).append(delivery)
+        uniform_sent: list[int] = []
+        others: list[int] = []
+        for row_id, status in Outbox.select(Outbox.id, Outbox.status).where(Outbox.id.in_(chunk)).tuples():
+            if status == PENDING and {d.status for d in deliveries.get(row_id, [])} == {"sent"}:
+                uniform_sent.append(row_id)  # the common case, written in one statement below
+            else:
+                others.append(row_id)
+        # the rest one by one (the full row, for on_failed), without loading mail bodies for the many
+        for row in (Outbox.select().where(Outbox.id.in_(others)) if others else ()):
+            mine = deliveries.get(row.id, [])
+            statuses = {d.status for d in mine}
+            attempts = max((d.attempts for d in mine), default=row.attempts)
+            before = row.status
+            row.attempts = attempts
+            if PENDING in statuses:
+                row.status = PENDING
+                row.next_attempt_at = min(d.next_attempt_at for d in mine if d.status == PENDING)
+            elif statuses & set(DELIVERY_FAILURES):
+                row.status = "failed"
+            elif statuses and statuses <= {"suppressed"}:
+                row.status = "suppressed"
+            elif statuses and statuses <= {"cancelled"}:
+                row.status = "cancelled"
+            elif "sent" in statuses:
+                row.status = "sent"
+            failures = [f"{d.recipient}: {d.last_error}" for d in mine if d.status in DELIVERY_FAILURES or d.status == PENDING and d.last_error]
+            row.last_error = "; ".join(failures)[:2000] or None
+            sent_times = [d.sent_at for d in mine if d.sent_at]
+            row.sent_at = max(sent_times) if sent_times else None
+            row.save(only=[Outbox.status, Outbox.attempts, Outbox.next_attempt_at, Outbox.last_error, Outbox.sent_at])
+            if row.status == "failed" and before != "failed":
+                if result is not None:
+                    result.failed_outbox_ids.append(row.id)
+                if on_failed is not None:
+                    on_failed(row, now)
+        by_time: dict[tuple, list[int]] = {}
+        for row_id in uniform_sent:
+            mine = deliveries[row_id]
+            by_time.setdefault((max(d.sent_at for d in mine), max(d.attempts for d in mine)), []).append(row_id)
+        for (at, attempts), group in by_time.items():
+            Outbox.update(status="sent", sent_at=at, attempts=attempts, last_error=None).where(Outbox.id.in_(group)).execute()
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+def send_due(url: ServerUrl, now: datetime, *, connections: int = CONNECTIONS, batch: int = CLAIM_BATCH,
+             timeout: float = TIMEOUT_SECONDS, time_budget: float = TIME_BUDGET_SECONDS,
+             on_failed: Callable[[Outbox, datetime], None] | None = None) -> SendResult:
+    """Send every delivery whose time has come, `connections` at a time. Blocking, for the daemon
+    loop and the CLI. `on_failed(outbox_row, now)` runs once per row that fails permanently,
+    inside the transaction that records it."""
+    return asyncio.run(_send_due(url, now, connections=connections, batch=batch, timeout=timeout,
+                                 time_budget=time_budget, on_failed=on_failed))
+
+
+async def _send_due(url: ServerUrl, now: datetime, *, connections: int, batch: int, timeout: float,
+                    time_budget: float, on_failed: Callable[[Outbox, datetime], None] | None) -> SendResult:
     result = SendResult()
-    rows = list(Outbox.select().where((Outbox.status == "queued") & (Outbox.next_attempt_at <= now))
-                .order_by(Outbox.next_attempt_at, Outbox.id).limit(batch))
-    if not rows:
-        return result
+    recorder = _Recorder(now, result, on_failed)
+    feed = _Feed(now, batch, time_budget, in_flight=connections)
+    first = feed.refill()
+    if first:
+        with _outcomes_without_fsync():
+            try:
+                # one pool for the whole run: connections are reused across claim rounds (N7)
+                await asyncio.gather(*(_worker(url, feed, recorder, result, timeout)
+                                       for _ in range(max(1, min(connections, first)))))
+            finally:
+                # jobs no worker could try (every connection failed): back off like any other retry
+                for job in feed.drain():
+                    recorder.pending.append(_Outcome(job, "retry", None, "not attempted: no SMTP connection"))
+                recorder.final_flush()
+    return result
+
+
+@contextmanager
+def _outcomes_without_fsync() -> Iterator[None]:
+    """SQLite `synchronous=NORMAL` while recording send outcomes (db.py uses FULL).
+
+    WAL commits survive a process crash either way (RELIABILITY.md 1.13); NORMAL only risks the last
+    commits on power loss. Here that means a few "sent" marks roll back — together with anything
+    written in their transaction — and those mails go again with their identical Message-ID: the
+    tolerated duplicate. In exchange a commit per batch of replies costs no fsync.
+    """
+    database = models.database.obj
+    if not isinstance(database, peewee.SqliteDatabase):
+        yield
+        return
+    previous = database.execute_sql("PRAGMA synchronous").fetchone()[0]
+    database.execute_sql("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        database.execute_sql(f"PRAGMA synchronous={int(previous)}")
+
+
+class _Feed:
+    """Due deliveries for the workers, claimed from the database a batch at a time."""
+
+    def __init__(self, now: datetime, batch: int, time_budget: float, in_flight: int):
+        self.now = now
+        self.batch = batch
+        self.in_flight = in_flight
+        self.deadline = time.monotonic() + time_budget
+        self.jobs: list[_Job] = []
+        self.seen: set[int] = set()  # claimed in this run: in flight, or recorded
+        self.exhausted = False
+
+    def refill(self, recorder: _Recorder | None = None) -> int:
+        if self.exhausted or time.monotonic() > self.deadline:
+            self.exhausted = True
+            return 0
+        if recorder is not None:
+            recorder.flush()  # what was sent must be recorded before the next claim reads the queue
+        # Sends in flight on other connections are still "queued" (nothing is recorded before the
+        # reply), so read that many more and skip them. What this run retries is due after `now`
+        # and what it sent is no longer queued: neither comes back.
+        limit = self.batch + self.in_flight
+        due = claim(self.now, limit)
+        claimed = [job for job in due if job.delivery_id not in self.seen]
+        self.exhausted = len(due) < limit
+        self.seen.update(job.delivery_id for job in claimed)
+        self.jobs.extend(reversed(claimed))
+        return len(claimed)
+
+    def next(self, recorder: _Recorder) -> _Job | None:
+        if time.monotonic() > self.deadline:
+            self.jobs.clear()  # untouched: they stay queued, due now, for the next run
+            self.exhausted = True
+            return None
+        if not self.jobs:
+            self.refill(recorder)  # synchronous: no other worker runs in between, so one refill at a time
+        return self.jobs.pop() if self.jobs else None
+
+    def drain(self) -> list[_Job]:
+        jobs, self.jobs = self.jobs, []
+        return jobs
+
+
+def claim(now: datetime, batch: int) -> list[_Job]:
+    """The next `batch` due deliveries, oldest first. A delivery stays "queued" until its outcome
+    is recorded, so a sender killed after this point finds it again on restart (N6). One sender
+    per SQLite database (the daemon refuses a second); several instances on PostgreSQL need
+    `FOR UPDATE SKIP LOCKED` here (issue 9)."""
+    rows = list(Delivery.select(Delivery.id, Delivery.mail_from, Delivery.recipient, Delivery.attempts,
+                                Outbox.id, Outbox.raw, Outbox.message_id)
+                .join(Outbox)
+                .where((Delivery.status == PENDING) & (Delivery.next_attempt_at <= now))
+                .order_by(Delivery.next_attempt_at, Delivery.id).limit(batch))
+    crashpoints.hit("after-outbox-claim")
+    return [_Job(row.id, row.outbox.id, row.mail_from, row.recipient, row.attempts, bytes(row.outbox.raw),
+                 row.outbox.message_id) for row in rows]
+
+
+async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: SendResult, timeout: float) -> None:
+    """One connection, reused for job after job; reconnects after a disconnect or timeout."""
     smtp: aiosmtplib.SMTP | None = None
     try:
-        for row in rows:
+        while (job := feed.next(recorder)) is not None:
             if smtp is None or not smtp.is_connected:
-                smtp = _client(url)
+                smtp = _client(url, timeout)
                 try:
                     await smtp.connect()
-                except (aiosmtplib.SMTPException, OSError) as error:
-                    # the server is down: leave this and the remaining rows for later, with back-off
-                    for pending in rows[rows.index(row):]:
-                        _retry_later(pending, now, f"connect: {error}")
-                        result.retrying += 1
-                    result.errors.append(f"SMTP {url.redacted()}: {error}")
-                    return result
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
+                    recorder.add(_Outcome(job, "retry", getattr(error, "code", None), f"connect: {error}"))
+                    message = f"SMTP {url.redacted()}: {error}"
+                    if message not in result.errors:
+                        result.errors.append(message)
+                    smtp = None
+                    return  # the server is down or full: leave the rest to the other connections, or to later
                 result.connections += 1
-            await _send_one(smtp, row, now, result)
+            outcome = await _send_one(smtp, job)
+            if outcome.status == "sent":
+                crashpoints.hit("after-data-before-mark-sent")
+            elif outcome.status == "retry" and outcome.code is None:
+                smtp.close()  # disconnect or timeout: the session state is unknown, start a new one
+                smtp = None
+            recorder.add(outcome)
     finally:
         if smtp is not None and smtp.is_connected:
             try:
                 await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError):
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
                 smtp.close()
-    return result
 
 
-async def _send_one(smtp: aiosmtplib.SMTP, row: Outbox, now: datetime, result: SendResult) -> None:
+async def _send_one(smtp: aiosmtplib.SMTP, job: _Job) -> _Outcome:
     try:
-        refused, _reply = await smtp.sendmail(row.mail_from, row.recipients, row.raw)
+        await smtp.sendmail(job.mail_from, [job.recipient], job.raw)
     except aiosmtplib.SMTPRecipientsRefused as error:
-        _fail(row, now, "all recipients refused: " + "; ".join(f"{e.recipient}: {e.code} {e.message}" for e in error.recipients))
-        result.failed += 1
-        return
+        [refusal] = error.recipients or [aiosmtplib.SMTPRecipientRefused(550, "refused", job.recipient)]
+        status = "retry" if 400 <= refusal.code < 500 else "refused"
+        return _Outcome(job, status, refusal.code, f"RCPT {refusal.code} {refusal.message}")
     except aiosmtplib.SMTPResponseException as error:
-        if 400 <= error.code < 500:
-            _retry_later(row, now, f"{error.code} {error.message}")
-            result.retrying += 1
-        else:
-            _fail(row, now, f"{error.code} {error.message}")
-            result.failed += 1
-        return
+        status = "retry" if 400 <= error.code < 500 else "failed"
+        stage = {aiosmtplib.SMTPSenderRefused: "MAIL", aiosmtplib.SMTPDataError: "DATA"}.get(type(error), "SMTP")
+        return _Outcome(job, status, error.code, f"{stage} {error.code} {error.message}")
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
         # disconnect or timeout, possibly after the final "." — retry; the same Message-ID goes again
-        _retry_later(row, now, f"{type(error).__name__}: {error}")
-        result.retrying += 1
-        return
-    crashpoints.hit("after-data-before-mark-sent")
-    with write_transaction():
-        row.status = "sent"
-        row.sent_at = now
-        row.attempts += 1
-        row.last_error = ("refused: " + "; ".join(f"{rcpt}: {code} {text}" for rcpt, (code, text) in refused.items())) if refused else None
-        row.save()
-    result.sent += 1
+        return _Outcome(job, "retry", None, f"{type(error).__name__}: {error}")
+    return _Outcome(job, "sent")
 
 
-def _retry_later(row: Outbox, now: datetime, error: str) -> None:
-    with write_transaction():
-        row.attempts += 1
-        row.last_error = error
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-        else:
-            row.next_attempt_at = now + backoff(row.attempts)
-        row.save()
-    log.warning("outbox %s (%s): will retry: %s", row.id, row.message_id, error)
-
-
-def _fail(row: Outbox, now: datetime, error: str) -> None:
-    with write_transaction():
-        row.attempts += 1
-        row.status = "failed"
-        row.last_error = error
-        row.save()
-    log.error("outbox %s (%s) failed permanently: %s", row.id, row.message_id, error)
-
+# -- what a person does: retry, cancel, bounces ---------------------------------------------------
 
 def retry(ids: list[int] | None, now: datetime) -> int:
-    """Put failed rows (or the given ones) back in the queue now; returns how many."""
-    query = Outbox.update(status="queued", next_attempt_at=now).where(Outbox.status.in_(("failed", "queued")))
-    if ids:
-        query = query.where(Outbox.id.in_(ids))
-    else:
-        query = query.where(Outbox.status == "failed")
+    """Queue again the recipients that failed (of every failed row, or of the given rows, where
+    suppressed ones count too: naming a row overrides its cap). Recipients that got the mail are
+    never sent it again. Returns how many outbox rows were queued."""
+    statuses = DELIVERY_FAILURES + (("suppressed", PENDING) if ids else ())
     with write_transaction():
-        return query.execute()
+        query = Delivery.select(Delivery.id, Delivery.outbox).where(Delivery.status.in_(statuses))
+        if ids:
+            query = query.where(Delivery.outbox.in_(ids))
+        rows = list(query)
+        for chunk in _chunks([row.id for row in rows], 500):
+            Delivery.update(status=PENDING, next_attempt_at=now, failed_at=None).where(Delivery.id.in_(chunk)).execute()
+        touched = {row.outbox_id for row in rows}
+        settle(touched, now)
+    return len(touched)
+
+
+def cancel(ids: list[int], now: datetime) -> int:
+    """Stop sending the given rows: recipients not reached (pending, failed, suppressed) are
+    cancelled, so `retry` leaves them alone. Returns rows changed."""
+    with write_transaction():
+        rows = list(Delivery.select(Delivery.id, Delivery.outbox)
+                    .where(Delivery.outbox.in_(ids) & Delivery.status.in_((PENDING, "suppressed") + DELIVERY_FAILURES)))
+        for chunk in _chunks([row.id for row in rows], 500):
+            Delivery.update(status="cancelled", last_error="cancelled by an admin").where(Delivery.id.in_(chunk)).execute()
+        touched = {row.outbox_id for row in rows}
+        settle(touched, now)
+    return len(touched)
+
+
+def bounce_target(address: str, secret: bytes) -> tuple[Outbox, Delivery] | None:
+    """The outbox row and delivery a VERP bounce address names, if it verifies; else None.
+
+    For the bounce handler: a DSN's envelope recipient (or To:) is our VERP return path."""
+    from . import verp
+
+    parsed = verp.parse(address)
+    if parsed is None:
+        return None
+    outbox_id, index = parsed
+    row = Outbox.get_or_none(Outbox.id == outbox_id)
+    if row is None or not (0 <= index < len(row.recipients)):
+        return None
+    recipient = row.recipients[index]
+    if not verp.verify(address, recipient, secret):
+        return None
+    delivery = Delivery.get_or_none((Delivery.outbox == row) & (Delivery.recipient == recipient))
+    return (row, delivery) if delivery is not None else None
+
+
+def record_bounce(address: str, secret: bytes, now: datetime, reason: str,
+                  on_failed: Callable[[Outbox, datetime], None] | None = None) -> tuple[Outbox, Delivery] | None:
+    """Mark the delivery a VERP bounce names as bounced (which blocks the address for a day, C9).
+    Returns what it names, or None for an address we did not mint. Joins the caller's transaction."""
+    target = bounce_target(address, secret)
+    if target is None:
+        return None
+    row, delivery = target
+    with write_transaction():
+        Delivery.update(status="bounced", failed_at=now, code=550, last_error=f"bounced: {reason}"[:2000]).where(
+            Delivery.id == delivery.id).execute()
+        settle([row.id], now, on_failed)
+    return Outbox.get_by_id(row.id), Delivery.get_by_id(delivery.id)

@@ -3,10 +3,13 @@ field names are the JSON contract in DESIGN.md."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import peewee
+
 from .clock import iso
-from .models import Escalation, Event, Message, Outbox, Quarantine, Ticket
+from .models import Delivery, Escalation, Event, Message, Outbox, Quarantine, Ticket
 
 
 class NotFound(LookupError):
@@ -29,6 +32,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "resolved_at": iso(ticket.resolved_at),
         "next_due_at": iso(ticket.next_due_at),
         "message_count": ticket.message_count,
+        "drill": bool(ticket.drill),  # a practice escalation (drill.py), not a customer's ticket
     }
 
 
@@ -37,6 +41,63 @@ def list_tickets(status: str | None = None) -> list[dict[str, Any]]:
     if status:
         query = query.where(Ticket.status == status)
     return [ticket_summary(t) for t in query]
+
+
+# `tickets list --sort KEY`: the column each key orders by (ties broken by id, oldest first)
+TICKET_SORTS = {
+    "created": Ticket.id, "updated": Ticket.updated_at, "due": Ticket.next_due_at, "tier": Ticket.tier,
+    "status": Ticket.status, "requester": Ticket.requester, "severity": Ticket.severity, "messages": Ticket.message_count,
+}
+
+
+MAX_IN_LIST = 20_000  # ids bound as SQL parameters at most (SQLite allows 32,766 since 3.32)
+
+
+@dataclass
+class TicketFilter:
+    """What `tickets list` narrows by; every field left empty matches all tickets."""
+
+    statuses: tuple[str, ...] = ()
+    tiers: tuple[int, ...] = ()
+    severities: tuple[str, ...] = ()
+    requester: str | None = None  # part of the address: "carl@", "@acme.example"
+    text: str | None = None  # in the subject or in any message of the ticket
+    only_ids: set[int] | None = None  # e.g. the overdue tickets (sla.overdue_ids)
+    drills: bool = True  # include drill tickets (marked) or leave them out
+
+
+def find_tickets(where: TicketFilter, *, sort: str = "created", descending: bool = False,
+                 severity_rank: list[str] | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Tickets matching `where`, sorted; returns (up to `limit` of them, how many match)."""
+    condition = peewee.Value(1) == 1
+    if where.statuses:
+        condition &= Ticket.status.in_(where.statuses)
+    if where.tiers:
+        condition &= Ticket.tier.in_(where.tiers)
+    if where.severities:
+        condition &= Ticket.severity.in_(where.severities)
+    if where.requester:
+        condition &= Ticket.requester.contains(where.requester.strip().lower())
+    if where.text:
+        in_messages = Message.select(Message.ticket).where(Message.body_text.contains(where.text))
+        condition &= (Ticket.subject.contains(where.text) | Ticket.id.in_(in_messages))
+    if not where.drills:
+        condition &= (Ticket.drill == False)  # noqa: E712 -- peewee builds SQL from ==
+    if sort == "severity" and severity_rank:
+        # the rules list severities most severe first: sort by that order, not alphabetically
+        key = peewee.Case(Ticket.severity, [(name, i) for i, name in enumerate(severity_rank)], len(severity_rank))
+    else:
+        key = TICKET_SORTS[sort]
+    order = [key.desc(nulls="LAST") if descending else key.asc(nulls="LAST"), Ticket.id]
+    if where.only_ids is not None and len(where.only_ids) <= MAX_IN_LIST:
+        condition &= Ticket.id.in_(sorted(where.only_ids))
+    query = Ticket.select().where(condition).order_by(*order)
+    if where.only_ids is not None and len(where.only_ids) > MAX_IN_LIST:
+        # a very large computed set is applied here rather than as a huge IN (...) in SQL
+        matched = [t for t in query if t.id in where.only_ids]
+        return [ticket_summary(t) for t in (matched[:limit] if limit else matched)], len(matched)
+    total = query.count()
+    return [ticket_summary(t) for t in (query.limit(limit) if limit else query)], total
 
 
 def get_ticket(ref: str) -> Ticket:
@@ -80,6 +141,20 @@ def list_outbox(status: str | None = None) -> list[dict[str, Any]]:
     if status:
         query = query.where(Outbox.status == status)
     return [outbox_summary(row) for row in query]
+
+
+def show_outbox(outbox_id: int) -> dict[str, Any]:
+    """One outbox row with each recipient's delivery: status, attempts, SMTP code and error."""
+    row = Outbox.get_or_none(Outbox.id == outbox_id)
+    if row is None:
+        raise NotFound(f"no outbox row {outbox_id} (see `escalate outbox list`)")
+    detail = outbox_summary(row)
+    detail["deliveries"] = [{
+        "recipient": d.recipient, "mail_from": d.mail_from, "status": d.status, "attempts": d.attempts,
+        "next_attempt_at": iso(d.next_attempt_at), "sent_at": iso(d.sent_at), "failed_at": iso(d.failed_at),
+        "code": d.code, "last_error": d.last_error,
+    } for d in Delivery.select().where(Delivery.outbox == row).order_by(Delivery.id)]
+    return detail
 
 
 def list_quarantine() -> list[dict[str, Any]]:

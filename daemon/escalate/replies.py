@@ -1,28 +1,35 @@
 """Replies from tier members: commands act only with two proofs (RELIABILITY.md §0.6).
 
-1. The reply answers a notification we really sent: it quotes one of our Message-IDs, and that
-   ID's HMAC token verifies for this ticket and tier.
-2. The sender is on that tier's roster now (From alone is never proof, but without it nothing acts).
+1. The reply answers a notification we really sent: it quotes one of our Message-IDs (or writes
+   to its plus-address), that ID's HMAC token verifies for this ticket and tier with the current
+   or the previous secret, and the notification is younger than the token lifetime.
+2. The sender is on that tier's roster now (From alone is never proof, but without it nothing
+   acts). Address parsing in parse.py already refuses the confusable forms (S10).
 
-Anything else is recorded on the ticket, refused and audited; the ticket does not change.
+Commands are read from the new text of the reply only, never from quoted history (S5). Anything
+refused is recorded on the ticket and audited, and the sender is told at most once an hour —
+never machine mail, and never a stranger who only quoted a reference (T4).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Iterable
 
 from . import audit, tokens
-from .commands import COMMANDS, CommandContext, find_commands
+from .commands import COMMANDS, CommandContext, CommandError, find_commands
 from .models import Outbox, Ticket
-from .notify import queue_confirmation
+from .notify import queue_command_help, queue_confirmation, queue_refusal
 from .parse import ParsedMail
 from .rules.model import Ruleset, Tier
 from .templates import Renderer
 from .tickets import TicketStateError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TOKEN_TTL = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,16 @@ class Verdict:
 
 
 def authorise(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, ruleset: Ruleset,
-              secret: bytes) -> Verdict:
+              keys: bytes | Iterable[bytes], now: datetime, ttl: timedelta = DEFAULT_TOKEN_TTL) -> Verdict:
     if notification is None:
         return Verdict(False, "the reply does not answer a notification escalate sent")
     if notification.ticket_id != ticket.id:
-        return Verdict(False, f"the notification answered belongs to another ticket")
-    if notification.tier is None or not tokens.verify(secret, notification.message_id, ticket.ref, notification.tier):
+        return Verdict(False, "the notification answered belongs to another ticket")
+    if not notification.tier or not tokens.verify(keys, notification.message_id, ticket.ref, notification.tier):
         return Verdict(False, "the reply token does not verify")
+    if now - notification.created_at > ttl:
+        return Verdict(False, f"the notification answered is older than the token lifetime ({ttl.days} days); "
+                              "reply to a newer one")
     if not parsed.from_addr:
         return Verdict(False, "the sender address cannot be parsed")
     try:
@@ -52,30 +62,43 @@ def authorise(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, r
 
 
 def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, ruleset: Ruleset,
-                    renderer: Renderer, secret: bytes, now: datetime) -> list[str]:
+                    renderer: Renderer, secret: bytes, now: datetime, *,
+                    previous_secret: bytes | None = None, token_ttl: timedelta = DEFAULT_TOKEN_TTL) -> list[str]:
     """Run the commands in a reply if it is authorised; returns the names of the commands run."""
     found = find_commands(parsed.new_text)
     if not found:
         return []
     actor = parsed.from_addr or "unknown"
-    verdict = authorise(parsed, ticket, notification, ruleset, secret)
+    keys = [secret] + ([previous_secret] if previous_secret else [])
+    verdict = authorise(parsed, ticket, notification, ruleset, keys, now, token_ttl)
     if not verdict.allowed:
-        audit.record(ticket, now, actor, "command-refused", commands=[name for name, _ in found],
+        audit.record(ticket, now, actor, "command-refused", commands=[c.name for c in found],
                      reason=verdict.reason, message_id=parsed.message_id)
         log.warning("refused commands from %s on %s: %s", actor, ticket.ref, verdict.reason)
+        if parsed.from_addr:  # a person we can answer: told once an hour at most, with no ticket details
+            queue_refusal(recipient=parsed.from_addr, subject=parsed.subject, commands=[f"#{c.name}" for c in found],
+                          reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
         return []
-    done = []
-    for name, argument in found:
-        known = COMMANDS.get(name)
+    done: list[str] = []
+    unknown: list[str] = []
+    for found_command in found:
+        known = COMMANDS.get(found_command.name)
         if known is None:
-            audit.record(ticket, now, actor, "command-unknown", command=name, known=sorted(COMMANDS))
+            unknown.append(f"#{found_command.name}")
+            audit.record(ticket, now, actor, "command-unknown", command=found_command.name, known=sorted(COMMANDS))
             continue
+        context = CommandContext(ticket, actor, now, "mail", ruleset, renderer, secret, found_command.body)
         try:
-            action_text = known.run(CommandContext(ticket, actor, now, "mail"), argument)
-        except TicketStateError as error:
-            audit.record(ticket, now, actor, "command-failed", command=name, reason=str(error))
+            action_text = known.run(context, found_command.argument)
+        except (CommandError, TicketStateError) as error:
+            audit.record(ticket, now, actor, "command-failed", command=found_command.name, reason=str(error))
             continue
-        done.append(name)
-        queue_confirmation(ticket=ticket, tier=verdict.tier, actor=actor, action_text=action_text, note=argument,
+        done.append(found_command.name)
+        queue_confirmation(ticket=ticket, tier=verdict.tier, actor=actor, action_text=action_text,
+                           note=found_command.argument if found_command.name != "reply" else "",
+                           ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+    if unknown:
+        queue_command_help(ticket=ticket, recipient=actor, unknown=unknown,
+                           commands=[{"usage": c.usage, "description": c.description} for c in COMMANDS.values()],
                            ruleset=ruleset, renderer=renderer, secret=secret, now=now)
     return done

@@ -11,6 +11,7 @@ broken file is reported and the last good rules stay in force.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -21,11 +22,12 @@ from typing import Any, Callable
 import peewee
 import schedule
 
-from . import clock, db, engine, outbox
+from . import clock, db, engine, notify, outbox
 from .config import ConfigError, Settings
-from .ingest import IngestResult, ingest_folder
-from .mailbox import Mailbox, MailboxUnavailable
+from .ingest import IngestResult
+from .mailbox import MailboxUnavailable
 from .metrics import Metrics
+from .poller import Poller
 from .rules.loader import RulesError, load_ruleset
 from .rules.model import Ruleset
 from .sdnotify import Notifier, watchdog_interval
@@ -69,14 +71,13 @@ class CycleResult:
     send: outbox.SendResult = field(default_factory=outbox.SendResult)
 
 
-def ingest(app: App, now: datetime) -> IngestResult:
+def ingest(app: App, now: datetime, *, poller: Poller | None = None,
+           keep_waiting: Callable[[], bool] | None = None) -> IngestResult:
+    """Drain the due folders (poller.py). The daemon passes its own poller, which keeps the IMAP
+    connection and waits in IDLE for about a poll interval while `keep_waiting()` holds."""
     if app.settings.imap is None:
         raise ConfigError("ESCALATE_IMAP_URL is not set: escalate needs the support mailbox (imap://user:pass@host/INBOX)")
-    result = IngestResult()
-    with Mailbox(app.settings.imap) as mailbox:
-        for folder in app.settings.imap.folders:
-            ingest_folder(mailbox, folder, app.ruleset, app.renderer, app.secret, now, result)
-    return result
+    return (poller or Poller()).run(app, now, keep_waiting=keep_waiting)
 
 
 def tick(app: App, now: datetime) -> engine.TickResult:
@@ -86,7 +87,9 @@ def tick(app: App, now: datetime) -> engine.TickResult:
 def send(app: App, now: datetime) -> outbox.SendResult:
     if app.settings.smtp is None:
         raise ConfigError("ESCALATE_SMTP_URL is not set: escalate needs an SMTP server to send escalations")
-    return outbox.send_due(app.settings.smtp, now)
+    # a notification that fails permanently is told to the tier's lead, once (notify.lead_notifier)
+    return outbox.send_due(app.settings.smtp, now,
+                           on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret))
 
 
 def run_once(app: App, now: datetime) -> CycleResult:
@@ -151,6 +154,18 @@ class Stage(threading.Thread):
         self.owner.stage_failed(self, error)
 
 
+RULES_CHECK_SECONDS = 2.0
+
+
+def _file_stamp(path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of a file, or None when it cannot be read."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
 class Daemon:
     """`escalate run`: ingest, tick and send on their schedules until SIGTERM/SIGINT.
 
@@ -168,8 +183,15 @@ class Daemon:
         self.reload_requested = False
         self.scheduler = schedule.Scheduler()
         self.stages = {name: Stage(name, function, self) for name, function in
-                       (("ingest", ingest), ("tick", tick), ("send", send))}
+                       (("ingest", self._ingest), ("tick", tick), ("send", send))}
+        self._poller = Poller()
         self._status: dict[str, str] = {}
+        self._rules_stamp = _file_stamp(app.settings.rules_path)  # a changed rules file reloads like SIGHUP
+        self._rules_checked = time.monotonic()
+
+    def _ingest(self, app: App, now: datetime) -> IngestResult:
+        # the ingest thread keeps its connection and IDLEs until the next wake-up or a stop
+        return ingest(app, now, poller=self._poller, keep_waiting=lambda: not self.stopping)
 
     def request_stop(self, *_args) -> None:
         self.stopping = True
@@ -177,8 +199,17 @@ class Daemon:
     def request_reload(self, *_args) -> None:
         self.reload_requested = True
 
+    def rules_file_changed(self) -> bool:
+        """Whether rules.yaml changed on disk since it was last loaded (checked every couple of seconds)."""
+        if time.monotonic() - self._rules_checked < RULES_CHECK_SECONDS:
+            return False
+        self._rules_checked = time.monotonic()
+        return _file_stamp(self.app.settings.rules_path) != self._rules_stamp
+
     def reload_rules(self) -> None:
         self.reload_requested = False
+        # remember this version even if it is bad: it is reported once, not on every check
+        self._rules_stamp = _file_stamp(self.app.settings.rules_path)
         try:
             self.app.ruleset = load_rules(self.app.settings, self.app.renderer)
         except RulesError as error:
@@ -238,7 +269,7 @@ class Daemon:
         self.notifier.ready(f"running; rules {settings.rules_path}")
         self.scheduler.run_all()
         while not self.stopping:
-            if self.reload_requested:
+            if self.reload_requested or self.rules_file_changed():
                 self.reload_rules()
             self.scheduler.run_pending()
             idle = self.scheduler.idle_seconds

@@ -50,17 +50,112 @@ class Renderer:
     def names(self) -> set[str]:
         """Template names that have both a text and an HTML part (what rules may refer to)."""
         files = set(self.env.list_templates())
+        # "_name" files are shared parts included by others, not mail a rule can name
         return {name[: -len(".txt.j2")] for name in files
-                if name.endswith(".txt.j2") and name.replace(".txt.j2", ".html.j2") in files}
+                if name.endswith(".txt.j2") and name.replace(".txt.j2", ".html.j2") in files
+                and not name.startswith("_")}
 
     def render(self, name: str, context: dict[str, Any]) -> RenderedMail:
+        text = self._render(f"{name}.txt.j2", context)
+        html = self._render(f"{name}.html.j2", context)
+        return RenderedMail(text=text, html=html)
+
+    def _render(self, file: str, context: dict[str, Any]) -> str:
         try:
-            text = self.env.get_template(f"{name}.txt.j2").render(context)
-            html = self.env.get_template(f"{name}.html.j2").render(context)
+            return self.env.get_template(file).render(context)
         except jinja2.TemplateNotFound as error:
             raise TemplateProblem(f"template {error.name} not found in {self.env.loader.searchpath}") from None
         except jinja2.TemplateSyntaxError as error:
             raise TemplateProblem(f"{error.filename or error.name}:{error.lineno}: {error.message}") from None
-        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as error:
-            raise TemplateProblem(f"template {name}: {error}") from None
-        return RenderedMail(text=text, html=html)
+        except jinja2.UndefinedError as error:
+            raise TemplateProblem(f"template {file}: {error}") from None
+        except jinja2.exceptions.SecurityError as error:
+            raise TemplateProblem(f"template {file}: unsafe, refused by the sandbox: {error}") from None
+        except Exception as error:  # Jinja: "templates may raise runtime errors … catch them" (range too big, …)
+            raise TemplateProblem(f"template {file}: {type(error).__name__}: {error}") from None
+
+
+# Every kind of mail escalate sends, with the variables its templates get (a sample of each, used
+# by `check_templates`; notify.py builds the real ones). An admin's template that names anything
+# else fails the check, because rendering is StrictUndefined.
+_SAMPLE_TICKET = {
+    "ref": "T-1", "subject": "Checkout is down", "requester": "carl@customer.example",
+    "requester_display": "Carl <carl@customer.example>", "severity": "urgent", "status": "open", "tier": 1,
+    "assignee": None, "created_at": "2026-11-02 09:00 UTC", "age": "1h", "first_response_at": None,
+    "resolution_due_at": "2026-11-02 13:00 UTC", "resolved_at": None, "message_count": 2,
+}
+_SAMPLE_MESSAGE = {"sender": "carl@customer.example", "at": "2026-11-02 09:00 UTC", "text": "Error 502 at payment."}
+_SAMPLE_HISTORY = [{"at": "2026-11-02 09:00 UTC", "actor": "carl@customer.example", "action": "ticket-created", "rule": None}]
+_SAMPLE_ESCALATION = {
+    "ticket": _SAMPLE_TICKET, "rule": {"name": "urgent-no-first-response", "description": "Urgent tickets need a response."},
+    "tier": {"level": 1, "name": "Frontline", "group": "tier1@example.com"}, "step": 1, "step_in_tier": 1,
+    "is_repeat": True, "is_next_tier": False, "previous_tier_name": "Frontline",
+    "needed": "Acknowledge the ticket.", "next_step": "A reminder at 10:00.", "last_message": _SAMPLE_MESSAGE,
+    "history": _SAMPLE_HISTORY, "support_address": "support@example.com",
+}
+KINDS: dict[str, dict[str, Any]] = {
+    "escalation": _SAMPLE_ESCALATION,
+    "reminder": _SAMPLE_ESCALATION,
+    "next-tier": {**_SAMPLE_ESCALATION, "is_repeat": False, "is_next_tier": True,
+                  "tier": {"level": 2, "name": "Specialists", "group": "tier2@example.com"}},
+    "confirmation": {"ticket": _SAMPLE_TICKET, "actor": "alice@example.com", "action_text": "acknowledged",
+                     "note": "", "support_address": "support@example.com"},
+    "breach": {"ticket": _SAMPLE_TICKET, "rule": _SAMPLE_ESCALATION["rule"],
+               "tier": {"level": 1, "name": "Frontline", "group": "tier1@example.com", "lead": "lead1@example.com"},
+               "breached": "the first-response target", "due_at": "2026-11-02 09:15 UTC", "overdue": "45m",
+               "last_message": _SAMPLE_MESSAGE, "history": _SAMPLE_HISTORY, "support_address": "support@example.com"},
+    "input-request": {"ticket": _SAMPLE_TICKET, "department": "Billing", "question": "Was the customer charged twice?",
+                      "requested_by": "alice@example.com", "last_message": _SAMPLE_MESSAGE,
+                      "support_address": "support@example.com"},
+    "digest": {"period_start": "2026-11-02 00:00 UTC", "period_end": "2026-11-03 00:00 UTC",
+               "escalated": [_SAMPLE_TICKET], "still_open": [_SAMPLE_TICKET], "resolved": [],
+               "support_address": "support@example.com"},
+    "acknowledgement": {"ticket": _SAMPLE_TICKET, "sender": "carl@customer.example", "support_address": "support@example.com"},
+    "resolution": {"ticket": _SAMPLE_TICKET, "actor": "alice@example.com", "note": "Restarted the payment proxy.",
+                   "tiers": [{"level": 1, "name": "Frontline"}], "history": _SAMPLE_HISTORY,
+                   "support_address": "support@example.com"},
+    "delivery-failure": {"ticket": _SAMPLE_TICKET, "failed": {"id": 7, "kind": "escalation", "subject": "[T-1] Escalation",
+                                                              "message_id": "esc.x@example.com", "created_at": "2026-11-02 09:15 UTC"},
+                         "deliveries": [{"recipient": "tier1@example.com", "status": "failed", "code": 554,
+                                         "error": "DATA 554 rejected"}],
+                         "support_address": "support@example.com"},
+    # the reply side (issue 6): an agent's #reply to the customer, refusals, command help
+    "customer_reply": {"ticket": _SAMPLE_TICKET, "actor": "alice@example.com", "text": "We restarted the proxy.",
+                       "support_address": "support@example.com"},
+    "refusal": {"subject": "Re: [T-1] Escalation", "commands": ["resolve"], "reason": "not on the roster",
+                "support_address": "support@example.com"},
+    "command_help": {"ticket": _SAMPLE_TICKET, "unknown": ["reslove"],
+                     "commands": [{"name": "resolve", "usage": "#resolve [note]", "description": "Resolve it."}],
+                     "support_address": "support@example.com"},
+}
+# customer text that must come out literally: template syntax and markup in every string value
+_HOSTILE = "{{ 7*7 }} {% for x in range(10**9) %}{% endfor %} {{ ''.__class__.__mro__ }} <script>alert(1)</script>"
+
+
+def _hostile(value: Any) -> Any:
+    if isinstance(value, str):
+        return value + " " + _HOSTILE
+    if isinstance(value, dict):
+        return {k: _hostile(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hostile(v) for v in value]
+    return value
+
+
+def check_templates(renderer: Renderer) -> list[str]:
+    """Problems with the templates `renderer` would use, one line each (empty when all is well).
+
+    Every kind must exist as text and HTML and render with its variables (StrictUndefined catches
+    a misspelt name, the sandbox an unsafe expression, e.g. `''.__class__` or `range(10**9)`); a
+    rendering with hostile customer text must keep that text literal and escape it in HTML."""
+    problems: list[str] = []
+    for kind, context in KINDS.items():
+        try:
+            renderer.render(kind, context)
+            hostile = renderer.render(kind, _hostile(context))
+        except TemplateProblem as error:
+            problems.append(str(error))
+            continue
+        if "<script>" in hostile.html:
+            problems.append(f"template {kind}.html.j2: customer text is not HTML-escaped (is autoescape off?)")
+    return problems

@@ -1,11 +1,13 @@
 """The ticket state machine: the only module that changes a ticket's status.
 
-    new ──ack──▶ open ◀──customer writes── waiting
-     │            │  ▲                        ▲
-     │            │  └──── customer writes ───┤
-     └──resolve──▶ resolved ───────────────── ┘ (a customer reply reopens)
-                   │
-                   └──close──▶ closed
+    new ──ack/agent──▶ open ──wait──▶ waiting ──customer writes──▶ open
+     │                  │                │
+     └──────resolve─────┴─────resolve────┴──▶ resolved ──close──▶ closed
+                                               │                   │
+                        open ◀── customer writes (reopen) ─────────┘
+
+Waiting on the customer pauses the business-time clocks: `waiting_since` marks the current wait
+and each finished wait is appended to `waiting_periods`, so criteria can leave it out exactly.
 
 Every change writes an audit event in the caller's transaction, and marks the ticket due now so
 the engine re-evaluates it on the next tick (a change can start or stop a clock).
@@ -55,11 +57,14 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
         ticket.last_customer_message_at = now
         if ticket.status in ("resolved", "closed", "waiting"):
             previous = ticket.status
+            _end_wait(ticket, now)
             ticket.status = "open"
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
                          previous=previous, message_id=message.message_id)
     elif message.kind == "agent":
         ticket.last_agent_message_at = now
+        if ticket.first_response_at is None:
+            ticket.first_response_at = now  # the first-response clock stops here
     audit.record(ticket, now, message.from_addr or "unknown", "message", kind=message.kind,
                  message_id=message.message_id, subject=message.subject)
     _touch(ticket, now)
@@ -85,10 +90,97 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
 def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
     if ticket.status in ("resolved", "closed"):
         raise TicketStateError(f"{ticket.ref} is already {ticket.status}")
+    _end_wait(ticket, now)
     ticket.status = "resolved"
     ticket.resolved_at = now
     (Escalation.update(state="ended").where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
     audit.record(ticket, now, by, "resolved", via=via, note=note)
+    _touch(ticket, now)
+
+
+def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+    """We asked the customer something: the business-time clocks pause until they write."""
+    if ticket.status not in ("new", "open"):
+        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new or open tickets can wait on the customer")
+    previous = ticket.status
+    ticket.status = "waiting"
+    ticket.waiting_since = now
+    audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note)
+    _touch(ticket, now)
+
+
+def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None = None) -> None:
+    """A resolved ticket is closed for good (a customer reply still reopens it)."""
+    if ticket.status != "resolved":
+        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only resolved tickets can be closed")
+    ticket.status = "closed"
+    audit.record(ticket, now, by, "closed", rule=rule, via=via)
+    _touch(ticket, now)
+
+
+def set_severity(ticket: Ticket, severity: str, *, by: str, now: datetime, rule: str | None = None,
+                 via: str = "rule") -> None:
+    """A manual change or a rule's set_severity: the clocks now count against the new targets."""
+    previous = ticket.severity
+    if previous == severity:
+        return
+    ticket.severity = severity
+    audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via)
+    _touch(ticket, now)
+
+
+def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+    """An agent asks for escalation explicitly (#escalate): rules with escalation_requested fire."""
+    if ticket.status not in ACTIVE_STATUSES:
+        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be escalated")
+    ticket.escalation_requested_at = now
+    audit.record(ticket, now, by, "escalation-requested", via=via, note=note)
+    _touch(ticket, now)
+
+
+def join_incident(ticket: Ticket, incident, now: datetime, *, similar_to: str) -> None:
+    """incidents.py found the ticket's problem reported by other customers too.
+
+    Every open ticket of the incident becomes due: the count of customers affected changed, and
+    the incident's primary ticket is the one whose rules act on it.
+    """
+    ticket.incident = incident
+    audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident.id, similar_to=similar_to,
+                 customers=incident.customers)
+    _touch(ticket, now)
+    (Ticket.update(next_due_at=now)
+     .where((Ticket.incident == incident) & Ticket.status.in_(ACTIVE_STATUSES)).execute())
+
+
+def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str) -> None:
+    """Who owns the ticket now (#assign); status does not change."""
+    previous = ticket.assignee
+    ticket.assignee = assignee
+    audit.record(ticket, now, by, "assigned", via=via, previous=previous, assignee=assignee)
+    ticket.updated_at = now
+    ticket.save()
+
+
+def snooze(ticket: Ticket, until: datetime, *, by: str, now: datetime, via: str) -> None:
+    """No reminders until `until` (#snooze); the engine looks again then and catches up once."""
+    if ticket.status not in ACTIVE_STATUSES:
+        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be snoozed")
+    ticket.snoozed_until = until
+    audit.record(ticket, now, by, "snoozed", via=via, until=until.isoformat())
+    ticket.updated_at = now
+    ticket.next_due_at = until
+    ticket.save()
+
+
+def record_customer_reply(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
+    """An agent answered the customer (#reply, or mail to the customer with support in Cc): the
+    first-response clock stops and the ticket is open."""
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+    ticket.last_agent_message_at = now
+    if ticket.status == "new":
+        ticket.status = "open"
+    audit.record(ticket, now, by, "customer-replied-to", via=via)
     _touch(ticket, now)
 
 
@@ -125,7 +217,26 @@ def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
     ticket.save(only=[Ticket.next_due_at])
 
 
+def schedule_many(next_due: dict[int, datetime | None]) -> None:
+    """`schedule` for a batch of tickets, in one statement (the engine's tick)."""
+    if not next_due:
+        return
+    field = Ticket.next_due_at
+    rows = [(field.db_value(when), ticket_id) for ticket_id, when in next_due.items()]
+    database = Ticket._meta.database
+    mark = database.param  # "?" on SQLite, "%s" on PostgreSQL
+    database.cursor().executemany(
+        f'UPDATE "{Ticket._meta.table_name}" SET "{field.column_name}" = {mark} WHERE "id" = {mark}', rows)
+
+
+def _end_wait(ticket: Ticket, now: datetime) -> None:
+    if ticket.waiting_since is not None:
+        ticket.waiting_periods = list(ticket.waiting_periods or []) + [[ticket.waiting_since.isoformat(), now.isoformat()]]
+        ticket.waiting_since = None
+
+
 def _touch(ticket: Ticket, now: datetime) -> None:
     ticket.updated_at = now
-    ticket.next_due_at = now if ticket.status in ACTIVE_STATUSES else None
+    # a drill (drill.py) is never the rules' work, so it never becomes due
+    ticket.next_due_at = now if ticket.status in ACTIVE_STATUSES and not ticket.drill else None
     ticket.save()

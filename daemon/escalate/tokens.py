@@ -1,8 +1,13 @@
 """Reply tokens: the Message-ID of every notification carries an HMAC over (nonce, ticket, tier).
 
 A reply proves it answers a notification we really sent by quoting that Message-ID in
-In-Reply-To/References; the token cannot be guessed without ESCALATE_SECRET (RELIABILITY.md §0.6).
-Form: `<esc.{nonce}.{mac}@{domain}>`, mac = base32(HMAC-SHA256(secret, nonce|ticket|tier))[:26].
+In-Reply-To/References (or by writing to its plus-address); the token cannot be guessed without
+ESCALATE_SECRET (RELIABILITY.md §0.6). Form: `<esc.{nonce}.{mac}@{domain}>`,
+mac = base32(HMAC-SHA256(secret, nonce|ticket|tier))[:26].
+
+Rotation: tokens are minted with the current secret and verified against the current one and,
+if set, the previous one (ESCALATE_SECRET_PREVIOUS), so replies to mail sent before a rotation
+keep working for one token lifetime; expiry is checked against when the notification was queued.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Iterable
 
 _TOKEN = re.compile(r"^esc\.([a-z0-9]{16})\.([a-z2-7]{26})@", re.IGNORECASE)
+# the same token carried in a plus-address: support+esc.{nonce}.{mac}@domain
+_PLUS = re.compile(r"^[^+@]+\+(esc\.[a-z0-9]{16}\.[a-z2-7]{26})@(.+)$", re.IGNORECASE)
 
 
 def _mac(secret: bytes, nonce: str, ticket_ref: str, tier: int) -> str:
@@ -27,14 +35,31 @@ def new_message_id(secret: bytes, ticket_ref: str, tier: int, domain: str) -> st
     return f"esc.{nonce}.{_mac(secret, nonce, ticket_ref, tier)}@{domain}"
 
 
-def verify(secret: bytes, message_id: str, ticket_ref: str, tier: int) -> bool:
-    """True when `message_id` is a token we minted for this ticket and tier (constant-time compare)."""
+def verify(keys: bytes | Iterable[bytes], message_id: str, ticket_ref: str, tier: int) -> bool:
+    """True when `message_id` is a token minted with one of `keys` for this ticket and tier
+    (constant-time compare; every key is tried, so timing does not tell which one matched)."""
     match = _TOKEN.match(message_id)
     if not match:
         return False
     nonce, mac = match.group(1).lower(), match.group(2).lower()
-    return hmac.compare_digest(mac, _mac(secret, nonce, ticket_ref, tier))
+    candidates = [keys] if isinstance(keys, bytes) else [k for k in keys if k]
+    matched = False
+    for key in candidates:
+        matched |= hmac.compare_digest(mac, _mac(key, nonce, ticket_ref, tier))
+    return matched
 
 
 def looks_like_ours(message_id: str) -> bool:
     return bool(_TOKEN.match(message_id))
+
+
+def plus_address(support_address: str, message_id: str) -> str:
+    """The reply address that carries the token, for clients that drop In-Reply-To."""
+    local, _, domain = support_address.partition("@")
+    return f"{local}+{message_id.partition('@')[0]}@{domain}"
+
+
+def message_id_from_plus_address(address: str) -> str | None:
+    """The notification Message-ID a plus-address names, or None."""
+    match = _PLUS.match(address.strip())
+    return f"{match.group(1).lower()}@{match.group(2).lower()}" if match else None

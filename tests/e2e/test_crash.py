@@ -63,7 +63,9 @@ def test_a_kill_at_any_stage_loses_and_repeats_nothing(crashpoint, env, rules_fi
     assert len(received) == MAILS, subjects
     duplicates = {mid: n for mid, n in received.items() if n > 1}
     if crashpoint == "after-data-before-mark-sent":
-        assert sum(duplicates.values()) - len(duplicates) <= 1
+        # the sender keeps several connections busy at once (issue 5): every send in flight when the
+        # process died may go again — once, with its identical Message-ID
+        assert set(duplicates.values()) <= {2}
     else:
         assert duplicates == {}
     # every ticket has its creation and escalation in the audit log

@@ -52,7 +52,7 @@ def test_customer_mail_escalates_until_a_roster_member_acknowledges(cli, dovecot
     cycle(cli, 16)
     [escalation] = smtp_sink.wait_for(1)
     assert escalation.rcpt_tos == ["tier1@example.com"]
-    assert escalation.mail_from == "support@example.com"
+    assert escalation.mail_from.startswith("support+bounce-") and escalation.mail_from.endswith("@example.com")  # VERP
     headers = escalation.message
     assert headers["To"] == "tier1@example.com"
     assert "[T-1]" in headers["Subject"] and "Checkout is down for everyone" in headers["Subject"]
@@ -85,6 +85,10 @@ def test_customer_mail_escalates_until_a_roster_member_acknowledges(cli, dovecot
     assert detail["message_count"] == 2
     refused = [e for e in detail["events"] if e["action"] == "command-refused"]
     assert len(refused) == 1 and "not on the roster" in refused[0]["detail"]["reason"]
+    # mallory is told, once, without any detail of the ticket
+    notice = smtp_sink.wait_for(3)[2]
+    assert notice.rcpt_tos == ["mallory@elsewhere.example"]
+    assert "T-1" not in notice.message["Subject"] and b"Checkout is down" not in notice.data
 
     # alice, on the tier 1 roster, acknowledges by replying; the old quoted text is ignored
     dovecot.append(mail(sender="Alice <alice@example.com>", subject="Re: " + reminder.message["Subject"],
@@ -96,13 +100,13 @@ def test_customer_mail_escalates_until_a_roster_member_acknowledges(cli, dovecot
     assert detail["status"] == "open"
     assert detail["acknowledged_by"] == "alice@example.com"
     assert detail["escalations"][0]["state"] == "acknowledged"
-    confirmation = smtp_sink.wait_for(3)[2]
+    confirmation = smtp_sink.wait_for(4)[3]
     assert "alice@example.com" in confirmation.message["Subject"] and confirmation.rcpt_tos == ["tier1@example.com"]
 
     # no further repeats, however much time passes (within the resolution target)
     for minutes in (40, 60, 120):
         cycle(cli, minutes)
-    assert len(smtp_sink.messages) == 3
+    assert len(smtp_sink.messages) == 4
 
     # #resolve from a roster member resolves
     dovecot.append(mail(sender="bob@example.com", subject="Re: " + escalation.message["Subject"],

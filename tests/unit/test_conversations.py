@@ -24,3 +24,23 @@ def test_subject_refs(subject, refs):
 ])
 def test_normalise_subject_strips_what_clients_add(subject):
     assert normalise_subject(subject, "T") == "printer on fire"
+
+
+@pytest.mark.parametrize("subject, refs", [
+    ("SV: VS: [T-7] Tulostin", ["T-7"]),
+    ("Re[3]: *EXT*: [T-7] Printer", ["T-7"]),
+    ("Fwd: Re: Printer on fire [T-7] [T-9]", ["T-7", "T-9"]),
+    ("Ticket [T-7][T-7] twice", ["T-7", "T-7"]),
+    ("[t-7] lower case", ["T-7"]),
+])
+def test_subject_refs_behind_any_prefix_and_at_the_end(subject, refs):
+    assert subject_refs(subject, "T") == refs
+
+
+def test_encoded_subject_tag_is_found_after_decoding():
+    from escalate.parse import parse_message
+
+    raw = b"From: a@example.org\r\nSubject: =?utf-8?q?AW=3A_=5BT-42=5D_Rechnungspr=C3=BCfung?=\r\n\r\nx\r\n"
+    parsed = parse_message(raw)
+    assert subject_refs(parsed.subject, "T") == ["T-42"]
+    assert normalise_subject(parsed.subject, "T") == "rechnungsprüfung"

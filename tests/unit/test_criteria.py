@@ -103,6 +103,8 @@ def test_parse_duration_refuses(value, message):
     (90 * M, "1h30m"),
     (timedelta(days=1, hours=4), "1d4h"),
     (timedelta(weeks=2), "2w"),
+    (timedelta(days=30), "30d"),
+    (timedelta(weeks=1, hours=3), "1w3h"),
     (timedelta(seconds=45), "45s"),
     (timedelta(0), "0s"),
     (-15 * M, "-15m"),
@@ -116,21 +118,23 @@ def test_format_duration(value, text):
 
 
 def test_every_v1_criterion_is_registered_with_a_description():
-    assert sorted(CRITERIA) == ["no_first_response_for", "no_update_for", "past_target", "severity", "status",
-                                "unacknowledged", "unresolved_for"]
+    assert sorted(CRITERIA) == ["customers_affected", "escalation_requested", "max_age", "no_first_response_for",
+                                "no_update_for", "past_target", "severity", "status", "tier", "unacknowledged",
+                                "unresolved_for"]
     for name, registered in CRITERIA.items():
         assert registered.name == name
         assert registered.description.endswith(".")
     assert {name for name, c in CRITERIA.items() if c.timed} == {
-        "no_first_response_for", "no_update_for", "past_target", "unresolved_for"}
+        "max_age", "no_first_response_for", "no_update_for", "past_target", "unresolved_for"}
 
 
 def test_an_unknown_criterion_lists_the_known_ones():
     with pytest.raises(UnknownCriterion) as caught:
         lookup("unresolved_fro")
     assert str(caught.value) == (
-        'unknown criterion "unresolved_fro"; did you mean "unresolved_for"? (known criteria: no_first_response_for, '
-        "no_update_for, past_target, severity, status, unacknowledged, unresolved_for)")
+        'unknown criterion "unresolved_fro"; did you mean "unresolved_for"? (known criteria: customers_affected, '
+        "escalation_requested, max_age, no_first_response_for, no_update_for, past_target, severity, status, tier, "
+        "unacknowledged, unresolved_for)")
     with pytest.raises(KeyError):
         lookup("impact")
 
@@ -172,9 +176,11 @@ def test_a_new_criterion_is_a_decorated_class(monkeypatch):
     ("status", ["open", "new"], facts(), ALWAYS),
     ("status", "waiting", facts(), None),
     ("status", "resolved", facts(status="resolved"), ALWAYS),
-    # unresolved_for: from creation, until resolved or closed
+    # unresolved_for: from creation, until resolved or closed; paused while waiting on the customer
     ("unresolved_for", "6h", facts(), T0 + 6 * H),
-    ("unresolved_for", "6h", facts(status="waiting", first_response_at=T0 + M), T0 + 6 * H),
+    ("unresolved_for", "6h", facts(status="waiting", first_response_at=T0 + M, waiting_since=T0 + H), None),
+    ("unresolved_for", "6h", facts(waiting_periods=((T0 + H, T0 + 3 * H),)), T0 + 8 * H),
+    ("unresolved_for", "6h", facts(waiting_periods=((T0 + 7 * H, T0 + 9 * H),)), T0 + 6 * H),
     ("unresolved_for", "6h", facts(status="resolved"), None),
     ("unresolved_for", "6h", facts(status="closed"), None),
     # no_first_response_for: from creation, while nobody has answered
@@ -215,9 +221,9 @@ def test_criterion_holds_from(name, value, ticket, expected):
     ("status", "done", 'unknown status "done" (statuses: new, open, waiting, resolved, closed)'),
     ("status", {"a": 1}, "expected a status name or a list of status names, got a mapping"),
     ("unresolved_for", "2 hours", 'expected a duration like "30m", got "2 hours"'),
-    ("past_target", "resolutoin", 'expected "first_response" or "resolution", got "resolutoin"; '
+    ("past_target", "resolutoin", 'expected "first_response", "next_response" or "resolution", got "resolutoin"; '
                                 'did you mean "resolution"?'),
-    ("past_target", 1, 'expected "first_response" or "resolution", got 1'),
+    ("past_target", 1, 'expected "first_response", "next_response" or "resolution", got 1'),
     ("unacknowledged", "yes", 'expected true or false, got "yes"'),
 ])
 def test_criterion_parse_refuses(name, value, message):

@@ -252,7 +252,7 @@ def test_1_9_to_unterminated_quote():                      # stdlib: IndexError 
 def test_1_9_content_type_name_star():                    # stdlib: IndexError, raised *while parsing*
     parsed = parse_message(mail("From: a@example.org\nContent-Type: text/plain; name*\n", "still readable\n"))
     assert parsed.text == "still readable\n"
-    assert "parse-error:IndexError" in parsed.defects and "parse-fallback:compat32" in parsed.defects
+    assert parsed.attachments == ()  # the bare `name*` names nothing; compat32 does not raise on it
 
 
 def test_1_9_to_comment_then_colon():                      # stdlib: IndexError (gh-151857)
@@ -651,7 +651,7 @@ def test_deeply_nested_comments_in_content_type():  # RecursionError inside mess
     parsed, seconds = _timed(mail("From: a@example.org\nContent-Type: text/plain; (" + "(" * 5_000 + "\n",
                                   "body\n"))
     assert parsed.text == "body\n"
-    assert "parse-error:RecursionError" in parsed.defects and seconds < 10
+    assert seconds < 10  # compat32 does not recurse into the comment (policy.default did: RecursionError)
 
 
 def test_ten_thousand_parts():

@@ -182,7 +182,8 @@ CASES = [
       'like "T", got "tk"']),
     ("reference_prefix: T", "reference_prefx: T",
      ['rules.yaml:4:1: reference_prefx: unknown key "reference_prefx"; did you mean "reference_prefix"? '
-      '(known keys: version, timezone, support_address, reference_prefix, severities, tiers, rules)']),
+      '(known keys: version, timezone, support_address, reference_prefix, calendars, severities, tiers, '
+      'incidents, matrix, rules, acknowledge_customers)']),
     ("    first_response: 15m", "    first_response: soon",
      ['rules.yaml:8:21: severities.urgent.first_response: expected a duration like "30m", got "soon"']),
     ("    resolution: 4h", "    resolution: 240",
@@ -207,7 +208,7 @@ CASES = [
      ['rules.yaml:11:14: severities.normal.default: expected true or false, got "maybe"']),
     ("    lead: lead1@example.com", "    leader: lead1@example.com",
      ['rules.yaml:18:5: tiers[0].leader: unknown key "leader"; did you mean "lead"? '
-      '(known keys: level, name, group, roster, lead)']),
+      '(known keys: level, name, group, roster, lead, consulted, informed)']),
     ("    roster: [erin@example.com]\n", "",
      ['rules.yaml:19:5: tiers[1]: missing required key "roster"']),
     ("roster: [erin@example.com]", "roster: []",
@@ -230,14 +231,16 @@ CASES = [
     ("tiers:\n", "tiers: []\nx_tiers:\n",
      ['rules.yaml:13:8: tiers: at least one tier is needed',
       'rules.yaml:14:1: x_tiers: unknown key "x_tiers"; did you mean "tiers"? (known keys: version, timezone, '
-      'support_address, reference_prefix, severities, tiers, rules)']),
+      'support_address, reference_prefix, calendars, severities, tiers, incidents, matrix, rules, '
+      'acknowledge_customers)']),
     ("      severity: urgent", "      severity: [urgent, nromal]",
      ['rules.yaml:27:17: rules[0].when.severity: unknown severity "nromal"; did you mean "normal"? '
       '(defined: urgent, normal)']),
     ("      no_first_response_for: 15m", "      no_first_reponse_for: 15m",
      ['rules.yaml:28:7: rules[0].when.no_first_reponse_for: unknown criterion "no_first_reponse_for"; '
-      'did you mean "no_first_response_for"? (known criteria: no_first_response_for, no_update_for, '
-      'past_target, severity, status, unacknowledged, unresolved_for)']),
+      'did you mean "no_first_response_for"? (known criteria: customers_affected, escalation_requested, '
+      'max_age, no_first_response_for, no_update_for, past_target, severity, status, tier, unacknowledged, '
+      'unresolved_for)']),
     ("      no_first_response_for: 15m", "      no_first_response_for: 15",
      ['rules.yaml:28:30: rules[0].when.no_first_response_for: expected a duration like "30m", got 15 '
       '(a bare number is ambiguous: add a unit, s, m, h, d or w)']),
@@ -245,8 +248,8 @@ CASES = [
      ['rules.yaml:27:15: rules[0].when.status: unknown status "opne"; did you mean "open"? '
       '(statuses: new, open, waiting, resolved, closed)']),
     ("      severity: urgent", "      past_target: response",
-     ['rules.yaml:27:20: rules[0].when.past_target: expected "first_response" or "resolution", got "response"; '
-      'did you mean "first_response"?']),
+     ['rules.yaml:27:20: rules[0].when.past_target: expected "first_response", "next_response" or "resolution", '
+      'got "response"; did you mean "next_response"?']),
     ("      severity: urgent", "      past_target: resolution",
      []),  # urgent has a resolution target
     ("    first_response: 15m\n    resolution: 4h\n", "    first_response: 15m\n",
@@ -276,7 +279,8 @@ CASES = [
       'got "../../etc/passwd"']),
     ("      template: escalation", "      template: escalation\n      notify: lead",
      ['rules.yaml:34:7: rules[0].then.notify: unknown key "notify" '
-      '(known keys: escalate_to, repeat_every, next_tier_after, template)']),
+      '(known keys: escalate_to, repeat_every, next_tier_after, template, '
+      'alert_lead, ask_consulted, inform, set_severity)']),
     ("  - name: urgent-no-first-response", "  - name: Urgent rule",
      ['rules.yaml:24:11: rules[0].name: expected a rule name of lowercase letters, digits, "-" and "_", '
       'like "urgent-no-first-response", got "Urgent rule"']),
@@ -289,7 +293,8 @@ CASES = [
       '(known keys: name, description, when, then)']),
     ("rules:\n", "rules: []\nignored:\n",
      ['rules.yaml:24:1: ignored: unknown key "ignored" '
-      '(known keys: version, timezone, support_address, reference_prefix, severities, tiers, rules)']),
+      '(known keys: version, timezone, support_address, reference_prefix, calendars, severities, tiers, '
+      'incidents, matrix, rules, acknowledge_customers)']),
     # Duplicate keys: PyYAML would keep the last one silently.
     ("template: escalation\n", "template: escalation\ntiers: []\n",
      ['rules.yaml:34:1: tiers: duplicate key "tiers" (first defined at line 13)']),

@@ -58,6 +58,8 @@ def format_duration(value: timedelta) -> str:
         return "0s"
     parts = []
     for unit, size in _UNITS.items():
+        if unit == "w" and seconds % size >= 86400:
+            continue  # "30d" reads better than "4w2d": weeks only when what is left is under a day
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")

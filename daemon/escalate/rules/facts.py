@@ -30,6 +30,14 @@ class TicketFacts:
     last_customer_message_at: datetime | None
     last_agent_message_at: datetime | None
     acknowledged: bool
+    # Periods the ticket waited on the customer, (start, end), oldest first: paused clocks skip them.
+    waiting_periods: tuple[tuple[datetime, datetime], ...] = ()
+    waiting_since: datetime | None = None  # set while the status is "waiting"
+    escalation_requested_at: datetime | None = None  # an agent asked for escalation (#escalate)
+    # When each distinct customer of the ticket's incident joined it, in order (empty: no incident).
+    incident_joins: tuple[datetime, ...] = ()
+    # Whether this ticket speaks for its incident (its first open ticket): incident rules act once.
+    incident_primary: bool = True
 
     @property
     def is_done(self) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,12 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from . import criteria as _criteria  # noqa: F401  (importing it registers every criterion)
+from .calendar import ALWAYS_NAME, WEEKDAYS, Calendar, parse_days, parse_span
 from .durations import format_duration, parse_duration
-from .model import BoundCriterion, Rule, Ruleset, Severity, Tier
-from .registry import UnknownCriterion, did_you_mean, lookup, show
+from .matrix import MATRIX_CLOCKS, Matrix, matrix_rules
+from .model import BoundAction, BoundCriterion, Rule, Ruleset, Severity, Tier
+from .registry import ACTIONS, UnknownCriterion, did_you_mean, load_actions, lookup, show
+from .sanity import IncidentPolicy, never_fires, overlap
 
 SUPPORTED_VERSION = 1
 DEFAULT_TEMPLATE = "escalation"
@@ -51,15 +54,26 @@ _SEVERITY_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
-TOP_KEYS = ("version", "timezone", "support_address", "reference_prefix", "severities", "tiers", "rules")
+TOP_KEYS = ("version", "timezone", "support_address", "reference_prefix", "calendars", "severities", "tiers",
+            "incidents", "matrix", "rules", "acknowledge_customers")
 TOP_REQUIRED = ("version", "support_address", "severities", "tiers", "rules")
-SEVERITY_KEYS = ("keywords", "first_response", "resolution", "default")
-TIER_KEYS = ("level", "name", "group", "roster", "lead")
+SEVERITY_KEYS = ("keywords", "senders", "importance", "first_response", "next_response", "resolution", "calendar",
+                 "default")
+TARGET_KEYS = ("first_response", "next_response", "resolution")
+IMPORTANCE_VALUES = ("high", "normal", "low")
+CALENDAR_KEYS = ("timezone", "hours", "holidays")
+INCIDENT_KEYS = ("window", "similarity")
+MATRIX_KEYS = ("clock", "after", "rows", "repeat_every")
+TIER_KEYS = ("level", "name", "group", "roster", "lead", "consulted", "informed")
 TIER_REQUIRED = ("level", "name", "group", "roster")
 RULE_KEYS = ("name", "description", "when", "then")
 RULE_REQUIRED = ("name", "when", "then")
-THEN_KEYS = ("escalate_to", "repeat_every", "next_tier_after", "template")
-THEN_REQUIRED = ("escalate_to",)
+THEN_BASE_KEYS = ("escalate_to", "repeat_every", "next_tier_after", "template")
+
+
+def then_keys() -> tuple[str, ...]:
+    """The keys a rule's `then:` takes: the notification's, then every registered action's."""
+    return THEN_BASE_KEYS + tuple(sorted(load_actions()))
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,13 @@ class RulesLoader(yaml.SafeLoader):
 _INVALID = object()  # a converter's answer when it has reported an issue
 
 
+@dataclass(frozen=True)
+class _RuleNodes:
+    name: Node  # where an overlap is reported
+    when: Node  # where "can never fire" is reported
+    where: str  # the breadcrumb, "rules[2]" or "matrix.rows.urgent"
+
+
 class _Converter:
     """Turns composed nodes into model objects, recording every issue with its breadcrumb."""
 
@@ -175,6 +196,8 @@ class _Converter:
         self.loader = loader
         self.template_names = template_names
         self.issues: list[RuleIssue] = []
+        self.rule_nodes: dict[str, _RuleNodes] = {}  # rule name -> where to report it (sanity checks)
+        self.calendar_names: set[str] | None = None
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -340,8 +363,15 @@ class _Converter:
         support = get("support_address", self.address)
         prefix = get("reference_prefix", lambda n, w: self.text(
             n, w, _PREFIX, 'a ticket reference prefix of 1 to 5 capital letters, like "T"'), "T")
+        zone = timezone_name if isinstance(timezone_name, str) else "UTC"
+        calendars = get("calendars", lambda n, w: self.calendars(n, w, zone), [])
+        if "calendars" not in fields:
+            self.calendar_names = {ALWAYS_NAME}
         severities = get("severities", self.severities)
         tiers = get("tiers", self.tiers)
+        incidents = get("incidents", self.incident_policy)
+        # issue 5: one automatic "we received it" per sender per ticket, never to machine mail
+        acknowledge = get("acknowledge_customers", self.boolean, False)
 
         good_severities = tuple(severities) if isinstance(severities, list) else ()
         good_tiers = tuple(sorted(tiers, key=lambda tier: tier.level)) if isinstance(tiers, list) else ()
@@ -358,10 +388,19 @@ class _Converter:
             severities=good_severities,
             tiers=good_tiers,
             rules=(),
+            calendars=tuple(calendars) if isinstance(calendars, list) else (),
+            # a broken incidents: section is reported once; rules that need it are checked as if it were fine
+            incidents=incidents if isinstance(incidents, IncidentPolicy)
+            else (IncidentPolicy(timedelta(hours=1), 1.0) if incidents is _INVALID else None),
         )
+        matrix = get("matrix", lambda n, w: self.matrix(
+            n, w, context, severities_known=isinstance(severities, list), tiers_known=isinstance(tiers, list)))
         rules = get("rules", lambda n, w: self.rules(
             n, w, context, severities_known=isinstance(severities, list), tiers_known=isinstance(tiers, list)))
-        return Ruleset(
+        all_rules = list(rules) if isinstance(rules, list) else []
+        if isinstance(matrix, Matrix):
+            all_rules += matrix_rules(matrix)
+        result = Ruleset(
             version=context.version,
             source=source,
             timezone=context.timezone,
@@ -369,8 +408,222 @@ class _Converter:
             reference_prefix=context.reference_prefix,
             severities=good_severities,
             tiers=good_tiers,
-            rules=tuple(rules) if isinstance(rules, list) else (),
+            rules=tuple(all_rules),
+            calendars=context.calendars,
+            matrix=matrix if isinstance(matrix, Matrix) else None,
+            incidents=incidents if isinstance(incidents, IncidentPolicy) else None,
+            acknowledge_customers=acknowledge is True,
         )
+        if isinstance(rules, list) and isinstance(severities, list) and isinstance(tiers, list) and good_severities \
+                and any(s.default for s in good_severities):
+            self.sanity(result)
+        return result
+
+    # -- rules that can never fire, rules that overlap ------------------------------------------
+
+    def sanity(self, ruleset: Ruleset) -> None:
+        """Rules that can never fire, and rules that fire together for the same tickets."""
+        for index, rule in enumerate(ruleset.rules):
+            nodes = self.rule_nodes.get(rule.name)
+            if nodes is None:
+                continue
+            reason = never_fires(rule, ruleset)
+            if reason:
+                where = _join(nodes.where, "when") if rule.source == "rules" else nodes.where
+                self.error(nodes.when, where, reason)
+            for earlier in ruleset.rules[:index]:
+                message = overlap(earlier, rule, self.rule_nodes.get(earlier.name))
+                if message:
+                    where = _join(nodes.where, "name") if rule.source == "rules" else nodes.where
+                    self.error(nodes.name, where, message)
+                    break
+
+    # -- calendars ---------------------------------------------------------------------------
+
+    def calendars(self, node: Node, where: str, zone: str) -> Any:
+        if self.is_null(node):
+            return []
+        items = self.named_mapping(node, where, "a mapping of calendar names, like office: {hours: …}")
+        if items is None:
+            return _INVALID
+        # Names count as defined even when their hours are wrong: one mistake, one message.
+        self.calendar_names = {ALWAYS_NAME} | {name for name, _key, _value in items}
+        result: list[Calendar] = []
+        for name, key, value in items:
+            here = _join(where, name)
+            if not _SEVERITY_NAME.fullmatch(name):
+                self.error(key, here, 'expected a calendar name of lowercase letters, digits, "-" and "_", '
+                                      f'like "office", got {show(name)}')
+                continue
+            if name == ALWAYS_NAME:
+                self.error(key, here, '"always" is built in (24×7); choose another name')
+                continue
+            calendar = self.calendar(name, value, here, zone)
+            if calendar is not None:
+                result.append(calendar)
+        return result
+
+    def calendar(self, name: str, node: Node, where: str, zone: str) -> Calendar | None:
+        if isinstance(node, ScalarNode) and self.value(node, where) == ALWAYS_NAME:
+            return Calendar.always_open(name, zone)
+        fields = self.mapping(node, where, CALENDAR_KEYS, ("hours",),
+                              what='a mapping with hours (and timezone, holidays), or "always"')
+        if fields is None:
+            return None
+        before = len(self.issues)
+        if "timezone" in fields:
+            zone = self.timezone(fields["timezone"][1], _join(where, "timezone"))
+        hours: list[list[tuple[int, int]]] = [[] for _ in WEEKDAYS]
+        if "hours" in fields:
+            hours_node = fields["hours"][1]
+            days = self.named_mapping(hours_node, _join(where, "hours"),
+                                      'a mapping of days to opening hours, like mon-fri: "09:00-17:00"')
+            for day_text, day_key, spans_node in days or ():
+                here = _join(_join(where, "hours"), day_text)
+                try:
+                    day_indexes = parse_days(day_text)
+                except ValueError as exc:
+                    self.error(day_key, here, str(exc))
+                    continue
+                spans = self.spans(spans_node, here)
+                for index in day_indexes:
+                    hours[index] = sorted(hours[index] + spans)
+            if days is not None and len(self.issues) == before and not any(hours):
+                self.error(hours_node, _join(where, "hours"), "no opening hours on any day; clocks would never run")
+            for index, spans in enumerate(hours):
+                for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
+                    if s2 < e1:
+                        self.error(hours_node, _join(where, "hours"),
+                                   f"opening hours on {WEEKDAYS[index]} overlap")
+                        break
+        holidays: set = set()
+        if "holidays" in fields and not self.is_null(fields["holidays"][1]):
+            items = self.sequence(fields["holidays"][1], _join(where, "holidays"), "a list of dates like 2026-12-25")
+            for position, item in enumerate(items or ()):
+                value = self.value(item, "")
+                if isinstance(value, str):
+                    try:
+                        value = date.fromisoformat(value.strip())
+                    except ValueError:
+                        pass
+                if not isinstance(value, date):
+                    self.error(item, _join(_join(where, "holidays"), position),
+                               f"expected a date like 2026-12-25, got {self.got(item)}")
+                    continue
+                holidays.add(value)
+        if len(self.issues) != before or zone is _INVALID:
+            return None
+        return Calendar(name=name, timezone=zone, hours=tuple(tuple(spans) for spans in hours),
+                        holidays=frozenset(holidays))
+
+    def spans(self, node: Node, where: str) -> list[tuple[int, int]]:
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        result = []
+        for item in items:
+            value = self.value(item, where) if isinstance(item, ScalarNode) else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                # YAML 1.1 reads 09:00 as a base-60 number
+                self.error(item, where, 'expected opening hours like "09:00-17:00" (put them in quotes)')
+                continue
+            if not isinstance(value, str):
+                self.error(item, where, f'expected opening hours like "09:00-17:00", got {self.got(item)}')
+                continue
+            try:
+                result.append(parse_span(value))
+            except ValueError as exc:
+                self.error(item, where, str(exc))
+        return result
+
+    # -- incidents and the decision matrix -------------------------------------------------------
+
+    def incident_policy(self, node: Node, where: str) -> Any:
+        fields = self.mapping(node, where, INCIDENT_KEYS, ("window",), what="a mapping with window (and similarity)")
+        if fields is None:
+            return _INVALID
+        window = self.duration(fields["window"][1], _join(where, "window"), timedelta(minutes=1)) \
+            if "window" in fields else _INVALID
+        similarity: Any = 0.6
+        if "similarity" in fields:
+            value_node = fields["similarity"][1]
+            similarity = self.value(value_node, _join(where, "similarity"))
+            if isinstance(similarity, bool) or not isinstance(similarity, (int, float)) or not 0 < similarity <= 1:
+                similarity = self.error(value_node, _join(where, "similarity"),
+                                        f"expected a number above 0 and at most 1, like 0.6, got {self.got(value_node)}")
+        if window is _INVALID or similarity is _INVALID:
+            return _INVALID
+        return IncidentPolicy(window=window, similarity=float(similarity))
+
+    def matrix(self, node: Node, where: str, context: Ruleset, *, severities_known: bool, tiers_known: bool) -> Any:
+        fields = self.mapping(node, where, MATRIX_KEYS, ("clock", "after", "rows"),
+                              what="a mapping with clock, after and rows")
+        if fields is None or not all(k in fields for k in ("clock", "after", "rows")):
+            return _INVALID
+        clock = self.text(fields["clock"][1], _join(where, "clock"), expected="a clock name")
+        if clock is not _INVALID and clock not in MATRIX_CLOCKS:
+            clock = self.error(fields["clock"][1], _join(where, "clock"),
+                               f'unknown clock "{clock}"{did_you_mean(clock, MATRIX_CLOCKS)} '
+                               f"(clocks: {', '.join(MATRIX_CLOCKS)})")
+        after_items = self.sequence(fields["after"][1], _join(where, "after"), "a list of durations like [30m, 2h]")
+        after = []
+        for index, item in enumerate(after_items or ()):
+            parsed = self.duration(item, _join(_join(where, "after"), index))
+            if parsed is not _INVALID:
+                if after and parsed <= after[-1]:
+                    self.error(item, _join(_join(where, "after"), index), "the times must grow from left to right")
+                after.append(parsed)
+        repeat = None
+        if "repeat_every" in fields and not self.is_null(fields["repeat_every"][1]):
+            repeat = self.duration(fields["repeat_every"][1], _join(where, "repeat_every"), MIN_REPEAT)
+        rows_node = fields["rows"][1]
+        rows_items = self.named_mapping(rows_node, _join(where, "rows"), "a mapping of severity names to tier lists")
+        known_severities = [s.name for s in context.severities]
+        known_levels = {t.level for t in context.tiers}
+        rows = []
+        bad = after_items is None or len(after) != len(after_items or ()) or clock is _INVALID or repeat is _INVALID
+        for name, key, value in rows_items or ():
+            here = _join(_join(where, "rows"), name)
+            if severities_known and name not in known_severities:
+                self.error(key, here, f'unknown severity "{name}"{did_you_mean(name, known_severities)} '
+                                      f"(defined: {', '.join(known_severities)})")
+                bad = True
+                continue
+            cells = self.sequence(value, here, "a list of tier levels, - for none")
+            if cells is None:
+                bad = True
+                continue
+            if len(cells) != len(after):
+                self.error(value, here, f"expected {len(after)} cells (one per time in after), got {len(cells)}")
+                bad = True
+                continue
+            levels = []
+            for index, cell in enumerate(cells):
+                raw = self.value(cell, "")
+                if raw in ("-", None):
+                    levels.append(None)
+                    continue
+                level = self.integer(cell, _join(here, index), 1, 'a tier level or "-"')
+                if level is not _INVALID and tiers_known and level not in known_levels:
+                    level = self.error(cell, _join(here, index), f"no tier has level {level}")
+                if level is _INVALID:
+                    bad = True
+                levels.append(level)
+            rows.append((name, tuple(levels), _line(key)))
+        if severities_known and rows_items is not None and not bad:
+            missing = [name for name in known_severities if name not in {r[0] for r in rows}]
+            if missing:
+                self.error(rows_node, _join(where, "rows"),
+                           f"the matrix has no row for {', '.join(missing)}; every severity needs one "
+                           "(a row of - means never)")
+                bad = True
+        if bad or rows_items is None:
+            return _INVALID
+        result = Matrix(clock=clock, after=tuple(after), rows=tuple(rows), repeat_every=repeat, line=_line(node))
+        row_keys = {name: key for name, key, _value in rows_items}
+        for rule in matrix_rules(result):
+            key = row_keys[rule.name.split("/", 2)[1]]
+            self.rule_nodes[rule.name] = _RuleNodes(name=key, when=key,
+                                                    where=_join(_join(where, "rows"), rule.name.split("/", 2)[1]))
+        return result
 
     def timezone(self, node: Node, where: str) -> Any:
         name = self.text(node, where, expected='an IANA time zone like "Europe/Berlin"')
@@ -431,8 +684,47 @@ class _Converter:
                 word = self.text(item, _join(_join(where, "keywords"), index), expected="a keyword")
                 if word is not _INVALID:
                     keywords.append(word)
+        senders: list[str] = []
+        if "senders" in fields:
+            items = self.sequence(fields["senders"][1], _join(where, "senders"),
+                                  'a list of addresses or domains like ["ceo@big.example", "@big.example"]')
+            for index, item in enumerate(items or ()):
+                here = _join(_join(where, "senders"), index)
+                text = self.text(item, here, expected="an address or @domain")
+                if text is _INVALID:
+                    continue
+                text = text.lower()
+                if text.startswith("@") and "." in text and " " not in text:
+                    senders.append(text)
+                elif _ADDRESS.fullmatch(text):
+                    senders.append(text)
+                else:
+                    self.error(item, here, f'expected an address like "ceo@big.example" or a domain like '
+                                           f'"@big.example", got {show(text)}')
+        importance: list[str] = []
+        if "importance" in fields:
+            node_i = fields["importance"][1]
+            items = node_i.value if isinstance(node_i, SequenceNode) else [node_i]
+            for item in items:
+                text = self.value(item, "") if isinstance(item, ScalarNode) else None
+                if text not in IMPORTANCE_VALUES:
+                    self.error(item, _join(where, "importance"),
+                               f"expected high, normal or low (the mail's Importance/X-Priority), got {self.got(item)}")
+                    continue
+                importance.append(text)
+        calendar_name = ALWAYS_NAME
+        if "calendar" in fields:
+            calendar_node = fields["calendar"][1]
+            calendar_name = self.text(calendar_node, _join(where, "calendar"), expected="a calendar name")
+            known = getattr(self, "calendar_names", None)
+            if calendar_name is not _INVALID and known is not None and calendar_name not in known:
+                self.error(calendar_node, _join(where, "calendar"),
+                           f'unknown calendar "{calendar_name}"{did_you_mean(calendar_name, known)} '
+                           f"(calendars: {', '.join(sorted(known))})")
+            if calendar_name is _INVALID or (known is not None and calendar_name not in known):
+                calendar_name = ALWAYS_NAME
         targets = {}
-        for target in ("first_response", "resolution"):
+        for target in TARGET_KEYS:
             targets[target] = None
             if target in fields and not self.is_null(fields[target][1]):
                 parsed = self.duration(fields[target][1], _join(where, target), minimum=timedelta(seconds=1))
@@ -444,7 +736,9 @@ class _Converter:
             parsed = self.boolean(default_node, _join(where, "default"))
             default = parsed is True
         severity = Severity(name=name, keywords=tuple(keywords), first_response=targets["first_response"],
-                            resolution=targets["resolution"], default=default)
+                            resolution=targets["resolution"], default=default,
+                            next_response=targets["next_response"], calendar=calendar_name,
+                            senders=tuple(senders), importance=tuple(importance))
         return severity, default_node
 
     def is_null(self, node: Node) -> bool:
@@ -492,12 +786,33 @@ class _Converter:
         values["lead"] = None
         if "lead" in fields and not self.is_null(fields["lead"][1]):
             values["lead"] = self.address(fields["lead"][1], _join(where, "lead"))
+        values["consulted"] = ()
+        if "consulted" in fields and not self.is_null(fields["consulted"][1]):
+            values["consulted"] = self.consulted(fields["consulted"][1], _join(where, "consulted"))
+        values["informed"] = ()
+        if "informed" in fields and not self.is_null(fields["informed"][1]):
+            items = self.sequence(fields["informed"][1], _join(where, "informed"), "a list of addresses")
+            informed = [self.address(item, _join(_join(where, "informed"), i)) for i, item in enumerate(items or ())]
+            values["informed"] = _INVALID if items is None or _INVALID in informed else tuple(informed)
         if not ok or any(value is _INVALID for value in values.values()):
             # Keep the level known when it is valid, so rules that point at it are not misreported.
             if values["level"] is not _INVALID:
                 return Tier(level=values["level"], name="", group="", roster=(), lead=None), fields["level"][1]
             return None, None
         return Tier(**values), fields["level"][1]
+
+    def consulted(self, node: Node, where: str) -> Any:
+        """consulted: {Security: security@example.com, Legal: legal@example.com}"""
+        items = self.named_mapping(node, where, "a mapping of department names to addresses, like Legal: legal@…")
+        if items is None:
+            return _INVALID
+        result = []
+        for name, _key, value in items:
+            address = self.address(value, _join(where, name))
+            if address is _INVALID:
+                return _INVALID
+            result.append((name, address))
+        return tuple(result)
 
     def roster(self, node: Node, where: str) -> Any:
         items = self.sequence(node, where, "a list of member addresses")
@@ -593,6 +908,7 @@ class _Converter:
         if not ok or any(value is _INVALID for value in (name, description, criteria, then)):
             return None, name_node
         rule = Rule(name=name, description=description, criteria=criteria, line=_line(node), **then)
+        self.rule_nodes.setdefault(name, _RuleNodes(name=name_node, when=fields["when"][1], where=where))
         return rule, name_node
 
     def when(self, node: Node, where: str, context: Ruleset, severities_known: bool) -> Any:
@@ -630,11 +946,19 @@ class _Converter:
         return _INVALID if bad else tuple(bound)
 
     def then(self, node: Node, where: str, context: Ruleset, tiers_known: bool) -> Any:
-        fields = self.mapping(node, where, THEN_KEYS, THEN_REQUIRED, what="a mapping with escalate_to")
+        fields = self.mapping(node, where, then_keys(), what="a mapping with escalate_to")
         if fields is None:
             return _INVALID
-        result: dict[str, Any] = {"repeat_every": None, "next_tier_after": None, "template": DEFAULT_TEMPLATE}
-        bad = "escalate_to" not in fields
+        result: dict[str, Any] = {"repeat_every": None, "next_tier_after": None, "template": DEFAULT_TEMPLATE,
+                                  "escalate_to": None}
+        action_names = [name for name in fields if name in ACTIONS]
+        bad = False
+        if "escalate_to" not in fields and not action_names:
+            self.error(node, where, 'missing required key "escalate_to"')
+            bad = True
+        elif "escalate_to" not in fields and ("repeat_every" in fields or "next_tier_after" in fields):
+            self.error(node, where, "repeat_every and next_tier_after need escalate_to")
+            bad = True
         if "escalate_to" in fields:
             level_node = fields["escalate_to"][1]
             level = self.integer(level_node, _join(where, "escalate_to"), 1, "a tier level (a whole number, 1 or more)")
@@ -662,6 +986,29 @@ class _Converter:
                                       f'unknown template "{template}"{did_you_mean(template, self.template_names)} '
                                       f"(templates: {known})")
             result["template"] = template
+        actions = []
+        plain = {key: (self.value(value, "") if isinstance(value, ScalarNode) else None)
+                 for key, (_k, value) in fields.items()}
+        for name in action_names:
+            registered = ACTIONS[name]
+            value_node = fields[name][1]
+            here = _join(where, name)
+            value = self.value(value_node, here)
+            if value is _INVALID:
+                bad = True
+                continue
+            try:
+                parsed = registered.parse(value)
+            except ValueError as exc:
+                self.error(value_node, here, str(exc))
+                bad = True
+                continue
+            if tiers_known:
+                for message in registered.check(parsed, context, plain):
+                    self.error(value_node, here, message)
+                    bad = True
+            actions.append(BoundAction(name=name, value=parsed, action=registered))
+        result["actions"] = tuple(actions)
         if bad or any(value is _INVALID for value in result.values()):
             return _INVALID
         return result

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from .calendar import ALWAYS_NAME, Calendar
 from .facts import TicketFacts
 
 
@@ -28,6 +29,19 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(words) + r")(?!\w)", re.IGNORECASE)
 
 
+def importance_of(headers) -> str | None:
+    """"high", "normal" or "low" from Importance / X-Priority / Priority headers, or None."""
+    for name, value in headers or ():
+        key, text = name.lower(), str(value).strip().lower()
+        if key == "importance" and text in ("high", "normal", "low"):
+            return text
+        if key == "x-priority" and text[:1] in "12345" and text:
+            return {"1": "high", "2": "high", "3": "normal", "4": "low", "5": "low"}[text[0]]
+        if key == "priority" and text in ("urgent", "non-urgent", "normal"):
+            return {"urgent": "high", "non-urgent": "low", "normal": "normal"}[text]
+    return None
+
+
 @dataclass(frozen=True)
 class Severity:
     name: str
@@ -35,6 +49,10 @@ class Severity:
     first_response: timedelta | None
     resolution: timedelta | None
     default: bool
+    next_response: timedelta | None = None  # an agent answers each customer message within this
+    calendar: str = ALWAYS_NAME  # the business hours its clocks count in
+    senders: tuple[str, ...] = ()  # addresses ("ceo@big.example") or domains ("@big.example")
+    importance: tuple[str, ...] = ()  # "high"/"normal"/"low" from Importance or X-Priority
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +62,16 @@ class Severity:
         """Whether one of the keywords occurs in `text` as a whole word, ignoring case."""
         return self._pattern is not None and self._pattern.search(text or "") is not None
 
+    def matches_sender(self, sender: str | None) -> bool:
+        address = normalise_address(sender or "")
+        if not address:
+            return False
+        domain = "@" + address.rpartition("@")[2]
+        return any(entry == address or entry == domain for entry in self.senders)
+
+    def target(self, name: str) -> timedelta | None:
+        return getattr(self, name)
+
 
 @dataclass(frozen=True)
 class Tier:
@@ -52,6 +80,8 @@ class Tier:
     group: str  # where escalations to this tier are sent
     roster: tuple[str, ...]  # lowercased addr-specs of who may act by replying
     lead: str | None  # accountable; told of breaches
+    consulted: tuple[tuple[str, str], ...] = ()  # (department name, address): asked for input
+    informed: tuple[str, ...] = ()  # addresses that get the digest, not a message per ticket
 
     def has_member(self, address: str) -> bool:
         """Whether `address` (an addr-spec, or a full "Name <addr>") is on this tier's roster."""
@@ -78,15 +108,39 @@ class BoundCriterion:
 
 
 @dataclass(frozen=True)
+class BoundAction:
+    """One action key of a rule's `then:` (alert_lead, set_severity, …), parsed and bound."""
+
+    name: str
+    value: Any
+    action: Any  # the registry object (see registry.py)
+
+    def describe(self) -> str:
+        return self.action.describe(self.value)
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     description: str
     criteria: tuple[BoundCriterion, ...]
-    escalate_to: int
+    escalate_to: int | None  # None: the rule only runs its actions (e.g. set_severity)
     repeat_every: timedelta | None
     next_tier_after: int | None
     template: str
     line: int  # where the rule starts in rules.yaml, for `rules explain` and audit events
+    actions: tuple[Any, ...] = ()  # BoundAction: what else happens when the rule fires (actions/)
+    source: str = "rules"  # "rules" or "matrix" (generated from the decision matrix)
+
+    @property
+    def incident_wide(self) -> bool:
+        """A rule about an incident acts once for the incident, on its primary ticket."""
+        return any(bound.name == "customers_affected" for bound in self.criteria)
+
+    @property
+    def notifies(self) -> bool:
+        """Whether the rule mails its tier (escalate_to set), rather than only running actions."""
+        return self.escalate_to is not None
 
     def fires_at(self, facts: TicketFacts, ruleset: Ruleset) -> datetime | None:
         """None if a criterion does not hold; else the moment from which all of them hold.
@@ -131,12 +185,32 @@ class Ruleset:
     severities: tuple[Severity, ...]  # most severe first
     tiers: tuple[Tier, ...]  # by level, lowest first
     rules: tuple[Rule, ...]  # in file order
+    calendars: tuple[Calendar, ...] = ()  # "always" is always there, even when not listed
+    matrix: Any = None  # matrix.Matrix, or None when the file has no decision matrix
+    incidents: Any = None  # IncidentPolicy, or None: similar tickets are not grouped
+    acknowledge_customers: bool = False  # tell a customer their mail became a ticket (notify.queue_acknowledgement)
     _tiers: dict[int, Tier] = field(init=False, repr=False, compare=False)
     _severities: dict[str, Severity] = field(init=False, repr=False, compare=False)
+    _calendars: dict[str, Calendar] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tiers", {tier.level: tier for tier in self.tiers})
         object.__setattr__(self, "_severities", {severity.name: severity for severity in self.severities})
+        calendars = {ALWAYS_NAME: Calendar.always_open(ALWAYS_NAME, self.timezone)}
+        calendars.update({calendar.name: calendar for calendar in self.calendars})
+        object.__setattr__(self, "_calendars", calendars)
+
+    def calendar(self, name: str) -> Calendar:
+        """The calendar called `name` ("always" is built in); KeyError if there is none."""
+        return self._calendars[name]
+
+    def calendar_for_severity(self, name: str) -> Calendar:
+        """The calendar whose working time the clocks of severity `name` count."""
+        severity = self._severities.get(name)
+        if severity is None:
+            # removed from rules.yaml since the ticket got it: the default severity's calendar
+            severity = self.default_severity
+        return self._calendars.get(severity.calendar) or self._calendars[ALWAYS_NAME]
 
     def tier(self, level: int) -> Tier:
         """The tier at `level`; KeyError if there is none."""
@@ -166,10 +240,14 @@ class Ruleset:
                 return severity
         raise LookupError("no default severity")
 
-    def severity_for(self, subject: str, body: str) -> str:
-        """The name of the first severity, in file order, with a keyword in the subject or body."""
+    def severity_for(self, subject: str, body: str, sender: str | None = None, headers=None) -> str:
+        """The first severity, in file order, whose keywords occur in the subject or body, whose
+        sender list names the sender (or their domain), or whose importance the mail's
+        Importance/X-Priority header states; the default severity if none does."""
+        importance = importance_of(headers)
         for severity in self.severities:
-            if severity.matches(subject) or severity.matches(body):
+            if (severity.matches(subject) or severity.matches(body) or severity.matches_sender(sender)
+                    or (importance is not None and importance in severity.importance)):
                 return severity.name
         return self.default_severity.name
 

@@ -110,3 +110,51 @@ def lookup(name: str) -> Any:
 def _load() -> None:
     # Importing the package imports every file in it, and each file registers itself.
     import escalate.rules.criteria  # noqa: F401
+
+
+# -- actions ---------------------------------------------------------------------------------
+#
+# What a rule does besides mailing its tier, one small file each in `actions/`, found by name
+# under a rule's `then:`. An action has
+#
+#     parse(value) -> parsed                  checked once at load time; ValueError on bad input
+#     run(step, parsed) -> int                what it does when its rule first fires on a ticket,
+#                                             inside the engine's transaction; returns the number
+#                                             of mails queued. `step` is an engine.StepContext.
+# and optionally check(parsed, ruleset, rule_fields) -> Iterable[str] and describe(parsed) -> str.
+
+ACTIONS: dict[str, Any] = {}
+
+
+def action(name: str, description: str):
+    """Class decorator: register a rule action under `name` (see the notes above)."""
+
+    def register(target):
+        instance = target() if isinstance(target, type) else target
+        for method in ("parse", "run"):
+            if not callable(getattr(instance, method, None)):
+                raise TypeError(f"action {name!r} has no {method}()")
+        if name in ACTIONS:
+            raise ValueError(f"action {name!r} is registered twice")
+        instance.name = name
+        instance.description = description
+        if not callable(getattr(instance, "check", None)):
+            instance.check = lambda parsed, ruleset, then: ()
+        if not callable(getattr(instance, "describe", None)):
+            instance.describe = lambda parsed: f"{name}: {parsed}"
+        ACTIONS[name] = instance
+        return target
+
+    return register
+
+
+def load_actions() -> dict[str, Any]:
+    """Every registered action by name (importing the package registers each of its files)."""
+    import escalate.rules.actions  # noqa: F401
+
+    return ACTIONS
+
+
+def lookup_action(name: str) -> Any | None:
+    """The registered action called `name`, or None."""
+    return load_actions().get(name)

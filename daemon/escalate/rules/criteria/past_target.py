@@ -1,41 +1,64 @@
-"""past_target: the ticket is past its severity's first-response or resolution target."""
+"""past_target: the ticket is past its severity's first-response, next-response or resolution target."""
 
 from __future__ import annotations
 
+from .. import clocks
 from ..registry import criterion, did_you_mean, show
 
-TARGETS = ("first_response", "resolution")
+TARGETS = ("first_response", "next_response", "resolution")
 
 
-@criterion("past_target", "The ticket is past its severity's first_response or resolution target.")
+def target_clock_start(facts, target):
+    """When the clock of `target` started for this ticket, or None when it does not run."""
+    if facts.is_done:
+        return None
+    if target == "first_response":
+        return facts.created_at if facts.first_response_at is None else None
+    if target == "next_response":
+        # Runs from a customer message that no agent has answered yet, once the first response is in.
+        if facts.first_response_at is None or facts.last_customer_message_at is None:
+            return None
+        if facts.last_agent_message_at is not None and facts.last_agent_message_at >= facts.last_customer_message_at:
+            return None
+        return facts.last_customer_message_at
+    return facts.created_at
+
+
+@criterion("past_target", "The ticket is past its severity's first_response, next_response or resolution target.")
 class PastTarget:
     timed = True
+    clock = "target"
 
     def parse(self, value):
         if not isinstance(value, str) or value not in TARGETS:
             hint = did_you_mean(value, TARGETS) if isinstance(value, str) else ""
-            raise ValueError(f'expected "first_response" or "resolution", got {show(value)}{hint}')
+            raise ValueError(f'expected "first_response", "next_response" or "resolution", got {show(value)}{hint}')
         return value
 
     def check(self, target, ruleset):
         if ruleset.severities and all(getattr(s, target) is None for s in ruleset.severities):
             yield f"no severity has a {target} target, so this never holds"
 
-    def holds_from(self, facts, target, ruleset):
-        if facts.is_done:
-            return None
-        if target == "first_response" and facts.first_response_at is not None:
-            return None
+    def severity(self, facts, ruleset):
         try:
-            severity = ruleset.severity(facts.severity)
+            return ruleset.severity(facts.severity)
         except KeyError:
             # The ticket's severity was removed from rules.yaml since it was opened: hold it to
             # the default severity's targets rather than let it drop off every clock.
-            severity = ruleset.default_severity
-        limit = getattr(severity, target)
-        if limit is None:
+            return ruleset.default_severity
+
+    def limit(self, facts, target, ruleset):
+        return getattr(self.severity(facts, ruleset), target)
+
+    def clock_start(self, facts, target=None):
+        return target_clock_start(facts, target)
+
+    def holds_from(self, facts, target, ruleset):
+        start = target_clock_start(facts, target)
+        limit = self.limit(facts, target, ruleset)
+        if start is None or limit is None:
             return None
-        return facts.created_at + limit
+        return clocks.due(facts, ruleset, start, limit)
 
     def describe(self, target):
         return f"past the {target.replace('_', ' ')} target"

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from .. import clocks
 from ..durations import format_duration, parse_duration
 from ..registry import criterion
 
 
-@criterion("unresolved_for", "The ticket has not been resolved or closed this long after it was opened.")
+@criterion("unresolved_for", "The ticket has not been resolved or closed this long (business time) after it was opened.")
 class UnresolvedFor:
     timed = True
+    clock = "resolution"
 
     def parse(self, value):
         return parse_duration(value)
 
+    def clock_start(self, facts):
+        return None if facts.is_done else facts.created_at
+
     def holds_from(self, facts, duration, ruleset):
-        if facts.is_done:
-            return None
-        return facts.created_at + duration
+        start = self.clock_start(facts)
+        return None if start is None else clocks.due(facts, ruleset, start, duration)
 
     def describe(self, duration):
         return f"unresolved for {format_duration(duration)}"

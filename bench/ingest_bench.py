@@ -1,0 +1,276 @@
+"""Ingest benchmark (RELIABILITY.md I11): escalate's end-to-end ingest rate and peak RSS against
+real Dovecot, beside the library limit on the same mail (imapclient fetch + stdlib parse + SQLite
+insert, without escalate's logic), from one run.
+
+    .venv/bin/python bench/ingest_bench.py                 # 2,000 and 20,000 mails
+    .venv/bin/python bench/ingest_bench.py --sizes 2000    # just one size
+    .venv/bin/python bench/ingest_bench.py --kills 50 --sizes 2000   # I1 in full: SIGKILLs while ingesting
+
+The mail is generated deterministically (seeded): support conversations, ~35% replies threaded by
+In-Reply-To or the [T-n] tag, non-ASCII names, subjects and bodies in several charsets, PDF/PNG/log
+attachments, sizes 1–200 KB (log-uniform). It is delivered into the Maildir that Dovecot serves
+(the way an MDA delivers), so the setup does not dominate the run. Each measurement runs in its
+own process, which reports its own peak RSS (ru_maxrss).
+
+Targets: ≥ 400 msgs/s end-to-end on 2,000 mails on the 2-core reference machine, ≥ 50% of the
+library limit, peak RSS ≤ 300 MiB at 20,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import json
+import math
+import os
+import pwd
+import random
+import resource
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "daemon"))
+
+RULES = (REPO / "tests" / "conftest.py").read_text().split('TEST_RULES = """\\\n', 1)[1].split('"""', 1)[0]
+
+NAMES = ["José García", "Zoë Brontë", "Łukasz Wróbel", "Søren Kierkegård", "山田太郎", "Иван Петров", "Ana María",
+         "Françoise Dupont", "Çağla Yılmaz", "Nguyễn Văn An", "Alice Smith", "Bob Jones"]
+TOPICS = ["Checkout fails with error 502", "Rechnung fehlt für Oktober", "Impossible de télécharger la facture",
+          "ログインできません", "Не работает экспорт", "Password reset never arrives", "Sync stopped after update",
+          "Invoice shows wrong VAT", "API rate limit too low", "Datenbank-Timeout bei großen Berichten"]
+CHARSETS = ["utf-8", "utf-8", "utf-8", "iso-8859-1", "windows-1252", "koi8-r", "iso-2022-jp"]
+START = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def _body(rng: random.Random, topic: str) -> str:
+    words = ("the order page hangs after payment and the customer sees a blank screen "
+             "bitte prüfen Sie das dringend, merci beaucoup, спасибо, よろしくお願いします").split()
+    lines = [f"Hello support, about: {topic}."]
+    lines += [" ".join(rng.choice(words) for _ in range(rng.randint(6, 14))) for _ in range(rng.randint(2, 12))]
+    return "\n".join(lines) + "\n\nBest regards\n"
+
+
+def generate(count: int, seed: int = 1) -> Iterator[bytes]:
+    """`count` support mails, ~35% of them replies to an earlier one; sizes 1–200 KB, log-uniform.
+    Yielded one at a time: the bench process must stay small (see peak_rss_mib)."""
+    rng = random.Random(seed)
+    threads: list[tuple[str, str, str, int]] = []  # (message-id, sender, subject, ticket number)
+    for n in range(count):
+        target = int(math.exp(rng.uniform(math.log(1_000), math.log(200_000))))
+        name = rng.choice(NAMES)
+        msg = EmailMessage()
+        when = START + timedelta(seconds=n * 7)
+        if threads and rng.random() < 0.35:
+            parent_id, sender, subject, number = rng.choice(threads)
+            style = rng.random()
+            msg["Subject"] = (f"Re: [T-{number}] {subject}" if style < 0.5 else f"AW: {subject}")
+            msg["In-Reply-To"] = f"<{parent_id}>"
+            msg["References"] = f"<{parent_id}>"
+        else:
+            sender = f"customer{n}@example-{n % 97}.test"
+            subject = f"{rng.choice(TOPICS)} #{n}"
+            msg["Subject"] = subject
+            number = len(threads) + 1
+        message_id = f"bench.{seed}.{n}@client.test"
+        msg["From"] = f"{name} <{sender}>"
+        msg["To"] = "support@example.com"
+        msg["Date"] = format_datetime(when)
+        msg["Message-ID"] = f"<{message_id}>"
+        body = _body(rng, subject)
+        charset = rng.choice(CHARSETS)
+        try:
+            body.encode(charset)
+        except UnicodeEncodeError:
+            charset = "utf-8"
+        msg.set_content(body, charset=charset)
+        remaining = target - len(body)
+        if remaining > 2_000:
+            kind = rng.choice([("application", "pdf", "report.pdf"), ("image", "png", "screenshot.png"),
+                               ("text", "plain", "server.log")])
+            payload = rng.randbytes(int(remaining * 0.74)) if kind[0] != "text" else \
+                ("ERROR timeout after 30s while calling /api/orders\n" * (remaining // 50)).encode()
+            if kind[0] == "text":
+                msg.add_attachment(payload.decode(), subtype="plain", filename=kind[2])
+            else:
+                msg.add_attachment(payload, maintype=kind[0], subtype=kind[1], filename=kind[2])
+        yield msg.as_bytes()
+        if "In-Reply-To" not in msg:
+            threads.append((message_id, sender, subject, number))
+
+
+def deliver(maildir: Path, mails: Iterable[bytes]) -> int:
+    """Write the mails into Dovecot's Maildir/new, owned like Dovecot's own files; returns bytes."""
+    new = maildir / "new"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    owner = maildir.parent.stat()
+    total = 0
+    for n, raw in enumerate(mails):
+        path = new / f"{1700000000 + n}.M{n}P1.bench"
+        path.write_bytes(raw)
+        os.chown(path, owner.st_uid, owner.st_gid)
+        total += len(raw)
+    for sub in ("", "new", "cur", "tmp"):
+        os.chown(maildir / sub, owner.st_uid, owner.st_gid)
+    return total
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so
+    a child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the two measured runs, each in its own process -------------------------------------------------
+
+def run_escalate(env: dict[str, str]) -> dict:
+    os.environ.update(env)
+    from escalate.config import load_settings
+    from escalate.service import ingest, open_app
+
+    app = open_app(load_settings())
+    started = time.perf_counter()
+    result = ingest(app, START + timedelta(days=1))
+    elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "messages": sum(result.outcomes.values()), "outcomes": dict(result.outcomes),
+            "rss_mib": peak_rss_mib()}
+
+
+def run_limit(env: dict[str, str]) -> dict:
+    """imapclient FETCH in batches of 100 + stdlib parse (compat32, text part decoded) + SQLite
+    insert in one transaction per batch: the floor any ingest on these libraries pays."""
+    from imapclient import IMAPClient
+
+    host, port = env["BENCH_HOST"], int(env["BENCH_PORT"])
+    connection = sqlite3.connect(env["BENCH_LIMIT_DB"])
+    connection.execute("PRAGMA journal_mode=wal")
+    connection.execute("PRAGMA synchronous=full")
+    connection.execute("CREATE TABLE IF NOT EXISTS m (uid INTEGER, message_id TEXT UNIQUE, sender TEXT, subject TEXT, body TEXT, raw BLOB)")
+    started = time.perf_counter()
+    count = 0
+    with IMAPClient(host, port, ssl=False, timeout=60) as client:
+        client.login("support", "support-pw")
+        client.select_folder("INBOX", readonly=True)
+        uids = sorted(client.search("ALL"))
+        for start in range(0, len(uids), 100):
+            data = client.fetch(uids[start:start + 100], ["BODY.PEEK[]"])
+            rows = []
+            for uid, item in sorted(data.items()):
+                raw = item[b"BODY[]"]
+                message = email.message_from_bytes(raw, policy=email.policy.compat32)
+                body = ""
+                for part in message.walk():
+                    if part.get_content_type() == "text/plain":
+                        payload = part.get_payload(decode=True) or b""
+                        body = payload.decode(part.get_content_charset() or "utf-8", "replace")
+                        break
+                rows.append((uid, message.get("Message-ID"), message.get("From"), message.get("Subject"), body, raw))
+            with connection:
+                connection.executemany("INSERT OR IGNORE INTO m VALUES (?, ?, ?, ?, ?, ?)", rows)
+            count += len(rows)
+    elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "messages": count, "rss_mib": peak_rss_mib()}
+
+
+def child(mode: str, env: dict[str, str]) -> dict:
+    output = subprocess.run([sys.executable, __file__, "--child", mode], env={**os.environ, **env},
+                            capture_output=True, text=True, check=False)
+    if output.returncode != 0:
+        raise SystemExit(f"{mode} run failed:\n{output.stderr[-3000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def bench_size(count: int, workdir: Path, kills: int) -> None:
+    from escalate.loopback import Dovecot
+
+    with Dovecot(workdir / f"dovecot-{count}") as dovecot:
+        home = dovecot.mail_dir / "support"
+        home.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            mail_user = pwd.getpwnam("mail")
+            os.chown(home, mail_user.pw_uid, mail_user.pw_gid)
+        total_bytes = deliver(home / "Maildir", generate(count))
+        rules = workdir / "rules.yaml"
+        rules.write_text(RULES)
+        env = {"ESCALATE_IMAP_URL": dovecot.url(), "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}.db",
+               "ESCALATE_RULES": str(rules), "ESCALATE_SECRET": secrets.token_hex(16),
+               "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}"),
+               "BENCH_HOST": dovecot.host, "BENCH_PORT": str(dovecot.port), "BENCH_LIMIT_DB": str(workdir / f"limit-{count}.db")}
+        child("limit", env)  # warm Dovecot's index and the page cache once, for both runs alike
+        (workdir / f"limit-{count}.db").unlink()
+        limit = child("limit", env)
+        if kills:
+            from escalate.loopback import SmtpSink
+
+            with SmtpSink() as sink:  # `run --once` also sends; nothing leaves loopback
+                print(kill_run({**env, "ESCALATE_SMTP_URL": sink.url}, kills, count))
+            return
+        ours = child("escalate", env)
+    rate, limit_rate = ours["messages"] / ours["seconds"], limit["messages"] / limit["seconds"]
+    print(f"{count:>6} mails, {total_bytes / 2**20:.0f} MiB: escalate {rate:7.0f} msgs/s "
+          f"({ours['seconds']:.1f} s, peak RSS {ours['rss_mib']:.0f} MiB, {ours['outcomes']}); "
+          f"library limit {limit_rate:7.0f} msgs/s ({limit['seconds']:.1f} s, peak RSS {limit['rss_mib']:.0f} MiB); "
+          f"escalate/limit {100 * rate / limit_rate:.0f}%", flush=True)
+
+
+def kill_run(env: dict[str, str], kills: int, count: int) -> str:
+    """I1 in full: SIGKILL `escalate run --once` at uniform random times until it has been killed
+    `kills` times, then finish; check nothing was lost or stored twice."""
+    rng = random.Random(11)
+    done = 0
+    full = {**os.environ, **env, "ESCALATE_PROCESSED": "flag"}
+    # kill times uniform over 0.3–2 s of a run (≈ 1 s of it is start-up): each restart gets a
+    # little further, so the kills land all through the ingest; stop once a run finishes on its own
+    while done < kills:
+        process = subprocess.Popen([sys.executable, "-m", "escalate", "run", "--once"], env=full,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 2.0))
+        if process.poll() is not None:
+            break  # the backlog is drained: later kills would not land in an ingest
+        process.kill()
+        process.wait()
+        done += 1
+    kills = done
+    subprocess.run([sys.executable, "-m", "escalate", "run", "--once"], env=full, check=True, capture_output=True)
+    connection = sqlite3.connect(env["ESCALATE_DB_URL"].removeprefix("sqlite:///"))
+    stored = connection.execute("SELECT count(*), count(DISTINCT message_id) FROM message").fetchone()
+    tickets = connection.execute("SELECT count(*) FROM ticket").fetchone()[0]
+    integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
+    threads = sum(1 for raw in generate(count) if b"\nIn-Reply-To:" not in raw.split(b"\n\n", 1)[0])
+    return (f"{kills} SIGKILLs during {count} mails: stored {stored[0]} messages, {stored[1]} distinct "
+            f"(expected {count}); {tickets} tickets (expected {threads}); integrity {integrity}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--kills", type=int, default=0)
+    parser.add_argument("--child", choices=["escalate", "limit"])
+    args = parser.parse_args()
+    if args.child:
+        result = run_escalate(dict(os.environ)) if args.child == "escalate" else run_limit(dict(os.environ))
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="escalate-bench-") as directory:
+        workdir = Path(directory)
+        os.chmod(workdir, 0o755)
+        for size in (int(s) for s in args.sizes.split(",")):
+            bench_size(size, workdir, args.kills)
+
+
+if __name__ == "__main__":
+    main()

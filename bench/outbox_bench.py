@@ -1,0 +1,146 @@
+"""Outbox throughput (RELIABILITY.md L3, N7): 10,000 queued notifications sent to the loopback
+aiosmtpd sink, beside the raw aiosmtplib limit measured in the same run.
+
+    .venv/bin/python bench/outbox_bench.py [--count 10000] [--connections 8]
+
+The raw limit is 8 aiosmtplib connections pushing pre-rendered mail as fast as they can (no
+database, no rendering, no bookkeeping). The outbox run is the real thing: claim due deliveries
+from SQLite, send over the pool, record every outcome. The sink runs in its own process so its CPU
+does not share this interpreter's GIL with the sender (both runs pay the same sink). Target: the
+outbox reaches ≥ 50 % of the raw limit with ≤ 10 connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiosmtplib
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import TEST_RULES  # noqa: E402  (the suite's rules: two tiers, one urgent rule)
+
+from escalate import db, engine, outbox, tickets  # noqa: E402
+from escalate.config import parse_server_url  # noqa: E402
+from escalate.loopback import SmtpSink  # noqa: E402
+from escalate.models import Outbox, Ticket  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.templates import Renderer  # noqa: E402
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+SECRET = b"bench-secret-" * 3
+
+
+def _sink_process(conn) -> None:
+    """Run the sink until told to stop; answer 'stats' (messages, connections) and 'clear'."""
+    with SmtpSink() as sink:
+        conn.send(sink.port)
+        while True:
+            command = conn.recv()
+            if command == "stats":
+                conn.send((len(sink.messages), sink.connections))
+            elif command == "clear":
+                sink.clear()
+                conn.send(True)
+            else:
+                return
+
+
+class RemoteSink:
+    def __init__(self) -> None:
+        self.conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(target=_sink_process, args=(child,), daemon=True)
+        self.process.start()
+        self.port = self.conn.recv()
+
+    def stats(self) -> tuple[int, int]:
+        self.conn.send("stats")
+        return self.conn.recv()
+
+    def clear(self) -> None:
+        self.conn.send("clear")
+        self.conn.recv()
+
+    def stop(self) -> None:
+        self.conn.send("stop")
+        self.process.join(10)
+
+
+def queue_notifications(count: int, workdir: Path) -> list[tuple[str, str, bytes]]:
+    """`count` urgent tickets past their first-response target, evaluated by the real engine:
+    one escalation notification each, queued in the outbox. Returns (from, rcpt, raw) for the raw run."""
+    rules = workdir / "rules.yaml"
+    rules.write_text(TEST_RULES, encoding="utf-8")
+    db.connect(f"sqlite:///{workdir / 'bench.db'}")
+    renderer = Renderer()
+    ruleset = load_ruleset(rules, template_names=renderer.names())
+    now = T0 + timedelta(minutes=16)
+    for start in range(0, count, 1000):
+        with db.write_transaction():
+            for i in range(start, min(count, start + 1000)):
+                ticket = tickets.open_ticket(subject=f"Checkout down for shop {i}", normalised_subject=f"checkout {i}",
+                                             requester=f"shop{i}@customer.example", requester_name="",
+                                             severity="urgent", reference_prefix="T", now=T0, reason="bench")
+                engine.evaluate(Ticket.get_by_id(ticket.id), ruleset, renderer, SECRET, now)
+    rows = Outbox.select(Outbox.raw, Outbox.mail_from).where(Outbox.status == "queued")
+    return [("support@example.com", "tier1@example.com", bytes(row.raw)) for row in rows]
+
+
+async def raw_limit(port: int, mails: list[tuple[str, str, bytes]], connections: int) -> float:
+    """msgs/s of bare aiosmtplib: `connections` sessions, each sending its share back to back."""
+    async def one(share):
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        await smtp.connect()
+        for mail_from, rcpt, raw in share:
+            await smtp.sendmail(mail_from, [rcpt], raw)
+        await smtp.quit()
+    started = time.perf_counter()
+    await asyncio.gather(*(one(mails[i::connections]) for i in range(connections)))
+    return len(mails) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=outbox.CONNECTIONS)
+    args = parser.parse_args()
+    sink = RemoteSink()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            mails = queue_notifications(args.count, Path(tmp))
+            print(f"queued {len(mails)} notifications through the engine in {time.perf_counter() - started:.1f} s")
+
+            raw_rate = asyncio.run(raw_limit(sink.port, mails, 8))
+            raw_received, raw_connections = sink.stats()
+            print(f"raw aiosmtplib limit:  {raw_rate:7.0f} msgs/s  ({raw_received} received, {raw_connections} connections)")
+            sink.clear()
+
+            url = parse_server_url("ESCALATE_SMTP_URL", f"smtp://127.0.0.1:{sink.port}", ("smtp",))
+            started = time.perf_counter()
+            result = outbox.send_due(url, T0 + timedelta(minutes=16), connections=args.connections,
+                                     time_budget=3600)
+            elapsed = time.perf_counter() - started
+            received, connections = sink.stats()
+            rate = result.sent / elapsed
+            print(f"escalate outbox:       {rate:7.0f} msgs/s  ({result.sent} sent, {received} received, "
+                  f"{result.connections} connections opened, sink counted {connections}; "
+                  f"{result.retrying} retrying, {result.failed} failed)")
+            print(f"outbox / raw limit:    {100 * rate / raw_rate:7.1f} %  (target ≥ 50 % with ≤ 10 connections)")
+            still_queued = Outbox.select().where(Outbox.status != "sent").count()
+            print(f"rows not sent after the run: {still_queued}")
+            db.close()
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()

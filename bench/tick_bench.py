@@ -1,0 +1,103 @@
+"""Tick cost against open tickets: the same 100 due tickets with 1,000 and with 100,000 open, one run.
+
+A tick reads only due tickets (an indexed range scan on next_due_at), so its time should follow what
+is due, not what is open. Targets (issue 4): tick(100k) <= 2 x tick(1k), and <= 50 ms on SQLite.
+
+Two kinds of due ticket are measured, each 100 at a time, fresh for every repetition:
+  - re-check: due because something changed (a new message); the rules are evaluated in business
+    time and the ticket rescheduled, nothing to send — the common tick;
+  - escalate: urgent tickets past their 15-minute first-response target; each tick queues 100
+    notifications (rendering and MIME building are notify.py's cost, shown for context).
+
+    .venv/bin/python bench/tick_bench.py [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from escalate import db, engine  # noqa: E402
+from escalate.models import Ticket  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.templates import Renderer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 4, 10, 0, tzinfo=timezone.utc)  # a Wednesday, inside office hours
+SECRET = b"b" * 32
+DUE = 100
+
+
+def add_tickets(count: int, *, start: int, severity: str, created_at: datetime, next_due_at: datetime) -> list[int]:
+    rows = [{"ref": f"T-{start + n}", "subject": f"ticket {start + n}", "normalised_subject": f"ticket {start + n}",
+             "requester": f"c{start + n}@customer.example", "status": "open", "severity": severity,
+             "created_at": created_at, "updated_at": created_at, "last_customer_message_at": created_at,
+             "next_due_at": next_due_at, "message_count": 1, "waiting_periods": []} for n in range(count)]
+    with db.write_transaction():
+        for chunk in range(0, len(rows), 5000):
+            Ticket.insert_many(rows[chunk:chunk + 5000]).execute()
+    return [t.id for t in Ticket.select(Ticket.id).where(Ticket.ref.in_([r["ref"] for r in rows[:DUE]]))]
+
+
+def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int]) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        if kind == "re-check":
+            add_tickets(DUE, start=serial[0], severity="normal", created_at=NOW - timedelta(minutes=5), next_due_at=NOW)
+        else:
+            add_tickets(DUE, start=serial[0], severity="urgent", created_at=NOW - timedelta(minutes=16),
+                        next_due_at=NOW - timedelta(minutes=1))
+        serial[0] += DUE
+        # the set-up's writes are checkpointed out of the WAL first, so the timed tick pays only for itself
+        db.database.obj.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        started = time.perf_counter()
+        result = engine.tick(ruleset, renderer, SECRET, NOW)
+        times.append((time.perf_counter() - started) * 1000)
+        expected = DUE if kind == "escalate" else 0
+        assert result.evaluated == DUE and result.notifications == expected, result
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    renderer = Renderer()
+    ruleset = load_ruleset(REPO / "rules.yaml", template_names=renderer.names())
+    figures: dict[tuple[str, int], float] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        db.connect(f"sqlite:///{Path(workdir) / 'tick.db'}")  # synchronous=FULL, as the daemon runs
+        serial = [1]
+        later = NOW + timedelta(days=3)
+        for open_count in (1_000, 100_000):
+            existing = Ticket.select().count()
+            add_tickets(open_count - existing, start=serial[0], severity="normal", created_at=NOW - timedelta(hours=1),
+                        next_due_at=later)  # open, not due
+            serial[0] += open_count - existing
+            for kind in ("re-check", "escalate"):
+                engine.tick(ruleset, renderer, SECRET, NOW)  # nothing left over from the previous round
+                times = measure(ruleset, renderer, kind, args.repeat, serial)
+                figures[(kind, open_count)] = statistics.median(times)
+                print(f"{kind:9} {DUE} due, {open_count:>7,} open: median {statistics.median(times):7.1f} ms "
+                      f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)})")
+                # back to the open count for the next measurement: what was due is now rescheduled/escalated
+                Ticket.update(status="resolved", next_due_at=None).where(Ticket.id >= serial[0] - DUE * args.repeat) \
+                    .execute()
+    ok = True
+    for kind in ("re-check", "escalate"):
+        small, large = figures[(kind, 1_000)], figures[(kind, 100_000)]
+        ratio = large / small
+        print(f"{kind}: tick(100k)/tick(1k) = {ratio:.2f} (target <= 2); tick(100k) = {large:.1f} ms (target <= 50 ms)")
+        ok = ok and ratio <= 2 and (kind != "re-check" or large <= 50)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

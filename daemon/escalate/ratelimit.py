@@ -1,0 +1,97 @@
+"""Loop caps: how much mail one ticket, and one outside address, may cause in a time window.
+
+A loop needs two automatic senders; we are one, so every outgoing stream is capped whatever the
+other side does (RELIABILITY.md §0.4). The defaults are Zammad's loop-protection tables
+(`ticket_trigger_loop_protection_articles` per ticket, `..._articles_total` per recipient);
+customer acknowledgements are held tighter (C4, S13: ≤ 3 an hour, ≤ 10 a day per address, and at
+most one per sender per ticket). An address that refused a recipient permanently or bounced is
+blocked for a day (C9), so a dead mailbox gets one attempt, not one per notification.
+
+Capped mail is not dropped silently: the caller records it as "suppressed" with the reason.
+Counting is over the rows we queued (queued, sent or failed; not those already suppressed), so a
+restart cannot reset a cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .models import Delivery, Outbox
+
+Window = tuple[timedelta, int]  # at most `count` mails within `timedelta`
+
+
+def _table(*pairs: tuple[int, int]) -> tuple[Window, ...]:
+    return tuple((timedelta(minutes=minutes), count) for minutes, count in pairs)
+
+
+# Zammad's defaults: minutes → mails
+PER_TICKET: tuple[Window, ...] = _table((10, 10), (30, 15), (60, 25), (180, 50), (600, 100))
+PER_ADDRESS: tuple[Window, ...] = _table((10, 30), (30, 60), (60, 120), (180, 240), (600, 360))
+ACKNOWLEDGEMENTS_PER_ADDRESS: tuple[Window, ...] = _table((60, 3), (24 * 60, 10))
+DEAD_ADDRESS_BLOCK = timedelta(hours=24)
+
+COUNTED = ("queued", "sent", "failed", "refused", "bounced")
+
+
+@dataclass(frozen=True)
+class Caps:
+    per_ticket: tuple[Window, ...] = PER_TICKET
+    per_address: tuple[Window, ...] = PER_ADDRESS
+    acknowledgements_per_address: tuple[Window, ...] = ACKNOWLEDGEMENTS_PER_ADDRESS
+    dead_address_block: timedelta = DEAD_ADDRESS_BLOCK
+
+
+DEFAULT_CAPS = Caps()
+
+
+def _over(times: list[datetime], windows: tuple[Window, ...], now: datetime, what: str) -> str | None:
+    for window, limit in windows:
+        recent = sum(1 for at in times if at > now - window)
+        if recent >= limit:
+            return f"loop cap: {what} already had {recent} mails in the last {_span(window)} (limit {limit})"
+    return None
+
+
+def _span(window: timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} min"
+
+
+def _longest(windows: tuple[Window, ...]) -> tuple[timedelta, int]:
+    return max(w for w, _ in windows), max(n for _, n in windows)
+
+
+def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
+    """Why one more mail about this ticket would exceed its cap, or None."""
+    span, most = _longest(caps.per_ticket)
+    times = [row.created_at for row in Outbox.select(Outbox.created_at)
+             .where((Outbox.ticket == ticket_id) & (Outbox.created_at > now - span) & Outbox.status.in_(COUNTED))
+             .order_by(Outbox.created_at.desc()).limit(most)]
+    return _over(times, caps.per_ticket, now, "this ticket")
+
+
+def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kinds: tuple[str, ...] | None = None) -> str | None:
+    """Why one more mail to `address` (optionally: of these kinds) would exceed `windows`, or None."""
+    span, most = _longest(windows)
+    query = (Delivery.select(Delivery.created_at).join(Outbox)
+             .where((Delivery.recipient == address) & (Delivery.created_at > now - span)
+                    & Delivery.status.in_(COUNTED)))
+    if kinds:
+        query = query.where(Outbox.kind.in_(kinds))
+    times = [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)]
+    return _over(times, windows, now, address)
+
+
+def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
+    """Why `address` is blocked: it refused us permanently or bounced within the block window."""
+    last = (Delivery.select(Delivery.failed_at, Delivery.code, Delivery.status)
+            .where((Delivery.recipient == address) & Delivery.status.in_(("refused", "bounced"))
+                   & (Delivery.failed_at > now - caps.dead_address_block))
+            .order_by(Delivery.failed_at.desc()).first())
+    if last is None:
+        return None
+    how = "bounced" if last.status == "bounced" else f"was refused permanently ({last.code})"
+    return (f"dead address: {address} {how} at {last.failed_at:%Y-%m-%d %H:%M} UTC; blocked for "
+            f"{_span(caps.dead_address_block)} (`escalate outbox retry` overrides)")

@@ -1,0 +1,55 @@
+"""ask_consulted: ask the tier's consulted departments for input (external escalation)."""
+
+from __future__ import annotations
+
+from ..registry import action, show
+
+
+@action("ask_consulted", "Ask the tier's consulted departments for input (true: all; or a list of names).")
+class AskConsulted:
+    def parse(self, value):
+        if value is True:
+            return None
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list) and names and all(isinstance(n, str) and n.strip() for n in names):
+            return tuple(n.strip() for n in names)
+        raise ValueError(f"expected true or a list of consulted department names, got {show(value)}")
+
+    def _tier(self, ruleset, then):
+        level = then.get("escalate_to")
+        try:
+            return ruleset.tier(level) if level is not None else None
+        except KeyError:
+            return None
+
+    def check(self, names, ruleset, then):
+        tier = self._tier(ruleset, then)
+        if tier is not None and not tier.group:
+            return  # the tier itself is broken and reported already
+        if tier is None:
+            yield "ask_consulted needs escalate_to: the departments are the ones that tier consults"
+            return
+        known = [name for name, _address in tier.consulted]
+        if not known:
+            yield f"tier {tier.level} ({tier.name}) lists no consulted departments"
+        for name in names or ():
+            if name not in known:
+                yield f'tier {tier.level} does not consult "{name}" (consulted: {", ".join(known) or "none"})'
+
+    def run(self, step, names):
+        from ...notify import queue_input_request
+
+        queued = 0
+        for name, address in step.tier.consulted:
+            if names is None or name in names:
+                step.audit("consulted", department=name, to=address)
+                row = queue_input_request(ticket=step.ticket, department=name, address=address,
+                                          question=f"{step.rule.description or step.rule.name} "
+                                                   f"({step.breached()}). What do you advise?",
+                                          requested_by=f"rule {step.rule.name}", ruleset=step.ruleset,
+                                          renderer=step.renderer, secret=step.secret, now=step.now)
+                queued += row is not None
+        return queued
+
+    def describe(self, names):
+        return "ask the consulted departments" if names is None else "ask " + ", ".join(names)

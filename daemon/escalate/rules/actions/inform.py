@@ -1,0 +1,34 @@
+"""inform: add the ticket to the informed list's digest (a daily summary, not a mail per ticket)."""
+
+from __future__ import annotations
+
+from ..registry import action, show
+
+
+@action("inform", "Add the ticket to the digest of the tier's informed list.")
+class Inform:
+    def parse(self, value):
+        if value is True:
+            return True
+        raise ValueError(f"expected true, got {show(value)}")
+
+    def check(self, _value, ruleset, then):
+        level = then.get("escalate_to")
+        try:
+            tier = ruleset.tier(level) if level is not None else None
+        except KeyError:
+            return
+        if tier is not None and not tier.group:
+            return  # the tier itself is broken and reported already
+        if tier is None:
+            yield "inform needs escalate_to: the informed list is that tier's"
+        elif not tier.informed:
+            yield f"tier {tier.level} ({tier.name}) has no informed list"
+
+    def run(self, step, _value):
+        # The digest is built from these events (action "digest"), one summary per recipient.
+        step.audit("digest", recipients=list(step.tier.informed), tier=step.tier.level)
+        return 0
+
+    def describe(self, _value):
+        return "add to the informed digest"

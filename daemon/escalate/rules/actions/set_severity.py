@@ -1,0 +1,29 @@
+"""set_severity: change the ticket's severity (for an incident: every ticket in it)."""
+
+from __future__ import annotations
+
+from ..registry import action, did_you_mean, show
+
+
+@action("set_severity", "Set the ticket's severity (every ticket of its incident, for an incident rule).")
+class SetSeverity:
+    def parse(self, value):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"expected a severity name, got {show(value)}")
+        return value.strip()
+
+    def check(self, name, ruleset, then):
+        known = [severity.name for severity in ruleset.severities]
+        if known and name not in known:
+            yield f'unknown severity "{name}"{did_you_mean(name, known)} (defined: {", ".join(known)})'
+
+    def run(self, step, name):
+        from ... import tickets
+
+        for ticket in step.affected_tickets():
+            if ticket.severity != name:
+                tickets.set_severity(ticket, name, by=tickets.SYSTEM, now=step.now, rule=step.rule.name)
+        return 0
+
+    def describe(self, name):
+        return f"set severity {name}"

@@ -1,0 +1,34 @@
+"""customers_affected: the ticket's incident has at least N distinct customers.
+
+Similar tickets from distinct senders within the incident window are linked under one incident
+(escalate.incidents). This criterion holds only on the incident's primary ticket, from the moment
+the Nth customer joined, so a rule using it escalates the incident once, not every ticket in it.
+"""
+
+from __future__ import annotations
+
+from ..registry import criterion, show
+
+MAX_CUSTOMERS = 1000  # rules.sanity probes incidents of this size
+
+
+@criterion("customers_affected", "The ticket's incident has at least this many distinct customers.")
+class CustomersAffected:
+    timed = False
+
+    def parse(self, value):
+        if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= MAX_CUSTOMERS:
+            raise ValueError(f"expected a number of customers from 2 to {MAX_CUSTOMERS}, got {show(value)}")
+        return value
+
+    def check(self, count, ruleset):
+        if ruleset.incidents is None:
+            yield "needs an incidents: section (window, similarity) to group similar tickets"
+
+    def holds_from(self, facts, count, ruleset):
+        if facts.is_done or not facts.incident_primary or len(facts.incident_joins) < count:
+            return None
+        return facts.incident_joins[count - 1]
+
+    def describe(self, count):
+        return f"{count} or more customers affected"

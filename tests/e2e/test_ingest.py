@@ -1,0 +1,298 @@
+"""Ingest against real Dovecot: mail is marked on the server only after it is committed, a
+renumbered folder or a second client changes nothing, poison and oversized mail are quarantined
+once, Message-ID collisions are kept apart, and history comes in with `escalate import`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import mailbox as stdlib_mailbox
+import resource
+
+import pytest
+from imapclient import IMAPClient
+
+from escalate import db
+from escalate.clock import parse_time
+from escalate.config import load_settings
+from escalate.ingest import IngestResult, ingest_folder
+from escalate.loopback import Dovecot
+from escalate.mailbox import Mailbox
+from escalate.poller import options_for
+from escalate.service import open_app
+
+from .ingest_support import (NOW, append_many, assert_ingest_invariants, cycle, rows, run_once, scalar,
+                             server_count, server_flags)
+
+
+def customer_mails(mail, count: int, prefix: str = "m") -> list[bytes]:
+    return [mail(sender=f"{prefix}-customer{n}@example.net", subject=f"Question {n} about invoices", body=f"Question {n}.",
+                 message_id=f"{prefix}{n}@example.net") for n in range(count)]
+
+
+# --- I1/I2: the server is told only after the commit; the admin chooses leave, flag or move --------
+
+def test_processed_mail_is_left_alone_by_default(cli, dovecot: Dovecot, mail):
+    append_many(dovecot, customer_mails(mail, 3))
+    cycle(cli)
+    assert all(b"\\Seen" not in flags for flags in server_flags(dovecot).values())
+
+
+def test_flag_marks_seen_only_after_the_commit(env, dovecot: Dovecot, mail):
+    env["ESCALATE_PROCESSED"] = "flag"
+    append_many(dovecot, customer_mails(mail, 5))
+    # killed after the commit of the 2nd message, before anything was flagged
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": "after-commit:2"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert scalar(env, "SELECT count(*) FROM message") == 5  # one batch, committed
+    assert all(b"\\Seen" not in flags for flags in server_flags(dovecot).values())
+    # killed inside the transaction: nothing stored, nothing flagged
+    append_many(dovecot, customer_mails(mail, 2, prefix="late"))
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": "in-txn-before-commit:1"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert scalar(env, "SELECT count(*) FROM message") == 5
+    finished = run_once(env)
+    assert finished.returncode == 0, finished.stderr
+    assert all(b"\\Seen" in flags for flags in server_flags(dovecot).values())
+    assert_ingest_invariants(env, message_ids={f"m{n}@example.net" for n in range(5)} | {"late0@example.net", "late1@example.net"},
+                             tickets=7)
+
+
+def test_move_takes_mail_out_of_the_inbox_after_the_commit(env, dovecot: Dovecot, mail):
+    env["ESCALATE_PROCESSED"] = "move:Processed"
+    append_many(dovecot, customer_mails(mail, 4))
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": "after-flag-before-checkpoint:1"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert server_count(dovecot, "Processed") == 4  # moved, but the mark checkpoint was not written
+    append_many(dovecot, customer_mails(mail, 1, prefix="after"))
+    assert run_once(env).returncode == 0
+    assert server_count(dovecot, "INBOX") == 0 and server_count(dovecot, "Processed") == 5
+    assert_ingest_invariants(env, tickets=5)
+
+
+@pytest.mark.parametrize("crashpoint", ["after-fetch:3", "after-parse:3", "in-txn-before-commit:3", "after-commit:3",
+                                        "after-flag-before-checkpoint:1"])
+def test_ingest_crashpoints_lose_and_duplicate_nothing(crashpoint, env, dovecot: Dovecot, mail):
+    """I2 for the ingest crash points, with flagging on: after the restart every mail is stored
+    once, and every mail on the server is flagged."""
+    env["ESCALATE_PROCESSED"] = "flag"
+    append_many(dovecot, customer_mails(mail, 5) + [mail(sender="m-customer0@example.net", subject="Re: Question 0 about invoices",
+                                                         body="More.", message_id="r0@example.net", in_reply_to="m0@example.net")])
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": crashpoint})
+    assert crashed.returncode == 137, crashed.stderr
+    assert run_once(env).returncode == 0
+    assert run_once(env).returncode == 0
+    assert_ingest_invariants(env, message_ids={f"m{n}@example.net" for n in range(5)} | {"r0@example.net"}, tickets=5)
+    assert all(b"\\Seen" in flags for flags in server_flags(dovecot).values())
+
+
+# --- I5: UIDVALIDITY change -----------------------------------------------------------------------
+
+def test_uidvalidity_change_rescans_without_storing_twice(cli, env, dovecot: Dovecot, mail):
+    append_many(dovecot, customer_mails(mail, 30))
+    assert len(cycle(cli)["tickets_created"]) == 30
+    dovecot.doveadm("mailbox", "update", "-u", "support", "--uid-validity", "4242", "INBOX")
+    again = cycle(cli)
+    assert again["tickets_created"] == [] and again["ingested"] == {"duplicate": 30}
+    events = rows(env, "SELECT detail FROM event WHERE action = 'uidvalidity-changed'")
+    assert len(events) == 1 and json.loads(events[0][0])["new"] == 4242
+    assert_ingest_invariants(env, tickets=30)
+
+
+def test_folder_deleted_and_refilled_with_the_same_mail_stores_nothing_new(cli, env, dovecot: Dovecot, mail):
+    raws = customer_mails(mail, 20)
+    append_many(dovecot, raws)
+    cycle(cli)
+    with IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10) as client:
+        client.login("support", dovecot.users["support"])
+        client.create_folder("Tmp")
+        client.select_folder("Tmp")  # INBOX cannot be deleted; empty it and let its UIDVALIDITY change
+        client.select_folder("INBOX")
+        client.delete_messages(client.search("ALL"))
+        client.expunge()
+    dovecot.doveadm("mailbox", "update", "-u", "support", "--uid-validity", "777", "INBOX")
+    append_many(dovecot, raws)
+    assert cycle(cli)["tickets_created"] == []
+    assert scalar(env, "SELECT count(*) FROM event WHERE action = 'uidvalidity-changed'") == 1
+    assert_ingest_invariants(env, tickets=20)
+
+
+# --- I6: another client expunges mail while we fetch -----------------------------------------------
+
+class InterferedMailbox(Mailbox):
+    """A real mailbox session; between our SEARCH and FETCH a second, real client expunges mail."""
+
+    def __init__(self, *args, dovecot: Dovecot, victims: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dovecot, self.victims = dovecot, victims
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        uids = super().uids_after(last_uid)
+        with IMAPClient(self.dovecot.host, self.dovecot.port, ssl=False, timeout=10) as other:
+            other.login("support", self.dovecot.users["support"])
+            other.select_folder("INBOX")
+            other.delete_messages(self.victims)
+            other.expunge()
+        return uids
+
+
+def test_a_foreign_client_expunging_mid_fetch_does_not_crash_ingest(env, dovecot: Dovecot, mail, caplog):
+    caplog.set_level(logging.INFO, logger="escalate.mailbox")
+    append_many(dovecot, customer_mails(mail, 50))
+    victims = list(range(1, 51, 5))  # 20%
+    app = open_app(load_settings(env))
+    result = IngestResult()
+    with InterferedMailbox(app.settings.imap, dovecot=dovecot, victims=victims) as mailbox:
+        ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW),
+                      result, options_for(app.settings))
+    db.close()
+    assert result.outcomes == {"ticket": 40}
+    gone = [r for r in caplog.records if "vanished" in r.getMessage() or "expunged" in r.getMessage()]
+    assert len(gone) == len(victims)  # each missing UID logged once
+    assert_ingest_invariants(env, tickets=40)
+
+
+# --- I9, I10: poison and oversized mail ------------------------------------------------------------
+
+POISON = [
+    b"\r\n\r\nno header block at all\r\n",
+    b"   \r\n",
+    b"this is not a mail, just a line of text without any colon\r\n",
+    b"\x01\x02\x03 binary noise \xff\xfe\r\n",  # (Dovecot turns NUL into 0x80 on APPEND)
+    b"\r\n",
+]
+
+
+def test_poison_mail_is_quarantined_once_and_good_mail_flows(cli, env, dovecot: Dovecot, mail):
+    good = customer_mails(mail, 100)
+    mixed = good[:30] + POISON[:2] + good[30:60] + POISON[2:] + good[60:]
+    append_many(dovecot, mixed)
+    first = cycle(cli)
+    assert first["ingested"] == {"ticket": 100, "quarantined": 5}
+    assert cycle(cli)["ingested"] == {}  # not re-fetched on the next poll
+    listed = json.loads(cli("quarantine", "list", "--json").output)
+    assert len(listed) == 5 and all(set(item) >= {"id", "reason", "received_at", "folder", "uid"} for item in listed)
+    stored = {bytes(raw) for (raw,) in rows(env, "SELECT raw FROM quarantine")}
+    assert stored == set(POISON)  # the raw bytes, as they were
+    shown = json.loads(cli("quarantine", "show", str(listed[0]["id"]), "--json").output)
+    assert shown["reason"] and shown["status"] == "held"
+    raw = cli("quarantine", "show", str(listed[0]["id"]), "--raw").stdout_bytes
+    assert raw == bytes(rows(env, "SELECT raw FROM quarantine WHERE id = ?", listed[0]["id"])[0][0])
+    # retrying cannot make them parse: they stay held, with the new reason, and nothing else happens
+    retried = cli("quarantine", "retry").output
+    assert retried.count("still failing") == 5
+    assert scalar(env, "SELECT count(*) FROM ticket") == 100
+    cli("quarantine", "show", "9999", expect=2)
+
+
+def test_quarantine_retry_processes_a_fixed_mail_once(cli, env, dovecot: Dovecot, mail):
+    big = mail(sender="carl@customer.example", subject="Logs attached", body="x" * 40_000, message_id="big@example.net")
+    env["ESCALATE_MAX_MESSAGE_BYTES"] = "20000"
+    dovecot.append(big)
+    assert cycle(cli)["ingested"] == {"quarantined": 1}
+    [(record_id, reason)] = rows(env, "SELECT id, reason FROM quarantine")
+    assert reason.startswith("too large")
+    env["ESCALATE_MAX_MESSAGE_BYTES"] = "1000000"  # the admin raises the limit
+    # the quarantine kept only the headers of an oversized mail: retry stores what it has, once
+    out = cli("quarantine", "retry", str(record_id)).output
+    assert f"{record_id}: ticket T-1" in out
+    assert "already retried" in cli("quarantine", "retry", str(record_id)).output
+    assert scalar(env, "SELECT count(*) FROM ticket") == 1
+
+
+def test_oversized_mail_is_quarantined_with_headers_and_bounded_memory(cli, env, dovecot: Dovecot, mail):
+    env["ESCALATE_MAX_MESSAGE_BYTES"] = str(4 * 1024 * 1024)
+    size = 12 * 1024 * 1024
+    big = mail(sender="carl@customer.example", subject="Huge core dump", body="A" * 76 + "\n", message_id="huge@example.net")
+    big = big.rstrip(b"\n") + b"\n" + (b"B" * 76 + b"\n") * (size // 77)
+    dovecot.append(big)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = cycle(cli)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert result["ingested"] == {"quarantined": 1}
+    assert after - before <= 3 * size
+    [(reason, raw)] = rows(env, "SELECT reason, raw FROM quarantine")
+    assert reason.startswith("too large") and b"Subject: Huge core dump" in raw and len(raw) < 10_000
+    assert scalar(env, "SELECT count(*) FROM outbox") == 0  # no auto-reply
+
+
+# --- I13: Message-ID collisions ---------------------------------------------------------------------
+
+def test_same_message_id_with_another_body_is_kept_and_flagged(cli, env, dovecot: Dovecot, mail):
+    dovecot.append(mail(sender="carl@customer.example", subject="Printer", body="First body.", message_id="same@example.net"))
+    dovecot.append(mail(sender="eve@other.example", subject="Other topic", body="Another body.", message_id="same@example.net"))
+    no_id = b"From: ned@example.org\r\nSubject: no id\r\nDate: Mon, 02 Nov 2026 09:00:00 +0000\r\n\r\nhello\r\n"
+    dovecot.append(no_id)
+    dovecot.append(no_id)  # sent twice
+    result = cycle(cli)
+    assert result["ingested"] == {"ticket": 3, "duplicate": 1}
+    collided = rows(env, "SELECT collision, defects FROM message WHERE message_id = 'same@example.net' ORDER BY id")
+    assert [c for c, _ in collided] == [0, 1] and "message-id collision" in collided[1][1]
+    assert scalar(env, "SELECT count(*) FROM event WHERE action = 'message-id-collision'") == 1
+    assert scalar(env, "SELECT count(*) FROM message WHERE message_id IS NULL") == 1
+    # the same mail again, from another folder with other transport headers: a duplicate, not a collision
+    dovecot.append(b"Received: from relay2\r\n" + mail(sender="carl@customer.example", subject="Printer", body="First body.",
+                                                       message_id="same@example.net"), folder="Archive")
+    env["ESCALATE_IMAP_URL"] = dovecot.url() + ",Archive"
+    assert cycle(cli)["ingested"] == {"duplicate": 1}
+
+
+# --- several folders, each on its own schedule -------------------------------------------------------
+
+def test_several_folders_are_ingested(cli, env, dovecot: Dovecot, mail):
+    dovecot.append(mail(sender="carl@customer.example", subject="Broken login", body="Cannot log in.", message_id="c@x.example"))
+    dovecot.append(mail(sender="alice@example.com", subject="Re: Broken login", body="Reset it for you.",
+                        message_id="a@x.example", in_reply_to="c@x.example", to="carl@customer.example"), folder="Sent")
+    env["ESCALATE_IMAP_URL"] = dovecot.url() + ",Sent"
+    env["ESCALATE_FOLDER_SCHEDULES"] = "Sent=300"
+    result = cycle(cli)
+    assert result["ingested"] == {"ticket": 1, "reply": 1}
+    kinds = rows(env, "SELECT folder, kind FROM message ORDER BY id")
+    assert kinds == [("INBOX", "customer"), ("Sent", "agent")]
+
+
+# --- attachments (S12) and import --------------------------------------------------------------------
+
+def test_attachment_contents_are_stored_under_safe_names(cli, env, dovecot: Dovecot, tmp_path):
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "carl@customer.example", "support@example.com", "Files"
+    message["Message-ID"] = "<files@example.net>"
+    message.set_content("See attached.")
+    for name in ("../../etc/passwd", "CON", "a\x00b.txt", "x" * 10_000 + ".txt", "..\\..\\win.ini"):
+        message.add_attachment(b"payload of " + name[:20].encode("utf-8", "replace"), maintype="application",
+                               subtype="octet-stream", filename=name)
+    raw = message.as_bytes().replace(b'filename="CON"', b"filename*=UTF-8''%2E%2E%2F%2E%2E%2Fetc%2Fshadow")
+    dovecot.append(raw)
+    env["ESCALATE_ATTACHMENTS_DIR"] = str(tmp_path / "state" / "attachments")
+    cycle(cli)
+    stored = rows(env, "SELECT filename, stored_path, size FROM attachment")
+    assert len(stored) == 5
+    root = (tmp_path / "state" / "attachments").resolve()
+    for filename, path, size in stored:
+        assert filename is None or ("/" not in filename and "\\" not in filename and "\x00" not in filename
+                                    and len(filename) <= 255)
+        target = (root / path).resolve()
+        assert root in target.parents and target.stat().st_size == size
+    written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
+    outside = {p for p in written if root not in p.parents and p.suffix not in (".db", ".db-wal", ".db-shm", ".yaml")
+               and "dovecot" not in p.parts and not p.name.endswith((".lock", "-wal", "-shm"))}
+    assert outside == set()
+
+
+def test_import_from_mbox_and_maildir(cli, env, tmp_path, mail):
+    mbox_path = tmp_path / "history.mbox"
+    box = stdlib_mailbox.mbox(str(mbox_path))
+    for raw in customer_mails(mail, 12, prefix="old"):
+        box.add(raw)
+    box.flush()
+    box.close()
+    out = cli("import", str(mbox_path), "--json").output
+    assert json.loads(out[out.index("{"):]) == {"messages": 12, "outcomes": {"ticket": 12}, "tickets_created": 12}
+    maildir = stdlib_mailbox.Maildir(str(tmp_path / "Maildir"))
+    for raw in customer_mails(mail, 12, prefix="old")[:3] + customer_mails(mail, 2, prefix="new"):
+        maildir.add(raw)
+    out = cli("import", str(tmp_path / "Maildir")).output
+    assert "imported 5 messages" in out and "3 duplicate" in out and "2 ticket" in out
+    cli("import", str(tmp_path / "rules.yaml"), expect=2)  # not a mail store: a clear error

@@ -1,0 +1,243 @@
+"""Ingest under faults, bounded in time: random SIGKILLs of escalate (I1), Dovecot killed mid-drain
+(I3) or down at start (I4), a silent network black hole during IDLE (I7), IDLE renewal (I8).
+Network faults come from an in-test asyncio TCP proxy in front of the real Dovecot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from escalate import db, mailbox as mailbox_module
+from escalate.clock import parse_time
+from escalate.config import load_settings
+from escalate.loopback import Dovecot
+from escalate.mailbox import MailboxUnavailable
+from escalate.poller import Poller
+from escalate.service import open_app
+
+from .ingest_support import NOW, append_many, assert_ingest_invariants, run_once, scalar
+
+
+class Proxy:
+    """A TCP proxy on loopback in its own thread. Modes: "pass", "blackhole" (accept and forward
+    nothing, like a dead path), "close" (reset every connection). Counts IDLE commands."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.mode = "pass"
+        self.idle_commands: list[float] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.writers: list[asyncio.StreamWriter] = []
+
+    def __enter__(self) -> "Proxy":
+        self.thread.start()
+        self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        async def shutdown():
+            self.server.close()
+            for writer in self.writers:
+                writer.close()
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "close":
+            writer.transport.abort()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, upstream_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, count_idle: bool) -> None:
+            try:
+                while data := await source.read(65536):
+                    if count_idle and b" IDLE\r\n" in data:
+                        self.idle_commands.append(time.monotonic())
+                    if self.mode == "blackhole":
+                        continue  # swallowed: neither side hears anything
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pump(reader, upstream_writer, True), pump(upstream_reader, writer, False))
+
+
+def app_for(env: dict[str, str], **overrides: str):
+    return open_app(load_settings({**env, **overrides}))
+
+
+def mails(mail, count: int, prefix: str = "m") -> list[bytes]:
+    return [mail(sender=f"{prefix}{n}@customer.example", subject=f"Issue {prefix}{n}", body="help",
+                 message_id=f"{prefix}{n}@customer.example") for n in range(count)]
+
+
+# --- I3: Dovecot killed mid-drain -----------------------------------------------------------------
+
+def test_dovecot_killed_mid_drain_loses_and_duplicates_nothing(env, dovecot: Dovecot, mail):
+    append_many(dovecot, mails(mail, 400))
+    app = app_for(env)
+    path = env["ESCALATE_DB_URL"].removeprefix("sqlite:///")
+    kills = []
+    lifecycle = threading.Lock()  # the Dovecot handle is not thread-safe: kill and start take turns
+
+    def killer() -> None:  # kill Dovecot whenever another 100 messages have been committed
+        watcher = None
+        deadline = time.monotonic() + 60
+        while len(kills) < 3 and time.monotonic() < deadline:
+            try:
+                watcher = watcher or sqlite3.connect(path, timeout=5)
+                stored = watcher.execute("SELECT count(*) FROM message").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+            if stored >= 100 * (len(kills) + 1):
+                with lifecycle:
+                    if dovecot.running:
+                        dovecot.kill()
+                        kills.append(stored)
+            time.sleep(0.005)
+        if watcher:
+            watcher.close()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    poller, failures, reconnect_delays = Poller(), 0, []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            poller.run(app, parse_time(NOW))
+        except MailboxUnavailable:
+            failures += 1
+            started = time.monotonic()
+            with lifecycle:
+                dovecot.start()
+            reconnect_delays.append(time.monotonic() - started)
+            continue
+        if scalar(env, "SELECT count(*) FROM message") == 400:
+            break
+    thread.join()
+    db.close()
+    assert len(kills) >= 1 and failures >= 1
+    assert max(reconnect_delays) <= 5
+    assert_ingest_invariants(env, message_ids={f"m{n}@customer.example" for n in range(400)}, tickets=400)
+
+
+# --- I4: IMAP down when the daemon starts ----------------------------------------------------------
+
+def test_daemon_keeps_running_while_imap_is_down_and_catches_up(env, dovecot: Dovecot, mail):
+    dovecot.stop()
+    fast = {"ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2", "ESCALATE_SEND_SECONDS": "0.2"}
+    daemon = subprocess.Popen([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env, **fast},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert daemon.poll() is None, "the daemon exited while IMAP was down"
+        dovecot.start()
+        dovecot.append(mail(sender="carl@customer.example", subject="Back again", body="x", message_id="late@x.example"))
+        deadline = time.monotonic() + 30  # back-off is capped; after 3 s of failures it waits ≤ 8 s
+        while time.monotonic() < deadline and not _stored(env, "late@x.example"):
+            time.sleep(0.2)
+        assert _stored(env, "late@x.example")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=15)
+    assert daemon.returncode == 0, err
+    assert "ingest failed" in err and "IMAP" in err
+
+
+def _stored(env: dict[str, str], message_id: str) -> bool:
+    try:
+        return scalar(env, "SELECT count(*) FROM message WHERE message_id = ?", message_id) == 1
+    except sqlite3.OperationalError:
+        return False
+
+
+# --- I7, I8: IDLE over a path that goes silent, and IDLE renewal ---------------------------------
+
+def test_a_black_hole_during_idle_is_noticed_within_the_read_timeout(env, dovecot: Dovecot, mail):
+    with Proxy(dovecot.port) as proxy:
+        url = env["ESCALATE_IMAP_URL"].replace(f":{dovecot.port}/", f":{proxy.port}/")
+        app = app_for(env, ESCALATE_IMAP_URL=url, ESCALATE_IMAP_TIMEOUT="1.5", ESCALATE_POLL_SECONDS="3")
+        poller = Poller()
+        poller.run(app, parse_time(NOW), keep_waiting=lambda: True)  # connects, drains, IDLEs 3 s
+        threading.Timer(0.5, lambda: setattr(proxy, "mode", "blackhole")).start()
+        started = time.monotonic()
+        with pytest.raises(MailboxUnavailable):
+            dovecot.append(mail(sender="carl@customer.example", subject="During the outage", body="x",
+                                message_id="dark@x.example"))
+            poller.run(app, parse_time(NOW), keep_waiting=lambda: True)
+        assert time.monotonic() - started <= 3 + 1.5 + 2  # no hang beyond IDLE budget + read timeout
+        proxy.mode = "pass"
+        restored = time.monotonic()
+        poller.run(app, parse_time(NOW))
+        assert time.monotonic() - restored < 60
+        db.close()
+    assert _stored(env, "dark@x.example")
+
+
+def test_idle_is_renewed_before_the_renewal_interval(env, dovecot: Dovecot, mail, monkeypatch):
+    monkeypatch.setattr(mailbox_module, "IDLE_RENEW_SECONDS", 1.0)  # stands for the 9 minutes
+    with Proxy(dovecot.port) as proxy:
+        url = env["ESCALATE_IMAP_URL"].replace(f":{dovecot.port}/", f":{proxy.port}/")
+        app = app_for(env, ESCALATE_IMAP_URL=url, ESCALATE_POLL_SECONDS="4.5")
+        poller = Poller()
+        threading.Timer(2.2, lambda: dovecot.append(mail(sender="x@y.example", subject="mid-idle", body="x",
+                                                         message_id="idle@x.example"))).start()
+        poller.run(app, parse_time(NOW), keep_waiting=lambda: True)
+        poller.close()
+        db.close()
+    gaps = [b - a for a, b in zip(proxy.idle_commands, proxy.idle_commands[1:])]
+    assert len(proxy.idle_commands) >= 3 and max(gaps) <= 1.0 + 1.0
+    assert _stored(env, "idle@x.example")  # announced by IDLE and drained within the same run
+
+
+# --- I1: random SIGKILLs during a bounded ingest ---------------------------------------------------
+
+def test_random_kills_during_ingest_lose_and_duplicate_nothing(env, dovecot: Dovecot, mail):
+    """A few hundred mails (60% new threads, 30% replies, 10% re-sent duplicates), escalate
+    SIGKILLed at random moments and restarted; the full 2,000-mail/50-kill run is bench/ingest_bench.py --kills."""
+    rng = random.Random(7)
+    originals = mails(mail, 180)
+    replies = [mail(sender=f"m{n}@customer.example", subject=f"Re: Issue m{n}", body="more",
+                    message_id=f"r{n}@customer.example", in_reply_to=f"m{n}@customer.example") for n in range(90)]
+    resent = rng.sample(originals, 30)
+    append_many(dovecot, originals[:90] + replies[:45] + originals[90:] + replies[45:] + resent)
+    env["ESCALATE_PROCESSED"] = "flag"
+    kills = 0
+    for _ in range(6):
+        process = subprocess.Popen([sys.executable, "-m", "escalate", "run", "--once", "--now", NOW],
+                                   env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.4, 1.6))
+        if process.poll() is None:
+            process.kill()
+            kills += 1
+        process.wait()
+        assert scalar(env, "PRAGMA integrity_check") == "ok"
+    finished = run_once(env)
+    assert finished.returncode == 0, finished.stderr
+    assert kills >= 1
+    expected = {f"m{n}@customer.example" for n in range(180)} | {f"r{n}@customer.example" for n in range(90)}
+    assert_ingest_invariants(env, message_ids=expected, tickets=180)

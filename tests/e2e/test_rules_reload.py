@@ -1,0 +1,40 @@
+"""O1 without a signal: the daemon notices that rules.yaml changed on disk, takes a good file, and
+keeps its last good rules (saying where the new file is wrong) when the file is broken."""
+
+from __future__ import annotations
+
+import time
+
+from escalate.loopback import Dovecot, SmtpSink
+
+from .test_daemon import IMMEDIATE_RULES, start_daemon, stop
+
+
+def test_a_changed_rules_file_is_reloaded_and_a_broken_one_is_refused(env, rules_file, dovecot: Dovecot,
+                                                                      smtp_sink: SmtpSink, mail):
+    env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
+    daemon = start_daemon(env)
+    try:
+        dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
+        assert smtp_sink.wait_for(1, timeout=20)[0].rcpt_tos == ["tier1@example.com"]
+
+        # the team moves the frontline to a new group address: no signal, just the edit
+        with open(env["ESCALATE_RULES"], "w") as handle:
+            handle.write(IMMEDIATE_RULES.replace("group: tier1@example.com", "group: frontline@example.com"))
+        time.sleep(3)  # the daemon checks the file every 2 s
+        dovecot.append(mail(sender="dana@other.example", subject="Database down", body="Timeouts."))
+        assert smtp_sink.wait_for(2, timeout=20)[1].rcpt_tos == ["frontline@example.com"]
+
+        # a broken edit: refused with its line, and the last good rules (the new group) stay
+        with open(env["ESCALATE_RULES"], "w") as handle:
+            handle.write(IMMEDIATE_RULES.replace("group: tier1@example.com", "group: frontline@example.com")
+                         .replace("repeat_every: 10m", "repeat_every: soon"))
+        time.sleep(3)
+        dovecot.append(mail(sender="erin@third.example", subject="Checkout down", body="502."))
+        assert smtp_sink.wait_for(3, timeout=20)[2].rcpt_tos == ["frontline@example.com"]
+        assert daemon.poll() is None, "the daemon died"
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
+    assert err.count("rules reload failed; keeping the last good rules") == 1
+    assert f'{env["ESCALATE_RULES"]}:' in err and 'expected a duration like "30m", got "soon"' in err

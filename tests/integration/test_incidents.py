@@ -1,0 +1,69 @@
+"""Impact on several customers: similar tickets from distinct senders within the window become one
+incident; the incident rule raises the severity of all of them and escalates once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from escalate import db, engine, incidents, tickets
+from escalate.models import Event, Incident, Outbox, Ticket
+from escalate.rules.loader import load_ruleset
+from escalate.templates import Renderer
+from tests.integration.test_engine_rules import RULES, SECRET, utc
+
+T0 = utc("2026-11-04T09:00")
+
+
+@pytest.fixture
+def world(tmp_path, rules_file):
+    db.connect(f"sqlite:///{tmp_path / 'incidents.db'}")
+    renderer = Renderer()
+    ruleset = load_ruleset(rules_file(RULES), template_names=renderer.names())
+    return ruleset, lambda at: engine.tick(ruleset, renderer, SECRET, at)
+
+
+def arrive(ruleset, subject: str, sender: str, minutes: float) -> Ticket:
+    at = T0 + timedelta(minutes=minutes)
+    with db.write_transaction():
+        ticket = tickets.open_ticket(subject=subject, normalised_subject=subject.lower(), requester=sender,
+                                     requester_name="", severity="normal", reference_prefix="T", now=at, reason="test")
+        incidents.link_new_ticket(ticket, ruleset, at)
+    return ticket
+
+
+def test_similar_tickets_from_distinct_customers_are_one_incident_escalated_once(world):
+    ruleset, tick = world
+    a = arrive(ruleset, "Login page returns error 500", "ann@one.example", 0)
+    tick(T0)
+    b = arrive(ruleset, "login page error 500 again", "bob@two.example", 10)
+    same_customer = arrive(ruleset, "Login page returns error 500!!", "bob@two.example", 15)
+    unrelated = arrive(ruleset, "Invoice address change", "cid@three.example", 20)
+    tick(T0 + timedelta(minutes=20))
+    assert Outbox.select().where(Outbox.rule == "incident").count() == 0  # two customers: not yet
+    c = arrive(ruleset, "Cannot log in: login page error 500", "cid@three.example", 30)
+    tick(T0 + timedelta(minutes=30))
+    tick(T0 + timedelta(minutes=31))
+    late = arrive(ruleset, "login page error 500", "dan@four.example", 200)  # outside the window of 1h
+
+    incident = Incident.get()
+    members = {t.ref for t in Ticket.select().where(Ticket.incident == incident)}
+    assert members == {a.ref, b.ref, same_customer.ref, c.ref}
+    assert incident.customers == 3
+    assert Ticket.get_by_id(unrelated.id).incident_id is None and Ticket.get_by_id(late.id).incident_id is None
+
+    # escalated once, about the first ticket, to tier 3; its lead told once; the digest noted once
+    escalations = [(o.ticket.ref, o.kind, o.tier) for o in Outbox.select().where(Outbox.rule == "incident")]
+    assert escalations == [(a.ref, "escalation", 3)]
+    assert [o.recipients for o in Outbox.select().where(Outbox.rule == "incident#breach")] == [["lead3@example.com"]]
+    assert Event.select().where((Event.action == "digest") & (Event.rule == "incident")).count() == 1
+    # and every ticket of the incident is urgent now, each change audited with the rule
+    assert {t.severity for t in Ticket.select().where(Ticket.incident == incident)} == {"urgent"}
+    changed = {e.ticket.ref for e in Event.select().where((Event.action == "severity-changed")
+                                                        & (Event.rule == "incident"))}
+    assert changed == members
+    # urgent now: the others' own urgent clocks run (per ticket), but the incident rule does not repeat per ticket
+    tick(T0 + timedelta(minutes=90))
+    assert Outbox.select().where(Outbox.rule == "incident").count() == 1
+    assert Outbox.select().where(Outbox.rule == "urgent-no-first-response").count() >= 4

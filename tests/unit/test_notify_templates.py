@@ -1,0 +1,89 @@
+"""Templates for every kind of mail: shipped ones render, admin overrides are checked in the
+sandbox, customer text stays data (S6) and is escaped in HTML (S7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from escalate.cli import main
+from escalate.templates import KINDS, Renderer, check_templates
+from tests.conftest import TEST_RULES
+
+HOSTILE = ["{{ 7*7 }}", "{% for x in range(10**9) %}x{% endfor %}", "{{ ''.__class__.__mro__ }}", "{{ config }}",
+           "<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+
+
+def test_every_kind_ships_as_text_and_html_and_passes_the_check():
+    renderer = Renderer()
+    assert set(KINDS) <= renderer.names()
+    assert {"escalation", "reminder", "next-tier", "breach", "input-request", "digest", "acknowledgement",
+            "resolution", "confirmation"} <= set(KINDS)
+    assert check_templates(renderer) == []
+    assert not any(name.startswith("_") for name in renderer.names())  # shared parts are not mail
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_customer_text_is_data_in_text_and_escaped_in_html(kind):
+    """S6/S7: every string a template receives may be customer text; none of it is ever code."""
+    def poison(value):
+        if isinstance(value, str):
+            return " ".join(HOSTILE)
+        if isinstance(value, dict):
+            return {k: poison(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [poison(v) for v in value]
+        return value
+    mail = Renderer().render(kind, poison(KINDS[kind]))
+    assert "{{ 7*7 }}" in mail.text and "49" not in mail.text.replace("2049", "")
+    assert "<script>alert(1)</script>" in mail.text  # the text part shows it literally
+    assert "<script>" not in mail.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in mail.html
+    assert "<img" not in mail.html and "&#34;&gt;&lt;img" in mail.html
+    assert "{{ 7*7 }}" in mail.html
+
+
+def _admin_dir(tmp_path: Path, name: str, text: str, html: str = "<p>{{ ticket.ref }}</p>") -> Path:
+    directory = tmp_path / "admin-templates"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.txt.j2").write_text(text, encoding="utf-8")
+    (directory / f"{name}.html.j2").write_text(html, encoding="utf-8")
+    return directory
+
+
+def test_an_admin_override_is_used_before_the_shipped_template(tmp_path):
+    directory = _admin_dir(tmp_path, "reminder", "Still open: {{ ticket.ref }}, step {{ step_in_tier }}.\n")
+    renderer = Renderer(directory)
+    assert check_templates(renderer) == []
+    assert renderer.render("reminder", KINDS["reminder"]).text == "Still open: T-1, step 1.\n"
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("{{ ''.__class__.__mro__ }}", "refused by the sandbox"),
+    ("{% for x in range(10**9) %}{% endfor %}", "OverflowError"),
+    ("{{ config }}", "'config' is undefined"),
+    ("{{ ticket.reff }}", "has no attribute 'reff'"),
+    ("{% if %}", "reminder.txt.j2:1"),
+])
+def test_the_sandbox_rejects_unsafe_or_broken_admin_templates(tmp_path, source, problem):
+    problems = check_templates(Renderer(_admin_dir(tmp_path, "reminder", source)))
+    assert len(problems) == 1 and "reminder" in problems[0] and problem in problems[0], problems
+
+
+def test_an_admin_html_template_that_unescapes_customer_text_is_refused(tmp_path):
+    directory = _admin_dir(tmp_path, "escalation", "{{ ticket.subject }}\n", "<p>{{ ticket.subject | safe }}</p>")
+    [problem] = check_templates(Renderer(directory))
+    assert "escalation.html.j2" in problem and "not HTML-escaped" in problem
+
+
+def test_rules_check_validates_the_admin_templates(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(TEST_RULES, encoding="utf-8")
+    env = {"ESCALATE_RULES": str(rules), "ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    ok = CliRunner().invoke(main, ["rules", "check"], env=env)
+    assert ok.exit_code == 0, ok.output
+    env["ESCALATE_TEMPLATES"] = str(_admin_dir(tmp_path, "breach", "{{ ''.__class__.__mro__ }}"))
+    bad = CliRunner().invoke(main, ["rules", "check"], env=env)
+    assert bad.exit_code == 2
+    assert "template breach.txt.j2" in bad.output and "refused by the sandbox" in bad.output
