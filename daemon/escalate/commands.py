@@ -103,6 +103,12 @@ def _ack(ctx: CommandContext, argument: str) -> str:
 @command("resolve", "resolve [note]", "the ticket is solved; the rest of the line is a note")
 def _resolve(ctx: CommandContext, argument: str) -> str:
     tickets.resolve(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument)
+    if ctx.ruleset is not None and ctx.renderer is not None and ctx.secret is not None:
+        from .notify import queue_resolution_notice  # late: notify imports the ticket modules
+
+        # every tier that was told about the ticket hears that it is over, so nobody keeps working on it
+        queue_resolution_notice(ticket=ctx.ticket, actor=ctx.actor, note=argument, ruleset=ctx.ruleset,
+                                renderer=ctx.renderer, secret=ctx.secret, now=ctx.now)
     return "resolved"
 
 

@@ -23,6 +23,17 @@ class DatabaseUrlError(ValueError):
     """ESCALATE_DB_URL names a database this build cannot open."""
 
 
+class PortablePostgresqlDatabase(peewee.PostgresqlDatabase):
+    """PostgreSQL that also takes the `?` placeholders of the few hand-written, hot-path queries
+    (ingest dedupe, threading, outbox claims), so one SQL text serves both databases. peewee's
+    own queries already use `%s` here; `?` never appears in them outside a parameter."""
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        if params and "?" in sql:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        return super().execute_sql(sql, params, *args, **kwargs)
+
+
 def sqlite_path(url: str) -> str | None:
     """The file of a sqlite:// URL (sqlite:///relative.db, sqlite:////absolute.db), else None."""
     if not url.startswith("sqlite:"):
@@ -52,7 +63,7 @@ def connect(url: str) -> peewee.Database:
     elif parts.scheme in ("postgresql", "postgres"):
         if not parts.path.strip("/"):
             raise DatabaseUrlError("ESCALATE_DB_URL: the postgresql URL names no database (postgresql://user:pass@host/dbname)")
-        db = peewee.PostgresqlDatabase(
+        db = PortablePostgresqlDatabase(
             unquote(parts.path.strip("/")), user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None, host=parts.hostname or None,
             port=parts.port or 5432, connect_timeout=10, application_name="escalate",
@@ -60,6 +71,7 @@ def connect(url: str) -> peewee.Database:
     else:
         raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
                                "use sqlite:///path or postgresql://user:pass@host/dbname")
+    close()  # a connection to the database bound before (another URL, or the same one reopened)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     db.create_tables(ALL_MODELS, safe=True)

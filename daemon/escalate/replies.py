@@ -94,6 +94,8 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
             audit.record(ticket, now, actor, "command-failed", command=found_command.name, reason=str(error))
             continue
         done.append(found_command.name)
+        if found_command.name == "resolve":
+            continue  # the resolution notice to every tier told is the confirmation
         queue_confirmation(ticket=ticket, tier=verdict.tier, actor=actor, action_text=action_text,
                            note=found_command.argument if found_command.name != "reply" else "",
                            ruleset=ruleset, renderer=renderer, secret=secret, now=now)

@@ -100,7 +100,7 @@ def test_drill_walks_the_real_path_and_reports_each_tiers_time_to_ack(cli, dovec
     # at all, by design: its sender may be a stranger)
     about_drills = [m for m in smtp_sink.messages if m.message["X-Escalate-Ticket"]]
     assert [m.message["X-Escalate-Kind"] for m in about_drills] == [
-        "escalation", "escalation", "confirmation", "confirmation", "confirmation"]  # 2 × #ack, then #resolve
+        "escalation", "escalation", "confirmation", "confirmation", "resolution"]  # 2 × #ack, then #resolve
     for m in about_drills:
         text, html = text_and_html(m.message)
         assert "DRILL" in str(m.message["Subject"]) and "DRILL" in text and "DRILL" in html, m.message["Subject"]

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from escalate.loopback import Dovecot, SmtpSink
+
+# the whole loop on both databases escalate supports
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 T0 = "2026-11-02T09:00:00+00:00"
 

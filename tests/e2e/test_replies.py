@@ -348,3 +348,17 @@ def test_the_token_lifetime_is_configurable(escalated, env, cli, dovecot):
     dovecot.append(reply("alice@example.com", escalated, "#ack\n"))
     cycle(cli, 20)  # the notification went out at 09:16: four minutes is past a 2-minute lifetime
     assert show(cli)["acknowledged_at"] is None
+
+
+def test_resolve_tells_every_tier_that_was_escalated_to(escalated, cli, dovecot, smtp_sink):
+    for minutes in (26, 36, 46):  # no ack: it climbs to tier 2
+        cycle(cli, minutes)
+    tier2 = [m for m in smtp_sink.wait_for(3) if m.rcpt_tos == ["tier2@example.com"]][0]
+    smtp_sink.clear()
+    dovecot.append(reply("carol@example.com", tier2, "#resolve provider fixed their side\n"))
+    cycle(cli, 50)
+    notices = smtp_sink.wait_for(2)  # one delivery per tier group, the same Message-ID
+    assert sorted(r for m in notices for r in m.rcpt_tos) == ["tier1@example.com", "tier2@example.com"]
+    assert len({m.message["Message-ID"] for m in notices}) == 1
+    assert all("Resolved by carol@example.com" in m.message["Subject"] for m in notices)
+    assert show(cli)["status"] == "resolved"
