@@ -383,6 +383,25 @@ def tickets_severity(ctx: click.Context, ref: str, level: str, actor: str | None
     _act(ctx, "severity", ref, actor, level)
 
 
+@command(tickets_group, "wait")
+@click.argument("ref")
+@click.option("--note", default="", help="What the customer was asked.")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_wait(ctx: click.Context, ref: str, note: str, actor: str | None) -> None:
+    """Waiting on the customer: business-time clocks pause until they write."""
+    _act(ctx, "wait", ref, actor, note)
+
+
+@command(tickets_group, "close")
+@click.argument("ref")
+@click.option("--as", "actor", metavar="ADDRESS")
+@click.pass_context
+def tickets_close(ctx: click.Context, ref: str, actor: str | None) -> None:
+    """Close a resolved ticket."""
+    _act(ctx, "close", ref, actor, "")
+
+
 @command(tickets_group, "snooze")
 @click.argument("ref")
 @click.argument("duration")
@@ -570,7 +589,15 @@ def rules_simulate(ctx: click.Context, since: str, rules_path: Path | None, as_j
 
     ruleset = _ruleset_from(ctx, rules_path)
     _open_db(ctx)
-    report = simulate(ruleset, clock.parse_time(since), clock.now())
+    start = clock.parse_time(since)
+    if sys.stderr.isatty():  # a person replaying a long history sees it move; scripts get no bar noise
+        with click.progressbar(length=1, label="replaying the history", file=sys.stderr) as bar:
+            def advance(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+            report = simulate(ruleset, start, clock.now(), progress=advance)
+    else:
+        report = simulate(ruleset, start, clock.now())
     _emit(report, True) if as_json else click.echo(render_text(report))
 
 

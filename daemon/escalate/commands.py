@@ -112,6 +112,18 @@ def _resolve(ctx: CommandContext, argument: str) -> str:
     return "resolved"
 
 
+@command("wait", "wait [note]", "we asked the customer something: business-time clocks pause until they write")
+def _wait(ctx: CommandContext, argument: str) -> str:
+    tickets.wait_on_customer(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument)
+    return "set waiting on the customer:"
+
+
+@command("close", "close", "close a resolved ticket for good (a customer reply still reopens it)")
+def _close(ctx: CommandContext, argument: str) -> str:
+    tickets.close(ctx.ticket, ctx.actor, ctx.now, via=ctx.via)
+    return "closed"
+
+
 @command("note", "note TEXT", "an internal note on the ticket (the customer never sees it)")
 def _note(ctx: CommandContext, argument: str) -> str:
     text = "\n".join(part for part in (argument, ctx.body) if part)

@@ -16,7 +16,7 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from .clock import iso, parse_time
 from .engine import step_due, steps_elapsed
@@ -282,8 +282,10 @@ class Replay:
 
 # -- reading the history from the database ------------------------------------------------------
 
-def simulate(ruleset: Ruleset, since: datetime, until: datetime) -> dict[str, Any]:
-    """Predicted and actual escalation steps of tickets created since `since`, up to `until`."""
+def simulate(ruleset: Ruleset, since: datetime, until: datetime,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Predicted and actual escalation steps of tickets created since `since`, up to `until`.
+    `progress(done, total)` follows the history being read, chunk by chunk (the long part)."""
     replay = Replay(ruleset)
     ids = []
     for row in Ticket.select(Ticket.id, Ticket.ref, Ticket.requester, Ticket.created_at, Ticket.severity) \
@@ -294,6 +296,8 @@ def simulate(ruleset: Ruleset, since: datetime, until: datetime) -> dict[str, An
     created_severity: dict[int, str] = {}
     refs: dict[int, str] = {}
     for chunk_start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
+        if progress is not None:
+            progress(chunk_start, len(ids))
         chunk = ids[chunk_start:chunk_start + 900]
         for row in Ticket.select(Ticket.id, Ticket.ref, Ticket.requester, Ticket.created_at).where(Ticket.id.in_(chunk)):
             refs[row.id] = row.ref
@@ -314,6 +318,8 @@ def simulate(ruleset: Ruleset, since: datetime, until: datetime) -> dict[str, An
         replay.tickets[ticket_id].severity = severity
     for ticket_id in [t for t, ticket in replay.tickets.items() if not ticket.severity]:
         del replay.tickets[ticket_id]  # no "created" event: not a ticket this replay can follow
+    if progress is not None:
+        progress(len(ids), len(ids))
     inputs.sort(key=lambda item: (item[0], item[1]))
     predicted = replay.run([(at, tid, action, detail) for at, _id, tid, action, detail in inputs
                             if tid in replay.tickets], until)

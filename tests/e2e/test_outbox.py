@@ -446,3 +446,41 @@ def test_next_tier_and_resolution_notice_reach_every_tier_that_was_told(world):
     text = resolution[0].message.get_body(("plain",)).get_content()
     assert "resolved by carol@example.com" in text and "Restarted the payment proxy." in text
     assert resolution[0].message["Subject"].startswith("[T-1] Resolved by carol@example.com")
+
+
+def test_n6_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_flight_mail(world):
+    """N6, the random half: SIGKILLs at uniform random moments of a sending run (seeded; 10 here —
+    ESCALATE_N6_KILLS=50 ESCALATE_N6_MAILS=5000 for the full figure), then one run to finish. Nothing is lost; a mail can
+    only go twice if its acknowledgement was in flight at a kill, and then with its own Message-ID."""
+    import random
+    import time
+
+    kills = int(os.environ.get("ESCALATE_N6_KILLS", "10"))
+    mails = int(os.environ.get("ESCALATE_N6_MAILS", "1000"))  # ~1 s of sending per kill, at least
+    world.escalate(mails)
+    db.close()
+    world.sink.mode, world.sink.delay = "slow", 0.02  # sending takes seconds: room to land kills
+    script = ("import sys; from datetime import datetime; from escalate import db, outbox;"
+              "from escalate.config import parse_server_url;"
+              "db.connect(sys.argv[1]);"
+              "outbox.send_due(parse_server_url('X', sys.argv[2], ('smtp',)), datetime.fromisoformat(sys.argv[3]),"
+              " connections=2)")
+    command = [sys.executable, "-c", script, world.db_url, world.sink.url, DUE.isoformat()]
+    chance = random.Random(6)
+    landed = 0
+    for _ in range(kills):
+        sender = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(chance.uniform(0.4, 1.2))  # real time: the kill must land while it works
+        if sender.poll() is None:
+            sender.kill()
+            landed += 1
+        sender.wait(timeout=30)
+    finished = subprocess.run(command, capture_output=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr.decode()
+    db.connect(world.db_url)
+    received = collections.Counter(message_ids(world.sink))
+    assert len(received) == mails  # 0 lost
+    assert world.statuses() == {"sent": mails}
+    doubled = sum(count - 1 for count in received.values())
+    assert doubled <= 2 * landed  # at most the mail in flight on each of the 2 connections at a kill
+    assert landed >= kills // 2, "too few kills landed while sending; the test proves little"

@@ -362,3 +362,17 @@ def test_resolve_tells_every_tier_that_was_escalated_to(escalated, cli, dovecot,
     assert len({m.message["Message-ID"] for m in notices}) == 1
     assert all("Resolved by carol@example.com" in m.message["Subject"] for m in notices)
     assert show(cli)["status"] == "resolved"
+
+
+def test_wait_pauses_until_the_customer_writes_and_close_ends_it(escalated, cli, dovecot, mail):
+    dovecot.append(reply("alice@example.com", escalated, "#wait asked for the order number\n"))
+    cycle(cli, 20)
+    assert show(cli)["status"] == "waiting"
+    dovecot.append(mail(sender="carl@customer.example", subject="Re: [T-1] Checkout is down", body="Order 4711."))
+    cycle(cli, 30)
+    assert show(cli)["status"] == "open"  # the customer wrote: the clocks run again
+    cli("tickets", "resolve", "T-1", "--as", "bob@example.com", "--now", at(40))
+    cli("tickets", "close", "T-1", "--as", "bob@example.com", "--now", at(41))
+    assert show(cli)["status"] == "closed"
+    bad = cli("tickets", "close", "T-1", "--now", at(42), expect=2)
+    assert "only resolved tickets can be closed" in bad.output

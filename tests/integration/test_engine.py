@@ -100,3 +100,15 @@ def test_a_resolved_ticket_is_never_due(world):
     for minutes in (16, 300, 5000):
         assert tick(minutes).evaluated == 0
     assert sent_steps(ticket) == []
+
+
+def test_simulate_reports_progress_over_the_whole_history(world):
+    from escalate.simulate import simulate
+
+    ruleset, tick = world
+    for n in range(1000):  # more than one chunk of 900
+        open_ticket(f"outage {n}", "urgent")
+    seen: list[tuple[int, int]] = []
+    result = simulate(ruleset, T0 - timedelta(hours=1), T0 + timedelta(minutes=20), progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 1000) and seen[-1] == (1000, 1000) and len(seen) >= 3
+    assert result["tickets"] == 1000
