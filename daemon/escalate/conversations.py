@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import tokens
 from .models import Outbox, Ticket, database
 from .parse import ParsedMail
 
@@ -80,8 +81,15 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def _plus_address_ids(parsed: ParsedMail) -> list[str]:
+    """Notification Message-IDs named by plus-addresses the reply was sent to (support+esc.…@):
+    the proof for clients that drop In-Reply-To (Outlook keeps only Thread-Index)."""
+    found = (tokens.message_id_from_plus_address(a) for a in (*parsed.to_addrs, *parsed.cc_addrs))
+    return [mid for mid in found if mid]
+
+
 def _notification_answered(parsed: ParsedMail) -> Outbox | None:
-    ids = list(dict.fromkeys(list(parsed.in_reply_to) + list(reversed(parsed.references))))
+    ids = list(dict.fromkeys(_plus_address_ids(parsed) + list(parsed.in_reply_to) + list(reversed(parsed.references))))
     if not ids:
         return None
     found = dict(database.execute_sql(f"SELECT message_id, id FROM outbox WHERE message_id IN ({_marks(len(ids))})",
@@ -94,7 +102,8 @@ def _notification_answered(parsed: ParsedMail) -> Outbox | None:
 
 def _by_message_ids(parsed: ParsedMail) -> Match | None:
     # In-Reply-To first (the message answered), then References from the newest end
-    candidates = [("in-reply-to", mid) for mid in parsed.in_reply_to]
+    candidates = [("plus-address", mid) for mid in _plus_address_ids(parsed)]
+    candidates += [("in-reply-to", mid) for mid in parsed.in_reply_to]
     candidates += [("references", mid) for mid in reversed(parsed.references)]
     if not candidates:
         return None

@@ -141,7 +141,8 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
     raw = build_mail(
         mail_from=ruleset.support_address, from_name=SENDER_NAME, to=recipients, subject=subject,
         text=rendered.text, html=rendered.html, message_id=message_id, date=now,
-        in_reply_to=thread[-1] if thread else None, references=thread, reply_to=ruleset.support_address,
+        in_reply_to=thread[-1] if thread else None, references=thread, reply_to=(tokens.plus_address(ruleset.support_address, message_id)
+                                                       if ruleset.plus_address_replies else ruleset.support_address),
         extra_headers=extra,
     )
     ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps) if ticket else None

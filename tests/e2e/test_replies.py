@@ -376,3 +376,29 @@ def test_wait_pauses_until_the_customer_writes_and_close_ends_it(escalated, cli,
     assert show(cli)["status"] == "closed"
     bad = cli("tickets", "close", "T-1", "--now", at(42), expect=2)
     assert "only resolved tickets can be closed" in bad.output
+
+
+def test_with_plus_address_replies_an_outlook_reply_without_in_reply_to_can_act(env, rules_file, cli, dovecot,
+                                                                                 smtp_sink, mail):
+    env["ESCALATE_RULES"] = str(rules_file(RULES + "plus_address_replies: true\n"))
+    dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down", body="502",
+                        message_id="carl-1@customer.example"))
+    cycle(cli, 0)
+    cycle(cli, 16)
+    [notification] = smtp_sink.wait_for(1)
+    reply_to = notification.message["Reply-To"].addresses[0].addr_spec
+    token = notification.message["Message-ID"].strip("<>").partition("@")[0]
+    assert reply_to == f"support+{token}@example.com"
+    # Outlook: HTML only, top-posted, Thread-Index but no In-Reply-To/References, sent to Reply-To
+    raw = reply("alice@example.com", notification, "", html=OUTLOOK_HTML, in_reply_to=False,
+                headers={"Thread-Index": "AQHZ1234567890=="})
+    dovecot.append(raw.replace(b"To: support@example.com", f"To: {reply_to}".encode(), 1))
+    cycle(cli, 20)
+    detail = show(cli)
+    assert detail["acknowledged_by"] == "alice@example.com" and "resolved" not in actions(detail)
+    # a made-up plus-address proves nothing
+    forged = reply("bob@example.com", notification, "#resolve\n", in_reply_to=False)
+    dovecot.append(forged.replace(b"To: support@example.com",
+                                  b"To: support+esc.0123456789abcdef.abcdefghijklmnopqrstuvwxyz@example.com", 1))
+    cycle(cli, 21)
+    assert show(cli)["status"] == "open"

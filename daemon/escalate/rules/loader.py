@@ -55,7 +55,7 @@ _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 TOP_KEYS = ("version", "timezone", "support_address", "reference_prefix", "calendars", "severities", "tiers",
-            "incidents", "matrix", "rules", "acknowledge_customers")
+            "incidents", "matrix", "rules", "acknowledge_customers", "plus_address_replies")
 TOP_REQUIRED = ("version", "support_address", "severities", "tiers", "rules")
 SEVERITY_KEYS = ("keywords", "senders", "importance", "first_response", "next_response", "resolution", "calendar",
                  "default")
@@ -372,6 +372,7 @@ class _Converter:
         incidents = get("incidents", self.incident_policy)
         # issue 5: one automatic "we received it" per sender per ticket, never to machine mail
         acknowledge = get("acknowledge_customers", self.boolean, False)
+        plus_replies = get("plus_address_replies", self.boolean, False)
 
         good_severities = tuple(severities) if isinstance(severities, list) else ()
         good_tiers = tuple(sorted(tiers, key=lambda tier: tier.level)) if isinstance(tiers, list) else ()
@@ -413,6 +414,7 @@ class _Converter:
             matrix=matrix if isinstance(matrix, Matrix) else None,
             incidents=incidents if isinstance(incidents, IncidentPolicy) else None,
             acknowledge_customers=acknowledge is True,
+            plus_address_replies=plus_replies is True,
         )
         if isinstance(rules, list) and isinstance(severities, list) and isinstance(tiers, list) and good_severities \
                 and any(s.default for s in good_severities):

@@ -189,6 +189,7 @@ class Ruleset:
     matrix: Any = None  # matrix.Matrix, or None when the file has no decision matrix
     incidents: Any = None  # IncidentPolicy, or None: similar tickets are not grouped
     acknowledge_customers: bool = False  # tell a customer their mail became a ticket (notify.queue_acknowledgement)
+    plus_address_replies: bool = False  # Reply-To support+<token>@…: replies prove themselves without In-Reply-To
     _tiers: dict[int, Tier] = field(init=False, repr=False, compare=False)
     _severities: dict[str, Severity] = field(init=False, repr=False, compare=False)
     _calendars: dict[str, Calendar] = field(init=False, repr=False, compare=False)
