@@ -475,12 +475,17 @@ def test_n6_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_fl
             sender.kill()
             landed += 1
         sender.wait(timeout=30)
-    finished = subprocess.run(command, capture_output=True, timeout=120)
-    assert finished.returncode == 0, finished.stderr.decode()
-    db.connect(world.db_url)
+    for _ in range(10):  # a run stops starting sends after its time budget: run until the queue is empty
+        finished = subprocess.run(command, capture_output=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr.decode()
+        db.connect(world.db_url)
+        if world.statuses() == {"sent": mails}:
+            break
+        db.close()
     received = collections.Counter(message_ids(world.sink))
     assert len(received) == mails  # 0 lost
     assert world.statuses() == {"sent": mails}
     doubled = sum(count - 1 for count in received.values())
+    print(f"N6: {landed} of {kills} kills landed while sending; {mails} delivered, {doubled} sent twice")
     assert doubled <= 2 * landed  # at most the mail in flight on each of the 2 connections at a kill
     assert landed >= kills // 2, "too few kills landed while sending; the test proves little"
