@@ -87,6 +87,11 @@ def find_commands(new_text: str) -> list[FoundCommand]:
     return found
 
 
+def _text(argument: str, ctx: CommandContext) -> str:
+    """The rest of the command line and the lines below it: the text of #note and #reply."""
+    return "\n".join(part for part in (argument, ctx.body) if part).strip()
+
+
 def run(name: str, ctx: CommandContext, argument: str) -> str:
     known = COMMANDS.get(name)
     if known is None:
@@ -126,7 +131,7 @@ def _close(ctx: CommandContext, argument: str) -> str:
 
 @command("note", "note TEXT", "an internal note on the ticket (the customer never sees it)")
 def _note(ctx: CommandContext, argument: str) -> str:
-    text = "\n".join(part for part in (argument, ctx.body) if part)
+    text = _text(argument, ctx)
     if not text:
         raise CommandError("#note needs text: #note what you found")
     tickets.add_note(ctx.ticket, ctx.actor, ctx.now, text, via=ctx.via)
@@ -196,7 +201,7 @@ def _snooze(ctx: CommandContext, argument: str) -> str:
 def _reply(ctx: CommandContext, argument: str) -> str:
     from .notify import queue_customer_reply  # notify imports this module's neighbours; import late
 
-    text = "\n".join(part for part in (argument, ctx.body) if part).strip()
+    text = _text(argument, ctx)
     if not text:
         raise CommandError("#reply needs the text for the customer below it")
     if ctx.ruleset is None or ctx.renderer is None or ctx.secret is None:

@@ -9,15 +9,13 @@ tests or instances in one process).
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from peewee import fn
-
 from . import clock, db
-from .models import Outbox, Quarantine, Ticket
+from .models import Quarantine
+from .status import outbox_backlog, ticket_counts
 
 
 class DatabaseCollector:
@@ -31,18 +29,15 @@ class DatabaseCollector:
 
     def _collect(self):
         tickets = GaugeMetricFamily("escalate_tickets", "Tickets by status and tier", labels=["status", "tier"])
-        rows = (Ticket.select(Ticket.status, Ticket.tier, fn.COUNT(Ticket.id))
-                .group_by(Ticket.status, Ticket.tier).tuples())
-        for status, tier, count in rows:
-            tickets.add_metric([status, str(tier) if tier is not None else "none"], count)
+        for status, tier, count in ticket_counts():
+            tickets.add_metric([status, tier], count)
         yield tickets
+        queued, oldest_age = outbox_backlog(clock.now())
         depth = GaugeMetricFamily("escalate_outbox_depth", "Mail waiting to be sent")
-        queued = Outbox.select().where(Outbox.status == "queued")
-        depth.add_metric([], queued.count())
+        depth.add_metric([], queued)
         yield depth
-        oldest = queued.order_by(Outbox.created_at).first()
         age = GaugeMetricFamily("escalate_outbox_oldest_age_seconds", "Age of the oldest queued mail")
-        age.add_metric([], max((clock.now() - oldest.created_at).total_seconds(), 0.0) if oldest else 0.0)
+        age.add_metric([], oldest_age or 0.0)
         yield age
         quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
         quarantined.add_metric([], Quarantine.select().count())

@@ -412,13 +412,14 @@ def queue_customer_reply(*, ticket: Ticket, actor: str, text: str, ruleset: Rule
                   renderer=renderer, secret=secret, now=now, thread=customer_ids[-10:])
 
 
-def queue_refusal(*, recipient: str, subject: str, commands: list[str], reason: str, ruleset: Ruleset,
+def queue_refusal(*, recipient: str, commands: list[str], reason: str, ruleset: Ruleset,
                   renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
     """Tell someone their commands were not acted on — at most once an hour per address, naming
     no ticket (they may be a stranger quoting someone else's reference)."""
     if ratelimit.address_cap(recipient, now, REFUSALS_PER_ADDRESS, kinds=("refusal",)):
         return None
-    context = {"subject": subject, "commands": commands, "reason": reason, "support_address": ruleset.support_address}
+    # the sender's own subject is not quoted back either: the notice carries nothing from the ticket
+    context = {"commands": commands, "reason": reason, "support_address": ruleset.support_address}
     return _queue(ticket=None, kind="refusal", recipients=[recipient], subject="Your reply was not acted on",
                   template="refusal", context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
 

@@ -76,7 +76,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
                      reason=verdict.reason, message_id=parsed.message_id)
         log.warning("refused commands from %s on %s: %s", actor, ticket.ref, verdict.reason)
         if parsed.from_addr:  # a person we can answer: told once an hour at most, with no ticket details
-            queue_refusal(recipient=parsed.from_addr, subject=parsed.subject, commands=[f"#{c.name}" for c in found],
+            queue_refusal(recipient=parsed.from_addr, commands=[f"#{c.name}" for c in found],
                           reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
         return []
     done: list[str] = []

@@ -140,7 +140,7 @@ class Stage(threading.Thread):
                 self._failed(f"{type(error).__name__}: {error}")
             else:
                 self.failures, self.retry_at, self.last_error = 0, 0.0, None
-                self.owner.stage_done(self, self.last_result)
+                self.owner.stage_done(self, self.last_result, time.monotonic() - self.started_at)
             finally:
                 self.started_at = None
                 db.close()  # this thread's connection; the next run opens a fresh one
@@ -218,7 +218,7 @@ class Daemon:
             return
         log.info("rules reloaded from %s", self.app.settings.rules_path)
 
-    def stage_done(self, stage: Stage, result: Any) -> None:
+    def stage_done(self, stage: Stage, result: Any, seconds: float) -> None:
         metrics = self.metrics
         metrics.stage_succeeded(stage.stage)
         if stage.stage == "ingest":
@@ -227,6 +227,7 @@ class Daemon:
                 metrics.ingested.labels(outcome).inc(count)
             self._status["ingest"] = f"ingest ok ({sum(result.outcomes.values())} new)"
         elif stage.stage == "tick":
+            metrics.tick_seconds.observe(seconds)
             metrics.notifications_queued.inc(result.notifications)
             self._status["tick"] = f"tick ok ({result.evaluated} due, {result.notifications} queued)"
         elif stage.stage == "send":

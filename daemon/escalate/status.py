@@ -11,19 +11,35 @@ from peewee import fn
 from .clock import iso
 from .config import Settings, redact_url
 from .instance import InstanceLock
-from .models import FolderState, Outbox, Quarantine, Ticket
+from .models import ACTIVE_STATUSES, FolderState, Outbox, Quarantine, Ticket
+
+
+def ticket_counts() -> list[tuple[str, str, int]]:
+    """(status, tier or "none", count) in one grouped query — for `status` and the metrics."""
+    rows = Ticket.select(Ticket.status, Ticket.tier, fn.COUNT(Ticket.id)).group_by(Ticket.status, Ticket.tier).tuples()
+    return [(status, str(tier) if tier is not None else "none", count) for status, tier, count in rows]
+
+
+def outbox_backlog(now: datetime) -> tuple[int, float | None]:
+    """How many mails are queued and the age in seconds of the oldest (None when none), in one query."""
+    count, oldest = (Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created_at))
+                     .where(Outbox.status == "queued").tuples().first())
+    if not count:
+        return 0, None
+    return count, max((now - Outbox.created_at.python_value(oldest)).total_seconds(), 0.0)
 
 
 def collect(settings: Settings, now: datetime) -> dict[str, Any]:
     holder = InstanceLock(settings.db_url).holder()
-    by_status = {status: count for status, count in
-                 Ticket.select(Ticket.status, fn.COUNT(Ticket.id)).group_by(Ticket.status).tuples()}
-    by_tier = {str(tier) if tier is not None else "none": count for tier, count in
-               Ticket.select(Ticket.tier, fn.COUNT(Ticket.id))
-               .where(Ticket.status.in_(("new", "open", "waiting"))).group_by(Ticket.tier).tuples()}
-    queued = Outbox.select().where(Outbox.status == "queued")
-    oldest = queued.order_by(Outbox.created_at).first()
-    overdue = Ticket.select().where((Ticket.next_due_at <= now) & Ticket.status.in_(("new", "open", "waiting"))).count()
+    counts = ticket_counts()
+    by_status: dict[str, int] = {}
+    by_tier: dict[str, int] = {}
+    for status, tier, count in counts:
+        by_status[status] = by_status.get(status, 0) + count
+        if status in ACTIVE_STATUSES:
+            by_tier[tier] = by_tier.get(tier, 0) + count
+    queued, oldest_age = outbox_backlog(now)
+    overdue = Ticket.select().where((Ticket.next_due_at <= now) & Ticket.status.in_(ACTIVE_STATUSES)).count()
     return {
         "daemon": {"running": holder is not None, "pid": holder if holder and holder > 0 else None},
         "database": redact_url(settings.db_url),
@@ -34,8 +50,8 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
         "open_tickets_by_tier": by_tier,
         "due_now": overdue,
         "outbox": {
-            "queued": queued.count(),
-            "oldest_queued_age_seconds": round((now - oldest.created_at).total_seconds()) if oldest else None,
+            "queued": queued,
+            "oldest_queued_age_seconds": round(oldest_age) if oldest_age is not None else None,
             "failed": Outbox.select().where(Outbox.status == "failed").count(),
         },
         "folders": [{"folder": f.folder, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,

@@ -122,7 +122,7 @@ KINDS: dict[str, dict[str, Any]] = {
     # the reply side (issue 6): an agent's #reply to the customer, refusals, command help
     "customer_reply": {"ticket": _SAMPLE_TICKET, "actor": "alice@example.com", "text": "We restarted the proxy.",
                        "support_address": "support@example.com"},
-    "refusal": {"subject": "Re: [T-1] Escalation", "commands": ["resolve"], "reason": "not on the roster",
+    "refusal": {"commands": ["resolve"], "reason": "not on the roster",
                 "support_address": "support@example.com"},
     "command_help": {"ticket": _SAMPLE_TICKET, "unknown": ["reslove"],
                      "commands": [{"name": "resolve", "usage": "#resolve [note]", "description": "Resolve it."}],

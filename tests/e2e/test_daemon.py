@@ -262,7 +262,10 @@ def test_metrics_endpoint_and_status_show_what_the_daemon_does(env, notify_socke
         assert 'escalate_tickets{status="new",tier="none"} 1.0' in text
         assert "escalate_outbox_depth 0.0" in text
         assert "escalate_imap_up 1.0" in text
-        assert "escalate_tick_duration_seconds" in text or "escalate_stage_last_success_timestamp_seconds" in text
+        import re
+        ticks = re.search(r"^escalate_tick_duration_seconds_count (\S+)$", text, re.M)
+        assert ticks and float(ticks.group(1)) >= 1, "the tick duration was never observed"
+        assert 'escalate_stage_last_success_timestamp_seconds{stage="send"}' in text
 
         status = json.loads(cli("status", "--json").output)
         assert status["daemon"] == {"running": True, "pid": daemon.pid}
