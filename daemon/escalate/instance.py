@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
+import uuid
+from functools import cache
 from pathlib import Path
 
 from .db import sqlite_path
+
+
+@cache
+def identity() -> str:
+    """This process's name among instances sharing a database: host, pid and a random suffix (a pid
+    is reused after a restart; a lease or heartbeat left by the dead process must not look like ours)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class AlreadyRunning(RuntimeError):
