@@ -1,4 +1,4 @@
-"""The database: open it from ESCALATE_DB_URL, create the schema, and give writers a transaction
+"""The database: open it from ESCALATE_DB_URL, migrate the schema (migrations/), and give writers a transaction
 that cannot fail half-way with "database is locked".
 
 SQLite runs in WAL mode with `synchronous=FULL` (commits survive power loss, not only process
@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from .models import ALL_MODELS, database
+from . import migrations
+from .models import database
 
 
 class DatabaseUrlError(ValueError):
@@ -41,8 +42,9 @@ def sqlite_path(url: str) -> str | None:
     return url[len("sqlite:///"):] if url.startswith("sqlite:///") else urlsplit(url).path
 
 
-def connect(url: str) -> peewee.Database:
-    """Open the database named by `url`, bind the models to it and create missing tables."""
+def connect(url: str, *, migrate: bool = True) -> peewee.Database:
+    """Open the database named by `url`, bind the models to it and bring its schema up to date
+    (migrations/: once, under a lock, whoever else is starting)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = sqlite_path(url)
@@ -61,21 +63,27 @@ def connect(url: str) -> peewee.Database:
             timeout=10,
         )
     elif parts.scheme in ("postgresql", "postgres"):
-        if not parts.path.strip("/"):
-            raise DatabaseUrlError("ESCALATE_DB_URL: the postgresql URL names no database (postgresql://user:pass@host/dbname)")
-        db = PortablePostgresqlDatabase(
-            unquote(parts.path.strip("/")), user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None, host=parts.hostname or None,
-            port=parts.port or 5432, connect_timeout=10, application_name="escalate",
-        )
+        params = postgres_params(url)
+        db = PortablePostgresqlDatabase(params.pop("dbname"), **params, application_name="escalate")
     else:
         raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
                                "use sqlite:///path or postgresql://user:pass@host/dbname")
     close()  # a connection to the database bound before (another URL, or the same one reopened)
     database.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables(ALL_MODELS, safe=True)
+    if migrate:
+        migrations.migrate(db)
     return db
+
+
+def postgres_params(url: str) -> dict:
+    """psycopg connection parameters of a postgresql:// URL (also for connections outside peewee)."""
+    parts = urlsplit(url)
+    if not parts.path.strip("/"):
+        raise DatabaseUrlError("ESCALATE_DB_URL: the postgresql URL names no database (postgresql://user:pass@host/dbname)")
+    return {"dbname": unquote(parts.path.strip("/")), "user": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None, "host": parts.hostname or None,
+            "port": parts.port or 5432, "connect_timeout": 10}
 
 
 def close() -> None:

@@ -241,5 +241,28 @@ class Quarantine(BaseModel):
     retried_at = UTCDateTimeField(null=True)
     outcome = peewee.TextField(null=True)  # what `quarantine retry` made of it
 
+    class Meta:
+        # a folder's message is quarantined once, even by two instances racing on it (M4; migration 3)
+        indexes = ((("folder", "uidvalidity", "uid"), True),)
 
-ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine]
+
+# ------------------------------------------------------------------------------------------------
+# several instances on one database (issue 9)
+
+
+class Instance(BaseModel):
+    """One escalate daemon as it last reported itself (heartbeat.py): who, where, since when, and
+    which folders it ingests. A row whose heartbeat is old belongs to a lost instance."""
+
+    name = peewee.CharField(unique=True)  # instance.identity(): host:pid:random
+    host = peewee.CharField()
+    pid = peewee.IntegerField()
+    version = peewee.CharField()
+    started_at = UTCDateTimeField()
+    heartbeat_at = UTCDateTimeField(index=True)  # the wall clock of its host, never --now
+    stopped_at = UTCDateTimeField(null=True)  # set on a clean stop (SIGTERM)
+    holds = JSONField(default=list)  # the folders it holds the ingest lock of, "user@host:port/folder"
+
+
+ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine,
+              Instance]

@@ -1,0 +1,216 @@
+"""Schema migrations for SQLite and PostgreSQL: an ordered list, each applied once, under a lock.
+
+The database records what it has in `schema_migrations` (version, name, applied_at). `migrate()`
+applies the pending migrations in order in one transaction while holding a lock, so several
+instances starting together migrate once and the others wait, then find nothing to do:
+PostgreSQL takes `pg_advisory_xact_lock` on a fixed key, SQLite takes the write lock up front
+(`BEGIN IMMEDIATE`). Both databases have transactional DDL: a failing migration leaves nothing
+half-done. `db.connect()` migrates (the daemon, `run --once`, `init`, every command); when the
+schema is current that costs one query and no lock.
+
+Migration 1 is the baseline: the tables escalate created before it had migrations, frozen as SQL
+per dialect (`0001_baseline.sqlite.sql`, `0001_baseline.postgresql.sql`), every statement
+`IF NOT EXISTS`. A database made by that version (its tables, no `schema_migrations`) is adopted:
+the baseline changes nothing in it, and the later migrations bring it up to date.
+
+Adding a migration (a column, an index or a table), e.g. a lease on Delivery:
+
+ 1. change the model in models.py as usual (`lease_until = UTCDateTimeField(null=True)`);
+ 2. append one entry to MIGRATIONS below, with the next version number:
+        Migration(4, "delivery lease", add_column(Delivery.lease_until)),
+    Steps: `create_table(Model)`, `add_column(Model.field, default_sql=…)` (NOT NULL needs a
+    default for the rows already there), `add_index(Model, ("a", "b"), unique=True)`,
+    `run_sql(sqlite=…, postgresql=…)`; several steps: `steps(a, b, …)`. The helpers skip what
+    already exists, so a table created from today's model and a later column on it do not clash;
+ 3. `pytest tests/unit/test_migrations.py` fails until the migrated schema equals the models.
+
+Never edit a migration that has shipped: add another. On SQLite, avoid anything that rebuilds a
+table (changing a column's type or nullability): with foreign keys on, dropping the old table
+would cascade-delete its children.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import peewee
+
+from ..models import Instance, Quarantine, UTCDateTimeField, database
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[peewee.Database], None]
+
+# pg_advisory_xact_lock key of the migration: fixed, derived from a name so it cannot clash by accident
+MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"escalate:migrate").digest()[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Step
+
+
+class SchemaMigration(peewee.Model):
+    """One applied migration."""
+
+    version = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField()
+    applied_at = UTCDateTimeField()
+
+    class Meta:
+        database = database
+        table_name = "schema_migrations"
+
+
+def dialect(db: peewee.Database) -> str:
+    return "postgresql" if isinstance(db, peewee.PostgresqlDatabase) else "sqlite"
+
+
+# ------------------------------------------------------------------------------------------------
+# steps
+
+
+def run_sql(*, sqlite: str | Iterable[str], postgresql: str | Iterable[str]) -> Step:
+    """Hand-written SQL, one text (or a list of statements) per dialect."""
+    def apply(db: peewee.Database) -> None:
+        statements = {"sqlite": sqlite, "postgresql": postgresql}[dialect(db)]
+        for statement in [statements] if isinstance(statements, str) else statements:
+            db.execute_sql(statement)
+    return apply
+
+
+def sql_file(stem: str) -> Step:
+    """The statements of `<stem>.<dialect>.sql` next to this module (`;` at line ends, `--` comments)."""
+    def apply(db: peewee.Database) -> None:
+        text = (Path(__file__).parent / f"{stem}.{dialect(db)}.sql").read_text(encoding="utf-8")
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+        for statement in body.split(";\n"):
+            if statement.strip():
+                db.execute_sql(statement.strip().rstrip(";"))
+    return apply
+
+
+def create_table(*models: type[peewee.Model]) -> Step:
+    """New tables (with their indexes) from today's models; a table already there is left alone."""
+    def apply(db: peewee.Database) -> None:
+        db.create_tables(models, safe=True)
+    return apply
+
+
+def add_column(field: peewee.Field, *, default_sql: str | None = None) -> Step:
+    """ALTER TABLE … ADD COLUMN for a model field, unless the column exists. A NOT NULL column
+    needs `default_sql` (an SQL literal both dialects read alike, e.g. "0" or "''") for existing rows."""
+    if not field.null and default_sql is None:
+        raise ValueError(f"{field.model.__name__}.{field.name} is NOT NULL: give default_sql for the rows already there")
+
+    def apply(db: peewee.Database) -> None:
+        table = field.model._meta.table_name
+        if field.column_name in {c.name for c in db.get_columns(table)}:
+            return
+        context = db.get_sql_context()
+        column = context.sql(field.ddl(context)).query()[0]
+        db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN {column}' + (f" DEFAULT {default_sql}" if default_sql else ""))
+    return apply
+
+
+def add_index(model: type[peewee.Model], columns: tuple[str, ...], *, unique: bool = False) -> Step:
+    """CREATE [UNIQUE] INDEX IF NOT EXISTS, named as peewee names the indexes of Meta.indexes."""
+    def apply(db: peewee.Database) -> None:
+        table = model._meta.table_name
+        fields = [model._meta.fields[c] for c in columns]
+        names = [f.column_name for f in fields]
+        quoted = ", ".join(f'"{n}"' for n in names)
+        db.execute_sql(f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{table}_{"_".join(names)}" '
+                       f'ON "{table}" ({quoted})')
+    return apply
+
+
+def steps(*parts: Step) -> Step:
+    def apply(db: peewee.Database) -> None:
+        for part in parts:
+            part(db)
+    return apply
+
+
+# ------------------------------------------------------------------------------------------------
+# the migrations, in order: append only
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
+    Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
+    Migration(3, "quarantine: one record per folder message, even when two instances race",
+              add_index(Quarantine, ("folder", "uidvalidity", "uid"), unique=True)),
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# applying them
+
+
+def latest() -> int:
+    return MIGRATIONS[-1].version
+
+
+def applied_versions(db: peewee.Database) -> set[int]:
+    if not db.table_exists(SchemaMigration._meta.table_name):
+        return set()
+    return {version for (version,) in db.execute_sql("SELECT version FROM schema_migrations").fetchall()}
+
+
+def current_version(db: peewee.Database) -> int:
+    """The highest applied migration; 0 for an empty database or one made before migrations."""
+    return max(applied_versions(db), default=0)
+
+
+def pending(db: peewee.Database) -> list[Migration]:
+    done = applied_versions(db)
+    return [m for m in MIGRATIONS if m.version not in done]
+
+
+def is_pre_migration_database(db: peewee.Database) -> bool:
+    """Tables made by the version before migrations, but no record of any migration."""
+    return not db.table_exists(SchemaMigration._meta.table_name) and db.table_exists("ticket")
+
+
+def migrate(db: peewee.Database) -> list[Migration]:
+    """Apply the pending migrations once, whoever else is migrating; returns what this call applied."""
+    done = applied_versions(db)
+    if max(done, default=0) > latest():
+        log.warning("the database schema is at migration %d, newer than this escalate knows (%d); upgrade it",
+                    max(done), latest())
+    if all(m.version in done for m in MIGRATIONS):
+        return []  # the common case: no lock, one query
+    with _migration_lock(db):
+        db.create_tables([SchemaMigration], safe=True)
+        todo = pending(db)  # again, under the lock: another instance may just have done them
+        if todo and todo[0].version == 1 and db.table_exists("ticket"):
+            log.info("adopting a database made before migrations as the baseline")
+        for migration in todo:
+            log.info("applying migration %d: %s", migration.version, migration.name)
+            migration.apply(db)
+            SchemaMigration.insert(version=migration.version, name=migration.name,
+                                   applied_at=datetime.now(timezone.utc)).execute()
+    return todo
+
+
+class _migration_lock:
+    """One transaction holding the migration lock until it commits (or rolls back)."""
+
+    def __init__(self, db: peewee.Database):
+        self.db = db
+        self.transaction = db.atomic("IMMEDIATE") if dialect(db) == "sqlite" else db.atomic()
+
+    def __enter__(self) -> None:
+        self.transaction.__enter__()
+        if dialect(self.db) == "postgresql":
+            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+
+    def __exit__(self, *exc) -> bool | None:
+        return self.transaction.__exit__(*exc)
