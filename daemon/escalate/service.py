@@ -24,6 +24,7 @@ import schedule
 
 from . import clock, db, engine, notify, outbox
 from .config import ConfigError, Settings
+from .heartbeat import Heartbeat
 from .ingest import IngestResult
 from .mailbox import MailboxUnavailable
 from .metrics import Metrics
@@ -185,6 +186,8 @@ class Daemon:
         self.stages = {name: Stage(name, function, self) for name, function in
                        (("ingest", self._ingest), ("tick", tick), ("send", send))}
         self._poller = Poller()
+        # its own thread on the wall clock: says which folders this instance holds (heartbeat.py)
+        self.heartbeat = Heartbeat(self._poller.held)
         self._status: dict[str, str] = {}
         self._rules_stamp = _file_stamp(app.settings.rules_path)  # a changed rules file reloads like SIGHUP
         self._rules_checked = time.monotonic()
@@ -266,6 +269,8 @@ class Daemon:
         if settings.metrics_address:
             host, port = self.metrics.serve(settings.metrics_address)
             log.info("metrics on http://%s:%s/metrics", host, port)
+        self.heartbeat.beat_once()  # listed in `escalate status` from the start
+        self.heartbeat.start()
         log.info("escalate running: %r", settings)
         self.notifier.ready(f"running; rules {settings.rules_path}")
         self.scheduler.run_all()
@@ -295,6 +300,9 @@ class Daemon:
             if stage.is_alive():
                 log.warning("%s still busy at shutdown after %.0f s; leaving it (its work is retried on restart)",
                             stage.stage, STOP_TIMEOUT_SECONDS)
+        if not self.stages["ingest"].is_alive():
+            self._poller.close()  # free the folders for the other instances now
+        self.heartbeat.stop()
         self.metrics.close()
         self.notifier.close()
         log.info("escalate stopped")

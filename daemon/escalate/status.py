@@ -1,5 +1,6 @@
 """`escalate status`: what the daemon is doing, for a person (and --json for scripts) — the same
-facts the metrics endpoint exposes, read from the database and the instance lock."""
+facts the metrics endpoint exposes, read from the database and the instance lock, plus the
+instances sharing the database and the folders each holds (heartbeat.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 from peewee import fn
 
+from . import heartbeat, migrations
 from .clock import iso
 from .config import Settings, redact_url
 from .instance import InstanceLock
-from .models import ACTIVE_STATUSES, FolderState, Outbox, Quarantine, Ticket
+from .models import ACTIVE_STATUSES, FolderState, Outbox, Quarantine, Ticket, database
 
 
 def ticket_counts() -> list[tuple[str, str, int]]:
@@ -31,6 +33,7 @@ def outbox_backlog(now: datetime) -> tuple[int, float | None]:
 
 def collect(settings: Settings, now: datetime) -> dict[str, Any]:
     holder = InstanceLock(settings.db_url).holder()
+    instances = heartbeat.listing(heartbeat.wall_now())  # wall clock: --now simulates tickets, not processes
     counts = ticket_counts()
     by_status: dict[str, int] = {}
     by_tier: dict[str, int] = {}
@@ -41,7 +44,9 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
     queued, oldest_age = outbox_backlog(now)
     overdue = Ticket.select().where((Ticket.next_due_at <= now) & Ticket.status.in_(ACTIVE_STATUSES)).count()
     return {
-        "daemon": {"running": holder is not None, "pid": holder if holder and holder > 0 else None},
+        # on PostgreSQL no lock file: a daemon runs when an instance heartbeats
+        "daemon": {"running": holder is not None or any(i["state"] == "running" for i in instances),
+                   "pid": holder if holder and holder > 0 else None},
         "database": redact_url(settings.db_url),
         "rules": str(settings.rules_path),
         "imap": settings.imap.redacted() if settings.imap else None,
@@ -57,6 +62,8 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
         "folders": [{"folder": f.folder, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,
                      "last_polled_at": iso(f.updated_at)} for f in FolderState.select().order_by(FolderState.folder)],
         "quarantined": Quarantine.select().count(),
+        "instances": instances,
+        "schema_version": migrations.current_version(database),
     }
 
 
@@ -76,6 +83,10 @@ def describe(status: dict[str, Any]) -> str:
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
     ]
+    for instance in status["instances"]:
+        holds = ", ".join(instance["holds"]) or "no folder"
+        lines.append(f"instance {instance['name']}: {instance['state']}, heartbeat {instance['heartbeat_age_seconds']:.0f} s ago"
+                     + (f", ingests {holds}" if instance["state"] == "running" else ""))
     for folder in status["folders"]:
         lines.append(f"folder {folder['folder']}: last UID {folder['last_uid']}, polled {folder['last_polled_at']}")
     return "\n".join(lines)
