@@ -66,7 +66,7 @@ def state(instance: Instance, now: datetime) -> str:
 def listing(now: datetime) -> list[dict[str, Any]]:
     """Every known instance, running ones first; only a running instance holds anything."""
     rows = []
-    for instance in Instance.select().order_by(Instance.started_at):
+    for instance in Instance.select().order_by(Instance.started_at, Instance.name):
         current = state(instance, now)
         rows.append({"name": instance.name, "host": instance.host, "pid": instance.pid, "version": instance.version,
                      "state": current, "started_at": iso(instance.started_at),

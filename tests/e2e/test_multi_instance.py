@@ -1,0 +1,95 @@
+"""M4: two `escalate run` daemons on one PostgreSQL database and one IMAP folder. Exactly one of
+them ingests the folder (status says which); nothing is stored twice; when the holder is killed
+with SIGKILL the other takes the folder over and ingests the mail that arrives afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pytest
+
+from escalate import db
+from escalate.loopback import Dovecot
+from escalate.models import Message, Quarantine, Ticket
+
+from .test_daemon import start_daemon, stop
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll `check` until it returns something true; fail naming `what` after `timeout` (a bound, not a speed target)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+def counts(database_url: str) -> tuple[int, int, int, int]:
+    """(messages, distinct Message-IDs among them, tickets, quarantined) — read fresh from the database."""
+    db.connect(database_url)  # migrates too, when the daemons have not yet: one more racer
+    try:
+        return (Message.select().count(), Message.select(Message.message_id).distinct().count(),
+                Ticket.select().count(), Quarantine.select().count())
+    finally:
+        db.close()
+
+
+def holders(cli) -> dict[int, list[str]]:
+    """pid → folders, of the running instances that `escalate status --json` says hold a folder."""
+    status = json.loads(cli("status", "--json").output)
+    return {i["pid"]: i["holds"] for i in status["instances"] if i["state"] == "running" and i["holds"]}
+
+
+def beats_since(cli, moment: datetime) -> int:
+    """How many running instances have sent a heartbeat after `moment`."""
+    status = json.loads(cli("status", "--json").output)
+    return sum(1 for i in status["instances"] if i["state"] == "running" and datetime.fromisoformat(
+        i["heartbeat_at"].replace("Z", "+00:00")) > moment)
+
+
+def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, cli, dovecot: Dovecot, mail,
+                                                                            database_url):
+    first, second = start_daemon(env), start_daemon(env)
+    daemons = {first.pid: first, second.pid: second}
+    try:
+        for i in range(12):
+            dovecot.append(mail(sender=f"customer{i}@client{i}.example", subject=f"Problem number {i}",
+                                body=f"Something broke ({i})."))
+        wait_until("12 mails stored", lambda: counts(database_url)[0] >= 12)
+        stored_at = datetime.now(timezone.utc)
+        wait_until("both instances heartbeat after that", lambda: beats_since(cli, stored_at) == 2)
+        held = holders(cli)
+        assert list(held.values()) == [[f"support@127.0.0.1:{dovecot.port}/INBOX"]], held
+        [holder_pid] = held
+        assert all(d.poll() is None for d in daemons.values()), "a daemon died"
+
+        # the holder dies without a chance to clean up; its session (and lock) goes with it
+        daemons[holder_pid].send_signal(signal.SIGKILL)
+        daemons[holder_pid].communicate(timeout=10)
+        survivor = daemons[second.pid if holder_pid == first.pid else first.pid]
+        for i in range(12, 18):
+            dovecot.append(mail(sender=f"customer{i}@client{i}.example", subject=f"Problem number {i}",
+                                body=f"Something broke ({i})."))
+        wait_until("the survivor ingests the 6 new mails", lambda: counts(database_url)[0] >= 18)
+        assert wait_until("the survivor holds INBOX", lambda: list(holders(cli)) == [survivor.pid] or None)
+        time.sleep(1.0)  # a few more polls: anything stored twice would show now
+        assert counts(database_url) == (18, 18, 18, 0)  # 0 duplicate messages or tickets, nothing quarantined
+    finally:
+        for daemon in daemons.values():
+            if daemon.poll() is None:
+                code, err = stop(daemon)
+                assert code == 0, err
+
+    status = json.loads(cli("status", "--json").output)
+    states = sorted(i["state"] for i in status["instances"])
+    assert states in (["lost", "stopped"], ["running", "stopped"])  # the killed one is lost once its heartbeat ages
+    assert not [i for i in status["instances"] if i["holds"]]
