@@ -117,6 +117,8 @@ class Poller:
         if name not in self._waiting_for:
             log.info("%s is ingested by another instance; trying to take it over every %.0f s", name,
                      CLAIM_RETRY_SECONDS)
+            if self.mailbox is None and not self.polled_at:  # e.g. `run --once` beside running daemons
+                log.warning("skipping %s: another instance is ingesting it", name)
             self._waiting_for.add(name)
         return False
 

@@ -12,6 +12,7 @@ from peewee import fn
 from . import heartbeat, migrations
 from .clock import iso
 from .config import Settings, redact_url
+from .db import sqlite_path
 from .instance import InstanceLock
 from .models import ACTIVE_STATUSES, FolderState, Outbox, Quarantine, Ticket, database
 
@@ -44,8 +45,9 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
     queued, oldest_age = outbox_backlog(now)
     overdue = Ticket.select().where((Ticket.next_due_at <= now) & Ticket.status.in_(ACTIVE_STATUSES)).count()
     return {
-        # on PostgreSQL no lock file: a daemon runs when an instance heartbeats
-        "daemon": {"running": holder is not None or any(i["state"] == "running" for i in instances),
+        # SQLite: the instance lock says it exactly; PostgreSQL: a daemon runs when an instance heartbeats
+        "daemon": {"running": holder is not None if sqlite_path(settings.db_url) else
+                   any(i["state"] == "running" for i in instances),
                    "pid": holder if holder and holder > 0 else None},
         "database": redact_url(settings.db_url),
         "rules": str(settings.rules_path),
@@ -82,6 +84,7 @@ def describe(status: dict[str, Any]) -> str:
         + (f" (oldest {status['outbox']['oldest_queued_age_seconds']} s)" if status["outbox"]["queued"] else "")
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
+        f"schema:      migration {status['schema_version']}",
     ]
     for instance in status["instances"]:
         holds = ", ".join(instance["holds"]) or "no folder"

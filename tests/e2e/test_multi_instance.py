@@ -93,3 +93,28 @@ def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, 
     states = sorted(i["state"] for i in status["instances"])
     assert states in (["lost", "stopped"], ["running", "stopped"])  # the killed one is lost once its heartbeat ages
     assert not [i for i in status["instances"] if i["holds"]]
+
+
+def test_a_daemon_that_loses_its_lock_session_recovers_and_ingests_once(env, cli, dovecot: Dovecot, mail, database_url):
+    daemon = start_daemon(env)
+    try:
+        dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
+        wait_until("the mail stored", lambda: counts(database_url)[0] >= 1)
+        wait_until("the daemon holds INBOX", lambda: list(holders(cli)) == [daemon.pid] or None)
+
+        # its folder-lock session ends under it (what a PostgreSQL restart does to every session)
+        database = db.connect(database_url)
+        [(terminated,)] = database.execute_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE %s",
+            ("escalate folders %",)).fetchall()
+        db.close()
+        assert terminated == 1
+
+        dovecot.append(mail(sender="dana@other.example", subject="Database down", body="Timeouts."))
+        wait_until("the second mail stored", lambda: counts(database_url)[0] >= 2)
+        assert daemon.poll() is None, "the daemon died"
+        assert list(holders(cli)) == [daemon.pid]  # it took the lock again
+        assert counts(database_url) == (2, 2, 2, 0)
+    finally:
+        code, err = stop(daemon)
+    assert code == 0, err
