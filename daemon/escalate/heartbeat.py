@@ -102,12 +102,14 @@ class Heartbeat(threading.Thread):
             if not self._failing:
                 log.warning("heartbeat not recorded (%s); retrying every %.0f s", error, self.interval)
             self._failing = True
-        finally:
-            db.close()  # this thread's connection: a database restart must not leave it broken
+            db.close()  # this thread's connection may be broken (database restarted): the next beat opens a new one
 
     def run(self) -> None:
-        while not self._stop_requested.wait(self.interval):
-            self.beat_once()
+        try:
+            while not self._stop_requested.wait(self.interval):
+                self.beat_once()
+        finally:
+            db.close()
 
     def stop(self) -> None:
         """Stop beating and record a clean stop."""
