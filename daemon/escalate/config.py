@@ -96,6 +96,13 @@ class Settings:
     attachments_dir: Path | None = None  # default: "attachments" beside the SQLite file (the state dir)
     imap_timeout: float = 60.0  # read timeout on every IMAP call
     idle: bool = True  # wait in IMAP IDLE between polls where the server offers it (daemon only)
+    # several mailboxes: ESCALATE_IMAP_URL holds whitespace-separated URLs; `imap` is the first
+    imap_accounts: tuple[ServerUrl, ...] = ()
+
+    @property
+    def mailboxes(self) -> tuple[ServerUrl, ...]:
+        """Every IMAP account to ingest, the first (`imap`) first."""
+        return self.imap_accounts or ((self.imap,) if self.imap else ())
 
     def __repr__(self) -> str:
         return (f"Settings(imap={self.imap.redacted() if self.imap else None}, "
@@ -106,7 +113,7 @@ class Settings:
         """Every secret in these settings, for the log redactor."""
         values = [self.secret.decode() if self.secret else None,
                   self.previous_secret.decode() if self.previous_secret else None]
-        values += [url.password for url in (self.imap, self.smtp) if url is not None]
+        values += [url.password for url in (*self.mailboxes, self.smtp) if url is not None]
         db_password = urlsplit(self.db_url).password
         return [v for v in values + [db_password] if v]
 
@@ -173,12 +180,18 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Non
         merged.update(read_env_file(Path(file_name)))
     merged.update(env if env is not None else os.environ)
 
-    imap = merged.get("ESCALATE_IMAP_URL")
+    accounts = tuple(parse_server_url("ESCALATE_IMAP_URL", text, ("imap", "imaps", "imap+starttls"))
+                     for text in (merged.get("ESCALATE_IMAP_URL") or "").split())
+    names = [(a.username, a.host, a.port) for a in accounts]
+    if len(set(names)) < len(names):
+        raise ConfigError("ESCALATE_IMAP_URL: an account is named twice; list several folders of one account "
+                          "after its slash, comma-separated (imap://user:pass@host/INBOX,Support)")
     smtp = merged.get("ESCALATE_SMTP_URL")
     secret = merged.get("ESCALATE_SECRET")
     templates = merged.get("ESCALATE_TEMPLATES")
     return Settings(
-        imap=parse_server_url("ESCALATE_IMAP_URL", imap, ("imap", "imaps", "imap+starttls")) if imap else None,
+        imap=accounts[0] if accounts else None,
+        imap_accounts=accounts,
         smtp=parse_server_url("ESCALATE_SMTP_URL", smtp, ("smtp", "smtps", "smtp+starttls")) if smtp else None,
         db_url=merged.get("ESCALATE_DB_URL") or default_db_url(),
         rules_path=Path(merged.get("ESCALATE_RULES") or "rules.yaml"),

@@ -34,10 +34,14 @@ KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "
 SERVER_KEEPALIVE = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
 
 
-def folder_name(imap: ServerUrl, folder: str) -> str:
-    """The folder as every instance names it: account and folder, never the password."""
+def account_name(imap: ServerUrl) -> str:
+    """An IMAP account as every instance names it, "user@host:port" (never the password)."""
     user = f"{imap.username}@" if imap.username else ""
-    return f"{user}{imap.host}:{imap.port}/{folder}"
+    return f"{user}{imap.host}:{imap.port}"
+
+
+def folder_name(imap: ServerUrl, folder: str) -> str:
+    return f"{account_name(imap)}/{folder}"
 
 
 def lock_key(name: str) -> int:
@@ -86,6 +90,19 @@ class FolderLocks:
     def held(self) -> list[str]:
         with self._guard:
             return sorted(self._held)
+
+    def release(self, name: str) -> None:
+        """Let another instance have one folder (this one cannot reach its account)."""
+        if name not in self._held:
+            return
+        if self.postgres and self._connection is not None:
+            try:
+                self._connection.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+            except Exception:  # a broken session has let go of everything anyway
+                self._drop()
+                return
+        with self._guard:
+            self._held.discard(name)
 
     def release_all(self) -> None:
         """Let other instances have the folders (closing the session frees its locks)."""

@@ -52,6 +52,7 @@ class Source:
     folder: str | None
     uidvalidity: int | None
     uid: int | None
+    account: str = ""  # the IMAP account's "user@host:port" (FolderState.account)
 
 
 @dataclass(frozen=True)
@@ -73,30 +74,31 @@ DEFAULT_OPTIONS = IngestOptions()
 
 
 def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Renderer, secret: bytes,
-                  now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> None:
-    """Fetch and store everything new in `folder`, then flag/move it as the admin chose."""
+                  now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS,
+                  account: str = "") -> None:
+    """Fetch and store everything new in `folder` of `account`, then flag/move it as the admin chose."""
     uidvalidity = mailbox.select(folder, writable=options.processed_action != "leave")
-    state = _folder_state(folder, uidvalidity, now)
+    state = _folder_state(account, folder, uidvalidity, now)
     _repair_marks(mailbox, state, options)
     uids = mailbox.uids_after(state.last_uid)
     for batch in mailbox.fetch_batches(uids, max_bytes=options.max_message_bytes):
         if not batch:
             continue
-        store_batch(batch, Source(folder, uidvalidity, None), ruleset, renderer, secret, now, result, options)
+        store_batch(batch, Source(folder, uidvalidity, None, account), ruleset, renderer, secret, now, result, options)
         for _ in batch:
             crashpoints.hit("after-commit")  # the n-th message is committed, not yet marked
         if options.processed_action != "leave":
             uids_done = [fetched.uid for fetched in batch]
             mailbox.mark_processed(uids_done, options.processed_action)
             crashpoints.hit("after-flag-before-checkpoint")
-            FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.folder == folder).execute()
+            FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.id == state.id).execute()
 
 
-def _folder_state(folder: str, uidvalidity: int, now: datetime) -> FolderState:
-    state = FolderState.get_or_none(FolderState.folder == folder)
+def _folder_state(account: str, folder: str, uidvalidity: int, now: datetime) -> FolderState:
+    state = FolderState.get_or_none((FolderState.account == account) & (FolderState.folder == folder))
     if state is None:
         with write_transaction():
-            state = FolderState.create(folder=folder, uidvalidity=uidvalidity, last_uid=0, flagged_uid=0, updated_at=now)
+            state = FolderState.create(account=account, folder=folder, uidvalidity=uidvalidity, last_uid=0, flagged_uid=0, updated_at=now)
     elif state.uidvalidity != uidvalidity:
         # the server renumbered the folder: rescan it all; dedupe makes the rescan store nothing twice (I5)
         with write_transaction():
@@ -127,7 +129,7 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     with write_transaction():
         for fetched in batch:
             crashpoints.hit("after-fetch")
-            one = Source(source.folder, source.uidvalidity, fetched.uid or None)
+            one = Source(source.folder, source.uidvalidity, fetched.uid or None, source.account)
             if fetched.headers_only:
                 outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
                                       f"{options.max_message_bytes}); only the headers were fetched", now)
@@ -136,7 +138,8 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
             outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
-            FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(FolderState.folder == source.folder).execute()
+            FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(
+                (FolderState.account == source.account) & (FolderState.folder == source.folder)).execute()
     result.outcomes.update(outcomes)
     result.tickets_created.extend(created)
 

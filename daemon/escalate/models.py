@@ -50,12 +50,18 @@ class BaseModel(peewee.Model):
 class FolderState(BaseModel):
     """Where ingest stopped in one IMAP folder: each message is fetched once per UIDVALIDITY."""
 
-    folder = peewee.CharField(unique=True)
+    # "user@host:port" of the IMAP account (several mailboxes, migration 4); "" on rows from before,
+    # which the first account adopts (poller.py)
+    account = peewee.CharField(default="")
+    folder = peewee.CharField()
     uidvalidity = peewee.BigIntegerField()
     last_uid = peewee.BigIntegerField(default=0)
     updated_at = UTCDateTimeField()
     # the last UID flagged/moved after its commit; (flagged_uid, last_uid] is re-done after a crash (I2)
     flagged_uid = peewee.BigIntegerField(default=0, null=True)
+
+    class Meta:
+        indexes = ((("account", "folder"), True),)
 
 
 class Incident(BaseModel):

@@ -61,8 +61,10 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
             "oldest_queued_age_seconds": round(oldest_age) if oldest_age is not None else None,
             "failed": Outbox.select().where(Outbox.status == "failed").count(),
         },
-        "folders": [{"folder": f.folder, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,
-                     "last_polled_at": iso(f.updated_at)} for f in FolderState.select().order_by(FolderState.folder)],
+        "imap_accounts": [account.redacted() for account in settings.mailboxes],
+        "folders": [{"folder": f.folder, "account": f.account, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,
+                     "last_polled_at": iso(f.updated_at)}
+                    for f in FolderState.select().order_by(FolderState.account, FolderState.folder)],
         "quarantined": Quarantine.select().count(),
         "instances": instances,
         "schema_version": migrations.current_version(database),
@@ -75,7 +77,7 @@ def describe(status: dict[str, Any]) -> str:
         f"daemon:      {'running, pid ' + str(daemon['pid']) if daemon['running'] else 'not running'}",
         f"database:    {status['database']}",
         f"rules:       {status['rules']}",
-        f"imap:        {status['imap'] or 'not configured'}",
+        f"imap:        {', '.join(status['imap_accounts']) or 'not configured'}",
         f"smtp:        {status['smtp'] or 'not configured'}",
         "tickets:     " + (", ".join(f"{n} {s}" for s, n in sorted(status["tickets"].items())) or "none"),
         "open by tier: " + (", ".join(f"tier {t}: {n}" for t, n in sorted(status["open_tickets_by_tier"].items())) or "none"),
@@ -91,5 +93,5 @@ def describe(status: dict[str, Any]) -> str:
         lines.append(f"instance {instance['name']}: {instance['state']}, heartbeat {instance['heartbeat_age_seconds']:.0f} s ago"
                      + (f", ingests {holds}" if instance["state"] == "running" else ""))
     for folder in status["folders"]:
-        lines.append(f"folder {folder['folder']}: last UID {folder['last_uid']}, polled {folder['last_polled_at']}")
+        lines.append(f"folder {folder['account'] + '/' if len(status['imap_accounts']) > 1 else ''}{folder['folder']}: last UID {folder['last_uid']}, polled {folder['last_polled_at']}")
     return "\n".join(lines)

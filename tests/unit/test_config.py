@@ -46,3 +46,15 @@ def test_env_file_syntax_errors_name_the_line(tmp_path: Path):
     env_file.write_text("ESCALATE_RULES=x\nnot a setting\n")
     with pytest.raises(ConfigError, match=r"bad.env:2: expected KEY=VALUE"):
         read_env_file(env_file)
+
+
+def test_several_imap_accounts_whitespace_separated():
+    settings = load_settings({"ESCALATE_IMAP_URL": "imap://support:pw1@mail.example.com/INBOX\n"
+                                                   "  imaps://sales:pw2@other.example.com/INBOX,Leads",
+                              "ESCALATE_DB_URL": "sqlite:///x.db"})
+    assert [(a.username, a.host, a.folders) for a in settings.mailboxes] == [
+        ("support", "mail.example.com", ("INBOX",)), ("sales", "other.example.com", ("INBOX", "Leads"))]
+    assert settings.imap.username == "support"  # the first is still `imap`
+    assert {"pw1", "pw2"} <= set(settings.secret_values())  # both passwords are kept out of the logs
+    with pytest.raises(ConfigError, match="an account is named twice"):
+        load_settings({"ESCALATE_IMAP_URL": "imap://a:x@h/INBOX imap://a:y@h/Sent", "ESCALATE_DB_URL": "sqlite:///x.db"})

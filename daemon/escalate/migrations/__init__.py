@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import Instance, Quarantine, UTCDateTimeField, database
+from ..models import FolderState, Instance, Quarantine, UTCDateTimeField, database
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,11 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
     Migration(3, "quarantine: one record per folder message, even when two instances race",
               add_index(Quarantine, ("folder", "uidvalidity", "uid"), unique=True)),
+    Migration(4, "folder_state per account: several IMAP accounts may each have an INBOX",
+              steps(add_column(FolderState.account, default_sql="''"),
+                    run_sql(sqlite='DROP INDEX IF EXISTS "folder_state_folder"',
+                            postgresql='DROP INDEX IF EXISTS "folder_state_folder"'),
+                    add_index(FolderState, ("account", "folder"), unique=True))),
 ]
 
 

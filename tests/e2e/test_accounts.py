@@ -1,0 +1,59 @@
+"""Several IMAP accounts in ESCALATE_IMAP_URL (whitespace-separated): each account's folders are
+ingested with a checkpoint of their own, though both are called INBOX."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from escalate import db
+from escalate.loopback import Dovecot
+from escalate.models import FolderState
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def two_accounts(tmp_path):
+    with Dovecot(tmp_path / "two", users={"support": "support-pw", "sales": "sales-pw"}) as server:
+        yield server
+
+
+def tickets(cli) -> list[str]:
+    return sorted(t["subject"] for t in json.loads(cli("tickets", "list", "--json").output))
+
+
+def test_two_accounts_each_with_an_inbox_are_both_ingested_once(env, cli, two_accounts: Dovecot, mail, database_url):
+    env["ESCALATE_IMAP_URL"] = f"{two_accounts.url('support')}  {two_accounts.url('sales')}"
+    two_accounts.append(mail(sender="carl@customer.example", subject="Site down", body="500s."), user="support")
+    two_accounts.append(mail(sender="erin@prospect.example", subject="Quote please", body="For 10 seats."), user="sales")
+    cli("run", "--once")
+    assert tickets(cli) == ["Quote please", "Site down"]
+
+    two_accounts.append(mail(sender="fred@prospect.example", subject="Pricing", body="Annual?"), user="sales")
+    cli("run", "--once")
+    cli("run", "--once")
+    assert tickets(cli) == ["Pricing", "Quote please", "Site down"]
+
+    status = json.loads(cli("status", "--json").output)
+    port = two_accounts.port
+    assert sorted((f["account"], f["folder"], f["last_uid"]) for f in status["folders"]) == [
+        (f"sales@127.0.0.1:{port}", "INBOX", 2), (f"support@127.0.0.1:{port}", "INBOX", 1)]
+    assert "sales-pw" not in json.dumps(status) and "support-pw" not in json.dumps(status)
+
+
+def test_a_checkpoint_from_before_accounts_belongs_to_the_first_account(env, cli, two_accounts: Dovecot, mail,
+                                                                          database_url):
+    env["ESCALATE_IMAP_URL"] = two_accounts.url("support")
+    two_accounts.append(mail(sender="carl@customer.example", subject="Site down", body="500s."), user="support")
+    cli("run", "--once")
+    db.connect(database_url)
+    FolderState.update(account="").execute()  # as migration 4 leaves the rows of a single-account database
+    db.close()
+
+    env["ESCALATE_IMAP_URL"] = f"{two_accounts.url('support')} {two_accounts.url('sales')}"
+    cli("run", "--once")
+    db.connect(database_url)
+    rows = sorted((f.account.split("@")[0], f.folder, f.last_uid) for f in FolderState.select())
+    assert rows == [("sales", "INBOX", 0), ("support", "INBOX", 1)]  # adopted, not read again from UID 0
