@@ -57,3 +57,17 @@ def test_a_checkpoint_from_before_accounts_belongs_to_the_first_account(env, cli
     db.connect(database_url)
     rows = sorted((f.account.split("@")[0], f.folder, f.last_uid) for f in FolderState.select())
     assert rows == [("sales", "INBOX", 0), ("support", "INBOX", 1)]  # adopted, not read again from UID 0
+
+
+def test_one_account_down_does_not_stop_the_others(env, cli, two_accounts: Dovecot, mail, database_url):
+    import socket
+    with socket.socket() as probe:  # a port nothing listens on: the second account's server is down
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    env["ESCALATE_IMAP_URL"] = f"imap://sales:x@127.0.0.1:{dead_port}/INBOX {two_accounts.url('support')}"
+    two_accounts.append(mail(sender="carl@customer.example", subject="Site down", body="500s."), user="support")
+    cli("run", "--once")
+    assert tickets(cli) == ["Site down"]
+
+    env["ESCALATE_IMAP_URL"] = f"imap://sales:x@127.0.0.1:{dead_port}/INBOX"
+    cli("run", "--once", expect=1)  # all accounts down: the cycle fails as it always has
