@@ -49,6 +49,19 @@ def holders(cli) -> dict[int, list[str]]:
     return {i["pid"]: i["holds"] for i in status["instances"] if i["state"] == "running" and i["holds"]}
 
 
+def stop_all(daemons) -> list[tuple[int, str]]:
+    """SIGTERM every daemon still running and collect (exit status, stderr): all are stopped before
+    any is judged, so a failing test never leaves one behind."""
+    exits = []
+    for daemon in daemons:
+        if daemon.poll() is None:
+            try:
+                exits.append(stop(daemon))
+            except AssertionError as error:  # killed after the stop timeout
+                exits.append((-9, str(error)))
+    return exits
+
+
 def beats_since(cli, moment: datetime) -> int:
     """How many running instances have sent a heartbeat after `moment`."""
     status = json.loads(cli("status", "--json").output)
@@ -84,10 +97,8 @@ def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, 
         time.sleep(1.0)  # a few more polls: anything stored twice would show now
         assert counts(database_url) == (18, 18, 18, 0)  # 0 duplicate messages or tickets, nothing quarantined
     finally:
-        for daemon in daemons.values():
-            if daemon.poll() is None:
-                code, err = stop(daemon)
-                assert code == 0, err
+        exits = stop_all(daemons.values())
+    assert all(code == 0 for code, _err in exits), exits
 
     status = json.loads(cli("status", "--json").output)
     states = sorted(i["state"] for i in status["instances"])
@@ -116,5 +127,5 @@ def test_a_daemon_that_loses_its_lock_session_recovers_and_ingests_once(env, cli
         assert list(holders(cli)) == [daemon.pid]  # it took the lock again
         assert counts(database_url) == (2, 2, 2, 0)
     finally:
-        code, err = stop(daemon)
+        [(code, err)] = stop_all([daemon])
     assert code == 0, err
