@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import audit, crashpoints, tickets
+from . import audit, crashpoints, prepared, tickets
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket, database
@@ -198,10 +198,10 @@ def _evaluate_once(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret:
             if fires_at > now:
                 upcoming.append(fires_at)
                 continue
-            escalation = Escalation.create(
-                ticket=ticket, rule=rule.name, tier=rule.escalate_to or ticket.tier or 0, step=0,
-                started_at=fires_at, last_step_due_at=fires_at,
-                state="active" if rule.notifies else "ended")
+            values = {"ticket": ticket, "rule": rule.name, "tier": rule.escalate_to or ticket.tier or 0, "step": 0,
+                      "started_at": fires_at, "last_step_due_at": fires_at,
+                      "state": "active" if rule.notifies else "ended"}
+            escalation = Escalation(id=prepared.insert(Escalation, values), **values)
             escalations[rule.name] = escalation
             queued += _fire(ticket, escalation, rule, ruleset, renderer, secret, now, touched)
             step = 0

@@ -173,7 +173,12 @@ class Outbox(BaseModel):
     mail_from = peewee.CharField()
     recipients = JSONField()
     subject = peewee.TextField()
-    raw = peewee.BlobField()
+    # the mail's bytes; NULL until the sender renders it (render.py) from the three columns below,
+    # which the tick wrote: rendering costs the sender, not the escalation decision
+    raw = peewee.BlobField(null=True)
+    template = peewee.CharField(null=True)  # templates/<template>.{txt,html}.j2
+    context = JSONField(null=True)  # the template's variables as they were when the mail was decided
+    headers = JSONField(null=True)  # reply_to, thread (null: derived from earlier rows), extra headers
     status = peewee.CharField(default="queued", index=True)  # queued, sent, failed, suppressed, cancelled
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(index=True)
@@ -197,8 +202,9 @@ class Delivery(BaseModel):
     outbox = peewee.ForeignKeyField(Outbox, backref="deliveries", on_delete="CASCADE")
     recipient = peewee.CharField()
     mail_from = peewee.CharField()  # the VERP return path for this recipient
-    # queued, sent, failed (5xx to the message), refused (5xx to this recipient at RCPT), bounced,
-    # suppressed (a loop cap), cancelled
+    # rendering (its mail is not rendered yet: the sender never claims it), queued, sent, failed
+    # (5xx to the message, or the mail could not be rendered), refused (5xx to this recipient at
+    # RCPT), bounced, suppressed (a loop cap), cancelled
     status = peewee.CharField(default="queued")
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField()

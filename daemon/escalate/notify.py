@@ -1,6 +1,7 @@
-"""Decide what a notification says and queue it: render templates, build the mail, write the
-outbox row and one delivery per recipient — all inside the caller's transaction, so a state
-change and the mail announcing it commit together or not at all.
+"""Decide what a notification says and queue it: its template and variables, recipients,
+Message-ID and reply token, written as an outbox row with one delivery per recipient — all inside
+the caller's transaction, so a state change and the mail announcing it commit together or not at
+all. The sender renders the row into MIME bytes before sending it (render.py).
 
 Recipients always come from the rules (a tier's group, its lead, a consulted department, the
 informed list) or from the stored ticket (the customer), never from a message's headers (N9).
@@ -16,11 +17,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-import peewee
-
-from . import audit, ratelimit, tokens, verp
-from .compose import build_mail
-from .models import Delivery, Escalation, Event, Message, Outbox, Ticket, database
+from . import audit, prepared, ratelimit, tokens, verp
+from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
 from .rules.durations import format_duration
 from .rules.model import Rule, Ruleset, Tier, normalise_address
 from .templates import Renderer
@@ -66,38 +64,60 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
     }
 
 
+# The two lookups every escalation mail makes, as prepared statements (prepared.py): only the
+# columns the mail shows, not the stored message's raw bytes.
+_LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
+                          'WHERE "ticket_id" = ? AND "kind" = \'customer\' ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
+_HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_id" = ? '
+            f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
+
+
 def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
-    message = (Message.select().where((Message.ticket == ticket) & (Message.kind == "customer"))
-               .order_by(Message.received_at.desc(), Message.id.desc()).first())
-    if message is None:
+    rows = prepared.select("last-customer-message", _LAST_CUSTOMER_MESSAGE, [ticket.id])
+    if not rows:
         return None
+    new_text, body_text, from_addr, received_at = rows[0]
     # new_text is the message without its quoted history (parse.py strips it)
-    text = (message.new_text or message.body_text or "").strip()
+    text = (new_text or body_text or "").strip()
     if len(text) > LAST_MESSAGE_CHARS:
         text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
-    return {"sender": message.from_addr or "unknown", "at": _when(message.received_at), "text": text}
+    return {"sender": from_addr or "unknown", "at": _when(Message.received_at.python_value(received_at)), "text": text}
 
 
 def _history(ticket: Ticket) -> list[dict[str, Any]]:
-    events = (Event.select().where(Event.ticket == ticket).order_by(Event.at.desc(), Event.id.desc())
-              .limit(HISTORY_EVENTS))
-    return [{"at": _when(e.at), "actor": e.actor, "action": e.action, "rule": e.rule} for e in reversed(list(events))]
+    events = prepared.select("history", _HISTORY, [ticket.id])
+    return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
+            for at, actor, action, rule in reversed(events)]
 
 
-def _thread_ids(ticket: Ticket | None) -> list[str]:
-    """The ticket's first message and our earlier notifications: what a reply's client threads on."""
-    if ticket is None:
+def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> list[str]:
+    """The ticket's first message and our earlier notifications (the last ten before
+    `before_outbox_id`, when given): what a reply's client threads on."""
+    if ticket_id is None:
         return []
-    first = (Message.select(Message.message_id).where((Message.ticket == ticket) & Message.message_id.is_null(False))
+    first = (Message.select(Message.message_id).where((Message.ticket == ticket_id) & Message.message_id.is_null(False))
              .order_by(Message.id).first())
-    sent = (Outbox.select(Outbox.message_id).where(Outbox.ticket == ticket).order_by(Outbox.id.desc()).limit(10))
+    sent = Outbox.select(Outbox.message_id).where(Outbox.ticket == ticket_id)
+    if before_outbox_id is not None:
+        sent = sent.where(Outbox.id < before_outbox_id)
     ids = [first.message_id] if first else []
-    ids += [row.message_id for row in reversed(list(sent))]
+    ids += [row.message_id for row in reversed(list(sent.order_by(Outbox.id.desc()).limit(10)))]
     return ids
 
 
-def team_addresses(ruleset: Ruleset) -> set[str]:
+_team: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
+
+
+def team_addresses(ruleset: Ruleset) -> frozenset[str]:
     """Our own people: tier groups, rosters and leads (the per-address cap is for everyone else)."""
+    global _team
+    cached = _team
+    if cached is None or cached[0] is not ruleset:
+        cached = _team = (ruleset, frozenset(_team_addresses(ruleset)))
+    return cached[1]
+
+
+def _team_addresses(ruleset: Ruleset) -> set[str]:
     found = {ruleset.support_address}
     for tier in ruleset.tiers:
         found.add(normalise_address(tier.group))
@@ -126,46 +146,50 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
            tier_level: int | None = None, escalation: Escalation | None = None, rule: str | None = None,
            step: int | None = None, due_at: datetime | None = None,
            caps: ratelimit.Caps = ratelimit.DEFAULT_CAPS, thread: list[str] | None = None) -> Outbox | None:
-    """Render, build and record one notification with a delivery per recipient; None when this
-    (ticket, rule, step, due) was queued already (N10)."""
-    recipients = list(dict.fromkeys(normalise_address(r) for r in recipients if normalise_address(r)))
+    """Record one notification with a delivery per recipient; None when this (ticket, rule, step,
+    due) was queued already (N10).
+
+    What the mail will say is decided here and stored — the template, a JSON snapshot of its
+    variables, the Message-ID with its reply token, recipients, subject, reply address — but it is
+    rendered into bytes by the sender (render.py), so deciding costs the tick little. Its
+    deliveries wait in "rendering", which the sender never claims, until it is rendered."""
+    recipients = [r for r in dict.fromkeys(normalise_address(r) for r in recipients) if r]
     if not recipients:
         return None
-    rendered = renderer.render(template, context)
     # the reply token binds the notification to the ticket and tier; tier 0 = no tier can act on it
     message_id = tokens.new_message_id(secret, ticket.ref if ticket else "-", tier_level or 0,
                                        _domain(ruleset.support_address))
-    thread = _thread_ids(ticket) if thread is None else thread
-    extra = {"X-Escalate-Ticket": ticket.ref} if ticket else {}
-    extra["X-Escalate-Kind"] = kind
-    raw = build_mail(
-        mail_from=ruleset.support_address, from_name=SENDER_NAME, to=recipients, subject=subject,
-        text=rendered.text, html=rendered.html, message_id=message_id, date=now,
-        in_reply_to=thread[-1] if thread else None, references=thread, reply_to=(tokens.plus_address(ruleset.support_address, message_id)
-                                                       if ruleset.plus_address_replies else ruleset.support_address),
-        extra_headers=extra,
-    )
+    extra = [["X-Escalate-Ticket", ticket.ref]] if ticket else []
+    extra.append(["X-Escalate-Kind", kind])
+    headers = {
+        # None: the ticket's first message and the notifications before this one (render.py), the
+        # same list whenever it is rendered, since outbox rows are only ever added
+        "thread": thread,
+        "reply_to": (tokens.plus_address(ruleset.support_address, message_id)
+                     if ruleset.plus_address_replies else ruleset.support_address),
+        "extra": extra,
+    }
     ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps) if ticket else None
     reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
     suppressed = {r: why for r, why in reasons.items() if why}
-    try:
-        with database.atomic():  # a savepoint: a duplicate leaves the outer transaction intact
-            row = Outbox.create(
-                ticket=ticket, escalation=escalation, kind=kind, rule=rule, step=step, due_at=due_at,
-                tier=tier_level, message_id=message_id, mail_from=ruleset.support_address,
-                recipients=recipients, subject=subject, raw=raw,
-                status="suppressed" if len(suppressed) == len(recipients) else "queued",
-                last_error="; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
-                next_attempt_at=now, created_at=now,
-            )
-    except peewee.IntegrityError:
+    values = {
+        "ticket": ticket, "escalation": escalation, "kind": kind, "rule": rule, "step": step, "due_at": due_at,
+        "tier": tier_level, "message_id": message_id, "mail_from": ruleset.support_address,
+        "recipients": recipients, "subject": subject, "raw": None, "template": template, "context": context,
+        "headers": headers, "status": "suppressed" if len(suppressed) == len(recipients) else "queued",
+        "last_error": "; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
+        "next_attempt_at": now, "created_at": now, "attempts": 0,
+    }
+    row_id = prepared.insert(Outbox, values, ignore_conflict=True)
+    if row_id is None:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)
         return None
-    Delivery.insert_many([{
-        "outbox": row.id, "recipient": r, "mail_from": verp.return_path(ruleset.support_address, row.id, i, r, secret),
-        "status": "suppressed" if r in suppressed else "queued", "last_error": suppressed.get(r),
-        "next_attempt_at": now, "created_at": now,
-    } for i, r in enumerate(recipients)]).execute()
+    row = Outbox(id=row_id, **values)
+    prepared.insert_many(Delivery, [{
+        "outbox": row_id, "recipient": r, "mail_from": verp.return_path(ruleset.support_address, row_id, i, r, secret),
+        "status": "suppressed" if r in suppressed else "rendering", "last_error": suppressed.get(r),
+        "attempts": 0, "next_attempt_at": now, "created_at": now,
+    } for i, r in enumerate(recipients)])
     if suppressed:
         audit.record(ticket, now, "escalate", "notification-suppressed", rule=rule, outbox=row.id, kind=kind,
                      reasons=suppressed)

@@ -6,6 +6,7 @@ built, so the methods below trust their fields.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from .calendar import ALWAYS_NAME, Calendar
 from .facts import TicketFacts
 
 
+@functools.lru_cache(maxsize=4096)  # the same few team addresses, for every notification a tick queues
 def normalise_address(address: str) -> str:
     """The lowercased addr-spec of `address` ("Alice <Alice@Example.com>" -> "alice@example.com")."""
     return parseaddr(address or "")[1].strip().lower()
