@@ -20,7 +20,10 @@ from typing import Any, Callable
 from . import audit, prepared, ratelimit, tokens, verp
 from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
 from .rules.durations import format_duration
-from .rules.model import Rule, Ruleset, Tier, normalise_address
+from .clock import parse_time
+from .rules import clocks
+from .rules.facts import TicketFacts
+from .rules.model import Rule, Ruleset, Severity, Tier, normalise_address
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,21 @@ def _domain(address: str) -> str:
 
 def _when(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
+
+
+def resolution_due(ticket: Ticket, severity: Severity, ruleset: Ruleset) -> datetime | None:
+    """When the ticket's resolution target falls due, as the engine counts it: the severity's
+    calendar (business hours, holidays) from creation, waits on the customer left out. None
+    without a target, or while the ticket waits on the customer (the clock is paused)."""
+    if severity.resolution is None:
+        return None
+    facts = TicketFacts(
+        status=ticket.status, severity=severity.name, tier=ticket.tier, created_at=ticket.created_at,
+        first_response_at=ticket.first_response_at, last_customer_message_at=ticket.last_customer_message_at,
+        last_agent_message_at=ticket.last_agent_message_at, acknowledged=ticket.acknowledged_at is not None,
+        waiting_periods=tuple((parse_time(a), parse_time(b)) for a, b in (ticket.waiting_periods or [])),
+        waiting_since=ticket.waiting_since)
+    return clocks.due(facts, ruleset, ticket.created_at, severity.resolution)
 
 
 def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
@@ -58,7 +76,7 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
         "created_at": _when(ticket.created_at),
         "age": format_duration(max(now - ticket.created_at, timedelta(0))),
         "first_response_at": _when(ticket.first_response_at),
-        "resolution_due_at": _when(ticket.created_at + severity.resolution) if severity.resolution else None,
+        "resolution_due_at": _when(resolution_due(ticket, severity, ruleset)),
         "resolved_at": _when(ticket.resolved_at),
         "message_count": ticket.message_count,
     }
