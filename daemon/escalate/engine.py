@@ -44,6 +44,7 @@ class TickResult:
     notifications: int = 0
     escalated: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    digests: int = 0  # informed-list digests queued after the tick (service.tick, digest.py)
 
 
 def _periods(ticket: Ticket) -> tuple[tuple[datetime, datetime], ...]:

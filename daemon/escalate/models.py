@@ -222,6 +222,19 @@ class Delivery(BaseModel):
         )
 
 
+class Digest(BaseModel):
+    """One informed list's daily digest: the unique key makes it once per list and day, whatever
+    the restarts or the instances sharing the database (digest.py)."""
+
+    recipients = peewee.CharField()  # the list, normalised, sorted and comma-joined
+    period_end = UTCDateTimeField()  # the digest moment (rules' digest.at, in the rules' timezone)
+    outbox = peewee.ForeignKeyField(Outbox, null=True, on_delete="SET NULL")
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("recipients", "period_end"), True),)
+
+
 class Event(BaseModel):
     """The audit log: who did what, when, and why (which rule)."""
 
@@ -248,4 +261,5 @@ class Quarantine(BaseModel):
     outcome = peewee.TextField(null=True)  # what `quarantine retry` made of it
 
 
-ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine]
+ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine,
+              Digest]

@@ -322,14 +322,19 @@ def queue_input_request(*, ticket: Ticket, department: str, address: str, questi
 
 
 def queue_digest(*, recipients: list[str], period_start: datetime, period_end: datetime, ruleset: Ruleset,
-                 renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
-    """The daily digest for the informed list: what escalated, what is still open. Once per period
-    and recipient list (a second call for the same period returns None)."""
+                 renderer: Renderer, secret: bytes, now: datetime, ticket_ids: list[int] | None = None) -> Outbox | None:
+    """The daily digest for the informed list: what escalated (the tickets rules added to this
+    list's digest, `ticket_ids`; without them every ticket that escalated in the period), what was
+    resolved, what is still open. Once per period and recipient list (a second call for the same
+    period returns None; digest.py adds a unique key for instances racing each other)."""
     key = "digest:" + ",".join(sorted(normalise_address(r) for r in recipients))
     if Outbox.select().where((Outbox.kind == "digest") & (Outbox.rule == key) & (Outbox.due_at == period_end)).exists():
         return None
-    escalated = (Ticket.select().join(Escalation).where((Escalation.started_at >= period_start)
-                                                        & (Escalation.started_at < period_end)).distinct())
+    if ticket_ids is not None:
+        escalated = Ticket.select().where(Ticket.id.in_(ticket_ids))
+    else:
+        escalated = (Ticket.select().join(Escalation).where((Escalation.started_at >= period_start)
+                                                            & (Escalation.started_at < period_end)).distinct())
     still_open = Ticket.select().where(Ticket.status.in_(("new", "open", "waiting")) & Ticket.tier.is_null(False))
     resolved = Ticket.select().where((Ticket.resolved_at >= period_start) & (Ticket.resolved_at < period_end))
     context = {

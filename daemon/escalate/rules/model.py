@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 from typing import Any
 
@@ -192,6 +192,7 @@ class Ruleset:
     incidents: Any = None  # IncidentPolicy, or None: similar tickets are not grouped
     acknowledge_customers: bool = False  # tell a customer their mail became a ticket (notify.queue_acknowledgement)
     plus_address_replies: bool = False  # Reply-To support+<token>@…: replies prove themselves without In-Reply-To
+    digest_at: time = time(8, 0)  # the informed lists' daily digest goes out then, in `timezone` (digest.py)
     _tiers: dict[int, Tier] = field(init=False, repr=False, compare=False)
     _severities: dict[str, Severity] = field(init=False, repr=False, compare=False)
     _calendars: dict[str, Calendar] = field(init=False, repr=False, compare=False)
