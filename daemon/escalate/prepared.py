@@ -20,11 +20,11 @@ _texts: dict[tuple, str] = {}
 
 
 def _text(key: tuple, build) -> str:
-    db = database.obj
-    full = (id(db), *key)
+    param = database.obj.param  # the only thing in the text that differs between the databases
+    full = (param, *key)
     text = _texts.get(full)
     if text is None:
-        text = _texts[full] = build(db.param)
+        text = _texts[full] = build(param)
     return text
 
 
