@@ -11,11 +11,14 @@ Before anything is queued the loop caps are checked (ratelimit.py); capped mail 
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import email
 import email.policy
 import logging
+import threading
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import audit, prepared, ratelimit, tokens, verp
 from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
@@ -149,14 +152,113 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
                 caps: ratelimit.Caps, ticket_reason: str | None) -> str | None:
     if ticket_reason:
         return ticket_reason
-    dead = ratelimit.dead_address(recipient, now, caps)
+    batch = _deferred()
+    if batch is not None:
+        dead = batch.dead.get(recipient, False)
+        if dead is False:  # asked once per batch: no delivery is refused or bounces during a tick
+            dead = batch.dead[recipient] = ratelimit.dead_address(recipient, now, caps)
+    else:
+        dead = ratelimit.dead_address(recipient, now, caps)
     if dead:
         return dead
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
     if recipient not in team_addresses(ruleset):
-        return ratelimit.address_cap(recipient, now, caps.per_address)
+        return ratelimit.address_cap(recipient, now, caps.per_address,
+                                     also=batch.per_address[recipient] if batch is not None else 0)
     return None
+
+
+# -- a tick's batch: its notifications written together -------------------------------------------
+
+class DeferredMail:
+    """The notifications one tick batch decides, written together when the batch ends: one
+    multi-row INSERT for the outbox rows and one for their deliveries, instead of two statements
+    per notification. The loop caps count what is pending; a ticket whose evaluation fails drops
+    its pending mail with its savepoint (`mark`/`rollback`)."""
+
+    def __init__(self, secret: bytes):
+        self.secret = secret
+        self.rows: list[tuple[dict[str, Any], list[str], dict[str, str]]] = []  # values, recipients, suppressed
+        self.dead: dict[str, str | None] = {}  # recipient -> dead-address reason, asked once per batch
+        self.per_ticket: collections.Counter[int] = collections.Counter()
+        self.per_address: collections.Counter[str] = collections.Counter()
+
+    def add(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str]) -> None:
+        self.rows.append((values, recipients, suppressed))
+        self._count(values, recipients, suppressed, 1)
+
+    def _count(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str], sign: int) -> None:
+        if values["status"] != "suppressed" and values["ticket"] is not None:
+            self.per_ticket[values["ticket"].id] += sign
+        for recipient in recipients:
+            if recipient not in suppressed:
+                self.per_address[recipient] += sign
+
+    def mark(self) -> int:
+        return len(self.rows)
+
+    def rollback(self, mark: int) -> None:
+        for values, recipients, suppressed in self.rows[mark:]:
+            self._count(values, recipients, suppressed, -1)
+        del self.rows[mark:]
+
+    def flush(self) -> int:
+        """Write the pending rows (inside the batch's transaction); returns how many were already
+        queued (N10: the unique key keeps the first) and so were not written again."""
+        rows, self.rows = self.rows, []
+        self.per_ticket.clear()
+        self.per_address.clear()
+        duplicates = 0
+        for start in range(0, len(rows), FLUSH_ROWS):
+            chunk = rows[start:start + FLUSH_ROWS]
+            ids = dict(prepared.insert_returning(Outbox, [values for values, _, _ in chunk], "message_id",
+                                                 ignore_conflict=True))
+            deliveries = []
+            for values, recipients, suppressed in chunk:
+                row_id = ids.get(values["message_id"])
+                if row_id is None:
+                    duplicates += 1
+                    continue
+                deliveries += _deliveries(row_id, values, recipients, suppressed, self.secret)
+                if suppressed:
+                    _record_suppressed(Outbox(id=row_id, **values), suppressed)
+            prepared.insert_many(Delivery, deliveries)
+        return duplicates
+
+
+FLUSH_ROWS = 100  # outbox rows per INSERT: well inside SQLite's limit of 32,766 parameters
+_local = threading.local()
+
+
+def _deferred() -> DeferredMail | None:
+    return getattr(_local, "batch", None)
+
+
+@contextlib.contextmanager
+def deferred(secret: bytes) -> Iterator[DeferredMail]:
+    """Within this block (one tick batch, inside its transaction), notifications of this thread
+    are written by `DeferredMail.flush`, which the caller runs before the transaction commits."""
+    batch = _local.batch = DeferredMail(secret)
+    try:
+        yield batch
+    finally:
+        _local.batch = None
+
+
+def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
+                secret: bytes) -> list[dict[str, Any]]:
+    now = values["created_at"]
+    return [{"outbox": row_id, "recipient": r,
+             "mail_from": verp.return_path(values["mail_from"], row_id, i, r, secret),
+             "status": "suppressed" if r in suppressed else "rendering", "last_error": suppressed.get(r),
+             "attempts": 0, "next_attempt_at": now, "created_at": now} for i, r in enumerate(recipients)]
+
+
+def _record_suppressed(row: Outbox, suppressed: dict[str, str]) -> None:
+    audit.record(row.ticket, row.created_at, "escalate", "notification-suppressed", rule=row.rule, outbox=row.id,
+                 kind=row.kind, reasons=suppressed)
+    log.warning("suppressed %s %s to %s: %s", row.kind, row.id, ", ".join(suppressed), "; ".join(set(suppressed.values())))
 
 
 def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: str, template: str,
@@ -187,7 +289,9 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
                      if ruleset.plus_address_replies else ruleset.support_address),
         "extra": extra,
     }
-    ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps) if ticket else None
+    batch = _deferred()
+    ticket_reason = (ratelimit.ticket_cap(ticket.id, now, caps, also=batch.per_ticket[ticket.id] if batch else 0)
+                     if ticket else None)
     reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
     suppressed = {r: why for r, why in reasons.items() if why}
     values = {
@@ -198,20 +302,18 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
         "last_error": "; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
         "next_attempt_at": now, "created_at": now, "attempts": 0,
     }
+    if batch is not None:
+        # a tick: written with the rest of its batch (DeferredMail.flush); the row has no id yet
+        batch.add(values, recipients, suppressed)
+        return Outbox(**values)
     row_id = prepared.insert(Outbox, values, ignore_conflict=True)
     if row_id is None:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)
         return None
     row = Outbox(id=row_id, **values)
-    prepared.insert_many(Delivery, [{
-        "outbox": row_id, "recipient": r, "mail_from": verp.return_path(ruleset.support_address, row_id, i, r, secret),
-        "status": "suppressed" if r in suppressed else "rendering", "last_error": suppressed.get(r),
-        "attempts": 0, "next_attempt_at": now, "created_at": now,
-    } for i, r in enumerate(recipients)])
+    prepared.insert_many(Delivery, _deliveries(row_id, values, recipients, suppressed, secret))
     if suppressed:
-        audit.record(ticket, now, "escalate", "notification-suppressed", rule=rule, outbox=row.id, kind=kind,
-                     reasons=suppressed)
-        log.warning("suppressed %s %s to %s: %s", kind, row.id, ", ".join(suppressed), "; ".join(set(suppressed.values())))
+        _record_suppressed(row, suppressed)
     return row
 
 

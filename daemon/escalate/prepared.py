@@ -47,6 +47,28 @@ def insert(model: type[peewee.Model], values: dict[str, Any], *, ignore_conflict
     return row[0] if row else None
 
 
+def insert_returning(model: type[peewee.Model], rows: list[dict[str, Any]], key: str, *,
+                     ignore_conflict: bool = False) -> list[tuple[Any, int]]:
+    """INSERT rows that all name the same columns in one statement; (row[key], id) of each row
+    written (with `ignore_conflict`, rows a unique key already had are left out). `key` names a
+    unique column: RETURNING gives rows in no promised order."""
+    if not rows:
+        return []
+    fields = _columns(model, rows[0])
+    returned = model._meta.fields[key].column_name
+
+    def build(p: str) -> str:
+        columns = ", ".join(f'"{f.column_name}"' for f in fields)
+        one = "(" + ", ".join([p] * len(fields)) + ")"
+        conflict = " ON CONFLICT DO NOTHING" if ignore_conflict else ""
+        return (f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES {", ".join([one] * len(rows))}'
+                f'{conflict} RETURNING "{returned}", "id"')
+
+    text = _text(("insert_returning", model, tuple(rows[0]), len(rows), key, ignore_conflict), build)
+    params = [f.db_value(v) for row in rows for f, v in zip(fields, row.values())]
+    return [(value, row_id) for value, row_id in database.obj.execute_sql(text, params).fetchall()]
+
+
 def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
     """INSERT rows that all name the same columns, in one executemany."""
     if not rows:

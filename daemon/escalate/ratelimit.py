@@ -73,25 +73,28 @@ def _longest(windows: tuple[Window, ...]) -> tuple[timedelta, int]:
     return max(w for w, _ in windows), max(n for _, n in windows)
 
 
-def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
-    """Why one more mail about this ticket would exceed its cap, or None."""
+def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS, *, also: int = 0) -> str | None:
+    """Why one more mail about this ticket would exceed its cap, or None. `also`: mails about it
+    decided at `now` and not written yet (a tick writes its batch's mail together)."""
     span, most = _longest(caps.per_ticket)
     # asked for every notification a tick queues: a prepared statement (prepared.py)
     rows = prepared.select(f"ticket-cap-{most}", _TICKET_TIMES.format(limit=most),
                            [ticket_id, Outbox.created_at.db_value(now - span)])
-    times = [Outbox.created_at.python_value(at) for (at,) in rows]
+    times = [Outbox.created_at.python_value(at) for (at,) in rows] + [now] * also
     return _over(times, caps.per_ticket, now, "this ticket")
 
 
-def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kinds: tuple[str, ...] | None = None) -> str | None:
-    """Why one more mail to `address` (optionally: of these kinds) would exceed `windows`, or None."""
+def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kinds: tuple[str, ...] | None = None,
+                also: int = 0) -> str | None:
+    """Why one more mail to `address` (optionally: of these kinds) would exceed `windows`, or None.
+    `also`: mails to it decided at `now` and not written yet."""
     span, most = _longest(windows)
     query = (Delivery.select(Delivery.created_at).join(Outbox)
              .where((Delivery.recipient == address) & (Delivery.created_at > now - span)
                     & Delivery.status.in_(COUNTED)))
     if kinds:
         query = query.where(Outbox.kind.in_(kinds))
-    times = [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)]
+    times = [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)] + [now] * also
     return _over(times, windows, now, address)
 
 
