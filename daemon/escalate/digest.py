@@ -49,9 +49,16 @@ def additions(start: datetime, end: datetime) -> dict[tuple[str, ...], list[int]
     return dict(found)
 
 
+# a Digest row under this name says a day's digests were all queued: later ticks that day need
+# not read the day's events again (one indexed lookup per tick instead)
+DAY_DONE = "*"
+
+
 def queue_due(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> list[Outbox]:
     """Queue every digest due by `now` that was not queued yet; the rows queued."""
     start, end = period(now, ruleset)
+    if Digest.select().where((Digest.recipients == DAY_DONE) & (Digest.period_end == end)).exists():
+        return []
     queued: list[Outbox] = []
     for recipients, ticket_ids in additions(start, end).items():
         with write_transaction():
@@ -68,4 +75,6 @@ def queue_due(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime
                 queued.append(row)
                 log.info("queued the digest of %s to %s: %d tickets", f"{start:%Y-%m-%d %H:%M}",
                          ", ".join(recipients), len(ticket_ids))
+    with write_transaction():
+        prepared.insert(Digest, {"recipients": DAY_DONE, "period_end": end, "created_at": now}, ignore_conflict=True)
     return queued
