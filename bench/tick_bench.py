@@ -78,7 +78,7 @@ def render_queued(renderer) -> list[float]:
     elapsed = (time.perf_counter() - started) * 1000
     waiting = Delivery.select().where(Delivery.status == render.WAITING).count()
     assert outcome.rendered == DUE and outcome.failed == 0 and waiting == 0, outcome
-    assert not Outbox.select().where(Outbox.raw.is_null()).exists()
+    assert not Outbox.select().where(Outbox.context.is_null(False)).exists()
     return [elapsed / outcome.rendered] * outcome.rendered
 
 

@@ -173,11 +173,14 @@ class Outbox(BaseModel):
     mail_from = peewee.CharField()
     recipients = JSONField()
     subject = peewee.TextField()
-    # the mail's bytes; NULL until the sender renders it (render.py) from the three columns below,
-    # which the tick wrote: rendering costs the sender, not the escalation decision
-    raw = peewee.BlobField(null=True)
+    # the mail's bytes, rendered by the sender (render.py) from the three columns below, which the
+    # tick wrote: rendering costs the sender, not the escalation decision. Empty until then (NOT
+    # NULL as before: on SQLite changing a column's nullability rebuilds the table); its
+    # deliveries wait in "rendering", which the sender never claims
+    raw = peewee.BlobField()
     template = peewee.CharField(null=True)  # templates/<template>.{txt,html}.j2
-    context = JSONField(null=True)  # the template's variables as they were when the mail was decided
+    # the template's variables as they were when the mail was decided; NULL once rendered
+    context = JSONField(null=True)
     headers = JSONField(null=True)  # reply_to, thread (null: derived from earlier rows), extra headers
     status = peewee.CharField(default="queued", index=True)  # queued, sent, failed, suppressed, cancelled
     attempts = peewee.IntegerField(default=0)

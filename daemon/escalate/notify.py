@@ -297,7 +297,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
     values = {
         "ticket": ticket, "escalation": escalation, "kind": kind, "rule": rule, "step": step, "due_at": due_at,
         "tier": tier_level, "message_id": message_id, "mail_from": ruleset.support_address,
-        "recipients": recipients, "subject": subject, "raw": None, "template": template, "context": context,
+        "recipients": recipients, "subject": subject, "raw": b"", "template": template, "context": context,
         "headers": headers, "status": "suppressed" if len(suppressed) == len(recipients) else "queued",
         "last_error": "; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
         "next_attempt_at": now, "created_at": now, "attempts": 0,

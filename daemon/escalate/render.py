@@ -1,17 +1,20 @@
 """Render decided mail into bytes: the sender's first step, so a tick pays only for its decisions.
 
 A tick (notify.py) writes each notification as an outbox row holding the template's name, a JSON
-snapshot of its variables as they were when the mail was decided, and the fixed Message-ID,
-reply token, recipients and subject; its deliveries wait in "rendering", which the sender never
-claims. `render_pending` turns such rows into MIME bytes a batch at a time, each batch written in
-one short transaction that also releases its deliveries to the sender. Only rows whose bytes are
-still NULL are written, so it is idempotent, and a crash before its commit leaves the rows to be
-rendered again: nothing decided is lost.
+snapshot of its variables as they were when the mail was decided (`context`), and the fixed
+Message-ID, reply token, recipients and subject; its deliveries wait in "rendering", which the
+sender never claims. `render_pending` turns such rows into MIME bytes a batch at a time, each
+batch written in one short transaction that also releases its deliveries to the sender. A row is
+pending while its `context` is set, and only such rows are written (the context is cleared with
+the same statement), so it is idempotent; a crash before its commit leaves the rows to be rendered
+again: nothing decided is lost.
 
 A row that cannot be rendered (a broken or missing template, or built headers that do not verify,
-S8) becomes a failed outbox row whose deliveries name the reason; the lead is told (`on_failed`),
-and `outbox retry` renders it again once the template is fixed. On PostgreSQL several senders may
-render at once: each claims its batch with FOR UPDATE SKIP LOCKED, so no row is rendered by two.
+S8) is marked failed with the reason, the lead is told once (`on_failed`), and it is tried again
+with the sender's back-off — so fixing the template sends it. Its deliveries stay in "rendering"
+meanwhile, so nothing (not `outbox retry`, not another sender) can send a mail that has no bytes.
+On PostgreSQL several senders may render at once: each claims its batch with FOR UPDATE SKIP
+LOCKED, so no row is rendered by two.
 """
 
 from __future__ import annotations
@@ -70,9 +73,10 @@ def _row_locks() -> bool:
     return isinstance(models.database.obj, peewee.PostgresqlDatabase)
 
 
-def _unrendered(batch: int, lock: bool) -> list[Outbox]:
-    # failed and cancelled rows are left alone: `outbox retry` puts a failed one back in "queued"
-    query = (Outbox.select().where(Outbox.raw.is_null() & Outbox.status.in_(("queued", "suppressed")))
+def _unrendered(batch: int, lock: bool, now: datetime) -> list[Outbox]:
+    # a row that failed to render is tried again when its back-off has passed
+    query = (Outbox.select().where(Outbox.context.is_null(False) & (
+        Outbox.status.in_(("queued", "suppressed")) | ((Outbox.status == "failed") & (Outbox.next_attempt_at <= now))))
              .order_by(Outbox.id).limit(batch))
     if lock:
         query = query.for_update(skip_locked=True)
@@ -89,12 +93,12 @@ def render_pending(renderer: Renderer, now: datetime, *, batch: int = RENDER_BAT
         if _row_locks():
             # the row locks last until commit: render inside the claiming transaction
             with write_transaction():
-                rows = _unrendered(batch, lock=True)
+                rows = _unrendered(batch, lock=True, now=now)
                 _record(_compose_all(rows, renderer, result), now, on_failed, result)
         else:
             # one sender per SQLite database (instance.py): render outside the write lock, so the
             # tick is not kept waiting, then write only rows that are still unrendered
-            rows = _unrendered(batch, lock=False)
+            rows = _unrendered(batch, lock=False, now=now)
             outcomes = _compose_all(rows, renderer, result)
             with write_transaction():
                 _record(outcomes, now, on_failed, result)
@@ -119,26 +123,34 @@ def _compose_all(rows: list[Outbox], renderer: Renderer, result: RenderResult) -
 
 def _record(outcomes: list[tuple[Outbox, bytes | str]], now: datetime,
             on_failed: Callable[[Outbox, datetime], None] | None, result: RenderResult) -> None:
-    from .outbox import settle  # outbox.send_due calls this module first
+    from .outbox import backoff, settle  # outbox.send_due calls this module first
 
-    failed: list[int] = []
+    recovered: list[int] = []
     for row, outcome in outcomes:
         if isinstance(outcome, bytes):
             written = (Outbox.update(raw=outcome, context=None)
-                       .where((Outbox.id == row.id) & Outbox.raw.is_null()).execute())
+                       .where((Outbox.id == row.id) & Outbox.context.is_null(False)).execute())
             if written:
                 Delivery.update(status="queued").where((Delivery.outbox == row.id) & (Delivery.status == WAITING)).execute()
                 result.rendered += 1
-            crashpoints.hit("in-render-before-commit")  # a kill here: the whole batch renders again
+                if row.status == "failed":
+                    recovered.append(row.id)  # an earlier attempt failed: its status comes from its deliveries again
         else:
-            # every recipient not yet reached fails with the reason (a retried row's are "queued"
-            # again), so the row cannot come back here until a person retries it
-            changed = (Delivery.update(status="failed", failed_at=now, last_error=outcome[:2000])
-                       .where((Delivery.outbox == row.id) & Delivery.status.in_((WAITING, "queued", "suppressed")))
-                       .execute())
-            if changed:
-                failed.append(row.id)
-    if failed:
-        settle(failed, now, on_failed)  # the row becomes "failed" with the reason; the lead is told once
-        result.failed += len(failed)
-        result.failed_ids.extend(failed)
+            _failed(row, outcome, now, backoff(row.attempts + 1), on_failed)
+            result.failed += 1
+            result.failed_ids.append(row.id)
+        crashpoints.hit("in-render-before-commit")  # a kill here: the whole batch renders again
+    if recovered:
+        settle(recovered, now)
+
+
+def _failed(row: Outbox, reason: str, now: datetime, wait, on_failed: Callable[[Outbox, datetime], None] | None) -> None:
+    """Mark the row failed with the reason, to be tried again after `wait`; tell the lead once."""
+    reason = reason[:2000]
+    first = row.status != "failed"
+    Outbox.update(status="failed", last_error=reason, attempts=Outbox.attempts + 1,
+                  next_attempt_at=now + wait).where(Outbox.id == row.id).execute()
+    # the reason is on each waiting recipient too, which is what the lead's notice lists
+    Delivery.update(last_error=reason).where((Delivery.outbox == row.id) & (Delivery.status == WAITING)).execute()
+    if first and on_failed is not None:
+        on_failed(Outbox.get_by_id(row.id), now)

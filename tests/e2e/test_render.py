@@ -46,7 +46,7 @@ def test_an_escalating_tick_queues_undrawn_mail_and_the_sender_renders_and_sends
     result = engine.tick(world.ruleset, world.renderer, SECRET, T0 + timedelta(minutes=16))
     assert result.notifications == 100
     # decided, not yet rendered: no bytes, and no delivery the sender could claim
-    assert Outbox.select().where(Outbox.raw.is_null()).count() == 100
+    assert Outbox.select().where(Outbox.context.is_null(False) & (Outbox.raw == b"")).count() == 100
     assert {d.status for d in Delivery.select()} == {render.WAITING}
 
     sent = world.send(T0 + timedelta(minutes=16))
@@ -73,22 +73,29 @@ def _admin_templates(tmp_path: Path, text_source: str) -> Path:
     return directory
 
 
-def test_a_template_that_breaks_fails_its_row_with_the_reason_and_a_retry_after_the_fix_sends_it(world, tmp_path):
+def test_a_template_that_breaks_fails_its_row_with_the_reason_and_the_mail_goes_once_it_is_fixed(world, tmp_path):
     broken = Renderer(_admin_templates(tmp_path, "{{ ticket.no_such_field }}\n"))
     [row] = world.escalate(1)
     tell_lead = notify.lead_notifier(world.ruleset, broken, SECRET)
     result = world.send(DUE, renderer=broken, on_failed=tell_lead)
 
     failed = Outbox.get_by_id(row.id)
-    assert failed.status == "failed" and failed.raw is None
+    assert failed.status == "failed" and bytes(failed.raw) == b"" and failed.context is not None
     assert "could not render" in failed.last_error and "escalation.txt.j2" in failed.last_error
     assert "no_such_field" in failed.last_error
-    # the lead heard of it (their notice renders with the shipped template), the tier got nothing yet
+    # the lead heard of it, with the reason (their notice renders with the shipped template)
     assert result.sent == 1 and [m.rcpt_tos for m in world.sink.messages] == [["lead1@example.com"]]
-    assert f"#{row.id}" in str(world.sink.messages[0].message["Subject"])
+    notice = world.sink.messages[0].message
+    assert f"#{row.id}" in str(notice["Subject"]) and "no_such_field" in notice.get_body(("plain",)).get_content()
+    # nothing can send a mail without bytes: its recipient waits, even when a person retries it
+    assert [d.status for d in Delivery.select().where(Delivery.outbox == row.id)] == [render.WAITING]
+    outbox.retry([row.id], DUE + timedelta(seconds=10))
+    assert world.send(DUE + timedelta(seconds=10), renderer=broken, on_failed=tell_lead).sent == 0
+    # tried again after the back-off, still broken: the lead is not told a second time
+    assert world.send(DUE + timedelta(minutes=1), renderer=broken, on_failed=tell_lead).sent == 0
+    assert len(world.sink.messages) == 1 and Outbox.get_by_id(row.id).attempts == 2
 
     fixed = Renderer(_admin_templates(tmp_path, (shipped_templates_dir() / "escalation.txt.j2").read_text(encoding="utf-8")))
-    assert outbox.retry([row.id], DUE + timedelta(minutes=5)) == 1
     again = world.send(DUE + timedelta(minutes=5), renderer=fixed)
     assert again.sent == 1
     escalation = world.sink.messages[-1]
@@ -119,7 +126,7 @@ def test_two_senders_sharing_postgresql_never_render_the_same_row(world, databas
     # every row composed by exactly one of them (SKIP LOCKED), none left, none failed
     assert sum(r.composed for r in results) == 300 and sum(r.rendered for r in results) == 300
     assert all(r.rendered > 0 for r in results), [r.rendered for r in results]  # both really worked
-    assert not Outbox.select().where(Outbox.raw.is_null()).exists()
+    assert not Outbox.select().where(Outbox.context.is_null(False)).exists()
     assert {d.status for d in Delivery.select()} == {"queued"}
     assert world.send(DUE).sent == 300
     assert len({m.message["Message-ID"] for m in world.sink.messages}) == 300
