@@ -131,7 +131,9 @@ def _record(outcomes: list[tuple[Outbox, bytes | str]], now: datetime,
             written = (Outbox.update(raw=outcome, context=None)
                        .where((Outbox.id == row.id) & Outbox.context.is_null(False)).execute())
             if written:
-                Delivery.update(status="queued").where((Delivery.outbox == row.id) & (Delivery.status == WAITING)).execute()
+                # (a waiting recipient's only error is an earlier failure to render)
+                Delivery.update(status="queued", last_error=None).where(
+                    (Delivery.outbox == row.id) & (Delivery.status == WAITING)).execute()
                 result.rendered += 1
                 if row.status == "failed":
                     recovered.append(row.id)  # an earlier attempt failed: its status comes from its deliveries again

@@ -96,6 +96,9 @@ def test_a_template_that_breaks_fails_its_row_with_the_reason_and_the_mail_goes_
     assert len(world.sink.messages) == 1 and Outbox.get_by_id(row.id).attempts == 2
 
     fixed = Renderer(_admin_templates(tmp_path, (shipped_templates_dir() / "escalation.txt.j2").read_text(encoding="utf-8")))
+    assert render.render_pending(fixed, DUE + timedelta(minutes=5)).rendered == 1
+    recovered = Outbox.get_by_id(row.id)
+    assert (recovered.status, recovered.last_error, recovered.context) == ("queued", None, None)
     again = world.send(DUE + timedelta(minutes=5), renderer=fixed)
     assert again.sent == 1
     escalation = world.sink.messages[-1]
