@@ -6,8 +6,11 @@ is due, not what is open. Targets (issue 4): tick(100k) <= 2 x tick(1k), and <= 
 Two kinds of due ticket are measured, each 100 at a time, fresh for every repetition:
   - re-check: due because something changed (a new message); the rules are evaluated in business
     time and the ticket rescheduled, nothing to send — the common tick;
-  - escalate: urgent tickets past their 15-minute first-response target; each tick queues 100
-    notifications (rendering and MIME building are notify.py's cost, shown for context).
+  - escalate: urgent tickets past their 15-minute first-response target; each tick records 100
+    escalations and queues their notifications (template, variables, Message-ID, deliveries).
+Rendering those notifications into MIME bytes is the sender's first step (render.py), not the
+tick's; its cost per mail is measured after each escalating tick and printed too, so it is clear
+where that cost went.
 
     .venv/bin/python bench/tick_bench.py [--repeat 7]
 """
@@ -15,6 +18,7 @@ Two kinds of due ticket are measured, each 100 at a time, fresh for every repeti
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -24,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from escalate import db, engine  # noqa: E402
-from escalate.models import Ticket  # noqa: E402
+from escalate import db, engine, render  # noqa: E402
+from escalate.models import Delivery, Outbox, Ticket  # noqa: E402
 from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.templates import Renderer  # noqa: E402
 
@@ -46,7 +50,7 @@ def add_tickets(count: int, *, start: int, severity: str, created_at: datetime, 
     return [t.id for t in Ticket.select(Ticket.id).where(Ticket.ref.in_([r["ref"] for r in rows[:DUE]]))]
 
 
-def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int]) -> list[float]:
+def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int], rendering: list[float]) -> list[float]:
     times = []
     for _ in range(repeat):
         if kind == "re-check":
@@ -62,7 +66,20 @@ def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int]) -> lis
         times.append((time.perf_counter() - started) * 1000)
         expected = DUE if kind == "escalate" else 0
         assert result.evaluated == DUE and result.notifications == expected, result
+        if kind == "escalate":
+            rendering.extend(render_queued(renderer))
     return times
+
+
+def render_queued(renderer) -> list[float]:
+    """The sender's first step for what the tick queued: ms per mail, as the sender would pay them."""
+    started = time.perf_counter()
+    outcome = render.render_pending(renderer, NOW)
+    elapsed = (time.perf_counter() - started) * 1000
+    waiting = Delivery.select().where(Delivery.status == render.WAITING).count()
+    assert outcome.rendered == DUE and outcome.failed == 0 and waiting == 0, outcome
+    assert not Outbox.select().where(Outbox.context.is_null(False)).exists()
+    return [elapsed / outcome.rendered] * outcome.rendered
 
 
 def main() -> int:
@@ -75,6 +92,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         db.connect(f"sqlite:///{Path(workdir) / 'tick.db'}")  # synchronous=FULL, as the daemon runs
         serial = [1]
+        rendering: list[float] = []
         later = NOW + timedelta(days=3)
         for open_count in (1_000, 100_000):
             existing = Ticket.select().count()
@@ -83,7 +101,7 @@ def main() -> int:
             serial[0] += open_count - existing
             for kind in ("re-check", "escalate"):
                 engine.tick(ruleset, renderer, SECRET, NOW)  # nothing left over from the previous round
-                times = measure(ruleset, renderer, kind, args.repeat, serial)
+                times = measure(ruleset, renderer, kind, args.repeat, serial, rendering)
                 figures[(kind, open_count)] = statistics.median(times)
                 print(f"{kind:9} {DUE} due, {open_count:>7,} open: median {statistics.median(times):7.1f} ms "
                       f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)})")
@@ -95,7 +113,10 @@ def main() -> int:
         small, large = figures[(kind, 1_000)], figures[(kind, 100_000)]
         ratio = large / small
         print(f"{kind}: tick(100k)/tick(1k) = {ratio:.2f} (target <= 2); tick(100k) = {large:.1f} ms (target <= 50 ms)")
-        ok = ok and ratio <= 2 and (kind != "re-check" or large <= 50)
+        ok = ok and ratio <= 2 and large <= 50
+    print(f"render at the sender (render.py): median {statistics.median(rendering):.2f} ms per mail "
+          f"({len(rendering)} mails; templates, MIME, header check) — paid by the send stage, not the tick")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy on a shared machine)")
     return 0 if ok else 1
 
 

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import audit, crashpoints, tickets
+from . import audit, crashpoints, notify, prepared, tickets
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket, database
@@ -44,6 +44,7 @@ class TickResult:
     notifications: int = 0
     escalated: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    digests: int = 0  # informed-list digests queued after the tick (service.tick, digest.py)
 
 
 def _periods(ticket: Ticket) -> tuple[tuple[datetime, datetime], ...]:
@@ -115,17 +116,20 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 continue
         touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
-        with write_transaction():
+        # the batch's notifications are written together before it commits (notify.DeferredMail)
+        with write_transaction(), notify.deferred(secret) as mail:
             escalations = _escalations_of(due)
             for ticket in due:
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
                 before = len(touched)
+                mark = mail.mark()
                 try:
                     with database.atomic():  # a savepoint: a failing ticket is rolled back alone
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, {}), touched)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
+                    mail.rollback(mark)  # its notifications go with its savepoint
                     log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
                     schedule[ticket.id] = now + RETRY_AFTER_FAILURE
                     result.failed.append(ticket.ref)
@@ -140,6 +144,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if queued:
                     result.escalated.append(ticket.ref)
                 crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
+            # N10: a notification the unique key already had is not written again, nor counted
+            result.notifications -= mail.flush()
             tickets.schedule_many(schedule)
     return result
 
@@ -198,10 +204,10 @@ def _evaluate_once(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret:
             if fires_at > now:
                 upcoming.append(fires_at)
                 continue
-            escalation = Escalation.create(
-                ticket=ticket, rule=rule.name, tier=rule.escalate_to or ticket.tier or 0, step=0,
-                started_at=fires_at, last_step_due_at=fires_at,
-                state="active" if rule.notifies else "ended")
+            values = {"ticket": ticket, "rule": rule.name, "tier": rule.escalate_to or ticket.tier or 0, "step": 0,
+                      "started_at": fires_at, "last_step_due_at": fires_at,
+                      "state": "active" if rule.notifies else "ended"}
+            escalation = Escalation(id=prepared.insert(Escalation, values), **values)
             escalations[rule.name] = escalation
             queued += _fire(ticket, escalation, rule, ruleset, renderer, secret, now, touched)
             step = 0

@@ -179,7 +179,15 @@ class Outbox(BaseModel):
     mail_from = peewee.CharField()
     recipients = JSONField()
     subject = peewee.TextField()
+    # the mail's bytes, rendered by the sender (render.py) from the three columns below, which the
+    # tick wrote: rendering costs the sender, not the escalation decision. Empty until then (NOT
+    # NULL as before: on SQLite changing a column's nullability rebuilds the table); its
+    # deliveries wait in "rendering", which the sender never claims
     raw = peewee.BlobField()
+    template = peewee.CharField(null=True)  # templates/<template>.{txt,html}.j2
+    # the template's variables as they were when the mail was decided; NULL once rendered
+    context = JSONField(null=True)
+    headers = JSONField(null=True)  # reply_to, thread (null: derived from earlier rows), extra headers
     status = peewee.CharField(default="queued", index=True)  # queued, sent, failed, suppressed, cancelled
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField(index=True)
@@ -203,8 +211,9 @@ class Delivery(BaseModel):
     outbox = peewee.ForeignKeyField(Outbox, backref="deliveries", on_delete="CASCADE")
     recipient = peewee.CharField()
     mail_from = peewee.CharField()  # the VERP return path for this recipient
-    # queued, sent, failed (5xx to the message), refused (5xx to this recipient at RCPT), bounced,
-    # suppressed (a loop cap), cancelled
+    # rendering (its mail is not rendered yet: the sender never claims it), queued, sent, failed
+    # (5xx to the message, or the mail could not be rendered), refused (5xx to this recipient at
+    # RCPT), bounced, suppressed (a loop cap), cancelled
     status = peewee.CharField(default="queued")
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = UTCDateTimeField()
@@ -220,6 +229,19 @@ class Delivery(BaseModel):
             (("status", "next_attempt_at"), False),  # what the sender claims
             (("recipient", "created_at"), False),  # the per-address loop caps
         )
+
+
+class Digest(BaseModel):
+    """One informed list's daily digest: the unique key makes it once per list and day, whatever
+    the restarts or the instances sharing the database (digest.py)."""
+
+    recipients = peewee.CharField()  # the list, normalised, sorted and comma-joined
+    period_end = UTCDateTimeField()  # the digest moment (rules' digest.at, in the rules' timezone)
+    outbox = peewee.ForeignKeyField(Outbox, null=True, on_delete="SET NULL")
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("recipients", "period_end"), True),)
 
 
 class Event(BaseModel):
@@ -271,4 +293,4 @@ class Instance(BaseModel):
 
 
 ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine,
-              Instance]
+              Digest, Instance]

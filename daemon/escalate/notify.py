@@ -1,6 +1,7 @@
-"""Decide what a notification says and queue it: render templates, build the mail, write the
-outbox row and one delivery per recipient — all inside the caller's transaction, so a state
-change and the mail announcing it commit together or not at all.
+"""Decide what a notification says and queue it: its template and variables, recipients,
+Message-ID and reply token, written as an outbox row with one delivery per recipient — all inside
+the caller's transaction, so a state change and the mail announcing it commit together or not at
+all. The sender renders the row into MIME bytes before sending it (render.py).
 
 Recipients always come from the rules (a tier's group, its lead, a consulted department, the
 informed list) or from the stored ticket (the customer), never from a message's headers (N9).
@@ -10,19 +11,22 @@ Before anything is queued the loop caps are checked (ratelimit.py); capped mail 
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import email
 import email.policy
 import logging
+import threading
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-import peewee
-
-from . import audit, ratelimit, tokens, verp
-from .compose import build_mail
-from .models import Delivery, Escalation, Event, Message, Outbox, Ticket, database
+from . import audit, prepared, ratelimit, tokens, verp
+from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
 from .rules.durations import format_duration
-from .rules.model import Rule, Ruleset, Tier, normalise_address
+from .clock import parse_time
+from .rules import clocks
+from .rules.facts import TicketFacts
+from .rules.model import Rule, Ruleset, Severity, Tier, normalise_address
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,21 @@ def _domain(address: str) -> str:
 
 def _when(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
+
+
+def resolution_due(ticket: Ticket, severity: Severity, ruleset: Ruleset) -> datetime | None:
+    """When the ticket's resolution target falls due, as the engine counts it: the severity's
+    calendar (business hours, holidays) from creation, waits on the customer left out. None
+    without a target, or while the ticket waits on the customer (the clock is paused)."""
+    if severity.resolution is None:
+        return None
+    facts = TicketFacts(
+        status=ticket.status, severity=severity.name, tier=ticket.tier, created_at=ticket.created_at,
+        first_response_at=ticket.first_response_at, last_customer_message_at=ticket.last_customer_message_at,
+        last_agent_message_at=ticket.last_agent_message_at, acknowledged=ticket.acknowledged_at is not None,
+        waiting_periods=tuple((parse_time(a), parse_time(b)) for a, b in (ticket.waiting_periods or [])),
+        waiting_since=ticket.waiting_since)
+    return clocks.due(facts, ruleset, ticket.created_at, severity.resolution)
 
 
 def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
@@ -60,44 +79,66 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
         "created_at": _when(ticket.created_at),
         "age": format_duration(max(now - ticket.created_at, timedelta(0))),
         "first_response_at": _when(ticket.first_response_at),
-        "resolution_due_at": _when(ticket.created_at + severity.resolution) if severity.resolution else None,
+        "resolution_due_at": _when(resolution_due(ticket, severity, ruleset)),
         "resolved_at": _when(ticket.resolved_at),
         "message_count": ticket.message_count,
     }
 
 
+# The two lookups every escalation mail makes, as prepared statements (prepared.py): only the
+# columns the mail shows, not the stored message's raw bytes.
+_LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
+                          'WHERE "ticket_id" = ? AND "kind" = \'customer\' ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
+_HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_id" = ? '
+            f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
+
+
 def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
-    message = (Message.select().where((Message.ticket == ticket) & (Message.kind == "customer"))
-               .order_by(Message.received_at.desc(), Message.id.desc()).first())
-    if message is None:
+    rows = prepared.select("last-customer-message", _LAST_CUSTOMER_MESSAGE, [ticket.id])
+    if not rows:
         return None
+    new_text, body_text, from_addr, received_at = rows[0]
     # new_text is the message without its quoted history (parse.py strips it)
-    text = (message.new_text or message.body_text or "").strip()
+    text = (new_text or body_text or "").strip()
     if len(text) > LAST_MESSAGE_CHARS:
         text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
-    return {"sender": message.from_addr or "unknown", "at": _when(message.received_at), "text": text}
+    return {"sender": from_addr or "unknown", "at": _when(Message.received_at.python_value(received_at)), "text": text}
 
 
 def _history(ticket: Ticket) -> list[dict[str, Any]]:
-    events = (Event.select().where(Event.ticket == ticket).order_by(Event.at.desc(), Event.id.desc())
-              .limit(HISTORY_EVENTS))
-    return [{"at": _when(e.at), "actor": e.actor, "action": e.action, "rule": e.rule} for e in reversed(list(events))]
+    events = prepared.select("history", _HISTORY, [ticket.id])
+    return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
+            for at, actor, action, rule in reversed(events)]
 
 
-def _thread_ids(ticket: Ticket | None) -> list[str]:
-    """The ticket's first message and our earlier notifications: what a reply's client threads on."""
-    if ticket is None:
+def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> list[str]:
+    """The ticket's first message and our earlier notifications (the last ten before
+    `before_outbox_id`, when given): what a reply's client threads on."""
+    if ticket_id is None:
         return []
-    first = (Message.select(Message.message_id).where((Message.ticket == ticket) & Message.message_id.is_null(False))
+    first = (Message.select(Message.message_id).where((Message.ticket == ticket_id) & Message.message_id.is_null(False))
              .order_by(Message.id).first())
-    sent = (Outbox.select(Outbox.message_id).where(Outbox.ticket == ticket).order_by(Outbox.id.desc()).limit(10))
+    sent = Outbox.select(Outbox.message_id).where(Outbox.ticket == ticket_id)
+    if before_outbox_id is not None:
+        sent = sent.where(Outbox.id < before_outbox_id)
     ids = [first.message_id] if first else []
-    ids += [row.message_id for row in reversed(list(sent))]
+    ids += [row.message_id for row in reversed(list(sent.order_by(Outbox.id.desc()).limit(10)))]
     return ids
 
 
-def team_addresses(ruleset: Ruleset) -> set[str]:
+_team: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
+
+
+def team_addresses(ruleset: Ruleset) -> frozenset[str]:
     """Our own people: tier groups, rosters and leads (the per-address cap is for everyone else)."""
+    global _team
+    cached = _team
+    if cached is None or cached[0] is not ruleset:
+        cached = _team = (ruleset, frozenset(_team_addresses(ruleset)))
+    return cached[1]
+
+
+def _team_addresses(ruleset: Ruleset) -> set[str]:
     found = {ruleset.support_address}
     for tier in ruleset.tiers:
         found.add(normalise_address(tier.group))
@@ -111,14 +152,113 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
                 caps: ratelimit.Caps, ticket_reason: str | None) -> str | None:
     if ticket_reason:
         return ticket_reason
-    dead = ratelimit.dead_address(recipient, now, caps)
+    batch = _deferred()
+    if batch is not None:
+        dead = batch.dead.get(recipient, False)
+        if dead is False:  # asked once per batch: no delivery is refused or bounces during a tick
+            dead = batch.dead[recipient] = ratelimit.dead_address(recipient, now, caps)
+    else:
+        dead = ratelimit.dead_address(recipient, now, caps)
     if dead:
         return dead
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
     if recipient not in team_addresses(ruleset):
-        return ratelimit.address_cap(recipient, now, caps.per_address)
+        return ratelimit.address_cap(recipient, now, caps.per_address,
+                                     also=batch.per_address[recipient] if batch is not None else 0)
     return None
+
+
+# -- a tick's batch: its notifications written together -------------------------------------------
+
+class DeferredMail:
+    """The notifications one tick batch decides, written together when the batch ends: one
+    multi-row INSERT for the outbox rows and one for their deliveries, instead of two statements
+    per notification. The loop caps count what is pending; a ticket whose evaluation fails drops
+    its pending mail with its savepoint (`mark`/`rollback`)."""
+
+    def __init__(self, secret: bytes):
+        self.secret = secret
+        self.rows: list[tuple[dict[str, Any], list[str], dict[str, str]]] = []  # values, recipients, suppressed
+        self.dead: dict[str, str | None] = {}  # recipient -> dead-address reason, asked once per batch
+        self.per_ticket: collections.Counter[int] = collections.Counter()
+        self.per_address: collections.Counter[str] = collections.Counter()
+
+    def add(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str]) -> None:
+        self.rows.append((values, recipients, suppressed))
+        self._count(values, recipients, suppressed, 1)
+
+    def _count(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str], sign: int) -> None:
+        if values["status"] != "suppressed" and values["ticket"] is not None:
+            self.per_ticket[values["ticket"].id] += sign
+        for recipient in recipients:
+            if recipient not in suppressed:
+                self.per_address[recipient] += sign
+
+    def mark(self) -> int:
+        return len(self.rows)
+
+    def rollback(self, mark: int) -> None:
+        for values, recipients, suppressed in self.rows[mark:]:
+            self._count(values, recipients, suppressed, -1)
+        del self.rows[mark:]
+
+    def flush(self) -> int:
+        """Write the pending rows (inside the batch's transaction); returns how many were already
+        queued (N10: the unique key keeps the first) and so were not written again."""
+        rows, self.rows = self.rows, []
+        self.per_ticket.clear()
+        self.per_address.clear()
+        duplicates = 0
+        for start in range(0, len(rows), FLUSH_ROWS):
+            chunk = rows[start:start + FLUSH_ROWS]
+            ids = dict(prepared.insert_returning(Outbox, [values for values, _, _ in chunk], "message_id",
+                                                 ignore_conflict=True))
+            deliveries = []
+            for values, recipients, suppressed in chunk:
+                row_id = ids.get(values["message_id"])
+                if row_id is None:
+                    duplicates += 1
+                    continue
+                deliveries += _deliveries(row_id, values, recipients, suppressed, self.secret)
+                if suppressed:
+                    _record_suppressed(Outbox(id=row_id, **values), suppressed)
+            prepared.insert_many(Delivery, deliveries)
+        return duplicates
+
+
+FLUSH_ROWS = 100  # outbox rows per INSERT: well inside SQLite's limit of 32,766 parameters
+_local = threading.local()
+
+
+def _deferred() -> DeferredMail | None:
+    return getattr(_local, "batch", None)
+
+
+@contextlib.contextmanager
+def deferred(secret: bytes) -> Iterator[DeferredMail]:
+    """Within this block (one tick batch, inside its transaction), notifications of this thread
+    are written by `DeferredMail.flush`, which the caller runs before the transaction commits."""
+    batch = _local.batch = DeferredMail(secret)
+    try:
+        yield batch
+    finally:
+        _local.batch = None
+
+
+def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
+                secret: bytes) -> list[dict[str, Any]]:
+    now = values["created_at"]
+    return [{"outbox": row_id, "recipient": r,
+             "mail_from": verp.return_path(values["mail_from"], row_id, i, r, secret),
+             "status": "suppressed" if r in suppressed else "rendering", "last_error": suppressed.get(r),
+             "attempts": 0, "next_attempt_at": now, "created_at": now} for i, r in enumerate(recipients)]
+
+
+def _record_suppressed(row: Outbox, suppressed: dict[str, str]) -> None:
+    audit.record(row.ticket, row.created_at, "escalate", "notification-suppressed", rule=row.rule, outbox=row.id,
+                 kind=row.kind, reasons=suppressed)
+    log.warning("suppressed %s %s to %s: %s", row.kind, row.id, ", ".join(suppressed), "; ".join(set(suppressed.values())))
 
 
 def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: str, template: str,
@@ -126,50 +266,54 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
            tier_level: int | None = None, escalation: Escalation | None = None, rule: str | None = None,
            step: int | None = None, due_at: datetime | None = None,
            caps: ratelimit.Caps = ratelimit.DEFAULT_CAPS, thread: list[str] | None = None) -> Outbox | None:
-    """Render, build and record one notification with a delivery per recipient; None when this
-    (ticket, rule, step, due) was queued already (N10)."""
-    recipients = list(dict.fromkeys(normalise_address(r) for r in recipients if normalise_address(r)))
+    """Record one notification with a delivery per recipient; None when this (ticket, rule, step,
+    due) was queued already (N10).
+
+    What the mail will say is decided here and stored — the template, a JSON snapshot of its
+    variables, the Message-ID with its reply token, recipients, subject, reply address — but it is
+    rendered into bytes by the sender (render.py), so deciding costs the tick little. Its
+    deliveries wait in "rendering", which the sender never claims, until it is rendered."""
+    recipients = [r for r in dict.fromkeys(normalise_address(r) for r in recipients) if r]
     if not recipients:
         return None
-    rendered = renderer.render(template, context)
     # the reply token binds the notification to the ticket and tier; tier 0 = no tier can act on it
     message_id = tokens.new_message_id(secret, ticket.ref if ticket else "-", tier_level or 0,
                                        _domain(ruleset.support_address))
-    thread = _thread_ids(ticket) if thread is None else thread
-    extra = {"X-Escalate-Ticket": ticket.ref} if ticket else {}
-    extra["X-Escalate-Kind"] = kind
-    raw = build_mail(
-        mail_from=ruleset.support_address, from_name=SENDER_NAME, to=recipients, subject=subject,
-        text=rendered.text, html=rendered.html, message_id=message_id, date=now,
-        in_reply_to=thread[-1] if thread else None, references=thread, reply_to=(tokens.plus_address(ruleset.support_address, message_id)
-                                                       if ruleset.plus_address_replies else ruleset.support_address),
-        extra_headers=extra,
-    )
-    ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps) if ticket else None
+    extra = [["X-Escalate-Ticket", ticket.ref]] if ticket else []
+    extra.append(["X-Escalate-Kind", kind])
+    headers = {
+        # None: the ticket's first message and the notifications before this one (render.py), the
+        # same list whenever it is rendered, since outbox rows are only ever added
+        "thread": thread,
+        "reply_to": (tokens.plus_address(ruleset.support_address, message_id)
+                     if ruleset.plus_address_replies else ruleset.support_address),
+        "extra": extra,
+    }
+    batch = _deferred()
+    ticket_reason = (ratelimit.ticket_cap(ticket.id, now, caps, also=batch.per_ticket[ticket.id] if batch else 0)
+                     if ticket else None)
     reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
     suppressed = {r: why for r, why in reasons.items() if why}
-    try:
-        with database.atomic():  # a savepoint: a duplicate leaves the outer transaction intact
-            row = Outbox.create(
-                ticket=ticket, escalation=escalation, kind=kind, rule=rule, step=step, due_at=due_at,
-                tier=tier_level, message_id=message_id, mail_from=ruleset.support_address,
-                recipients=recipients, subject=subject, raw=raw,
-                status="suppressed" if len(suppressed) == len(recipients) else "queued",
-                last_error="; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
-                next_attempt_at=now, created_at=now,
-            )
-    except peewee.IntegrityError:
+    values = {
+        "ticket": ticket, "escalation": escalation, "kind": kind, "rule": rule, "step": step, "due_at": due_at,
+        "tier": tier_level, "message_id": message_id, "mail_from": ruleset.support_address,
+        "recipients": recipients, "subject": subject, "raw": b"", "template": template, "context": context,
+        "headers": headers, "status": "suppressed" if len(suppressed) == len(recipients) else "queued",
+        "last_error": "; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
+        "next_attempt_at": now, "created_at": now, "attempts": 0,
+    }
+    if batch is not None:
+        # a tick: written with the rest of its batch (DeferredMail.flush); the row has no id yet
+        batch.add(values, recipients, suppressed)
+        return Outbox(**values)
+    row_id = prepared.insert(Outbox, values, ignore_conflict=True)
+    if row_id is None:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)
         return None
-    Delivery.insert_many([{
-        "outbox": row.id, "recipient": r, "mail_from": verp.return_path(ruleset.support_address, row.id, i, r, secret),
-        "status": "suppressed" if r in suppressed else "queued", "last_error": suppressed.get(r),
-        "next_attempt_at": now, "created_at": now,
-    } for i, r in enumerate(recipients)]).execute()
+    row = Outbox(id=row_id, **values)
+    prepared.insert_many(Delivery, _deliveries(row_id, values, recipients, suppressed, secret))
     if suppressed:
-        audit.record(ticket, now, "escalate", "notification-suppressed", rule=rule, outbox=row.id, kind=kind,
-                     reasons=suppressed)
-        log.warning("suppressed %s %s to %s: %s", kind, row.id, ", ".join(suppressed), "; ".join(set(suppressed.values())))
+        _record_suppressed(row, suppressed)
     return row
 
 
@@ -280,14 +424,19 @@ def queue_input_request(*, ticket: Ticket, department: str, address: str, questi
 
 
 def queue_digest(*, recipients: list[str], period_start: datetime, period_end: datetime, ruleset: Ruleset,
-                 renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
-    """The daily digest for the informed list: what escalated, what is still open. Once per period
-    and recipient list (a second call for the same period returns None)."""
+                 renderer: Renderer, secret: bytes, now: datetime, ticket_ids: list[int] | None = None) -> Outbox | None:
+    """The daily digest for the informed list: what escalated (the tickets rules added to this
+    list's digest, `ticket_ids`; without them every ticket that escalated in the period), what was
+    resolved, what is still open. Once per period and recipient list (a second call for the same
+    period returns None; digest.py adds a unique key for instances racing each other)."""
     key = "digest:" + ",".join(sorted(normalise_address(r) for r in recipients))
     if Outbox.select().where((Outbox.kind == "digest") & (Outbox.rule == key) & (Outbox.due_at == period_end)).exists():
         return None
-    escalated = (Ticket.select().join(Escalation).where((Escalation.started_at >= period_start)
-                                                        & (Escalation.started_at < period_end)).distinct())
+    if ticket_ids is not None:
+        escalated = Ticket.select().where(Ticket.id.in_(ticket_ids))
+    else:
+        escalated = (Ticket.select().join(Escalation).where((Escalation.started_at >= period_start)
+                                                            & (Escalation.started_at < period_end)).distinct())
     still_open = Ticket.select().where(Ticket.status.in_(("new", "open", "waiting")) & Ticket.tier.is_null(False))
     resolved = Ticket.select().where((Ticket.resolved_at >= period_start) & (Ticket.resolved_at < period_end))
     context = {

@@ -266,10 +266,14 @@ def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox
 
 def send_due(url: ServerUrl, now: datetime, *, connections: int = CONNECTIONS, batch: int = CLAIM_BATCH,
              timeout: float = TIMEOUT_SECONDS, time_budget: float = TIME_BUDGET_SECONDS,
-             on_failed: Callable[[Outbox, datetime], None] | None = None) -> SendResult:
+             on_failed: Callable[[Outbox, datetime], None] | None = None, renderer=None) -> SendResult:
     """Send every delivery whose time has come, `connections` at a time. Blocking, for the daemon
     loop and the CLI. `on_failed(outbox_row, now)` runs once per row that fails permanently,
-    inside the transaction that records it."""
+    inside the transaction that records it. Mail the tick decided is rendered first, with
+    `renderer` (templates.Renderer; the shipped templates when None) — render.py."""
+    from . import render, templates  # render.py uses settle() from here
+
+    render.render_pending(renderer or templates.Renderer(), now, on_failed=on_failed)
     return asyncio.run(_send_due(url, now, connections=connections, batch=batch, timeout=timeout,
                                  time_budget=time_budget, on_failed=on_failed))
 

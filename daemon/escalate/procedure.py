@@ -59,6 +59,9 @@ def procedure_markdown(ruleset: Ruleset, commands: dict[str, str] | None = None)
         consulted = ", ".join(f"{name} ({address})" for name, address in tier.consulted) or "—"
         out.append(f"| {tier.level} {tier.name} | {tier.group} | {', '.join(tier.roster)} | {tier.lead or '—'} | "
                    f"{consulted} | {', '.join(tier.informed) or '—'} |")
+    if any(tier.informed for tier in ruleset.tiers):
+        out += ["", f"The informed lists get one digest a day at {ruleset.digest_at:%H:%M} ({ruleset.timezone}) of the "
+                    "tickets rules added to them (`inform`), not a mail per ticket."]
     out += ["", "## Severities and targets", "",
             "| severity | how a ticket gets it | first response | next response | resolution | business hours |",
             "|---|---|---|---|---|---|"]

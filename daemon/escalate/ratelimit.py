@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import prepared
 from .models import Delivery, Outbox
 
 Window = tuple[timedelta, int]  # at most `count` mails within `timedelta`
@@ -32,7 +33,8 @@ PER_ADDRESS: tuple[Window, ...] = _table((10, 30), (30, 60), (60, 120), (180, 24
 ACKNOWLEDGEMENTS_PER_ADDRESS: tuple[Window, ...] = _table((60, 3), (24 * 60, 10))
 DEAD_ADDRESS_BLOCK = timedelta(hours=24)
 
-COUNTED = ("queued", "sent", "failed", "refused", "bounced")
+# "rendering": decided by a tick, its mail not yet rendered by the sender (render.py)
+COUNTED = ("rendering", "queued", "sent", "failed", "refused", "bounced")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class Caps:
 
 
 DEFAULT_CAPS = Caps()
+
+_COUNTED_SQL = ", ".join(f"'{status}'" for status in COUNTED)
+_TICKET_TIMES = ('SELECT "created_at" FROM "outbox" WHERE "ticket_id" = ? AND "created_at" > ? '
+                 f'AND "status" IN ({_COUNTED_SQL}) ORDER BY "created_at" DESC LIMIT {{limit}}')
+# `"recipient" || ''` keeps the planner off the recipient index: a tier group has received thousands
+# of mails, while refused or bounced deliveries are few (the status index finds them)
+_DEAD_ADDRESS = ('SELECT "failed_at", "code", "status" FROM "delivery" WHERE "recipient" || \'\' = ? '
+                 'AND "status" IN (\'refused\', \'bounced\') AND "failed_at" > ? ORDER BY "failed_at" DESC LIMIT 1')
 
 
 def _over(times: list[datetime], windows: tuple[Window, ...], now: datetime, what: str) -> str | None:
@@ -63,35 +73,38 @@ def _longest(windows: tuple[Window, ...]) -> tuple[timedelta, int]:
     return max(w for w, _ in windows), max(n for _, n in windows)
 
 
-def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
-    """Why one more mail about this ticket would exceed its cap, or None."""
+def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS, *, also: int = 0) -> str | None:
+    """Why one more mail about this ticket would exceed its cap, or None. `also`: mails about it
+    decided at `now` and not written yet (a tick writes its batch's mail together)."""
     span, most = _longest(caps.per_ticket)
-    times = [row.created_at for row in Outbox.select(Outbox.created_at)
-             .where((Outbox.ticket == ticket_id) & (Outbox.created_at > now - span) & Outbox.status.in_(COUNTED))
-             .order_by(Outbox.created_at.desc()).limit(most)]
+    # asked for every notification a tick queues: a prepared statement (prepared.py)
+    rows = prepared.select(f"ticket-cap-{most}", _TICKET_TIMES.format(limit=most),
+                           [ticket_id, Outbox.created_at.db_value(now - span)])
+    times = [Outbox.created_at.python_value(at) for (at,) in rows] + [now] * also
     return _over(times, caps.per_ticket, now, "this ticket")
 
 
-def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kinds: tuple[str, ...] | None = None) -> str | None:
-    """Why one more mail to `address` (optionally: of these kinds) would exceed `windows`, or None."""
+def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kinds: tuple[str, ...] | None = None,
+                also: int = 0) -> str | None:
+    """Why one more mail to `address` (optionally: of these kinds) would exceed `windows`, or None.
+    `also`: mails to it decided at `now` and not written yet."""
     span, most = _longest(windows)
     query = (Delivery.select(Delivery.created_at).join(Outbox)
              .where((Delivery.recipient == address) & (Delivery.created_at > now - span)
                     & Delivery.status.in_(COUNTED)))
     if kinds:
         query = query.where(Outbox.kind.in_(kinds))
-    times = [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)]
+    times = [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)] + [now] * also
     return _over(times, windows, now, address)
 
 
 def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
     """Why `address` is blocked: it refused us permanently or bounced within the block window."""
-    last = (Delivery.select(Delivery.failed_at, Delivery.code, Delivery.status)
-            .where((Delivery.recipient == address) & Delivery.status.in_(("refused", "bounced"))
-                   & (Delivery.failed_at > now - caps.dead_address_block))
-            .order_by(Delivery.failed_at.desc()).first())
-    if last is None:
+    rows = prepared.select("dead-address", _DEAD_ADDRESS, [address, Delivery.failed_at.db_value(now - caps.dead_address_block)])
+    if not rows:
         return None
-    how = "bounced" if last.status == "bounced" else f"was refused permanently ({last.code})"
-    return (f"dead address: {address} {how} at {last.failed_at:%Y-%m-%d %H:%M} UTC; blocked for "
+    failed_at, code, status = rows[0]
+    failed_at = Delivery.failed_at.python_value(failed_at)
+    how = "bounced" if status == "bounced" else f"was refused permanently ({code})"
+    return (f"dead address: {address} {how} at {failed_at:%Y-%m-%d %H:%M} UTC; blocked for "
             f"{_span(caps.dead_address_block)} (`escalate outbox retry` overrides)")

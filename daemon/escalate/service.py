@@ -22,7 +22,7 @@ from typing import Any, Callable
 import peewee
 import schedule
 
-from . import clock, db, engine, notify, outbox
+from . import clock, db, digest, engine, notify, outbox
 from .config import ConfigError, Settings
 from .heartbeat import Heartbeat
 from .ingest import IngestResult
@@ -82,7 +82,11 @@ def ingest(app: App, now: datetime, *, poller: Poller | None = None,
 
 
 def tick(app: App, now: datetime) -> engine.TickResult:
-    return engine.tick(app.ruleset, app.renderer, app.secret, now)
+    """Evaluate the due tickets, then queue the informed lists' daily digest when its time has come
+    (digest.py: checked every tick on the daemon's clock, so `--now` reaches it; once per day)."""
+    result = engine.tick(app.ruleset, app.renderer, app.secret, now)
+    result.digests = len(digest.queue_due(app.ruleset, app.renderer, app.secret, now))
+    return result
 
 
 def send(app: App, now: datetime) -> outbox.SendResult:
@@ -90,7 +94,7 @@ def send(app: App, now: datetime) -> outbox.SendResult:
         raise ConfigError("ESCALATE_SMTP_URL is not set: escalate needs an SMTP server to send escalations")
     # a notification that fails permanently is told to the tier's lead, once (notify.lead_notifier)
     return outbox.send_due(app.settings.smtp, now,
-                           on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret))
+                           on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret), renderer=app.renderer)
 
 
 def run_once(app: App, now: datetime) -> CycleResult:

@@ -8,6 +8,7 @@ directory (ESCALATE_TEMPLATES), then in the ones shipped with escalate.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,13 @@ def shipped_templates_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates"
 
 
+def _mtime(directory: str) -> int | None:
+    try:
+        return os.stat(directory).st_mtime_ns
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class RenderedMail:
     text: str
@@ -46,14 +54,20 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        self._names: tuple[tuple[int | None, ...], frozenset[str]] | None = None
 
     def names(self) -> set[str]:
         """Template names that have both a text and an HTML part (what rules may refer to)."""
-        files = set(self.env.list_templates())
-        # "_name" files are shared parts included by others, not mail a rule can name
-        return {name[: -len(".txt.j2")] for name in files
-                if name.endswith(".txt.j2") and name.replace(".txt.j2", ".html.j2") in files
-                and not name.startswith("_")}
+        # listing the directories costs more than deciding an escalation; a directory's mtime
+        # changes whenever a file is added, removed or renamed in it, so it keys the cache
+        stamp = tuple(_mtime(directory) for directory in self.env.loader.searchpath)
+        if self._names is None or self._names[0] != stamp:
+            files = set(self.env.list_templates())
+            # "_name" files are shared parts included by others, not mail a rule can name
+            self._names = (stamp, frozenset(name[: -len(".txt.j2")] for name in files
+                                            if name.endswith(".txt.j2") and name.replace(".txt.j2", ".html.j2") in files
+                                            and not name.startswith("_")))
+        return set(self._names[1])
 
     def render(self, name: str, context: dict[str, Any]) -> RenderedMail:
         text = self._render(f"{name}.txt.j2", context)

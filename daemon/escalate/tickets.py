@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from . import audit
+from . import audit, prepared
 from .models import ACTIVE_STATUSES, Escalation, Message, Ticket
 
 
@@ -195,13 +195,17 @@ def record_escalation_step(ticket: Ticket, escalation: Escalation, *, tier: int,
     """The engine escalated (or re-notified): remember the tier the ticket has reached."""
     previous_tier = ticket.tier
     ticket.tier = tier if previous_tier is None else max(previous_tier, tier)
-    escalation.tier = tier
-    escalation.step = step
-    escalation.last_step_due_at = due_at
-    escalation.save()
+    # prepared statements of only what changed: a tick may record a hundred of these (prepared.py);
+    # a first step usually finds the escalation just created as it should be
+    if (escalation.tier, escalation.step, escalation.last_step_due_at) != (tier, step, due_at):
+        escalation.tier = tier
+        escalation.step = step
+        escalation.last_step_due_at = due_at
+        prepared.update(Escalation, escalation.id, {"tier": tier, "step": step, "last_step_due_at": due_at})
     action = "escalated" if step == 0 else ("escalated-next-tier" if previous_tier is not None and tier > previous_tier else "reminded")
     audit.record(ticket, now, SYSTEM, action, rule=escalation.rule, tier=tier, step=step, due_at=due_at.isoformat())
-    ticket.save()
+    if ticket.tier != previous_tier:
+        prepared.update(Ticket, ticket.id, {"tier": ticket.tier})
 
 
 def end_escalation(ticket: Ticket, escalation: Escalation, now: datetime, why: str) -> None:

@@ -24,7 +24,7 @@ NOW = "2026-11-02T09:00:00+00:00"
 MAILS = 5
 
 CRASHPOINTS = ["after-fetch", "after-parse", "in-txn-before-commit", "after-commit", "in-tick-before-commit",
-               "after-data-before-mark-sent"]
+               "in-render-before-commit", "after-data-before-mark-sent"]
 
 
 def run_once(env: dict[str, str], crashpoint: str | None = None) -> subprocess.CompletedProcess:

@@ -112,3 +112,26 @@ def test_simulate_reports_progress_over_the_whole_history(world):
     result = simulate(ruleset, T0 - timedelta(hours=1), T0 + timedelta(minutes=20), progress=lambda d, t: seen.append((d, t)))
     assert seen[0] == (0, 1000) and seen[-1] == (1000, 1000) and len(seen) >= 3
     assert result["tickets"] == 1000
+
+
+def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world, monkeypatch):
+    """A batch writes its notifications together at the end; a ticket rolled back to its savepoint
+    must not leave its pending mail behind (it would name an escalation that no longer exists)."""
+    _ruleset, tick = world
+    broken, fine = open_ticket("outage one", "urgent"), open_ticket("outage two", "urgent")
+    real = engine._escalate
+
+    def escalate_then_fail(ticket, *args, **kwargs):
+        queued = real(ticket, *args, **kwargs)
+        if ticket.id == broken.id:
+            raise RuntimeError("a bug after the mail was queued")
+        return queued
+
+    monkeypatch.setattr(engine, "_escalate", escalate_then_fail)
+    result = tick(16)
+    assert result.failed == [broken.ref] and result.notifications == 1
+    assert sent_steps(broken) == [] and not Escalation.select().where(Escalation.ticket == broken).exists()
+    assert sent_steps(fine) == [(0, 1)]
+    assert Ticket.get_by_id(broken.id).next_due_at == T0 + timedelta(minutes=16) + engine.RETRY_AFTER_FAILURE
+    monkeypatch.setattr(engine, "_escalate", real)
+    assert tick(21).notifications == 1 and sent_steps(broken) == [(0, 1)]  # retried, and escalated then

@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import FolderState, Instance, Quarantine, UTCDateTimeField, database
+from ..models import Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,9 @@ MIGRATIONS: list[Migration] = [
                     run_sql(sqlite='DROP INDEX IF EXISTS "folder_state_folder"',
                             postgresql='DROP INDEX IF EXISTS "folder_state_folder"'),
                     add_index(FolderState, ("account", "folder"), unique=True))),
+    Migration(5, "outbox rendered by the sender: the template and its variables as decided; daily digests once",
+              steps(add_column(Outbox.template), add_column(Outbox.context), add_column(Outbox.headers),
+                    create_table(Digest))),
 ]
 
 

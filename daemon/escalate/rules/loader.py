@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 TOP_KEYS = ("version", "timezone", "support_address", "reference_prefix", "calendars", "severities", "tiers",
-            "incidents", "matrix", "rules", "acknowledge_customers", "plus_address_replies")
+            "incidents", "matrix", "rules", "acknowledge_customers", "plus_address_replies", "digest")
 TOP_REQUIRED = ("version", "support_address", "severities", "tiers", "rules")
 SEVERITY_KEYS = ("keywords", "senders", "importance", "first_response", "next_response", "resolution", "calendar",
                  "default")
@@ -63,6 +63,9 @@ TARGET_KEYS = ("first_response", "next_response", "resolution")
 IMPORTANCE_VALUES = ("high", "normal", "low")
 CALENDAR_KEYS = ("timezone", "hours", "holidays")
 INCIDENT_KEYS = ("window", "similarity")
+DIGEST_KEYS = ("at",)
+DEFAULT_DIGEST_AT = time(8, 0)
+_TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 MATRIX_KEYS = ("clock", "after", "rows", "repeat_every")
 TIER_KEYS = ("level", "name", "group", "roster", "lead", "consulted", "informed")
 TIER_REQUIRED = ("level", "name", "group", "roster")
@@ -373,6 +376,7 @@ class _Converter:
         # issue 5: one automatic "we received it" per sender per ticket, never to machine mail
         acknowledge = get("acknowledge_customers", self.boolean, False)
         plus_replies = get("plus_address_replies", self.boolean, False)
+        digest_at = get("digest", self.digest, DEFAULT_DIGEST_AT)
 
         good_severities = tuple(severities) if isinstance(severities, list) else ()
         good_tiers = tuple(sorted(tiers, key=lambda tier: tier.level)) if isinstance(tiers, list) else ()
@@ -415,6 +419,7 @@ class _Converter:
             incidents=incidents if isinstance(incidents, IncidentPolicy) else None,
             acknowledge_customers=acknowledge is True,
             plus_address_replies=plus_replies is True,
+            digest_at=digest_at if isinstance(digest_at, time) else DEFAULT_DIGEST_AT,
         )
         if isinstance(rules, list) and isinstance(severities, list) and isinstance(tiers, list) and good_severities \
                 and any(s.default for s in good_severities):
@@ -626,6 +631,24 @@ class _Converter:
             self.rule_nodes[rule.name] = _RuleNodes(name=key, when=key,
                                                     where=_join(_join(where, "rows"), rule.name.split("/", 2)[1]))
         return result
+
+    def digest(self, node: Node, where: str) -> Any:
+        """`digest: {at: "08:00"}`: when the informed lists' daily digest goes out, in the rules' timezone."""
+        fields = self.mapping(node, where, DIGEST_KEYS, what='a mapping like {at: "08:00"}')
+        if fields is None:
+            return _INVALID
+        if "at" not in fields:
+            return DEFAULT_DIGEST_AT
+        return self.time_of_day(fields["at"][1], _join(where, "at"))
+
+    def time_of_day(self, node: Node, where: str) -> Any:
+        # the node's own text: YAML 1.1 reads an unquoted 12:30 as the number 750 (base 60)
+        text = node.value.strip() if isinstance(node, ScalarNode) and isinstance(node.value, str) else None
+        found = _TIME_OF_DAY.fullmatch(text) if text is not None else None
+        if found is None:
+            return self.error(node, where, f'expected a time of day like "08:00" (00:00 to 23:59), '
+                                           f'got {show(text) if text is not None else self.got(node)}')
+        return time(int(found.group(1)), int(found.group(2)))
 
     def timezone(self, node: Node, where: str) -> Any:
         name = self.text(node, where, expected='an IANA time zone like "Europe/Berlin"')

@@ -6,9 +6,10 @@ built, so the methods below trust their fields.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 from typing import Any
 
@@ -16,6 +17,7 @@ from .calendar import ALWAYS_NAME, Calendar
 from .facts import TicketFacts
 
 
+@functools.lru_cache(maxsize=4096)  # the same few team addresses, for every notification a tick queues
 def normalise_address(address: str) -> str:
     """The lowercased addr-spec of `address` ("Alice <Alice@Example.com>" -> "alice@example.com")."""
     return parseaddr(address or "")[1].strip().lower()
@@ -190,6 +192,7 @@ class Ruleset:
     incidents: Any = None  # IncidentPolicy, or None: similar tickets are not grouped
     acknowledge_customers: bool = False  # tell a customer their mail became a ticket (notify.queue_acknowledgement)
     plus_address_replies: bool = False  # Reply-To support+<token>@…: replies prove themselves without In-Reply-To
+    digest_at: time = time(8, 0)  # the informed lists' daily digest goes out then, in `timezone` (digest.py)
     _tiers: dict[int, Tier] = field(init=False, repr=False, compare=False)
     _severities: dict[str, Severity] = field(init=False, repr=False, compare=False)
     _calendars: dict[str, Calendar] = field(init=False, repr=False, compare=False)
