@@ -433,6 +433,8 @@ class _Feed:
         if self.jobs and time.monotonic() > self.fresh_until:
             # leases getting old: claim again (ours come back with a new lease unless taken meanwhile)
             self.seen.difference_update(job.delivery_id for job in self.jobs)
+            # given back at the end of the run if not claimed again (nothing is in flight by then)
+            self.untouched.extend(job.delivery_id for job in self.jobs)
             self.jobs.clear()
             self.exhausted = False
         if not self.jobs:
