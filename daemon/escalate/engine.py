@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from . import audit, crashpoints, tickets
+from . import audit, crashpoints, db, tickets
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket, database
@@ -125,6 +125,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, {}), touched)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
+                    if db.connection_lost():  # not the ticket: the database went away with the whole batch
+                        raise
                     log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
                     schedule[ticket.id] = now + RETRY_AFTER_FAILURE
                     result.failed.append(ticket.ref)

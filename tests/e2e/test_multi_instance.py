@@ -181,6 +181,28 @@ def test_the_database_refuses_a_second_escalation_or_notification_for_one_step(p
     assert Outbox.select().count() == 1
 
 
+def test_a_tick_cut_from_postgresql_gives_up_the_batch_instead_of_failing_every_ticket(pg_url, tmp_path, monkeypatch, caplog):
+    seed(pg_url, 20, T0, timedelta(minutes=1))
+    ruleset, renderer = load_rules(tmp_path)
+    db.connect(pg_url)
+    evaluate = engine._evaluate_ticket
+
+    def cut_on_the_fifth(ticket, *args):
+        if ticket.ref == "T-5":  # the server ends this session mid-batch (a restart, pg_terminate_backend)
+            db.database.obj.execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+        return evaluate(ticket, *args)
+
+    monkeypatch.setattr(engine, "_evaluate_ticket", cut_on_the_fifth)
+    with pytest.raises(peewee.OperationalError):
+        engine.tick(ruleset, renderer, SECRET.encode(), T0 + HOUR)
+    assert "evaluating" not in caplog.text  # no ticket blamed (and put off for 5 minutes) for the outage
+    db.close()
+    monkeypatch.setattr(engine, "_evaluate_ticket", evaluate)
+    # the batch rolled back whole; on a new connection the next tick does it all
+    assert Outbox.select().count() == 0
+    assert engine.tick(ruleset, renderer, SECRET.encode(), T0 + HOUR).notifications == 20
+
+
 def test_outbox_claims_are_disjoint_and_an_expired_lease_is_claimed_again(pg_url, tmp_path):
     seed(pg_url, 20, T0, timedelta(minutes=1))
     ruleset, renderer = load_rules(tmp_path)
