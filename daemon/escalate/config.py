@@ -86,6 +86,9 @@ class Settings:
     send_seconds: float = 10.0
     metrics_address: str | None = None  # host:port for the Prometheus endpoint; None = off
     stuck_seconds: float = 300.0  # one stage run longer than this stops the systemd watchdog pings
+    # PostgreSQL: how long a claimed delivery stays with the instance that claimed it; when that
+    # instance dies, another one sends the row after this (outbox.claim). Longer than one send.
+    send_lease_seconds: float = 60.0
     previous_secret: bytes | None = field(default=None, repr=False)  # still accepted for one token lifetime
     token_ttl: timedelta = timedelta(days=7)  # a reply to an older notification cannot act
     # ingest (issue 3): what to do with processed mail on the server, size limits, where attachments go
@@ -202,6 +205,7 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Non
         send_seconds=_float(merged, "ESCALATE_SEND_SECONDS", 10.0),
         metrics_address=_address(merged, "ESCALATE_METRICS"),
         stuck_seconds=_float(merged, "ESCALATE_STUCK_SECONDS", 300.0),
+        send_lease_seconds=_float(merged, "ESCALATE_SEND_LEASE_SECONDS", 60.0),
         previous_secret=(merged.get("ESCALATE_SECRET_PREVIOUS") or "").encode() or None,
         token_ttl=_duration(merged, "ESCALATE_TOKEN_TTL", timedelta(days=7)),
         processed_action=_processed_action(merged),

@@ -102,3 +102,29 @@ def write_transaction() -> Iterator[None]:
     else:
         with db.atomic():
             yield
+
+
+def connection_lost() -> bool:
+    """Whether this thread's PostgreSQL connection was closed by the server (a restart,
+    `pg_terminate_backend`): every further statement on it fails, so there is no point going on."""
+    db = database.obj
+    if db is None or db.is_closed() or isinstance(db, peewee.SqliteDatabase):
+        return False
+    connection = db.connection()
+    return bool(getattr(connection, "closed", False) or getattr(connection, "broken", False))
+
+
+def drop_broken_connection() -> bool:
+    """Forget this thread's connection if the server has closed it (a restart, `pg_terminate_backend`),
+    so the next statement opens a new one: peewee never reconnects by itself, and every statement
+    on a dead psycopg connection fails with "the connection is closed". For code that carries on
+    after a failed statement in the same thread; the daemon's stages also close after every run.
+    True when it dropped one (a retry may succeed now)."""
+    if not connection_lost():
+        return False
+    db = database.obj
+    try:
+        db.close()
+    except peewee.OperationalError:  # "transaction is open": only a caller inside one gets here
+        return False
+    return True

@@ -21,7 +21,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import audit, crashpoints, notify, prepared, tickets
+import peewee
+
+from . import audit, crashpoints, db, notify, prepared, tickets
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket, database
@@ -100,24 +102,21 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
     """Evaluate every ticket due at `now`, a batch per transaction, a savepoint per ticket."""
     result = TickResult()
     for _round in range(MAX_ROUNDS):
-        # On next_due_at alone, so SQLite walks that index: with the status in the condition it
-        # picks the status index and sorts every open ticket, and a tick costs what is open.
-        due = list(Ticket.select().where(Ticket.next_due_at <= now)
-                   .order_by(Ticket.next_due_at, Ticket.id).limit(batch))
-        if not due:
-            break
-        # Resolved or closed tickets run no clock, and drills (drill.py) are never escalated by rules:
-        # they are not due (tickets.py normally clears next_due_at itself; this keeps it so).
-        idle = [ticket.id for ticket in due if ticket.status not in ACTIVE_STATUSES or ticket.drill]
-        if idle:
-            Ticket.update(next_due_at=None).where(Ticket.id.in_(idle)).execute()
-            due = [ticket for ticket in due if ticket.id not in set(idle)]
-            if not due:
-                continue
         touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
         # the batch's notifications are written together before it commits (notify.DeferredMail)
         with write_transaction(), notify.deferred(secret) as mail:
+            due = _claim_due(now, batch)
+            if not due:
+                break
+            # Resolved or closed tickets run no clock, and drills (drill.py) are never escalated by rules:
+            # they are not due (tickets.py normally clears next_due_at itself; this keeps it so).
+            idle = [ticket.id for ticket in due if ticket.status not in ACTIVE_STATUSES or ticket.drill]
+            if idle:
+                Ticket.update(next_due_at=None).where(Ticket.id.in_(idle)).execute()
+                due = [ticket for ticket in due if ticket.id not in set(idle)]
+                if not due:
+                    continue
             escalations = _escalations_of(due)
             for ticket in due:
                 if ticket.id in touched:
@@ -129,6 +128,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, {}), touched)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
+                    if db.connection_lost():  # not the ticket: the database went away with the whole batch
+                        raise
                     mail.rollback(mark)  # its notifications go with its savepoint
                     log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
                     schedule[ticket.id] = now + RETRY_AFTER_FAILURE
@@ -148,6 +149,23 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             result.notifications -= mail.flush()
             tickets.schedule_many(schedule)
     return result
+
+
+def _claim_due(now: datetime, batch: int) -> list[Ticket]:
+    """The next due tickets, oldest first, read inside the batch's write transaction so nothing
+    changes them between this read and the batch's commit.
+
+    On next_due_at alone, so SQLite walks that index: with the status in the condition it picks the
+    status index and sorts every open ticket, and a tick costs what is open. On PostgreSQL several
+    instances tick at once: `FOR UPDATE SKIP LOCKED` makes the row lock the claim, so they split the
+    due set and never evaluate a ticket twice; the lock goes at commit, at rollback, or when the
+    instance's connection dies. A row another instance evaluated and committed meanwhile is
+    re-checked against `next_due_at <= now` before it is locked. (SQLite: one instance, flock.)
+    """
+    query = Ticket.select().where(Ticket.next_due_at <= now).order_by(Ticket.next_due_at, Ticket.id).limit(batch)
+    if not isinstance(database.obj, peewee.SqliteDatabase):
+        query = query.for_update("FOR UPDATE SKIP LOCKED")
+    return list(query)
 
 
 def _escalations_of(due: list[Ticket]) -> dict[int, dict[str, Escalation]]:

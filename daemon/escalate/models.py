@@ -222,6 +222,12 @@ class Delivery(BaseModel):
     failed_at = UTCDateTimeField(null=True)
     code = peewee.IntegerField(null=True)  # the SMTP reply code of the last failure
     last_error = peewee.TextField(null=True)
+    # -- the sender's lease (several instances on PostgreSQL, outbox.claim) --------------------
+    # Who claimed this delivery and until when, on the database's clock; cleared when the outcome
+    # is recorded. A sender that dies leaves its lease to run out, then another one re-claims the
+    # row. Unused (NULL) on SQLite, where one process sends.
+    lease_owner = peewee.CharField(null=True)  # instance.identity() of the claiming process
+    lease_until = UTCDateTimeField(null=True)
 
     class Meta:
         indexes = (

@@ -24,9 +24,10 @@ from typing import Callable, Iterable, Iterator
 import aiosmtplib
 import peewee
 
-from . import crashpoints, models
+from . import crashpoints, db, models
 from .config import ServerUrl
 from .db import write_transaction
+from .instance import identity
 from .models import Delivery, Outbox
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ TIME_BUDGET_SECONDS = 20.0
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=10)
 MAX_ATTEMPTS = 50  # about 8 hours at the capped interval; then failed, for a person to retry
+LEASE_SECONDS = 60.0  # PostgreSQL: how long a claim holds (Settings.send_lease_seconds)
 
 PENDING = "queued"
 DELIVERY_FAILURES = ("failed", "refused", "bounced")
@@ -102,12 +104,15 @@ class _Outcome:
 class _Recorder:
     """Collects outcomes and writes them in batches; each batch also settles its outbox rows."""
 
-    def __init__(self, now: datetime, result: SendResult, on_failed: Callable[[Outbox, datetime], None] | None):
+    def __init__(self, now: datetime, result: SendResult, on_failed: Callable[[Outbox, datetime], None] | None,
+                 owner: str | None = None):
         self.now = now
         self.result = result
         self.on_failed = on_failed
+        self.owner = owner or identity()
         self.pending: list[_Outcome] = []
         self._final = False
+        self._failing = False
 
     def add(self, outcome: _Outcome) -> None:
         if not self.pending:
@@ -117,20 +122,33 @@ class _Recorder:
         if len(self.pending) >= FLUSH_EVERY:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, strict: bool = False) -> None:
+        """Write what is pending. On a database error the outcomes stay pending for the next
+        flush; `strict` (and the final flush) raises the error instead of carrying on."""
         if not self.pending:
             return
         outcomes, self.pending = self.pending, []
         try:
-            self._write(outcomes)
+            try:
+                self._write(outcomes)
+            except peewee.OperationalError:
+                # the server closed our connection (a restart, pg_terminate_backend) but may be
+                # back: peewee never reconnects by itself, so drop it and try once on a new one
+                if not db.drop_broken_connection():
+                    raise
+                self._write(outcomes)
         except peewee.OperationalError:
             # e.g. the database stayed locked past the busy timeout: keep the outcomes for the next
             # flush (the final one raises) rather than forget mail that was sent
             self.pending[:0] = outcomes
-            if self._final:
+            db.drop_broken_connection()
+            if self._final or strict:
                 raise
-            log.warning("recording %d send outcomes failed; will try again", len(outcomes), exc_info=True)
+            if not self._failing:  # once per outage, not once per reply that arrives during it
+                log.warning("recording %d send outcomes failed; will try again", len(outcomes), exc_info=True)
+            self._failing = True
             return
+        self._failing = False
         for outcome in outcomes:
             if outcome.status == "sent":
                 self.result.sent += 1
@@ -146,6 +164,7 @@ class _Recorder:
     def _write(self, outcomes: list[_Outcome]) -> None:
         now = self.now
         with write_transaction():
+            _lock_outbox_rows({o.job.outbox_id for o in outcomes})
             sent = [o.job.delivery_id for o in outcomes if o.status == "sent"]
             for chunk in _chunks(sent, 500):
                 _execute(_MARK_SENT, chunk, Delivery.sent_at.db_value(now))
@@ -169,7 +188,13 @@ class _Recorder:
                 values["last_error"] = f"gave up after {attempts} attempts; last: {outcome.error}"
             values.update(status=status, failed_at=now)
             log.error("outbox %s to %s failed permanently: %s", job.outbox_id, job.recipient, values["last_error"])
-        Delivery.update(**values).where(Delivery.id == job.delivery_id).execute()
+        values.update(lease_owner=None, lease_until=None)
+        # Only while the delivery is still ours to record: an instance whose lease ran out (its
+        # database connection was cut, it was paused) must not put back in the queue a delivery
+        # another instance has re-claimed or sent since, nor one an admin cancelled meanwhile.
+        Delivery.update(**values).where(
+            (Delivery.id == job.delivery_id) & (Delivery.status == PENDING)
+            & (Delivery.lease_owner.is_null() | (Delivery.lease_owner == self.owner))).execute()
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -180,7 +205,7 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 # The two statements of every flush, written out once: peewee would build their SQL again for
 # each batch of replies, which costs more than running them.
 _MARK_SENT = ('UPDATE "delivery" SET "status" = \'sent\', "sent_at" = {p}, "attempts" = "attempts" + 1, '
-              '"last_error" = NULL WHERE "id" IN ({ids})')
+              '"last_error" = NULL, "lease_owner" = NULL, "lease_until" = NULL WHERE "id" IN ({ids})')
 _SETTLE_SENT = ('UPDATE "outbox" SET "status" = \'sent\', "sent_at" = {p}, "last_error" = NULL, '
                 '"attempts" = (SELECT MAX("d"."attempts") FROM "delivery" AS "d" WHERE "d"."outbox_id" = "outbox"."id") '
                 'WHERE "id" IN ({ids}) AND "status" = \'queued\' AND NOT EXISTS '
@@ -192,6 +217,20 @@ def _execute(statement: str, ids: list[int], first: object) -> int:
     p = database.param
     cursor = database.execute_sql(statement.format(p=p, ids=", ".join([p] * len(ids))), [first, *ids])
     return cursor.rowcount
+
+
+def _lock_outbox_rows(outbox_ids: set[int]) -> None:
+    """PostgreSQL: lock the outbox rows a flush settles, in id order, before reading their deliveries.
+
+    Two instances recording the last two recipients of one row at once would otherwise each see the
+    other's delivery still pending in their snapshot, and neither would mark the row sent. Locked,
+    the second waits for the first to commit and then reads its delivery as sent."""
+    database = models.database.obj
+    if isinstance(database, peewee.SqliteDatabase) or not outbox_ids:
+        return  # one writer at a time already (BEGIN IMMEDIATE)
+    for chunk in _chunks(sorted(outbox_ids), 500):
+        database.execute_sql(f'SELECT "id" FROM "outbox" WHERE "id" IN ({", ".join(["%s"] * len(chunk))}) '
+                             'ORDER BY "id" FOR UPDATE', chunk)
 
 
 def _settle_all_sent(outbox_ids: set[int], now: datetime) -> set[int]:
@@ -266,35 +305,64 @@ def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox
 
 def send_due(url: ServerUrl, now: datetime, *, connections: int = CONNECTIONS, batch: int = CLAIM_BATCH,
              timeout: float = TIMEOUT_SECONDS, time_budget: float = TIME_BUDGET_SECONDS,
-             on_failed: Callable[[Outbox, datetime], None] | None = None, renderer=None) -> SendResult:
+             on_failed: Callable[[Outbox, datetime], None] | None = None, renderer=None,
+             lease_seconds: float = LEASE_SECONDS) -> SendResult:
     """Send every delivery whose time has come, `connections` at a time. Blocking, for the daemon
     loop and the CLI. `on_failed(outbox_row, now)` runs once per row that fails permanently,
     inside the transaction that records it. Mail the tick decided is rendered first, with
-    `renderer` (templates.Renderer; the shipped templates when None) — render.py."""
+    `renderer` (templates.Renderer; the shipped templates when None) — render.py.
+    `lease_seconds`: how long a claim holds on PostgreSQL."""
     from . import render, templates  # render.py uses settle() from here
 
     render.render_pending(renderer or templates.Renderer(), now, on_failed=on_failed)
     return asyncio.run(_send_due(url, now, connections=connections, batch=batch, timeout=timeout,
-                                 time_budget=time_budget, on_failed=on_failed))
+                                 time_budget=time_budget, on_failed=on_failed, lease_seconds=lease_seconds))
+
+
+# Outcomes of mail that was sent but could not be recorded because the database went away (M2):
+# kept with the database they belong to, and written first by the next run of this process,
+# before it claims anything. Recorded late, not sent twice. A process that dies loses them: those
+# are the mails sent again after the lease, with their identical Message-ID.
+_unrecorded: tuple[object, list[_Outcome]] | None = None
+
+
+def _carried_over() -> list[_Outcome]:
+    global _unrecorded
+    carried, _unrecorded = _unrecorded, None
+    return carried[1] if carried is not None and carried[0] is models.database.obj else []
 
 
 async def _send_due(url: ServerUrl, now: datetime, *, connections: int, batch: int, timeout: float,
-                    time_budget: float, on_failed: Callable[[Outbox, datetime], None] | None) -> SendResult:
+                    time_budget: float, on_failed: Callable[[Outbox, datetime], None] | None,
+                    lease_seconds: float) -> SendResult:
+    global _unrecorded
     result = SendResult()
     recorder = _Recorder(now, result, on_failed)
-    feed = _Feed(now, batch, time_budget, in_flight=connections)
-    first = feed.refill()
-    if first:
-        with _outcomes_without_fsync():
-            try:
-                # one pool for the whole run: connections are reused across claim rounds (N7)
-                await asyncio.gather(*(_worker(url, feed, recorder, result, timeout)
-                                       for _ in range(max(1, min(connections, first)))))
-            finally:
-                # jobs no worker could try (every connection failed): back off like any other retry
-                for job in feed.drain():
-                    recorder.pending.append(_Outcome(job, "retry", None, "not attempted: no SMTP connection"))
-                recorder.final_flush()
+    recorder.pending = _carried_over()
+    feed = _Feed(now, batch, time_budget, in_flight=connections, lease_seconds=lease_seconds)
+    try:
+        recorder.flush(strict=True)  # what an earlier run sent must be recorded before anything is claimed
+        first = feed.refill()
+        if first:
+            with _outcomes_without_fsync():
+                try:
+                    # one pool for the whole run: connections are reused across claim rounds (N7)
+                    await asyncio.gather(*(_worker(url, feed, recorder, result, timeout)
+                                           for _ in range(max(1, min(connections, first)))))
+                finally:
+                    # jobs no worker could try (every connection failed): back off like any other retry
+                    for job in feed.drain():
+                        recorder.pending.append(_Outcome(job, "retry", None, "not attempted: no SMTP connection"))
+                    recorder.final_flush()
+        if feed.error is not None:
+            raise feed.error  # the database failed during a claim: the daemon backs off and retries
+    except peewee.OperationalError:
+        if recorder.pending:
+            _unrecorded = (models.database.obj, recorder.pending)
+            log.warning("the database is unavailable: %d send outcomes kept to record on the next run",
+                        len(recorder.pending))
+        raise
+    release(feed.untouched, recorder.owner)
     return result
 
 
@@ -322,14 +390,19 @@ def _outcomes_without_fsync() -> Iterator[None]:
 class _Feed:
     """Due deliveries for the workers, claimed from the database a batch at a time."""
 
-    def __init__(self, now: datetime, batch: int, time_budget: float, in_flight: int):
+    def __init__(self, now: datetime, batch: int, time_budget: float, in_flight: int,
+                 lease_seconds: float = LEASE_SECONDS):
         self.now = now
         self.batch = batch
         self.in_flight = in_flight
+        self.lease_seconds = lease_seconds
         self.deadline = time.monotonic() + time_budget
         self.jobs: list[_Job] = []
         self.seen: set[int] = set()  # claimed in this run: in flight, or recorded
         self.exhausted = False
+        self.fresh_until = float("inf")  # after this the claimed jobs' leases may be running out
+        self.untouched: list[int] = []  # claimed and never started: their leases are given back
+        self.error: peewee.OperationalError | None = None  # a claim that failed: the run ends, then raises
 
     def refill(self, recorder: _Recorder | None = None) -> int:
         if self.exhausted or time.monotonic() > self.deadline:
@@ -341,7 +414,12 @@ class _Feed:
         # reply), so read that many more and skip them. What this run retries is due after `now`
         # and what it sent is no longer queued: neither comes back.
         limit = self.batch + self.in_flight
-        due = claim(self.now, limit)
+        started = time.monotonic()
+        due = claim(self.now, limit, lease_seconds=self.lease_seconds)
+        if _leased():
+            # start no job in the second half of its lease: by the time its SMTP transaction ends,
+            # another instance may have re-claimed it
+            self.fresh_until = started + self.lease_seconds / 2
         claimed = [job for job in due if job.delivery_id not in self.seen]
         self.exhausted = len(due) < limit
         self.seen.update(job.delivery_id for job in claimed)
@@ -349,12 +427,28 @@ class _Feed:
         return len(claimed)
 
     def next(self, recorder: _Recorder) -> _Job | None:
+        if self.error is not None:
+            return None
         if time.monotonic() > self.deadline:
-            self.jobs.clear()  # untouched: they stay queued, due now, for the next run
+            # untouched: they stay queued, due now, for the next run (or another instance)
+            self.untouched.extend(job.delivery_id for job in self.jobs)
+            self.jobs.clear()
             self.exhausted = True
             return None
+        if self.jobs and time.monotonic() > self.fresh_until:
+            # leases getting old: claim again (ours come back with a new lease unless taken meanwhile)
+            self.seen.difference_update(job.delivery_id for job in self.jobs)
+            # given back at the end of the run if not claimed again (nothing is in flight by then)
+            self.untouched.extend(job.delivery_id for job in self.jobs)
+            self.jobs.clear()
+            self.exhausted = False
         if not self.jobs:
-            self.refill(recorder)  # synchronous: no other worker runs in between, so one refill at a time
+            try:
+                self.refill(recorder)  # synchronous: no other worker runs in between, so one refill at a time
+            except peewee.OperationalError as error:
+                # the database went away: finish the sends in flight and record what can be recorded
+                self.error = error
+                return None
         return self.jobs.pop() if self.jobs else None
 
     def drain(self) -> list[_Job]:
@@ -362,19 +456,61 @@ class _Feed:
         return jobs
 
 
-def claim(now: datetime, batch: int) -> list[_Job]:
+def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds: float = LEASE_SECONDS) -> list[_Job]:
     """The next `batch` due deliveries, oldest first. A delivery stays "queued" until its outcome
-    is recorded, so a sender killed after this point finds it again on restart (N6). One sender
-    per SQLite database (the daemon refuses a second); several instances on PostgreSQL need
-    `FOR UPDATE SKIP LOCKED` here (issue 9)."""
-    rows = list(Delivery.select(Delivery.id, Delivery.mail_from, Delivery.recipient, Delivery.attempts,
-                                Outbox.id, Outbox.raw, Outbox.message_id)
-                .join(Outbox)
-                .where((Delivery.status == PENDING) & (Delivery.next_attempt_at <= now))
-                .order_by(Delivery.next_attempt_at, Delivery.id).limit(batch))
+    is recorded, so a sender killed after this point finds it again on restart (N6).
+
+    SQLite has one sender per database (the daemon refuses a second): a plain read. On PostgreSQL
+    several instances send at once, so the claim is a lease taken in one statement (`_lease`)."""
+    query = (Delivery.select(Delivery.id, Delivery.mail_from, Delivery.recipient, Delivery.attempts,
+                             Outbox.id, Outbox.raw, Outbox.message_id)
+             .join(Outbox).order_by(Delivery.next_attempt_at, Delivery.id).limit(batch))
+    if _leased():
+        ids = _lease(now, batch, owner or identity(), lease_seconds)
+        rows = list(query.where(Delivery.id.in_(ids))) if ids else []
+    else:
+        rows = list(query.where((Delivery.status == PENDING) & (Delivery.next_attempt_at <= now)))
     crashpoints.hit("after-outbox-claim")
     return [_Job(row.id, row.outbox.id, row.mail_from, row.recipient, row.attempts, bytes(row.outbox.raw),
                  row.outbox.message_id) for row in rows]
+
+
+def _leased() -> bool:
+    return not isinstance(models.database.obj, peewee.SqliteDatabase)
+
+
+# The claim on PostgreSQL (Procrastinate's fetch_job pattern, RELIABILITY.md 1.14): pick due rows
+# nobody holds, skipping rows another instance is claiming this instant, and stamp them ours in
+# the same statement. The lease runs on the database's clock, not the simulated `--now`: it is about
+# whether the claiming process is alive. Our own leases come back too (a run that ended early,
+# jobs re-claimed as their lease ages); the caller skips the ones it has in flight.
+_LEASE = ('UPDATE "delivery" SET "lease_owner" = %s, '
+          '"lease_until" = (now() AT TIME ZONE \'UTC\') + make_interval(secs => %s) '
+          'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "status" = \'queued\' AND "next_attempt_at" <= %s '
+          'AND ("lease_until" IS NULL OR "lease_until" < (now() AT TIME ZONE \'UTC\') OR "lease_owner" = %s) '
+          'ORDER BY "next_attempt_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED) '
+          'RETURNING "id"')
+
+
+def _lease(now: datetime, batch: int, owner: str, lease_seconds: float) -> list[int]:
+    cursor = models.database.obj.execute_sql(
+        _LEASE, [owner, float(lease_seconds), Delivery.next_attempt_at.db_value(now), owner, batch])
+    return [row_id for (row_id,) in cursor.fetchall()]
+
+
+def release(delivery_ids: list[int], owner: str) -> None:
+    """Give back leases on deliveries this run claimed and never started, so another instance
+    need not wait for them to run out. Best effort: an unreleased lease only delays them."""
+    if not delivery_ids or not _leased():
+        return
+    try:
+        for chunk in _chunks(delivery_ids, 500):
+            (Delivery.update(lease_owner=None, lease_until=None)
+             .where(Delivery.id.in_(chunk) & (Delivery.lease_owner == owner) & (Delivery.status == PENDING))
+             .execute())
+    except peewee.OperationalError:
+        log.warning("giving back %d unstarted claims failed; they are sent after their lease", len(delivery_ids))
+        db.drop_broken_connection()
 
 
 async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: SendResult, timeout: float) -> None:
@@ -450,7 +586,7 @@ def cancel(ids: list[int], now: datetime) -> int:
     cancelled, so `retry` leaves them alone. Returns rows changed."""
     with write_transaction():
         rows = list(Delivery.select(Delivery.id, Delivery.outbox)
-                    .where(Delivery.outbox.in_(ids) & Delivery.status.in_((PENDING, "suppressed") + DELIVERY_FAILURES)))
+                    .where(Delivery.outbox.in_(ids) & Delivery.status.in_((PENDING, "suppressed", "rendering") + DELIVERY_FAILURES)))
         for chunk in _chunks([row.id for row in rows], 500):
             Delivery.update(status="cancelled", last_error="cancelled by an admin").where(Delivery.id.in_(chunk)).execute()
         touched = {row.outbox_id for row in rows}

@@ -94,7 +94,8 @@ def send(app: App, now: datetime) -> outbox.SendResult:
         raise ConfigError("ESCALATE_SMTP_URL is not set: escalate needs an SMTP server to send escalations")
     # a notification that fails permanently is told to the tier's lead, once (notify.lead_notifier)
     return outbox.send_due(app.settings.smtp, now,
-                           on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret), renderer=app.renderer)
+                           on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret), renderer=app.renderer,
+                           lease_seconds=app.settings.send_lease_seconds)
 
 
 def run_once(app: App, now: datetime) -> CycleResult:

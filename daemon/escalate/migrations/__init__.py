@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
+from ..models import Delivery, Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,8 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "outbox rendered by the sender: the template and its variables as decided; daily digests once",
               steps(add_column(Outbox.template), add_column(Outbox.context), add_column(Outbox.headers),
                     create_table(Digest))),
+    Migration(6, "delivery leases: several senders on PostgreSQL claim a delivery for a while",
+              steps(add_column(Delivery.lease_owner), add_column(Delivery.lease_until))),
 ]
 
 
