@@ -23,7 +23,7 @@ from pathlib import Path
 import peewee
 import pytest
 
-from escalate import db, engine, outbox
+from escalate import db, engine, outbox, render
 from escalate.clock import parse_time
 from escalate.loopback import Dovecot, Postgres, SmtpSink
 from escalate.models import Delivery, Escalation, Outbox, Ticket
@@ -208,6 +208,7 @@ def test_outbox_claims_are_disjoint_and_an_expired_lease_is_claimed_again(pg_url
     ruleset, renderer = load_rules(tmp_path)
     db.connect(pg_url)
     engine.tick(ruleset, renderer, SECRET.encode(), T0 + HOUR)
+    render.render_pending(renderer, T0 + HOUR)  # the sender renders what the tick decided, then claims
     first = outbox.claim(T0 + HOUR, 12, owner="a", lease_seconds=60)
     second = outbox.claim(T0 + HOUR, 12, owner="b", lease_seconds=60)
     assert len(first) == 12 and len(second) == 8
