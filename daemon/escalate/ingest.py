@@ -16,19 +16,20 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 import peewee
 
-from . import audit, crashpoints, incidents, outbox, tickets
+from . import audit, crashpoints, incidents, outbox, rows, tickets
 from .attachments import AttachmentStore
 from .classify import Verdict, classify
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import write_transaction
 from .mailbox import Fetched, Mailbox
-from .models import Delivery, FolderState, Message, Outbox, Quarantine, database
+from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket, database
 from .parse import ParsedMail, UnparseableMail, parse_message
 from .replies import handle_commands
 from .rules.model import Ruleset
@@ -124,17 +125,20 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     """Store a fetched batch in one transaction, a savepoint per message; advance the checkpoint."""
     outcomes = []
     created: list[str] = []
+    # attachment contents are written while the next mails are parsed, and are on disk before the commit
+    background = options.attachments.writing_in_background() if options.attachments is not None else nullcontext()
     with write_transaction():
-        for fetched in batch:
-            crashpoints.hit("after-fetch")
-            one = Source(source.folder, source.uidvalidity, fetched.uid or None)
-            if fetched.headers_only:
-                outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
-                                      f"{options.max_message_bytes}); only the headers were fetched", now)
-            else:
-                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
-            outcomes.append(outcome)
-            crashpoints.hit("in-txn-before-commit")
+        with background:
+            for fetched in batch:
+                crashpoints.hit("after-fetch")
+                one = Source(source.folder, source.uidvalidity, fetched.uid or None)
+                if fetched.headers_only:
+                    outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
+                                          f"{options.max_message_bytes}); only the headers were fetched", now)
+                else:
+                    outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
+                outcomes.append(outcome)
+                crashpoints.hit("in-txn-before-commit")
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
             FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(FolderState.folder == source.folder).execute()
     result.outcomes.update(outcomes)
@@ -199,19 +203,21 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
     if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
-        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason)
+        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason,
+                         ticket=match.ticket if match is not None else None)
         if match is not None:
             tickets.add_message(match.ticket, message, now)
         return "machine"
 
     if match is None:
-        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision)
         requester = parsed.from_addr or "unknown"
         ticket = tickets.open_ticket(
             subject=parsed.subject, normalised_subject=normalise_subject(parsed.subject, ruleset.reference_prefix),
             requester=requester, requester_name=parsed.from_name, now=now,
             severity=ruleset.severity_for(parsed.subject, parsed.text, parsed.from_addr, parsed.headers),
             reference_prefix=ruleset.reference_prefix, reason="new conversation")
+        # the ticket first, so the message row (the raw mail with it) is written once, ticket set
+        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision, ticket=ticket)
         tickets.add_message(ticket, message, now)
         incidents.link_new_ticket(ticket, ruleset, now)  # similar tickets from other customers: one incident
         if ruleset.acknowledge_customers:  # issue 5: once per sender per ticket, capped; machine mail never gets here
@@ -224,7 +230,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
 
     ticket = match.ticket
     kind = classify_sender(parsed, ticket.requester, ruleset)
-    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision)
+    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket)
     _audit_threading(parsed, match, kind, ruleset, now)
     tickets.add_message(ticket, message, now)
     if kind != "other" or match.notification is not None:
@@ -338,9 +344,9 @@ def _bounce_target(parsed: ParsedMail, verdict: Verdict, secret: bytes) -> tuple
 
 def _store(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, now: datetime,
            options: IngestOptions = DEFAULT_OPTIONS, collision: bool = False,
-           machine_reason: str | None = None) -> Message:
-    message = Message.create(
-        dedupe_key=dedupe_key, message_id=parsed.message_id, sha256=parsed.sha256, kind=kind,
+           machine_reason: str | None = None, ticket: Ticket | None = None) -> Message:
+    message = rows.create(
+        Message, ticket=ticket, dedupe_key=dedupe_key, message_id=parsed.message_id, sha256=parsed.sha256, kind=kind,
         folder=source.folder, uidvalidity=source.uidvalidity, uid=source.uid,
         from_addr=parsed.from_addr, from_name=parsed.from_name, subject=parsed.subject,
         sent_at=parsed.date, received_at=now, in_reply_to=list(parsed.in_reply_to),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from . import audit
+from . import audit, rows
 from .models import ACTIVE_STATUSES, Escalation, Message, Ticket
 
 
@@ -30,7 +30,8 @@ SYSTEM = "escalate"
 
 def open_ticket(*, subject: str, normalised_subject: str, requester: str, requester_name: str,
                 severity: str, reference_prefix: str, now: datetime, reason: str) -> Ticket:
-    ticket = Ticket.create(
+    ticket = rows.create(
+        Ticket,
         subject=subject or "(no subject)",
         normalised_subject=normalised_subject,
         requester=requester,
@@ -42,32 +43,42 @@ def open_ticket(*, subject: str, normalised_subject: str, requester: str, reques
         next_due_at=now,
     )
     ticket.ref = f"{reference_prefix}-{ticket.id}"
-    ticket.save(only=[Ticket.ref])
+    rows.update(ticket, "ref")
     audit.record(ticket, now, requester, "created", severity=severity, reason=reason)
     return ticket
 
 
 def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
-    """Attach a stored message to its ticket and move the ticket's clocks and status."""
-    message.ticket = ticket
-    message.save(only=[Message.ticket])
+    """Attach a stored message to its ticket and move the ticket's clocks and status.
+
+    Writes only the columns that change (this runs for every ingested mail, and a whole-row save
+    would also put back any column another writer changed meanwhile). A message inserted with
+    its ticket already set (ingest does) is not written again: its row carries the raw mail."""
+    if message.ticket_id != ticket.id:
+        message.ticket = ticket
+        rows.update(message, "ticket")
+    changed = ["message_count", "updated_at", "next_due_at"]
     ticket.message_count += 1
-    ticket.updated_at = now
     if message.kind == "customer":
         ticket.last_customer_message_at = now
+        changed.append("last_customer_message_at")
         if ticket.status in ("resolved", "closed", "waiting"):
             previous = ticket.status
             _end_wait(ticket, now)
             ticket.status = "open"
+            changed += ["status", "waiting_since", "waiting_periods"]
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
                          previous=previous, message_id=message.message_id)
     elif message.kind == "agent":
         ticket.last_agent_message_at = now
+        changed.append("last_agent_message_at")
         if ticket.first_response_at is None:
             ticket.first_response_at = now  # the first-response clock stops here
+            changed.append("first_response_at")
     audit.record(ticket, now, message.from_addr or "unknown", "message", kind=message.kind,
                  message_id=message.message_id, subject=message.subject)
-    _touch(ticket, now)
+    _mark_due(ticket, now)
+    rows.update(ticket, *changed)
 
 
 def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
@@ -236,7 +247,11 @@ def _end_wait(ticket: Ticket, now: datetime) -> None:
 
 
 def _touch(ticket: Ticket, now: datetime) -> None:
+    _mark_due(ticket, now)
+    ticket.save()
+
+
+def _mark_due(ticket: Ticket, now: datetime) -> None:
     ticket.updated_at = now
     # a drill (drill.py) is never the rules' work, so it never becomes due
     ticket.next_due_at = now if ticket.status in ACTIVE_STATUSES and not ticket.drill else None
-    ticket.save()
