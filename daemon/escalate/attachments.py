@@ -13,11 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import threading
-from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Iterator
 
 from .config import Settings
 from .db import sqlite_path
@@ -45,88 +41,40 @@ class AttachmentWriteError(OSError):
     being full, I12) instead of its mail going to quarantine."""
 
 
-# Creating a file costs ~0.5 ms of kernel time on the reference machine, as much as parsing the
-# mail. A background thread creates them while the ingest thread goes on with the next mail
-# (the kernel work runs on the other core); `flush` waits before the commit that names them.
-_WRITER: ThreadPoolExecutor | None = None
-_WRITER_LOCK = threading.Lock()
-MAX_PENDING_BYTES = 64 * 1024 * 1024  # contents held in memory waiting to be written
-
-
-def _writer() -> ThreadPoolExecutor:
-    global _WRITER
-    with _WRITER_LOCK:
-        if _WRITER is None:
-            _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalate-attachments")
-        return _WRITER
-
-
 class AttachmentStore:
     def __init__(self, root: Path, max_bytes: int):
         self.root = Path(root).resolve()
         self.max_bytes = max_bytes
-        self._directories: set[str] = set()  # fan-out directories known to exist
-        self._background = False
-        self._pending: list[Future] = []
-        self._pending_bytes = 0
+        self._directories: set[str] = set()  # fan-out directories known to exist (mkdir costs a syscall)
 
     def save_all(self, message: Message, attachments: tuple[Attachment, ...]) -> None:
-        """A row per attachment; contents within the limit written to disk (in the background
-        inside `writing_in_background`). Call in the transaction that stores `message`."""
+        """A row per attachment; contents within the limit written to disk. Call in the
+        transaction that stores `message`."""
         rows = []
         for attachment in attachments:
             stored = None
             if attachment.data is not None and 0 < len(attachment.data) <= self.max_bytes:
-                stored = self._write_later(attachment.data) if self._background else self.write(attachment.data)
+                stored = self.write(attachment.data)
             rows.append({"message": message.id, "filename": (attachment.filename or None) and attachment.filename[:255],
                          "content_type": attachment.content_type[:200], "size": attachment.size,
                          "stored_path": stored})
         if rows:
             insert_many(AttachmentRow, rows)
 
-    @contextmanager
-    def writing_in_background(self) -> Iterator[None]:
-        """Inside, save_all hands contents to the writer thread; leaving waits until all are on
-        disk (use it inside the transaction, so they are before it commits) and raises
-        AttachmentWriteError if one failed. On an error inside, the writes are forgotten: a
-        file no row names is harmless."""
-        self._background = True
-        try:
-            yield
-        except BaseException:
-            self._pending, self._pending_bytes = [], 0
-            raise
-        finally:
-            self._background = False
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
-        failure = next((error for error in (future.exception() for future in pending) if error is not None), None)
-        if failure is not None:
-            raise AttachmentWriteError(f"attachment contents could not be written under {self.root}: {failure}") from failure
-
-    def _write_later(self, data: bytes) -> str:
-        relative = self._relative(data)
-        if self._pending_bytes > MAX_PENDING_BYTES:  # bound memory: let the writer catch up
-            wait(self._pending)
-            self._pending_bytes = 0
-        self._pending.append(_writer().submit(self._write, relative, data))
-        self._pending_bytes += len(data)
-        return relative
-
     def write(self, data: bytes) -> str:
-        """Store `data` now; returns its path relative to the root."""
-        relative = self._relative(data)
-        self._write(relative, data)
-        return relative
-
-    @staticmethod
-    def _relative(data: bytes) -> str:
+        """Store `data`; returns its path relative to the root. Raises AttachmentWriteError."""
         digest = hashlib.sha256(data).hexdigest()
-        return f"{digest[:2]}/{digest}.bin"
-
-    def _write(self, relative: str, data: bytes) -> None:
+        relative = f"{digest[:2]}/{digest}.bin"
         target = os.path.join(self.root, relative)
         if os.path.exists(target):
-            return
+            return relative
+        try:
+            self._create(target, data)
+        except OSError as error:
+            raise AttachmentWriteError(f"attachment contents could not be written under {self.root}: {error}") from error
+        return relative
+
+    def _create(self, target: str, data: bytes) -> None:
         directory = os.path.dirname(target)
         if directory not in self._directories:
             os.makedirs(directory, exist_ok=True)

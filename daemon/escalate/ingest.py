@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -24,7 +23,7 @@ from typing import Callable, Iterable
 import peewee
 
 from . import audit, crashpoints, incidents, outbox, rows, tickets
-from .attachments import AttachmentStore
+from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import write_transaction
@@ -40,6 +39,8 @@ log = logging.getLogger(__name__)
 # errors that mean "the database cannot take writes now" (disk full, locked, gone): the batch
 # must fail and be retried, never turn into a quarantine record (I12)
 _DATABASE_DOWN = (peewee.OperationalError, peewee.InterfaceError)
+# likewise attachment contents that cannot be written (disk full): not the mail's fault
+_STORAGE_DOWN = (*_DATABASE_DOWN, AttachmentWriteError)
 
 
 @dataclass
@@ -125,20 +126,17 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     """Store a fetched batch in one transaction, a savepoint per message; advance the checkpoint."""
     outcomes = []
     created: list[str] = []
-    # attachment contents are written while the next mails are parsed, and are on disk before the commit
-    background = options.attachments.writing_in_background() if options.attachments is not None else nullcontext()
     with write_transaction():
-        with background:
-            for fetched in batch:
-                crashpoints.hit("after-fetch")
-                one = Source(source.folder, source.uidvalidity, fetched.uid or None)
-                if fetched.headers_only:
-                    outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
-                                          f"{options.max_message_bytes}); only the headers were fetched", now)
-                else:
-                    outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
-                outcomes.append(outcome)
-                crashpoints.hit("in-txn-before-commit")
+        for fetched in batch:
+            crashpoints.hit("after-fetch")
+            one = Source(source.folder, source.uidvalidity, fetched.uid or None)
+            if fetched.headers_only:
+                outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
+                                      f"{options.max_message_bytes}); only the headers were fetched", now)
+            else:
+                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
+            outcomes.append(outcome)
+            crashpoints.hit("in-txn-before-commit")
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
             FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(FolderState.folder == source.folder).execute()
     result.outcomes.update(outcomes)
@@ -152,7 +150,7 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
     try:
         with database.obj.atomic():
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
-    except _DATABASE_DOWN:
+    except _STORAGE_DOWN:
         raise
     except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
