@@ -20,6 +20,7 @@ from .db import sqlite_path
 from .models import Attachment as AttachmentRow
 from .models import Message
 from .parse import Attachment
+from .rows import insert_many
 
 
 def root_for(settings: Settings) -> Path:
@@ -34,10 +35,17 @@ def root_for(settings: Settings) -> Path:
     return (Path(state.split(":")[0]) if state else Path.cwd()) / "attachments"
 
 
+class AttachmentWriteError(OSError):
+    """Attachment contents could not be written (disk full, permissions): the environment's
+    fault, not the mail's, so the batch fails and is fetched again later (like the database
+    being full, I12) instead of its mail going to quarantine."""
+
+
 class AttachmentStore:
     def __init__(self, root: Path, max_bytes: int):
         self.root = Path(root).resolve()
         self.max_bytes = max_bytes
+        self._directories: set[str] = set()  # fan-out directories known to exist (mkdir costs a syscall)
 
     def save_all(self, message: Message, attachments: tuple[Attachment, ...]) -> None:
         """A row per attachment; contents within the limit written to disk. Call in the
@@ -51,17 +59,27 @@ class AttachmentStore:
                          "content_type": attachment.content_type[:200], "size": attachment.size,
                          "stored_path": stored})
         if rows:
-            AttachmentRow.insert_many(rows).execute()
+            insert_many(AttachmentRow, rows)
 
     def write(self, data: bytes) -> str:
-        """Store `data`; returns its path relative to the root."""
+        """Store `data`; returns its path relative to the root. Raises AttachmentWriteError."""
         digest = hashlib.sha256(data).hexdigest()
         relative = f"{digest[:2]}/{digest}.bin"
-        target = self.root / relative
-        if target.exists():
+        target = os.path.join(self.root, relative)
+        if os.path.exists(target):
             return relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            self._create(target, data)
+        except OSError as error:
+            raise AttachmentWriteError(f"attachment contents could not be written under {self.root}: {error}") from error
+        return relative
+
+    def _create(self, target: str, data: bytes) -> None:
+        directory = os.path.dirname(target)
+        if directory not in self._directories:
+            os.makedirs(directory, exist_ok=True)
+            self._directories.add(directory)
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
@@ -69,7 +87,6 @@ class AttachmentStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        return relative
 
     def path(self, relative: str) -> Path:
         """The file of a stored attachment; refuses anything that would leave the root."""

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import tokens
+from . import rows, tokens
 from .models import Outbox, Ticket, database
 from .parse import ParsedMail
 
@@ -54,7 +54,7 @@ def find_ticket(parsed: ParsedMail, prefix: str, now: datetime) -> Match | None:
     for ref in subject_refs(parsed.subject, prefix):
         ticket_id = _first("SELECT id FROM ticket WHERE ref = ?", [ref])
         if ticket_id is not None:
-            return Match(Ticket.get_by_id(ticket_id), "subject-reference", _notification_answered(parsed))
+            return Match(rows.get_by_id(Ticket, ticket_id), "subject-reference", _notification_answered(parsed))
     by_header = _by_message_ids(parsed)
     if by_header is not None:
         return by_header
@@ -65,7 +65,7 @@ def find_ticket(parsed: ParsedMail, prefix: str, now: datetime) -> Match | None:
                                "AND status != 'closed' ORDER BY updated_at DESC LIMIT 1",
                                [parsed.from_addr, normalised, Ticket.updated_at.db_value(now - FALLBACK_WINDOW)])
             if ticket_id is not None:
-                return Match(Ticket.get_by_id(ticket_id), "fallback")
+                return Match(rows.get_by_id(Ticket, ticket_id), "fallback")
     return None
 
 
@@ -96,7 +96,7 @@ def _notification_answered(parsed: ParsedMail) -> Outbox | None:
                                       ids).fetchall())
     for message_id in ids:
         if message_id in found:
-            return Outbox.get_by_id(found[message_id])
+            return rows.get_by_id(Outbox, found[message_id])
     return None
 
 
@@ -116,8 +116,8 @@ def _by_message_ids(parsed: ParsedMail) -> Match | None:
         ids).fetchall())
     for how, mid in candidates:
         if mid in sent:
-            notification = Outbox.get_by_id(sent[mid])
-            return Match(Ticket.get_by_id(notification.ticket_id), "notification", notification)
+            notification = rows.get_by_id(Outbox, sent[mid])
+            return Match(rows.get_by_id(Ticket, notification.ticket_id), "notification", notification)
         if mid in stored:
-            return Match(Ticket.get_by_id(stored[mid]), how, _notification_answered(parsed))
+            return Match(rows.get_by_id(Ticket, stored[mid]), how, _notification_answered(parsed))
     return None

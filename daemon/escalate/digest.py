@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from . import notify, prepared
+from . import notify, rows
 from .db import write_transaction
 from .models import Digest, Event, Outbox
 from .rules.model import Ruleset, normalise_address
@@ -63,7 +63,7 @@ def queue_due(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime
     for recipients, ticket_ids in additions(start, end).items():
         with write_transaction():
             # the unique key decides who sends it: a second instance (or a rerun) inserts nothing
-            digest_id = prepared.insert(Digest, {"recipients": ",".join(recipients), "period_end": end,
+            digest_id = rows.insert(Digest, {"recipients": ",".join(recipients), "period_end": end,
                                                  "created_at": now}, ignore_conflict=True)
             if digest_id is None:
                 continue
@@ -76,5 +76,5 @@ def queue_due(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime
                 log.info("queued the digest of %s to %s: %d tickets", f"{start:%Y-%m-%d %H:%M}",
                          ", ".join(recipients), len(ticket_ids))
     with write_transaction():
-        prepared.insert(Digest, {"recipients": DAY_DONE, "period_end": end, "created_at": now}, ignore_conflict=True)
+        rows.insert(Digest, {"recipients": DAY_DONE, "period_end": end, "created_at": now}, ignore_conflict=True)
     return queued

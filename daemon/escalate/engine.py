@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from . import audit, crashpoints, db, notify, prepared, tickets
+from . import audit, crashpoints, db, notify, rows, tickets
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket, database
@@ -225,7 +225,7 @@ def _evaluate_once(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret:
             values = {"ticket": ticket, "rule": rule.name, "tier": rule.escalate_to or ticket.tier or 0, "step": 0,
                       "started_at": fires_at, "last_step_due_at": fires_at,
                       "state": "active" if rule.notifies else "ended"}
-            escalation = Escalation(id=prepared.insert(Escalation, values), **values)
+            escalation = Escalation(id=rows.insert(Escalation, values), **values)
             escalations[rule.name] = escalation
             queued += _fire(ticket, escalation, rule, ruleset, renderer, secret, now, touched)
             step = 0

@@ -22,13 +22,13 @@ from typing import Callable, Iterable
 
 import peewee
 
-from . import audit, crashpoints, incidents, outbox, tickets
-from .attachments import AttachmentStore
+from . import audit, crashpoints, incidents, outbox, rows, tickets
+from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import write_transaction
 from .mailbox import Fetched, Mailbox
-from .models import Delivery, FolderState, Message, Outbox, Quarantine, database
+from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket, database
 from .parse import ParsedMail, UnparseableMail, parse_message
 from .replies import handle_commands
 from .rules.model import Ruleset
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # errors that mean "the database cannot take writes now" (disk full, locked, gone): the batch
 # must fail and be retried, never turn into a quarantine record (I12)
 _DATABASE_DOWN = (peewee.OperationalError, peewee.InterfaceError)
+# likewise attachment contents that cannot be written (disk full): not the mail's fault
+_STORAGE_DOWN = (*_DATABASE_DOWN, AttachmentWriteError)
 
 
 @dataclass
@@ -151,7 +153,7 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
     try:
         with database.obj.atomic():
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
-    except _DATABASE_DOWN:
+    except _STORAGE_DOWN:
         raise
     except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
@@ -202,19 +204,21 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
     if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
-        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason)
+        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason,
+                         ticket=match.ticket if match is not None else None)
         if match is not None:
             tickets.add_message(match.ticket, message, now)
         return "machine"
 
     if match is None:
-        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision)
         requester = parsed.from_addr or "unknown"
         ticket = tickets.open_ticket(
             subject=parsed.subject, normalised_subject=normalise_subject(parsed.subject, ruleset.reference_prefix),
             requester=requester, requester_name=parsed.from_name, now=now,
             severity=ruleset.severity_for(parsed.subject, parsed.text, parsed.from_addr, parsed.headers),
             reference_prefix=ruleset.reference_prefix, reason="new conversation")
+        # the ticket first, so the message row (the raw mail with it) is written once, ticket set
+        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision, ticket=ticket)
         tickets.add_message(ticket, message, now)
         incidents.link_new_ticket(ticket, ruleset, now)  # similar tickets from other customers: one incident
         if ruleset.acknowledge_customers:  # issue 5: once per sender per ticket, capped; machine mail never gets here
@@ -227,7 +231,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
 
     ticket = match.ticket
     kind = classify_sender(parsed, ticket.requester, ruleset)
-    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision)
+    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket)
     _audit_threading(parsed, match, kind, ruleset, now)
     tickets.add_message(ticket, message, now)
     if kind != "other" or match.notification is not None:
@@ -341,9 +345,9 @@ def _bounce_target(parsed: ParsedMail, verdict: Verdict, secret: bytes) -> tuple
 
 def _store(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, now: datetime,
            options: IngestOptions = DEFAULT_OPTIONS, collision: bool = False,
-           machine_reason: str | None = None) -> Message:
-    message = Message.create(
-        dedupe_key=dedupe_key, message_id=parsed.message_id, sha256=parsed.sha256, kind=kind,
+           machine_reason: str | None = None, ticket: Ticket | None = None) -> Message:
+    message = rows.create(
+        Message, ticket=ticket, dedupe_key=dedupe_key, message_id=parsed.message_id, sha256=parsed.sha256, kind=kind,
         folder=source.folder, uidvalidity=source.uidvalidity, uid=source.uid,
         from_addr=parsed.from_addr, from_name=parsed.from_name, subject=parsed.subject,
         sent_at=parsed.date, received_at=now, in_reply_to=list(parsed.in_reply_to),

@@ -20,7 +20,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from . import audit, prepared, ratelimit, tokens, verp
+from . import audit, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
 from .rules.durations import format_duration
 from .clock import parse_time
@@ -85,7 +85,7 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
     }
 
 
-# The two lookups every escalation mail makes, as prepared statements (prepared.py): only the
+# The two lookups every escalation mail makes, as stored SQL texts (rows.py): only the
 # columns the mail shows, not the stored message's raw bytes.
 _LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
                           'WHERE "ticket_id" = ? AND "kind" = \'customer\' ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
@@ -94,10 +94,10 @@ _HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_i
 
 
 def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
-    rows = prepared.select("last-customer-message", _LAST_CUSTOMER_MESSAGE, [ticket.id])
-    if not rows:
+    found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket.id])
+    if not found:
         return None
-    new_text, body_text, from_addr, received_at = rows[0]
+    new_text, body_text, from_addr, received_at = found[0]
     # new_text is the message without its quoted history (parse.py strips it)
     text = (new_text or body_text or "").strip()
     if len(text) > LAST_MESSAGE_CHARS:
@@ -106,7 +106,7 @@ def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
 
 
 def _history(ticket: Ticket) -> list[dict[str, Any]]:
-    events = prepared.select("history", _HISTORY, [ticket.id])
+    events = rows.select(_HISTORY, [ticket.id])
     return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
             for at, actor, action, rule in reversed(events)]
 
@@ -206,13 +206,13 @@ class DeferredMail:
     def flush(self) -> int:
         """Write the pending rows (inside the batch's transaction); returns how many were already
         queued (N10: the unique key keeps the first) and so were not written again."""
-        rows, self.rows = self.rows, []
+        pending, self.rows = self.rows, []
         self.per_ticket.clear()
         self.per_address.clear()
         duplicates = 0
-        for start in range(0, len(rows), FLUSH_ROWS):
-            chunk = rows[start:start + FLUSH_ROWS]
-            ids = dict(prepared.insert_returning(Outbox, [values for values, _, _ in chunk], "message_id",
+        for start in range(0, len(pending), FLUSH_ROWS):
+            chunk = pending[start:start + FLUSH_ROWS]
+            ids = dict(rows.insert_returning(Outbox, [values for values, _, _ in chunk], "message_id",
                                                  ignore_conflict=True))
             deliveries = []
             for values, recipients, suppressed in chunk:
@@ -223,7 +223,7 @@ class DeferredMail:
                 deliveries += _deliveries(row_id, values, recipients, suppressed, self.secret)
                 if suppressed:
                     _record_suppressed(Outbox(id=row_id, **values), suppressed)
-            prepared.insert_many(Delivery, deliveries)
+            rows.insert_many(Delivery, deliveries)
         return duplicates
 
 
@@ -306,12 +306,12 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
         # a tick: written with the rest of its batch (DeferredMail.flush); the row has no id yet
         batch.add(values, recipients, suppressed)
         return Outbox(**values)
-    row_id = prepared.insert(Outbox, values, ignore_conflict=True)
+    row_id = rows.insert(Outbox, values, ignore_conflict=True)
     if row_id is None:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)
         return None
     row = Outbox(id=row_id, **values)
-    prepared.insert_many(Delivery, _deliveries(row_id, values, recipients, suppressed, secret))
+    rows.insert_many(Delivery, _deliveries(row_id, values, recipients, suppressed, secret))
     if suppressed:
         _record_suppressed(row, suppressed)
     return row

@@ -43,6 +43,8 @@ from datetime import datetime, timezone
 from email.message import Message
 from email.policy import Compat32
 
+from .mimetree import split_mime
+
 __all__ = ["Attachment", "ParsedMail", "UnparseableMail", "extract_new_text", "parse_message"]
 
 # Limits. Each one that bites adds a defect note; none of them is reached by ordinary mail.
@@ -223,6 +225,12 @@ def _load(raw: bytes, defects: _Defects) -> tuple[Message, str]:
     """compat32 → headers only. The structure comes from compat32: it never runs the structured
     header parser (policy.default's costs ~5-10 µs per character and raises on §1.9 inputs);
     everything we read from a header we decode ourselves, so nothing is lost by skipping it."""
+    try:
+        message = split_mime(raw, _COMPAT32)  # ordinary mail, without feeding every line through feedparser
+        if message is not None:
+            return message, "compat32"
+    except Exception:  # never expected (split_mime gives up by returning None); the stdlib decides
+        pass
     try:
         return email.message_from_bytes(raw, policy=_COMPAT32), "compat32"
     except Exception as error:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import prepared
+from . import rows
 from .models import Delivery, Outbox
 
 Window = tuple[timedelta, int]  # at most `count` mails within `timedelta`
@@ -77,10 +77,10 @@ def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS, *, also
     """Why one more mail about this ticket would exceed its cap, or None. `also`: mails about it
     decided at `now` and not written yet (a tick writes its batch's mail together)."""
     span, most = _longest(caps.per_ticket)
-    # asked for every notification a tick queues: a prepared statement (prepared.py)
-    rows = prepared.select(f"ticket-cap-{most}", _TICKET_TIMES.format(limit=most),
+    # asked for every notification a tick queues: a stored SQL text (rows.py)
+    found = rows.select(_TICKET_TIMES.format(limit=most),
                            [ticket_id, Outbox.created_at.db_value(now - span)])
-    times = [Outbox.created_at.python_value(at) for (at,) in rows] + [now] * also
+    times = [Outbox.created_at.python_value(at) for (at,) in found] + [now] * also
     return _over(times, caps.per_ticket, now, "this ticket")
 
 
@@ -100,10 +100,10 @@ def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kin
 
 def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
     """Why `address` is blocked: it refused us permanently or bounced within the block window."""
-    rows = prepared.select("dead-address", _DEAD_ADDRESS, [address, Delivery.failed_at.db_value(now - caps.dead_address_block)])
-    if not rows:
+    found = rows.select(_DEAD_ADDRESS, [address, Delivery.failed_at.db_value(now - caps.dead_address_block)])
+    if not found:
         return None
-    failed_at, code, status = rows[0]
+    failed_at, code, status = found[0]
     failed_at = Delivery.failed_at.python_value(failed_at)
     how = "bounced" if status == "bounced" else f"was refused permanently ({code})"
     return (f"dead address: {address} {how} at {failed_at:%Y-%m-%d %H:%M} UTC; blocked for "

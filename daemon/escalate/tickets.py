@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from . import audit, prepared
+from . import audit, rows
 from .models import ACTIVE_STATUSES, Escalation, Message, Ticket
 
 
@@ -30,7 +30,8 @@ SYSTEM = "escalate"
 
 def open_ticket(*, subject: str, normalised_subject: str, requester: str, requester_name: str,
                 severity: str, reference_prefix: str, now: datetime, reason: str) -> Ticket:
-    ticket = Ticket.create(
+    ticket = rows.create(
+        Ticket,
         subject=subject or "(no subject)",
         normalised_subject=normalised_subject,
         requester=requester,
@@ -42,32 +43,42 @@ def open_ticket(*, subject: str, normalised_subject: str, requester: str, reques
         next_due_at=now,
     )
     ticket.ref = f"{reference_prefix}-{ticket.id}"
-    ticket.save(only=[Ticket.ref])
+    rows.update(ticket, "ref")
     audit.record(ticket, now, requester, "created", severity=severity, reason=reason)
     return ticket
 
 
 def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
-    """Attach a stored message to its ticket and move the ticket's clocks and status."""
-    message.ticket = ticket
-    message.save(only=[Message.ticket])
+    """Attach a stored message to its ticket and move the ticket's clocks and status.
+
+    Writes only the columns that change (this runs for every ingested mail, and a whole-row save
+    would also put back any column another writer changed meanwhile). A message inserted with
+    its ticket already set (ingest does) is not written again: its row carries the raw mail."""
+    if message.ticket_id != ticket.id:
+        message.ticket = ticket
+        rows.update(message, "ticket")
+    changed = ["message_count", "updated_at", "next_due_at"]
     ticket.message_count += 1
-    ticket.updated_at = now
     if message.kind == "customer":
         ticket.last_customer_message_at = now
+        changed.append("last_customer_message_at")
         if ticket.status in ("resolved", "closed", "waiting"):
             previous = ticket.status
             _end_wait(ticket, now)
             ticket.status = "open"
+            changed += ["status", "waiting_since", "waiting_periods"]
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
                          previous=previous, message_id=message.message_id)
     elif message.kind == "agent":
         ticket.last_agent_message_at = now
+        changed.append("last_agent_message_at")
         if ticket.first_response_at is None:
             ticket.first_response_at = now  # the first-response clock stops here
+            changed.append("first_response_at")
     audit.record(ticket, now, message.from_addr or "unknown", "message", kind=message.kind,
                  message_id=message.message_id, subject=message.subject)
-    _touch(ticket, now)
+    _mark_due(ticket, now)
+    rows.update(ticket, *changed)
 
 
 def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
@@ -195,17 +206,17 @@ def record_escalation_step(ticket: Ticket, escalation: Escalation, *, tier: int,
     """The engine escalated (or re-notified): remember the tier the ticket has reached."""
     previous_tier = ticket.tier
     ticket.tier = tier if previous_tier is None else max(previous_tier, tier)
-    # prepared statements of only what changed: a tick may record a hundred of these (prepared.py);
+    # only what changed, from stored SQL texts: a tick may record a hundred of these (rows.py);
     # a first step usually finds the escalation just created as it should be
     if (escalation.tier, escalation.step, escalation.last_step_due_at) != (tier, step, due_at):
         escalation.tier = tier
         escalation.step = step
         escalation.last_step_due_at = due_at
-        prepared.update(Escalation, escalation.id, {"tier": tier, "step": step, "last_step_due_at": due_at})
+        rows.update(escalation, "tier", "step", "last_step_due_at")
     action = "escalated" if step == 0 else ("escalated-next-tier" if previous_tier is not None and tier > previous_tier else "reminded")
     audit.record(ticket, now, SYSTEM, action, rule=escalation.rule, tier=tier, step=step, due_at=due_at.isoformat())
     if ticket.tier != previous_tier:
-        prepared.update(Ticket, ticket.id, {"tier": ticket.tier})
+        rows.update(ticket, "tier")
 
 
 def end_escalation(ticket: Ticket, escalation: Escalation, now: datetime, why: str) -> None:
@@ -240,7 +251,11 @@ def _end_wait(ticket: Ticket, now: datetime) -> None:
 
 
 def _touch(ticket: Ticket, now: datetime) -> None:
+    _mark_due(ticket, now)
+    ticket.save()
+
+
+def _mark_due(ticket: Ticket, now: datetime) -> None:
     ticket.updated_at = now
     # a drill (drill.py) is never the rules' work, so it never becomes due
     ticket.next_due_at = now if ticket.status in ACTIVE_STATUSES and not ticket.drill else None
-    ticket.save()

@@ -296,3 +296,24 @@ def test_import_from_mbox_and_maildir(cli, env, tmp_path, mail):
     out = cli("import", str(tmp_path / "Maildir")).output
     assert "imported 5 messages" in out and "3 duplicate" in out and "2 ticket" in out
     cli("import", str(tmp_path / "rules.yaml"), expect=2)  # not a mail store: a clear error
+
+
+def test_attachment_contents_that_cannot_be_written_hold_the_mail_back_until_they_can(env, dovecot: Dovecot, tmp_path):
+    """Like a full disk (I12): the batch is not committed and nothing is quarantined; the mail is
+    stored, with its contents, by the first run that can write them."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "carl@customer.example", "support@example.com", "Log"
+    message["Message-ID"] = "<log@example.net>"
+    message.set_content("The log is attached.")
+    message.add_attachment(b"ERROR timeout\n" * 500, maintype="text", subtype="plain", filename="server.log")
+    dovecot.append(message.as_bytes())
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the attachments directory should be")
+    failed = run_once(env, extra={"ESCALATE_ATTACHMENTS_DIR": str(blocked / "attachments")})
+    assert failed.returncode != 0 and "attachment" in failed.stderr
+    assert scalar(env, "SELECT count(*) FROM message") == 0 and scalar(env, "SELECT count(*) FROM quarantine") == 0
+    assert run_once(env, extra={"ESCALATE_ATTACHMENTS_DIR": str(tmp_path / "attachments")}).returncode == 0
+    [(path, size)] = rows(env, "SELECT stored_path, size FROM attachment")
+    assert (tmp_path / "attachments" / path).read_bytes() == b"ERROR timeout\n" * 500 and size == 7_000

@@ -822,3 +822,107 @@ def _assert_invariants(parsed: ParsedMail, raw: bytes) -> None:
     if parsed.date is not None:
         assert parsed.date.tzinfo is timezone.utc
     assert parsed.size == len(raw)
+
+
+# --- the multipart boundary matcher (3.13's, backported for 3.11/3.12) -------------------------
+
+BOUNDARIES = ["===============1234567890123456789==", "simple", "a.b+c(d)e?f*g[h]", "x--y", "sp ace", "tab\there",
+              "ünïcödé", "back\\slash", "$^|{}", "--", "=_NextPart_000_0001_01D9ABCD.12345678"]
+
+
+def boundary_lines(boundary: str) -> list[str]:
+    separator = "--" + boundary
+    tails = ["", "\n", "\r\n", "\r", "--", "--\n", "--\r\n", "  \t\n", "--  \r\n", " x\n", "x\n", "---\n",
+             "\n\n", "--\n--\n", "-\n", "\t--\n"]
+    return [separator + tail for tail in tails] + ["-" + separator + "\n", separator[:-1] + "\n", "text\n", ""]
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_the_boundary_matcher_agrees_with_the_stdlib_regex_on_every_line(boundary):
+    import re
+
+    import email.feedparser
+
+    separator = "--" + boundary
+    stdlib = re.compile("(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    ours = email.feedparser.re.compile(
+        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+    for line in boundary_lines(boundary):
+        expected, got = stdlib.match(line), ours.match(line)
+        assert bool(got) == bool(expected), (boundary, line)
+        if expected:
+            assert [got.group(name) for name in ("end", "ws", "linesep")] == \
+                   [expected.group(name) for name in ("end", "ws", "linesep")], (boundary, line)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_multipart_mail_parses_the_same_with_the_matcher_as_with_the_stdlib_regex(boundary, monkeypatch):
+    import re
+
+    import email.feedparser
+
+    raw = mail(f'From: a@example.org\nSubject: parts\nMIME-Version: 1.0\n'
+               f'Content-Type: multipart/mixed; boundary="{boundary}"\n'.encode(),
+               (f"preamble\n--{boundary}\nContent-Type: text/plain\n\nthe body\n"
+                f"--{boundary}  \nContent-Type: application/pdf\nContent-Disposition: attachment; filename=a.pdf\n"
+                f"Content-Transfer-Encoding: base64\n\n{base64.b64encode(b'%PDF-1.4').decode()}\n"
+                f"--{boundary}--\nepilogue\n").encode())
+    ours = parse_message(raw)
+    monkeypatch.setattr(email.feedparser, "re", re)
+    assert ours == parse_message(raw)
+    if boundary.isascii() and boundary.strip() == boundary and boundary != "--":
+        assert ours.text.strip() == "the body"
+        assert [(a.filename, a.size) for a in ours.attachments] == [("a.pdf", 8)]
+
+
+# --- mimetree.split_mime: the same tree as feedparser, or none --------------------------------
+
+def _tree(message):
+    """Everything of a compat32 message that parsing decides, recursively."""
+    shape = [list(message.raw_items()), [type(defect).__name__ for defect in message.defects], message.preamble,
+             message.epilogue, message.get_default_type(), message.get_unixfrom()]
+    if message.is_multipart():
+        return shape + [[_tree(child) for child in message.get_payload()]]
+    return shape + [message.get_payload()]
+
+
+def _equivalence_corpus() -> list[bytes]:
+    import sys
+    from pathlib import Path
+
+    from tests.e2e.test_ingest_fuzz import mutate
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        import ingest_bench
+    finally:
+        sys.path.remove(str(root / "bench"))
+    fixtures = [path.read_bytes() for path in sorted((root / "tests" / "data" / "mail").glob("*.eml"))]
+    rng = random.Random(7)
+    mutants = [mutate(rng.choice(fixtures), rng) for _ in range(2_000)]
+    generated = list(ingest_bench.generate(300, seed=3))
+    line_endings = [raw.replace(b"\r\n", b"\n") for raw in fixtures] + [raw.replace(b"\n", b"\r\n") for raw in generated[:50]]
+    nested = [mail('From: a@example.org\nContent-Type: multipart/mixed; boundary="out"\n',
+                   '--out\nContent-Type: multipart/alternative; boundary="in"\n\npre\n--in\n\nplain\n--in\n'
+                   'Content-Type: text/html\n\n<p>html</p>\n--in--\nin-epilogue\n\n--out\n'
+                   'Content-Type: application/pdf; name=a.pdf\nContent-Transfer-Encoding: base64\n\nJVBERg==\n'
+                   '--out--\n' + epilogue, crlf=crlf)
+              for epilogue in ("", "\n", "tail\n") for crlf in (True, False)]
+    return fixtures + mutants + generated + line_endings + nested
+
+
+def test_split_mime_builds_the_tree_feedparser_builds_or_leaves_the_mail_to_it():
+    import email
+
+    from escalate.mimetree import split_mime
+    from escalate.parse import _COMPAT32
+
+    split = 0
+    for raw in _equivalence_corpus():
+        ours = split_mime(raw, _COMPAT32)
+        if ours is None:
+            continue
+        split += 1
+        assert _tree(ours) == _tree(email.message_from_bytes(raw, policy=_COMPAT32)), raw[:400]
+    assert split > 1_500  # the fast path is taken by ordinary mail, not only by the odd case
