@@ -97,11 +97,16 @@ def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Ren
 
 
 def _folder_state(account: str, folder: str, uidvalidity: int, now: datetime) -> FolderState:
-    state = FolderState.get_or_none((FolderState.account == account) & (FolderState.folder == folder))
+    which = (FolderState.account == account) & (FolderState.folder == folder)
+    state = FolderState.get_or_none(which)
     if state is None:
+        # two instances' first polls of a folder may both get here (before folder locks, or on
+        # SQLite with a CLI run beside the daemon): the unique key keeps one row, both use it
         with write_transaction():
-            state = FolderState.create(account=account, folder=folder, uidvalidity=uidvalidity, last_uid=0, flagged_uid=0, updated_at=now)
-    elif state.uidvalidity != uidvalidity:
+            (FolderState.insert(account=account, folder=folder, uidvalidity=uidvalidity, last_uid=0, flagged_uid=0,
+                                updated_at=now).on_conflict_ignore().execute())
+        state = FolderState.get(which)
+    if state.uidvalidity != uidvalidity:
         # the server renumbered the folder: rescan it all; dedupe makes the rescan store nothing twice (I5)
         with write_transaction():
             audit.record(None, now, "escalate", "uidvalidity-changed", folder=folder,
@@ -155,6 +160,15 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
+    except peewee.IntegrityError as error:
+        if _stored_meanwhile(raw):
+            # another instance stored this mail between our dedupe check and our insert (two
+            # ingesters on one folder, M4): the unique key kept it once; here it is a duplicate
+            log.info("%s uid %s was stored by another instance meanwhile", source.folder, source.uid)
+            return "duplicate"
+        log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
+        with database.obj.atomic():
+            return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)
     except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
         with database.obj.atomic():
@@ -246,6 +260,14 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
             audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
                          reason="sender not on ticket", message_id=parsed.message_id)
     return "reply"
+
+
+def _stored_meanwhile(raw: bytes) -> bool:
+    """After a unique-key conflict: is this mail stored now (by another writer)?"""
+    try:
+        return _dedupe_key(parse_message(raw), raw)[0] is None
+    except Exception:  # unparseable after all: not a duplicate, the caller quarantines it
+        return False
 
 
 def _dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:

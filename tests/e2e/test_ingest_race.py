@@ -1,0 +1,57 @@
+"""Two writers storing the same mail at once (two ingesters on one folder, M4; a CLI import beside
+the daemon): the database's unique keys keep one copy, and the loser treats the conflict as the
+duplicate it is — it must not quarantine a good mail as an "ingest failure" or stop polling.
+Both databases: PostgreSQL is where instances really race."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from escalate import ingest
+from escalate.clock import parse_time
+from escalate.config import load_settings
+from escalate.db import write_transaction
+from escalate.ingest import IngestResult, Source, store_mail
+from escalate.models import FolderState, Message, Quarantine, Ticket
+from escalate.parse import parse_message
+from escalate.poller import options_for
+from escalate.service import open_app
+
+from ..conftest import make_mail
+from .ingest_support import NOW
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+def test_a_mail_another_writer_stored_meanwhile_is_a_duplicate_not_a_quarantined_failure(env, cli, monkeypatch):
+    app = open_app(load_settings(env))
+    options, now = options_for(app.settings), parse_time(NOW)
+    raw = make_mail(sender="ann@customer.example", subject="Printer on fire", body="Help.",
+                    message_id="race-1@customer.example")
+
+    def store(uid: int) -> str:
+        with write_transaction():
+            return ingest._store_guarded(raw, Source("INBOX", 1, uid), app.ruleset, app.renderer, app.secret,
+                                         now, [], options)
+
+    assert store(1) == "ticket"  # the other instance wins the race
+    # ours checked for the mail before theirs committed: the first dedupe check says "new"
+    stale = iter([(parse_message(raw).message_id, False)])
+    real = ingest._dedupe_key
+    monkeypatch.setattr(ingest, "_dedupe_key", lambda parsed, data: next(stale, None) or real(parsed, data))
+    assert store(2) == "duplicate"
+    assert Message.select().count() == 1 and Ticket.select().count() == 1
+    assert Quarantine.select().count() == 0
+
+
+def test_two_first_polls_of_a_folder_share_one_checkpoint(env, cli, monkeypatch):
+    open_app(load_settings(env))
+    now = datetime(2026, 11, 23, 9, 0)
+    first = ingest._folder_state("support@imap:143", "INBOX", 7, now)
+    # the second poll looked before the first one's row was committed
+    monkeypatch.setattr(FolderState, "get_or_none", classmethod(lambda cls, *where: None))
+    second = ingest._folder_state("support@imap:143", "INBOX", 7, now)
+    assert second.id == first.id
+    assert FolderState.select().count() == 1
