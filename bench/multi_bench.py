@@ -7,8 +7,10 @@ from one run.
 
 Ingest: the mail (bench/ingest_bench.py's generator: threads, charsets, attachments) is delivered
 into three folders of one Dovecot mailbox before the daemons start. One instance polls all three
-folders; three instances poll one folder each (the way folders are split among instances until
-folder locks let them be configured alike). Measured from the first daemon's READY=1 until the
+folders; three instances poll one folder each. (Instances configured alike are safe — the folder
+locks give each folder to one of them — but the locks do not balance: whichever instance polls
+first may hold every folder. To scale ingest out, give instances different folders or accounts.)
+Measured from the first daemon's READY=1 until the
 database holds every message.
 
 Send: 2,000 urgent tickets past their first-response target are evaluated in this process (one
