@@ -105,7 +105,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
         touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
         # the batch's notifications are written together before it commits (notify.DeferredMail)
-        with write_transaction(), notify.deferred(secret) as mail:
+        # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
+        with write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
             due = _claim_due(now, batch)
             if not due:
                 break
@@ -122,7 +123,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
                 before = len(touched)
-                mark = mail.mark()
+                mark, events_mark = mail.mark(), events.mark()
                 try:
                     with database.atomic():  # a savepoint: a failing ticket is rolled back alone
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
@@ -130,7 +131,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
-                    mail.rollback(mark)  # its notifications go with its savepoint
+                    mail.rollback(mark)  # its notifications and events go with its savepoint
+                    events.rollback(events_mark)
                     log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
                     schedule[ticket.id] = now + RETRY_AFTER_FAILURE
                     result.failed.append(ticket.ref)
@@ -147,6 +149,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
             # N10: a notification the unique key already had is not written again, nor counted
             result.notifications -= mail.flush()
+            events.flush()
             tickets.schedule_many(schedule)
     return result
 

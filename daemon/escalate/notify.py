@@ -106,9 +106,22 @@ def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
 
 
 def _history(ticket: Ticket) -> list[dict[str, Any]]:
-    events = rows.select(_HISTORY, [ticket.id])
-    return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
-            for at, actor, action, rule in reversed(events)]
+    stored = [(Event.at.python_value(at), actor, action, rule) for at, actor, action, rule in rows.select(_HISTORY, [ticket.id])]
+    events = audit.pending()
+    if events is not None:  # a tick batch: its events are written at the end of the batch (audit.py)
+        written_later = [(e["at"], e["actor"], e["action"], e["rule"]) for e in events.pending_for(ticket.id)]
+        if written_later:
+            # as the query orders them: by time, and at equal times the later written (higher id) first
+            stored = _newest_first(stored, written_later)[:HISTORY_EVENTS]
+    return [{"at": _when(at), "actor": actor, "action": action, "rule": rule} for at, actor, action, rule in reversed(stored)]
+
+
+def _newest_first(stored: list[tuple], written_later: list[tuple]) -> list[tuple]:
+    """Stored events (newest first) and a batch's pending ones (oldest first, ids above every
+    stored one once written), merged in the history query's order: at DESC, id DESC."""
+    ranked = [(row[0], 0, -n, row) for n, row in enumerate(stored)]
+    ranked += [(row[0], 1, n, row) for n, row in enumerate(written_later)]
+    return [row for *_, row in sorted(ranked, key=lambda item: item[:3], reverse=True)]
 
 
 def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> list[str]:
