@@ -119,6 +119,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if not due:
                     continue
             escalations = _escalations_of(due)
+            mail.look_up([ticket.id for ticket in due])
             for ticket in due:
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
