@@ -105,7 +105,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
         touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
         # the batch's notifications are written together before it commits (notify.DeferredMail)
-        with write_transaction(), notify.deferred(secret) as mail:
+        # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
+        with write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
             due = _claim_due(now, batch)
             if not due:
                 break
@@ -118,11 +119,12 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if not due:
                     continue
             escalations = _escalations_of(due)
+            mail.look_up([ticket.id for ticket in due])
             for ticket in due:
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
                 before = len(touched)
-                mark = mail.mark()
+                mark, events_mark = mail.mark(), events.mark()
                 try:
                     with database.atomic():  # a savepoint: a failing ticket is rolled back alone
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
@@ -130,7 +132,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
-                    mail.rollback(mark)  # its notifications go with its savepoint
+                    mail.rollback(mark)  # its notifications and events go with its savepoint
+                    events.rollback(events_mark)
                     log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
                     schedule[ticket.id] = now + RETRY_AFTER_FAILURE
                     result.failed.append(ticket.ref)
@@ -147,6 +150,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
             # N10: a notification the unique key already had is not written again, nor counted
             result.notifications -= mail.flush()
+            events.flush()
             tickets.schedule_many(schedule)
     return result
 
@@ -162,10 +166,12 @@ def _claim_due(now: datetime, batch: int) -> list[Ticket]:
     instance's connection dies. A row another instance evaluated and committed meanwhile is
     re-checked against `next_due_at <= now` before it is locked. (SQLite: one instance, flock.)
     """
-    query = Ticket.select().where(Ticket.next_due_at <= now).order_by(Ticket.next_due_at, Ticket.id).limit(batch)
-    if not isinstance(database.obj, peewee.SqliteDatabase):
-        query = query.for_update("FOR UPDATE SKIP LOCKED")
-    return list(query)
+    condition = _DUE if isinstance(database.obj, peewee.SqliteDatabase) else _DUE + " FOR UPDATE SKIP LOCKED"
+    return rows.select_models(Ticket, condition, [Ticket.next_due_at.db_value(now), batch])
+
+
+# from a stored SQL text and loaded without peewee's row wrapper (rows.py): a tick claims up to 500
+_DUE = 'WHERE "next_due_at" <= ? ORDER BY "next_due_at", "id" LIMIT ?'
 
 
 def _escalations_of(due: list[Ticket]) -> dict[int, dict[str, Escalation]]:

@@ -93,8 +93,55 @@ _HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_i
             f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
 
 
+# The same lookups for every due ticket of a tick batch at once (DeferredMail.lookups): one query
+# each instead of two per escalating ticket. `{ids}` becomes one placeholder per ticket.
+_LAST_CUSTOMER_MESSAGES = (
+    'SELECT "ticket_id", "new_text", "body_text", "from_addr", "received_at" FROM "message" WHERE "id" IN '
+    '(SELECT "id" FROM (SELECT "id", ROW_NUMBER() OVER (PARTITION BY "ticket_id" ORDER BY "received_at" DESC, '
+    '"id" DESC) AS "n" FROM "message" WHERE "ticket_id" IN ({ids}) AND "kind" = \'customer\') AS "latest" '
+    'WHERE "n" = 1)')
+_HISTORIES = (
+    'SELECT "ticket_id", "at", "actor", "action", "rule" FROM (SELECT "ticket_id", "at", "actor", "action", '
+    '"rule", ROW_NUMBER() OVER (PARTITION BY "ticket_id" ORDER BY "at" DESC, "id" DESC) AS "n" FROM "event" '
+    f'WHERE "ticket_id" IN ({{ids}})) AS "latest" WHERE "n" <= {HISTORY_EVENTS} ORDER BY "ticket_id", "n"')
+
+
+class BatchLookups:
+    """The last customer message and stored history of every due ticket of one tick batch, read
+    with one query each the first time a mail of the batch needs them (none when nothing escalates).
+    What the batch itself records is not stored before it ends (audit.DeferredEvents), and a tick
+    writes no messages, so they stay what the per-ticket queries would read."""
+
+    def __init__(self, ticket_ids: list[int]):
+        self.ticket_ids, self.covered = ticket_ids, frozenset(ticket_ids)
+        self.loaded = False
+        self.last_message: dict[int, tuple] = {}
+        self.history: dict[int, list[tuple]] = {}
+
+    def covers(self, ticket_id: int) -> bool:
+        if ticket_id not in self.covered:
+            return False
+        if not self.loaded:
+            self._load()
+        return True
+
+    def _load(self) -> None:
+        self.loaded = True
+        for start in range(0, len(self.ticket_ids), FLUSH_ROWS * 5):
+            chunk = self.ticket_ids[start:start + FLUSH_ROWS * 5]
+            ids = ", ".join("?" * len(chunk))
+            for ticket_id, *row in rows.select(_LAST_CUSTOMER_MESSAGES.format(ids=ids), chunk):
+                self.last_message[ticket_id] = tuple(row)
+            for ticket_id, *row in rows.select(_HISTORIES.format(ids=ids), chunk):
+                self.history.setdefault(ticket_id, []).append(tuple(row))
+
+
 def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
-    found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket.id])
+    batch = _deferred()
+    if batch is not None and batch.lookups.covers(ticket.id):
+        found = [batch.lookups.last_message[ticket.id]] if ticket.id in batch.lookups.last_message else []
+    else:
+        found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket.id])
     if not found:
         return None
     new_text, body_text, from_addr, received_at = found[0]
@@ -106,9 +153,27 @@ def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
 
 
 def _history(ticket: Ticket) -> list[dict[str, Any]]:
-    events = rows.select(_HISTORY, [ticket.id])
-    return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
-            for at, actor, action, rule in reversed(events)]
+    batch = _deferred()
+    if batch is not None and batch.lookups.covers(ticket.id):
+        found = batch.lookups.history.get(ticket.id, [])
+    else:
+        found = rows.select(_HISTORY, [ticket.id])
+    stored = [(Event.at.python_value(at), actor, action, rule) for at, actor, action, rule in found]
+    events = audit.pending()
+    if events is not None:  # a tick batch: its events are written at the end of the batch (audit.py)
+        written_later = [(e["at"], e["actor"], e["action"], e["rule"]) for e in events.pending_for(ticket.id)]
+        if written_later:
+            # as the query orders them: by time, and at equal times the later written (higher id) first
+            stored = _newest_first(stored, written_later)[:HISTORY_EVENTS]
+    return [{"at": _when(at), "actor": actor, "action": action, "rule": rule} for at, actor, action, rule in reversed(stored)]
+
+
+def _newest_first(stored: list[tuple], written_later: list[tuple]) -> list[tuple]:
+    """Stored events (newest first) and a batch's pending ones (oldest first, ids above every
+    stored one once written), merged in the history query's order: at DESC, id DESC."""
+    ranked = [(row[0], 0, -n, row) for n, row in enumerate(stored)]
+    ranked += [(row[0], 1, n, row) for n, row in enumerate(written_later)]
+    return [row for *_, row in sorted(ranked, key=lambda item: item[:3], reverse=True)]
 
 
 def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> list[str]:
@@ -183,6 +248,11 @@ class DeferredMail:
         self.dead: dict[str, str | None] = {}  # recipient -> dead-address reason, asked once per batch
         self.per_ticket: collections.Counter[int] = collections.Counter()
         self.per_address: collections.Counter[str] = collections.Counter()
+        self.lookups = BatchLookups([])  # the engine names the batch's tickets (`look_up`)
+
+    def look_up(self, ticket_ids: list[int]) -> None:
+        """The batch's due tickets: their mails' lookups are read for all of them at once."""
+        self.lookups = BatchLookups(list(dict.fromkeys(ticket_ids)))
 
     def add(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str]) -> None:
         self.rows.append((values, recipients, suppressed))
@@ -223,7 +293,7 @@ class DeferredMail:
                 deliveries += _deliveries(row_id, values, recipients, suppressed, self.secret)
                 if suppressed:
                     _record_suppressed(Outbox(id=row_id, **values), suppressed)
-            rows.insert_many(Delivery, deliveries)
+            rows.insert_values(Delivery, deliveries)  # _deliveries gives every column with a default
         return duplicates
 
 
@@ -248,6 +318,8 @@ def deferred(secret: bytes) -> Iterator[DeferredMail]:
 
 def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
                 secret: bytes) -> list[dict[str, Any]]:
+    """Delivery rows with every column that has a default (status, attempts) given: a tick batch
+    writes them with rows.insert_values, which fills in no model defaults."""
     now = values["created_at"]
     return [{"outbox": row_id, "recipient": r,
              "mail_from": verp.return_path(values["mail_from"], row_id, i, r, secret),

@@ -8,7 +8,7 @@ import peewee
 import pytest
 
 from escalate import db, engine, tickets
-from escalate.models import Escalation, Outbox, Ticket
+from escalate.models import Escalation, Event, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
 from escalate.templates import Renderer
 
@@ -132,6 +132,32 @@ def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world
     assert result.failed == [broken.ref] and result.notifications == 1
     assert sent_steps(broken) == [] and not Escalation.select().where(Escalation.ticket == broken).exists()
     assert sent_steps(fine) == [(0, 1)]
+    # its audit events went with it too (a batch writes them at the end, like its mail)
+    assert not Event.select().where((Event.ticket == broken) & (Event.action == "escalated")).exists()
+    assert Event.select().where((Event.ticket == fine) & (Event.action == "escalated")).count() == 1
     assert Ticket.get_by_id(broken.id).next_due_at == T0 + timedelta(minutes=16) + engine.RETRY_AFTER_FAILURE
     monkeypatch.setattr(engine, "_escalate", real)
     assert tick(21).notifications == 1 and sent_steps(broken) == [(0, 1)]  # retried, and escalated then
+
+
+def test_an_escalation_mail_shows_the_latest_history_with_its_own_step(world):
+    """The mail's history is the ticket's last 12 audit events, oldest first, including the step
+    it announces: a batch writes its events at the end, and the mail must read them all the same
+    (also an event stored at the very moment of the tick comes before the tick's own)."""
+    _ruleset, tick = world
+    ticket = open_ticket("outage", "urgent")
+    other = open_ticket("second outage", "urgent")
+    with db.write_transaction():
+        for n in range(14):
+            tickets.add_note(ticket, by="agent@support.example", via="email", text=f"note {n}",
+                             now=T0 + timedelta(minutes=16 if n >= 12 else n))
+    assert tick(16).notifications == 2
+    for escalated in (ticket, other):
+        mail = Outbox.get(Outbox.ticket == escalated)
+        stored = list(Event.select().where(Event.ticket == escalated).order_by(Event.at.desc(), Event.id.desc())
+                      .limit(12))
+        expected = [(e.actor, e.action, e.rule) for e in reversed(stored)]
+        assert [(h["actor"], h["action"], h["rule"]) for h in mail.context["history"]] == expected
+        assert mail.context["history"][-1]["action"] == "escalated"
+    assert [h["action"] for h in Outbox.get(Outbox.ticket == ticket).context["history"]][-3:] == ["note", "note",
+                                                                                                   "escalated"]
