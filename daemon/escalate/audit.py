@@ -46,7 +46,7 @@ class DeferredEvents:
 
     def flush(self) -> None:
         pending, self.events = self.events, []
-        rows.insert_values(Event, pending)
+        rows.insert_many(Event, pending)
 
 
 def pending() -> DeferredEvents | None:

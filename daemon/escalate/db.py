@@ -92,6 +92,12 @@ def close() -> None:
         db.close()
 
 
+def shared() -> bool:
+    """Whether several instances may work on this database at once (PostgreSQL), so that claims
+    must lock rows (`FOR UPDATE SKIP LOCKED`, leases). SQLite has one instance (instance.py)."""
+    return not isinstance(database.obj, peewee.SqliteDatabase)
+
+
 @contextmanager
 def write_transaction() -> Iterator[None]:
     """One atomic unit of work that writes: state change, its audit event and its outbox rows."""

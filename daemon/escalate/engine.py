@@ -21,8 +21,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import peewee
-
 from . import audit, crashpoints, db, notify, rows, tickets
 from .clock import parse_time
 from .db import write_transaction
@@ -166,7 +164,7 @@ def _claim_due(now: datetime, batch: int) -> list[Ticket]:
     instance's connection dies. A row another instance evaluated and committed meanwhile is
     re-checked against `next_due_at <= now` before it is locked. (SQLite: one instance, flock.)
     """
-    condition = _DUE if isinstance(database.obj, peewee.SqliteDatabase) else _DUE + " FOR UPDATE SKIP LOCKED"
+    condition = _DUE + " FOR UPDATE SKIP LOCKED" if db.shared() else _DUE
     return rows.select_models(Ticket, condition, [Ticket.next_due_at.db_value(now), batch])
 
 

@@ -293,7 +293,7 @@ class DeferredMail:
                 deliveries += _deliveries(row_id, values, recipients, suppressed, self.secret)
                 if suppressed:
                     _record_suppressed(Outbox(id=row_id, **values), suppressed)
-            rows.insert_values(Delivery, deliveries)  # _deliveries gives every column with a default
+            rows.insert_many(Delivery, deliveries)  # _deliveries gives every column with a default
         return duplicates
 
 
@@ -319,7 +319,7 @@ def deferred(secret: bytes) -> Iterator[DeferredMail]:
 def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
                 secret: bytes) -> list[dict[str, Any]]:
     """Delivery rows with every column that has a default (status, attempts) given: a tick batch
-    writes them with rows.insert_values, which fills in no model defaults."""
+    writes them with rows.insert_many, which fills in no model defaults."""
     now = values["created_at"]
     return [{"outbox": row_id, "recipient": r,
              "mail_from": verp.return_path(values["mail_from"], row_id, i, r, secret),

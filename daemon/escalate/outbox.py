@@ -416,7 +416,7 @@ class _Feed:
         limit = self.batch + self.in_flight
         started = time.monotonic()
         due = claim(self.now, limit, lease_seconds=self.lease_seconds)
-        if _leased():
+        if db.shared():
             # start no job in the second half of its lease: by the time its SMTP transaction ends,
             # another instance may have re-claimed it
             self.fresh_until = started + self.lease_seconds / 2
@@ -465,7 +465,7 @@ def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds:
     query = (Delivery.select(Delivery.id, Delivery.mail_from, Delivery.recipient, Delivery.attempts,
                              Outbox.id, Outbox.raw, Outbox.message_id)
              .join(Outbox).order_by(Delivery.next_attempt_at, Delivery.id).limit(batch))
-    if _leased():
+    if db.shared():
         ids = _lease(now, batch, owner or identity(), lease_seconds)
         rows = list(query.where(Delivery.id.in_(ids))) if ids else []
     else:
@@ -473,10 +473,6 @@ def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds:
     crashpoints.hit("after-outbox-claim")
     return [_Job(row.id, row.outbox.id, row.mail_from, row.recipient, row.attempts, bytes(row.outbox.raw),
                  row.outbox.message_id) for row in rows]
-
-
-def _leased() -> bool:
-    return not isinstance(models.database.obj, peewee.SqliteDatabase)
 
 
 # The claim on PostgreSQL (Procrastinate's fetch_job pattern, RELIABILITY.md 1.14): pick due rows
@@ -501,7 +497,7 @@ def _lease(now: datetime, batch: int, owner: str, lease_seconds: float) -> list[
 def release(delivery_ids: list[int], owner: str) -> None:
     """Give back leases on deliveries this run claimed and never started, so another instance
     need not wait for them to run out. Best effort: an unreleased lease only delays them."""
-    if not delivery_ids or not _leased():
+    if not delivery_ids or not db.shared():
         return
     try:
         for chunk in _chunks(delivery_ids, 500):

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-import peewee
-
-from . import crashpoints, models
+from . import crashpoints, db
 from .compose import build_mail
 from .db import write_transaction
 from .models import Delivery, Outbox
@@ -68,11 +66,6 @@ def compose(row: Outbox, renderer: Renderer) -> bytes:
     )
 
 
-def _row_locks() -> bool:
-    """Whether the database can lock rows for a claim (PostgreSQL), or serialises writers (SQLite)."""
-    return isinstance(models.database.obj, peewee.PostgresqlDatabase)
-
-
 def _unrendered(batch: int, lock: bool, now: datetime) -> list[Outbox]:
     # a row that failed to render is tried again when its back-off has passed
     query = (Outbox.select().where(Outbox.context.is_null(False) & (
@@ -90,7 +83,7 @@ def render_pending(renderer: Renderer, now: datetime, *, batch: int = RENDER_BAT
     result = RenderResult()
     deadline = time.monotonic() + time_budget
     while time.monotonic() < deadline:
-        if _row_locks():
+        if db.shared():
             # the row locks last until commit: render inside the claiming transaction
             with write_transaction():
                 rows = _unrendered(batch, lock=True, now=now)
@@ -125,16 +118,14 @@ def _record(outcomes: list[tuple[Outbox, bytes | str]], now: datetime,
             on_failed: Callable[[Outbox, datetime], None] | None, result: RenderResult) -> None:
     from .outbox import backoff, settle  # outbox.send_due calls this module first
 
+    rendered: list[int] = []
     recovered: list[int] = []
     for row, outcome in outcomes:
         if isinstance(outcome, bytes):
             written = (Outbox.update(raw=outcome, context=None)
                        .where((Outbox.id == row.id) & Outbox.context.is_null(False)).execute())
             if written:
-                # (a waiting recipient's only error is an earlier failure to render)
-                Delivery.update(status="queued", last_error=None).where(
-                    (Delivery.outbox == row.id) & (Delivery.status == WAITING)).execute()
-                result.rendered += 1
+                rendered.append(row.id)
                 if row.status == "failed":
                     recovered.append(row.id)  # an earlier attempt failed: its status comes from its deliveries again
         else:
@@ -142,6 +133,12 @@ def _record(outcomes: list[tuple[Outbox, bytes | str]], now: datetime,
             result.failed += 1
             result.failed_ids.append(row.id)
         crashpoints.hit("in-render-before-commit")  # a kill here: the whole batch renders again
+    if rendered:
+        # their recipients can be sent to now, in one statement for the batch (a waiting
+        # recipient's only error is an earlier failure to render)
+        Delivery.update(status="queued", last_error=None).where(
+            Delivery.outbox.in_(rendered) & (Delivery.status == WAITING)).execute()
+        result.rendered += len(rendered)
     if recovered:
         settle(recovered, now)
 

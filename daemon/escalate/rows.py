@@ -7,13 +7,13 @@ takes to run the statement (~0.3 ms against ~0.03 ms, bench/ingest_bench.py). Th
 the SQL text per (model, columns) and still convert every value with the field's own `db_value`,
 and `create` starts from a model instance, so Python-side defaults, JSON and UTC datetime fields,
 foreign keys given as instances, and columns that others add to a model later all behave as
-with `Model.create`. One SQL text serves SQLite and PostgreSQL (`?` vs `%s`, RETURNING).
+with `Model.create`. One SQL text serves SQLite (≥ 3.35) and PostgreSQL (`?` vs `%s`, RETURNING).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import peewee
 
@@ -26,12 +26,8 @@ def create(model: type[M], **values: Any) -> M:
     """`model.create(**values)`: insert one row, return the instance with its id."""
     instance = model(**values)  # applies the model's defaults, as peewee's create does
     data = instance.__data__
-    names = tuple(name for name in _insertable(model) if name in data)
-    sql = _insert_sql(model, names, bool(database.returning_clause), False)
-    cursor = database.execute_sql(sql, [_fields(model)[name].db_value(data[name]) for name in names])
-    primary_key = model._meta.primary_key
-    row_id = cursor.fetchone()[0] if database.returning_clause else cursor.lastrowid
-    setattr(instance, primary_key.name, row_id)
+    row_id = insert(model, {name: data[name] for name in _insertable(model) if name in data})
+    setattr(instance, model._meta.primary_key.name, row_id)
     instance._dirty.clear()
     return instance
 
@@ -65,21 +61,10 @@ def select(sql: str, params: list[Any]) -> list[tuple]:
     return database.execute_sql(sql, params).fetchall()
 
 
-def insert_many(model: type[peewee.Model], rows: Iterable[dict[str, Any]]) -> None:
-    """Insert rows that all name the same fields (defaults filled in as by `create`)."""
-    prepared = [model(**row).__data__ for row in rows]
-    if not prepared:
-        return
-    names = tuple(name for name in _insertable(model) if name in prepared[0])
-    sql = _insert_sql(model, names, False, False)
-    fields = [_fields(model)[name] for name in names]
-    database.cursor().executemany(_placeholders(sql), [[field.db_value(data[field.name]) for field in fields]
-                                                       for data in prepared])
-
-
-def insert_values(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
-    """Insert rows that all give every column but the id (no model defaults, no instances: a tick
-    batch's audit events); one executemany."""
+def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
+    """Insert rows that all name the same columns, in one executemany. No model defaults are filled
+    in (no instance per row: a tick batch's audit events and deliveries, a mail's attachments), so
+    give every column that has one."""
     if not rows:
         return
     names = tuple(rows[0])
