@@ -117,6 +117,19 @@ class BatchLookups:
         self.loaded = False
         self.last_message: dict[int, tuple] = {}
         self.history: dict[int, list[tuple]] = {}
+        self.recent: dict[int, list[datetime]] = {}  # recent_mail, read for one window start
+        self.recent_since: datetime | None = None
+
+    def recent_mail(self, ticket_id: int, now: datetime, caps: ratelimit.Caps) -> list[datetime] | None:
+        """The ticket's counted mails within its cap's window (ratelimit.ticket_cap), read for the
+        whole batch with one query; None for a ticket outside the batch (the cap reads its own)."""
+        if ticket_id not in self.covered:
+            return None
+        since = now - ratelimit.ticket_window(caps)
+        if self.recent_since != since:
+            self.recent = ratelimit.tickets_mail_times(self.ticket_ids, since)
+            self.recent_since = since
+        return self.recent.get(ticket_id, [])
 
     def covers(self, ticket_id: int) -> bool:
         if ticket_id not in self.covered:
@@ -362,8 +375,12 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
         "extra": extra,
     }
     batch = _deferred()
-    ticket_reason = (ratelimit.ticket_cap(ticket.id, now, caps, also=batch.per_ticket[ticket.id] if batch else 0)
-                     if ticket else None)
+    ticket_reason = None
+    if ticket is not None and batch is not None:
+        ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps, also=batch.per_ticket[ticket.id],
+                                             recent=batch.lookups.recent_mail(ticket.id, now, caps))
+    elif ticket is not None:
+        ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps)
     reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
     suppressed = {r: why for r, why in reasons.items() if why}
     values = {

@@ -48,8 +48,8 @@ class Caps:
 DEFAULT_CAPS = Caps()
 
 _COUNTED_SQL = ", ".join(f"'{status}'" for status in COUNTED)
-_TICKET_TIMES = ('SELECT "created_at" FROM "outbox" WHERE "ticket_id" = ? AND "created_at" > ? '
-                 f'AND "status" IN ({_COUNTED_SQL}) ORDER BY "created_at" DESC LIMIT {{limit}}')
+_TICKET_TIMES = ('SELECT "ticket_id", "created_at" FROM "outbox" WHERE "ticket_id" IN ({ids}) AND "created_at" > ? '
+                 f'AND "status" IN ({_COUNTED_SQL})')
 # `"recipient" || ''` keeps the planner off the recipient index: a tier group has received thousands
 # of mails, while refused or bounced deliveries are few (the status index finds them)
 _DEAD_ADDRESS = ('SELECT "failed_at", "code", "status" FROM "delivery" WHERE "recipient" || \'\' = ? '
@@ -73,15 +73,33 @@ def _longest(windows: tuple[Window, ...]) -> tuple[timedelta, int]:
     return max(w for w, _ in windows), max(n for _, n in windows)
 
 
-def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS, *, also: int = 0) -> str | None:
+def ticket_cap(ticket_id: int, now: datetime, caps: Caps = DEFAULT_CAPS, *, also: int = 0,
+               recent: list[datetime] | None = None) -> str | None:
     """Why one more mail about this ticket would exceed its cap, or None. `also`: mails about it
-    decided at `now` and not written yet (a tick writes its batch's mail together)."""
-    span, most = _longest(caps.per_ticket)
-    # asked for every notification a tick queues: a stored SQL text (rows.py)
-    found = rows.select(_TICKET_TIMES.format(limit=most),
-                           [ticket_id, Outbox.created_at.db_value(now - span)])
-    times = [Outbox.created_at.python_value(at) for (at,) in found] + [now] * also
-    return _over(times, caps.per_ticket, now, "this ticket")
+    decided at `now` and not written yet (a tick writes its batch's mail together). `recent`: its
+    mails since `ticket_window` before now, when the caller read them for many tickets at once
+    (`tickets_mail_times`); else they are read here."""
+    if recent is None:
+        recent = tickets_mail_times([ticket_id], now - ticket_window(caps)).get(ticket_id, [])
+    return _over(recent + [now] * also, caps.per_ticket, now, "this ticket")
+
+
+def ticket_window(caps: Caps = DEFAULT_CAPS) -> timedelta:
+    """How far back the per-ticket cap looks."""
+    return _longest(caps.per_ticket)[0]
+
+
+def tickets_mail_times(ticket_ids: list[int], since: datetime) -> dict[int, list[datetime]]:
+    """When each ticket's counted mails were queued after `since`: one query for a tick batch's
+    tickets instead of one per notification (a stored SQL text, rows.py)."""
+    times: dict[int, list[datetime]] = {}
+    for start in range(0, len(ticket_ids), 500):
+        chunk = ticket_ids[start:start + 500]
+        found = rows.select(_TICKET_TIMES.format(ids=", ".join("?" * len(chunk))),
+                            [*chunk, Outbox.created_at.db_value(since)])
+        for ticket_id, at in found:
+            times.setdefault(ticket_id, []).append(Outbox.created_at.python_value(at))
+    return times
 
 
 def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kinds: tuple[str, ...] | None = None,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db, notify, outbox, ratelimit, tickets
+from escalate import db, engine, notify, outbox, ratelimit, tickets
 from escalate.config import parse_server_url
 from escalate.models import Delivery, Event, Message, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
@@ -216,3 +216,22 @@ def test_c4_acknowledgements_through_the_mailbox(cli, env, rules_file, dovecot, 
     assert [m.rcpt_tos[0] for m in smtp_sink.messages].count("carl@customer.example") == 1
     suppressed = json.loads(cli("outbox", "list", "--status", "suppressed", "--json").output)
     assert len(suppressed) == 5 and all("loop cap" in row["last_error"] for row in suppressed)
+
+
+def test_the_per_ticket_cap_holds_for_mail_a_tick_decides_for_its_whole_batch(world):
+    """The tick reads the cap's recent mail for all its due tickets at once (notify.BatchLookups):
+    a ticket that already had its 10 mails is capped, one that had none in the batch is not."""
+    capped, _ = world.customer_mail("carl@customer.example", "Checkout down", T0)
+    calm, _ = world.customer_mail("dora@customer.example", "Checkout down too", T0)
+    tier = world.ruleset.tier(1)
+    for i in range(10):
+        with db.write_transaction():
+            notify.queue_confirmation(ticket=capped, tier=tier, actor="alice@example.com", action_text=f"noted {i}",
+                                      note="", now=T0 + timedelta(minutes=10, seconds=i), **world.kw)
+    Ticket.update(severity="urgent", next_due_at=T0).where(Ticket.id.in_([capped.id, calm.id])).execute()
+    result = engine.tick(world.ruleset, world.renderer, SECRET, T0 + timedelta(minutes=16))
+    assert sorted(result.escalated) == sorted([capped.ref, calm.ref])
+    escalations = {row.ticket_id: row for row in Outbox.select().where(Outbox.kind == "escalation")}
+    assert escalations[calm.id].status == "queued"
+    assert escalations[capped.id].status == "suppressed"
+    assert "this ticket already had 10 mails in the last 10 min (limit 10)" in escalations[capped.id].last_error
