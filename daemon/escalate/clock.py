@@ -46,3 +46,11 @@ def now() -> datetime:
 def iso(value: datetime | None) -> str | None:
     """The one textual form of a time in JSON and logs."""
     return value.astimezone(timezone.utc).isoformat() if value is not None else None
+
+
+def minutes_utc(value: datetime) -> str:
+    """A UTC time as mail shows it: "2026-11-02 09:00 UTC" (isoformat: strftime costs more, and a
+    tick writes several per notification)."""
+    if value.tzinfo is not None:  # naive times are UTC already (as everywhere here)
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "minutes")[:16] + " UTC"

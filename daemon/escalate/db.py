@@ -110,6 +110,24 @@ def write_transaction() -> Iterator[None]:
             yield
 
 
+@contextmanager
+def savepoint() -> Iterator[None]:
+    """A savepoint inside the caller's transaction: what the block wrote is undone alone if it
+    raises. peewee's `atomic()` does the same but names each savepoint with a fresh uuid4 and
+    builds its statements anew, which cost a tick a tenth of its time at one per due ticket.
+    One fixed name is enough: SQLite and PostgreSQL both take a repeated name to mean the newest
+    savepoint of that name, so even nested uses pair up."""
+    db = database.obj
+    db.execute_sql('SAVEPOINT "escalate_unit"')
+    try:
+        yield
+    except BaseException:
+        db.execute_sql('ROLLBACK TO SAVEPOINT "escalate_unit"')
+        db.execute_sql('RELEASE SAVEPOINT "escalate_unit"')
+        raise
+    db.execute_sql('RELEASE SAVEPOINT "escalate_unit"')
+
+
 def connection_lost() -> bool:
     """Whether this thread's PostgreSQL connection was closed by the server (a restart,
     `pg_terminate_backend`): every further statement on it fails, so there is no point going on."""

@@ -77,7 +77,7 @@ def start(ruleset: Ruleset, renderer: Renderer, secret: bytes, level: int, now: 
             ticket=ticket, escalation=escalation, rule=drill_rule(tier.level), tier=tier, step=0, due_at=now,
             next_step=f"{MARK}: no reminders follow and no other tier is told.", ruleset=ruleset, renderer=renderer,
             secret=secret, now=now, previous_tier=None)
-        tickets.schedule(ticket, None)  # the engine never evaluates drills; nothing is due
+        tickets.schedule(ticket, None)  # the engine never evaluates drills; nothing is due (writes the tier)
     return {"ref": ticket.ref, "tier": tier.level, "tier_name": tier.name, "group": tier.group,
             "outbox_id": row.id if row else None, "outbox_status": row.status if row else None,
             "message_id": row.message_id if row else None,

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import audit, crashpoints, db, notify, rows, tickets
+from . import clock
 from .clock import parse_time
 from .db import write_transaction
-from .models import ACTIVE_STATUSES, Escalation, Ticket, database
+from .models import ACTIVE_STATUSES, Escalation, Ticket
 from .notify import queue_escalation
 from .rules.calendar import Calendar
 from .rules.facts import TicketFacts
@@ -102,6 +103,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
     for _round in range(MAX_ROUNDS):
         touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
+        raised: dict[int, int] = {}  # tiers escalations raised tickets to, likewise
         # the batch's notifications are written together before it commits (notify.DeferredMail)
         # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
         with write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
@@ -121,10 +123,10 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             for ticket in due:
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
-                before = len(touched)
+                before, tier_before = len(touched), ticket.tier
                 mark, events_mark = mail.mark(), events.mark()
                 try:
-                    with database.atomic():  # a savepoint: a failing ticket is rolled back alone
+                    with db.savepoint():  # a failing ticket is rolled back alone
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, {}), touched)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
@@ -137,6 +139,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                     result.failed.append(ticket.ref)
                     continue
                 schedule[ticket.id] = next_due
+                if ticket.tier != tier_before:
+                    raised[ticket.id] = ticket.tier
                 if len(touched) != before:  # an action made other tickets due now: keep that
                     for other in touched:
                         if other != ticket.id:
@@ -150,6 +154,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             result.notifications -= mail.flush()
             events.flush()
             tickets.schedule_many(schedule)
+            tickets.raise_tiers(raised)
     return result
 
 
@@ -229,7 +234,7 @@ def _evaluate_once(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret:
             values = {"ticket": ticket, "rule": rule.name, "tier": rule.escalate_to or ticket.tier or 0, "step": 0,
                       "started_at": fires_at, "last_step_due_at": fires_at,
                       "state": "active" if rule.notifies else "ended"}
-            escalation = Escalation(id=rows.insert(Escalation, values), **values)
+            escalation = notify.new_escalation(values)
             escalations[rule.name] = escalation
             queued += _fire(ticket, escalation, rule, ruleset, renderer, secret, now, touched)
             step = 0
@@ -310,7 +315,7 @@ def describe_next_step(rule: Rule, escalation_start: datetime, step: int, rulese
     current = ruleset.tier(rule.tier_for_step(step, ruleset))
     what = (f"escalation to {next_tier.name} (tier {next_tier.level})" if next_tier.level != current.level
             else f"a reminder to {current.name}")
-    return f"Unless someone acknowledges, {what} at {when.strftime('%Y-%m-%d %H:%M UTC')}."
+    return f"Unless someone acknowledges, {what} at {clock.minutes_utc(when)}."
 
 
 def _escalate(ticket: Ticket, escalation: Escalation, rule: Rule, step: int, calendar: Calendar, ruleset: Ruleset,

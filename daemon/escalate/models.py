@@ -23,7 +23,8 @@ class UTCDateTimeField(peewee.DateTimeField):
 
     def db_value(self, value):
         if isinstance(value, datetime) and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            # most values are UTC already (a tick converts thousands): no conversion to do then
+            value = (value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)).replace(tzinfo=None)
         return super().db_value(value)
 
     def python_value(self, value):
@@ -33,9 +34,14 @@ class UTCDateTimeField(peewee.DateTimeField):
         return value
 
 
+# built once: json.dumps with any option builds a new encoder per call, and a tick encodes four
+# values per notification (context, headers, recipients, audit detail)
+_JSON = json.JSONEncoder(sort_keys=True)
+
+
 class JSONField(peewee.TextField):
     def db_value(self, value):
-        return None if value is None else json.dumps(value, sort_keys=True)
+        return None if value is None else _JSON.encode(value)
 
     def python_value(self, value):
         return None if value is None else json.loads(value)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 from . import audit, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
 from .rules.durations import format_duration
+from . import clock
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
@@ -43,7 +44,7 @@ def _domain(address: str) -> str:
 
 
 def _when(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
+    return clock.minutes_utc(value) if value else None
 
 
 def resolution_due(ticket: Ticket, severity: Severity, ruleset: Ruleset) -> datetime | None:
@@ -250,14 +251,17 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
 # -- a tick's batch: its notifications written together -------------------------------------------
 
 class DeferredMail:
-    """The notifications one tick batch decides, written together when the batch ends: one
-    multi-row INSERT for the outbox rows and one for their deliveries, instead of two statements
-    per notification. The loop caps count what is pending; a ticket whose evaluation fails drops
-    its pending mail with its savepoint (`mark`/`rollback`)."""
+    """The notifications one tick batch decides, and the escalations they belong to, written
+    together when the batch ends: one multi-row INSERT for the new escalations, one for the outbox
+    rows and one for their deliveries, instead of three statements per escalating ticket. The loop
+    caps count what is pending; a ticket whose evaluation fails drops its pending escalations and
+    mail with its savepoint (`mark`/`rollback`)."""
 
     def __init__(self, secret: bytes):
         self.secret = secret
         self.rows: list[tuple[dict[str, Any], list[str], dict[str, str]]] = []  # values, recipients, suppressed
+        # new escalations, without an id until written: their outbox rows refer to them, so they go first
+        self.escalations: list[Escalation] = []
         self.dead: dict[str, str | None] = {}  # recipient -> dead-address reason, asked once per batch
         self.per_ticket: collections.Counter[int] = collections.Counter()
         self.per_address: collections.Counter[str] = collections.Counter()
@@ -278,17 +282,23 @@ class DeferredMail:
             if recipient not in suppressed:
                 self.per_address[recipient] += sign
 
-    def mark(self) -> int:
-        return len(self.rows)
+    def add_escalation(self, escalation: Escalation) -> None:
+        self.escalations.append(escalation)
 
-    def rollback(self, mark: int) -> None:
-        for values, recipients, suppressed in self.rows[mark:]:
+    def mark(self) -> tuple[int, int]:
+        return len(self.rows), len(self.escalations)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        rows_mark, escalations_mark = mark
+        for values, recipients, suppressed in self.rows[rows_mark:]:
             self._count(values, recipients, suppressed, -1)
-        del self.rows[mark:]
+        del self.rows[rows_mark:]
+        del self.escalations[escalations_mark:]
 
     def flush(self) -> int:
         """Write the pending rows (inside the batch's transaction); returns how many were already
         queued (N10: the unique key keeps the first) and so were not written again."""
+        self._write_escalations()
         pending, self.rows = self.rows, []
         self.per_ticket.clear()
         self.per_address.clear()
@@ -310,6 +320,20 @@ class DeferredMail:
         return duplicates
 
 
+    def _write_escalations(self) -> None:
+        """The batch's new escalations as they are now (a later step of the batch may have moved
+        one on), each given its id, which their outbox rows then carry. No conflict is expected:
+        the batch read its tickets' escalations under the tickets' claim; one would fail the batch."""
+        pending, self.escalations = self.escalations, []
+        for start in range(0, len(pending), FLUSH_ROWS):
+            chunk = pending[start:start + FLUSH_ROWS]
+            ids = dict(rows.insert_returning(Escalation, [{name: e.__data__[name] for name in _ESCALATION_COLUMNS}
+                                                          for e in chunk], ("ticket", "rule")))
+            for escalation in chunk:
+                escalation.id = ids[(escalation.ticket_id, escalation.rule)]
+
+
+_ESCALATION_COLUMNS = ("ticket", "rule", "tier", "step", "started_at", "last_step_due_at", "state")
 FLUSH_ROWS = 100  # outbox rows per INSERT: well inside SQLite's limit of 32,766 parameters
 _local = threading.local()
 
@@ -327,6 +351,18 @@ def deferred(secret: bytes) -> Iterator[DeferredMail]:
         yield batch
     finally:
         _local.batch = None
+
+
+def new_escalation(values: dict[str, Any]) -> Escalation:
+    """A rule begins to hold on a ticket: its escalation row, written now, or in a tick batch with
+    the batch's mail (`DeferredMail.flush`), without an id until then (tickets.py writes such an
+    escalation's later changes by leaving them on the instance)."""
+    batch = _deferred()
+    if batch is None:
+        return Escalation(id=rows.insert(Escalation, values), **values)
+    escalation = Escalation(**values)
+    batch.add_escalation(escalation)
+    return escalation
 
 
 def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],

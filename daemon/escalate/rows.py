@@ -42,18 +42,23 @@ def insert(model: type[peewee.Model], values: dict[str, Any], *, ignore_conflict
     return row[0] if row else None
 
 
-def insert_returning(model: type[peewee.Model], rows: list[dict[str, Any]], key: str, *,
+def insert_returning(model: type[peewee.Model], rows: list[dict[str, Any]], key: str | tuple[str, ...], *,
                      ignore_conflict: bool = False) -> list[tuple[Any, int]]:
     """INSERT rows that all name the same columns in one statement; (row[key], id) of each row
     written (with `ignore_conflict`, rows a unique key already had are left out). `key` names a
-    unique column: RETURNING gives rows in no promised order."""
+    unique column, or the columns of a unique key (then row[key] is a tuple of their stored
+    values: a foreign key's id): RETURNING gives rows in no promised order."""
     if not rows:
         return []
     names = tuple(rows[0])
     fields = _fields(model)
-    sql = _insert_values_sql(model, names, len(rows), key, ignore_conflict)
+    keys = (key,) if isinstance(key, str) else key
+    sql = _insert_values_sql(model, names, len(rows), keys, ignore_conflict)
     params = [fields[name].db_value(row[name]) for row in rows for name in names]
-    return [(value, row_id) for value, row_id in database.execute_sql(sql, params).fetchall()]
+    found = database.execute_sql(sql, params).fetchall()
+    if isinstance(key, str):
+        return [(value, row_id) for value, row_id in found]
+    return [(tuple(row[:-1]), row[-1]) for row in found]
 
 
 def select(sql: str, params: list[Any]) -> list[tuple]:
@@ -147,14 +152,15 @@ def _insert_sql(model: type[peewee.Model], names: tuple[str, ...], returning: bo
 
 
 @lru_cache(maxsize=256)
-def _insert_values_sql(model: type[peewee.Model], names: tuple[str, ...], count: int, key: str,
+def _insert_values_sql(model: type[peewee.Model], names: tuple[str, ...], count: int, keys: tuple[str, ...],
                        ignore_conflict: bool) -> str:
     fields = _fields(model)
     columns = ", ".join(_quote(fields[name].column_name) for name in names)
     one = "(" + ", ".join("?" * len(names)) + ")"
     conflict = " ON CONFLICT DO NOTHING" if ignore_conflict else ""
     return (f"INSERT INTO {_quote(model._meta.table_name)} ({columns}) VALUES {', '.join([one] * count)}"
-            f"{conflict} RETURNING {_quote(fields[key].column_name)}, {_quote(model._meta.primary_key.column_name)}")
+            f"{conflict} RETURNING {', '.join(_quote(fields[key].column_name) for key in keys)}, "
+            f"{_quote(model._meta.primary_key.column_name)}")
 
 
 @lru_cache(maxsize=256)

@@ -203,7 +203,9 @@ def add_note(ticket: Ticket, by: str, now: datetime, text: str, *, via: str) -> 
 
 def record_escalation_step(ticket: Ticket, escalation: Escalation, *, tier: int, step: int,
                            due_at: datetime, now: datetime) -> None:
-    """The engine escalated (or re-notified): remember the tier the ticket has reached."""
+    """The engine escalated (or re-notified): remember the tier the ticket has reached. The
+    ticket's tier is raised on the instance; the caller writes it with the evaluation's outcome
+    (`schedule`, or `schedule_many` and `raise_tiers` for a tick batch, one statement each)."""
     previous_tier = ticket.tier
     ticket.tier = tier if previous_tier is None else max(previous_tier, tier)
     # only what changed, from stored SQL texts: a tick may record a hundred of these (rows.py);
@@ -212,24 +214,29 @@ def record_escalation_step(ticket: Ticket, escalation: Escalation, *, tier: int,
         escalation.tier = tier
         escalation.step = step
         escalation.last_step_due_at = due_at
-        rows.update(escalation, "tier", "step", "last_step_due_at")
+        _write_escalation(escalation, "tier", "step", "last_step_due_at")
     action = "escalated" if step == 0 else ("escalated-next-tier" if previous_tier is not None and tier > previous_tier else "reminded")
     audit.record(ticket, now, SYSTEM, action, rule=escalation.rule, tier=tier, step=step, due_at=due_at.isoformat())
-    if ticket.tier != previous_tier:
-        rows.update(ticket, "tier")
 
 
 def end_escalation(ticket: Ticket, escalation: Escalation, now: datetime, why: str) -> None:
     """A rule stopped holding (e.g. the first response arrived): its repeats stop."""
     escalation.state = "ended"
-    escalation.save()
+    _write_escalation(escalation, "state")
     audit.record(ticket, now, SYSTEM, "escalation-ended", rule=escalation.rule, why=why)
 
 
+def _write_escalation(escalation: Escalation, *names: str) -> None:
+    if escalation.id is None:  # new in this tick batch: written as it is when the batch ends (notify.py)
+        return
+    rows.update(escalation, *names)
+
+
 def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
-    """When the engine next needs to look at this ticket (None: not until something changes)."""
+    """When the engine next needs to look at this ticket (None: not until something changes),
+    written with the tier an evaluation raised it to (`record_escalation_step`)."""
     ticket.next_due_at = next_due_at
-    ticket.save(only=[Ticket.next_due_at])
+    ticket.save(only=[Ticket.next_due_at, Ticket.tier])
 
 
 def schedule_many(next_due: dict[int, datetime | None]) -> None:
@@ -242,6 +249,19 @@ def schedule_many(next_due: dict[int, datetime | None]) -> None:
     mark = database.param  # "?" on SQLite, "%s" on PostgreSQL
     database.cursor().executemany(
         f'UPDATE "{Ticket._meta.table_name}" SET "{field.column_name}" = {mark} WHERE "id" = {mark}', rows)
+
+
+def raise_tiers(tiers: dict[int, int]) -> None:
+    """The tiers a tick batch's escalations raised tickets to (`record_escalation_step`), in one
+    statement. Only ever upwards: an action of the same batch may have saved one of these tickets
+    from an earlier read (an incident's other tickets), and that must not lower what was reached."""
+    if not tiers:
+        return
+    database = Ticket._meta.database
+    mark = database.param  # "?" on SQLite, "%s" on PostgreSQL
+    database.cursor().executemany(
+        f'UPDATE "{Ticket._meta.table_name}" SET "tier" = {mark} WHERE "id" = {mark} '
+        f'AND ("tier" IS NULL OR "tier" < {mark})', [(tier, ticket_id, tier) for ticket_id, tier in tiers.items()])
 
 
 def _end_wait(ticket: Ticket, now: datetime) -> None:

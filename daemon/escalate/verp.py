@@ -8,11 +8,11 @@ ESCALATE_SECRET) makes a forged "bounce" for someone else's notification fail to
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+
+from . import tokens
 
 _VERP = re.compile(r"^(?P<local>[^@+]+)\+bounce-(?P<outbox>\d{1,12})\.(?P<index>\d{1,4})\.(?P<mac>[a-z2-7]{16})@(?P<domain>[^@\s]+)$",
                    re.IGNORECASE)
@@ -28,9 +28,7 @@ class BounceTarget:
 
 
 def _mac(secret: bytes, outbox_id: int, index: int, recipient: str) -> str:
-    message = f"bounce|{outbox_id}|{index}|{recipient.lower()}".encode()
-    digest = hmac.new(secret, message, hashlib.sha256).digest()
-    return base64.b32encode(digest).decode().rstrip("=").lower()[:16]
+    return tokens.mac_text(secret, f"bounce|{outbox_id}|{index}|{recipient.lower()}".encode(), 16)
 
 
 def return_path(sender: str, outbox_id: int, index: int, recipient: str, secret: bytes) -> str:

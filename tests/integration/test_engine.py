@@ -46,6 +46,12 @@ def test_a_tick_reads_only_the_tickets_that_are_due(world):
     assert result.evaluated == 3 and result.notifications == 3
     assert sorted(result.escalated) == sorted(t.ref for t in urgent)
     assert tick(17).evaluated == 0
+    # the tier each reached is stored (a batch writes the tickets' tiers together at its end)
+    assert [Ticket.get_by_id(t.id).tier for t in urgent] == [1, 1, 1]
+    assert Ticket.get_by_id(quiet[0].id).tier is None
+    # each mail names its own ticket's escalation (a batch writes them together, then its mail)
+    for mail in Outbox.select():
+        assert mail.escalation.ticket_id == mail.ticket_id and mail.escalation.rule == mail.rule
     quiet_ticket = Ticket.get_by_id(quiet[0].id)
     assert quiet_ticket.next_due_at == T0 + timedelta(days=2)  # the resolution target, not the next tick
 
@@ -132,6 +138,9 @@ def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world
     assert result.failed == [broken.ref] and result.notifications == 1
     assert sent_steps(broken) == [] and not Escalation.select().where(Escalation.ticket == broken).exists()
     assert sent_steps(fine) == [(0, 1)]
+    assert Ticket.get_by_id(fine.id).tier == 1 and Ticket.get_by_id(broken.id).tier is None
+    # the batch writes its new escalations at the end too: the mail names the one it announces
+    assert Outbox.get(Outbox.ticket == fine).escalation_id == Escalation.get(Escalation.ticket == fine).id
     # its audit events went with it too (a batch writes them at the end, like its mail)
     assert not Event.select().where((Event.ticket == broken) & (Event.action == "escalated")).exists()
     assert Event.select().where((Event.ticket == fine) & (Event.action == "escalated")).count() == 1
