@@ -28,6 +28,15 @@ class UTCDateTimeField(peewee.DateTimeField):
         return super().db_value(value)
 
     def python_value(self, value):
+        if isinstance(value, str):
+            # SQLite's text form, naive UTC: read with its zone in one C call (peewee tries its
+            # strptime formats one by one, and datetime.replace costs more than this whole parse)
+            try:
+                parsed = datetime.fromisoformat(value + "+00:00")
+            except ValueError:  # a text with an offset of its own
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:  # (a date alone comes back naive)
+                return parsed
         value = super().python_value(value)
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
