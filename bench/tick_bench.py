@@ -3,6 +3,9 @@
 A tick reads only due tickets (an indexed range scan on next_due_at), so its time should follow what
 is due, not what is open. Targets (issue 4): tick(100k) <= 2 x tick(1k), and <= 50 ms on SQLite.
 
+Every ticket, open or due, carries a history (its first message, audit events, a notification
+sent to tier 1), so that a query which scans what was ever stored rather than what is due shows.
+
 Two kinds of due ticket are measured, each 100 at a time, fresh for every repetition:
   - re-check: due because something changed (a new message); the rules are evaluated in business
     time and the ticket rescheduled, nothing to send — the common tick;
@@ -30,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from escalate import db, engine, render  # noqa: E402
-from escalate.models import Delivery, Outbox, Ticket  # noqa: E402
+from escalate.models import Delivery, Event, Message, Outbox, Ticket  # noqa: E402
 from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.templates import Renderer  # noqa: E402
 
@@ -41,6 +44,9 @@ DUE = 100
 
 
 def add_tickets(count: int, *, start: int, severity: str, created_at: datetime, next_due_at: datetime) -> list[int]:
+    """`count` open tickets, each with the history a real one has: the customer's first message,
+    its audit events and one notification sent to tier 1 (so the outbox, the deliveries to the tier
+    group and the audit log grow with what is open, and a query that scans them shows)."""
     rows = [{"ref": f"T-{start + n}", "subject": f"ticket {start + n}", "normalised_subject": f"ticket {start + n}",
              "requester": f"c{start + n}@customer.example", "status": "open", "severity": severity,
              "created_at": created_at, "updated_at": created_at, "last_customer_message_at": created_at,
@@ -48,7 +54,32 @@ def add_tickets(count: int, *, start: int, severity: str, created_at: datetime, 
     with db.write_transaction():
         for chunk in range(0, len(rows), 5000):
             Ticket.insert_many(rows[chunk:chunk + 5000]).execute()
+        add_history([t.id for t in Ticket.select(Ticket.id).order_by(Ticket.id.desc()).limit(count)], created_at)
     return [t.id for t in Ticket.select(Ticket.id).where(Ticket.ref.in_([r["ref"] for r in rows[:DUE]]))]
+
+
+def add_history(ticket_ids: list[int], at: datetime) -> None:
+    for chunk in range(0, len(ticket_ids), 2000):
+        ids = ticket_ids[chunk:chunk + 2000]
+        Message.insert_many([{"ticket": i, "dedupe_key": f"<m{i}@customer.example>", "message_id": f"m{i}@customer.example",
+                              "sha256": f"{i:064x}", "kind": "customer", "from_addr": f"c{i}@customer.example",
+                              "subject": f"ticket {i}", "received_at": at, "body_text": BODY, "new_text": BODY,
+                              "raw": b""} for i in ids]).execute()
+        Event.insert_many([{"ticket": i, "at": at, "actor": "escalate", "action": action, "detail": {}}
+                           for i in ids for action in ("opened", "acknowledgement-queued")]).execute()
+        Outbox.insert_many([{"ticket": i, "kind": "acknowledgement", "rule": f"acknowledgement:c{i}@customer.example",
+                             "step": 0, "due_at": at, "message_id": f"esc.history{i}@support.example",
+                             "mail_from": "support@support.example", "recipients": ["tier1@support.example"],
+                             "subject": f"ticket {i}", "raw": b"", "status": "sent", "next_attempt_at": at,
+                             "created_at": at} for i in ids]).execute()
+        outboxes = {o.ticket_id: o.id for o in Outbox.select(Outbox.id, Outbox.ticket).where(Outbox.ticket.in_(ids))}
+        Delivery.insert_many([{"outbox": outboxes[i], "recipient": "tier1@support.example",
+                               "mail_from": "support@support.example", "status": "sent", "next_attempt_at": at,
+                               "created_at": at, "sent_at": at} for i in ids]).execute()
+
+
+BODY = ("Hello, since this morning the checkout page fails with error 502 for all our customers. "
+        "We tried two browsers and cleared caches. Please look into it urgently.\n\nThanks, a customer\n")
 
 
 def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int], rendering: list[float],
