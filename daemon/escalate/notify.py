@@ -360,7 +360,7 @@ def new_escalation(values: dict[str, Any]) -> Escalation:
     batch = _deferred()
     if batch is None:
         return Escalation(id=rows.insert(Escalation, values), **values)
-    escalation = Escalation(**values)
+    escalation = rows.unsaved(Escalation, values)
     batch.add_escalation(escalation)
     return escalation
 
@@ -430,7 +430,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
     if batch is not None:
         # a tick: written with the rest of its batch (DeferredMail.flush); the row has no id yet
         batch.add(values, recipients, suppressed)
-        return Outbox(**values)
+        return rows.unsaved(Outbox, values)
     row_id = rows.insert(Outbox, values, ignore_conflict=True)
     if row_id is None:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)

@@ -74,3 +74,19 @@ def test_get_by_id_reads_every_field_and_raises_for_a_missing_row(database_url):
     assert read.__data__ == Outbox.get_by_id(sent.id).__data__ and not read.is_dirty()
     with pytest.raises(Ticket.DoesNotExist):
         rows.get_by_id(Ticket, 999_999)
+
+
+def test_an_unsaved_instance_reads_like_peewee_s_own(database_url):
+    db.connect(database_url)
+    with db.write_transaction():
+        ticket = rows.create(Ticket, subject="VPN", normalised_subject="vpn", requester="d@example.org",
+                             severity="urgent", created_at=NOW, updated_at=NOW)
+    values = {"ticket": ticket, "kind": "escalation", "rule": "urgent-first-response", "step": 0, "due_at": NOW,
+              "tier": 1, "message_id": "esc.1@example.org", "mail_from": "support@example.org",
+              "recipients": ["tier1@example.org"], "subject": "[T-1] VPN", "raw": b"", "context": {"a": [1]},
+              "status": "queued", "next_attempt_at": NOW, "created_at": NOW}
+    ours, theirs = rows.unsaved(Outbox, values), Outbox(**values)
+    for name in values:
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert all(getattr(ours, field.name) is None for field in Outbox._meta.sorted_fields if field.name not in values)
+    assert ours.ticket is ticket and ours.ticket_id == ticket.id and ours.id is None
