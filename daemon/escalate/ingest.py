@@ -3,7 +3,7 @@
 Each FETCH batch (≤ 100 messages) is stored in one transaction with a savepoint per message, and
 the folder's UID checkpoint advances in that same transaction: a crash re-fetches at most the
 batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op (RELIABILITY.md
-§0.1–0.2). One fsync per batch instead of one per message. A message that makes its own
+§0.1–0.2). One fsync per batch instead of one per message (and one for the batch's attachment pack). A message that makes its own
 savepoint fail is quarantined with the reason, and the batch goes on (§0.3).
 
 Only after the commit is the mail flagged or moved on the server (ESCALATE_PROCESSED); the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -133,7 +134,9 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     """Store a fetched batch in one transaction, a savepoint per message; advance the checkpoint."""
     outcomes = []
     created: list[str] = []
-    with write_transaction():
+    # the batch's attachment contents share one pack file, sealed (fsynced) before the commit
+    attachments = options.attachments.batch() if options.attachments is not None else nullcontext()
+    with write_transaction(), attachments:
         for fetched in batch:
             crashpoints.hit("after-fetch")
             one = Source(source.folder, source.uidvalidity, fetched.uid or None, source.account)
