@@ -84,17 +84,22 @@ def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Ren
     state = _folder_state(account, folder, uidvalidity, now)
     _repair_marks(mailbox, state, options)
     uids = mailbox.uids_after(state.last_uid)
-    for batch in mailbox.fetch_batches(uids, max_bytes=options.max_message_bytes):
-        if not batch:
-            continue
-        store_batch(batch, Source(folder, uidvalidity, None, account), ruleset, renderer, secret, now, result, options)
-        for _ in batch:
-            crashpoints.hit("after-commit")  # the n-th message is committed, not yet marked
-        if options.processed_action != "leave":
-            uids_done = [fetched.uid for fetched in batch]
-            mailbox.mark_processed(uids_done, options.processed_action)
-            crashpoints.hit("after-flag-before-checkpoint")
-            FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.id == state.id).execute()
+    if not uids:
+        return
+    # the next batch is fetched while this one is stored; marking still follows this one's commit
+    with mailbox.fetch_ahead(uids, max_bytes=options.max_message_bytes) as batches:
+        for batch in batches:
+            if not batch:
+                continue
+            store_batch(batch, Source(folder, uidvalidity, None, account), ruleset, renderer, secret, now, result,
+                        options)
+            for _ in batch:
+                crashpoints.hit("after-commit")  # the n-th message is committed, not yet marked
+            if options.processed_action != "leave":
+                uids_done = [fetched.uid for fetched in batch]
+                mailbox.mark_processed(uids_done, options.processed_action)
+                crashpoints.hit("after-flag-before-checkpoint")
+                FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.id == state.id).execute()
 
 
 def _folder_state(account: str, folder: str, uidvalidity: int, now: datetime) -> FolderState:

@@ -378,3 +378,51 @@ def test_fetched_mail_stays_out_of_the_imap_debug_log(env, dovecot: Dovecot, mai
     assert result.outcomes == {"ticket": 1}
     assert any(r.name.startswith("imapclient") for r in caplog.records)  # the library still logs its commands
     assert not [r for r in caplog.records if "4111-1111" in r.getMessage()]
+
+
+# --- fetching the next batch while one is stored --------------------------------------------------
+
+def test_a_batch_fetched_ahead_is_not_marked_until_its_own_commit(env, dovecot: Dovecot, mail):
+    """Killed after the first batch's commit, with the second batch already fetched: the first
+    batch is stored and unmarked (repaired next run), the second neither stored nor marked (I1, I2)."""
+    env["ESCALATE_PROCESSED"] = "flag"
+    append_many(dovecot, customer_mails(mail, 150))
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": "after-commit:100"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert scalar(env, "SELECT count(*) FROM message") == 100
+    assert all(b"\\Seen" not in flags for flags in server_flags(dovecot).values())
+    assert run_once(env).returncode == 0
+    assert all(b"\\Seen" in flags for flags in server_flags(dovecot).values())
+    assert_ingest_invariants(env, message_ids={f"m{n}@example.net" for n in range(150)}, tickets=150)
+
+
+def test_a_failed_batch_stops_the_fetching_ahead_and_leaves_the_session_usable(env, dovecot: Dovecot, mail,
+                                                                                monkeypatch):
+    """The database refusing a batch (I12) ends the drain with the error; the thread that was
+    fetching the next batch is gone and the IMAP session answers the next command cleanly."""
+    import threading
+
+    import peewee
+
+    from escalate import ingest
+
+    append_many(dovecot, customer_mails(mail, 250))
+    app = open_app(load_settings(env))
+    stored_batches = []
+    real_store_batch = ingest.store_batch
+
+    def store_batch(batch, *args, **kwargs):
+        if stored_batches:
+            raise peewee.OperationalError("database is locked")
+        stored_batches.append(len(batch))
+        return real_store_batch(batch, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store_batch", store_batch)
+    with Mailbox(app.settings.imap) as mailbox:
+        with pytest.raises(peewee.OperationalError):
+            ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW), IngestResult(),
+                          options_for(app.settings))
+        assert [t for t in threading.enumerate() if t.name == "escalate-fetch-ahead"] == []
+        assert mailbox.uids_after(0) == list(range(1, 251))
+    db.close()
+    assert stored_batches == [100] and scalar(env, "SELECT count(*) FROM message") == 100
