@@ -139,9 +139,11 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     """Store a fetched batch in one transaction, a savepoint per message; advance the checkpoint."""
     outcomes = []
     created: list[str] = []
-    # the batch's attachment contents share one pack file, sealed (fsynced) before the commit
+    # the batch's attachment contents share one pack file, sealed (fsynced) before the commit, and
+    # its audit events are written in one executemany before it too (a mail undone by its
+    # savepoint drops its own, see _store_guarded)
     attachments = options.attachments.batch() if options.attachments is not None else nullcontext()
-    with write_transaction(), attachments:
+    with write_transaction(), attachments, audit.deferred() as events:
         for fetched in batch:
             crashpoints.hit("after-fetch")
             one = Source(source.folder, source.uidvalidity, fetched.uid or None, source.account)
@@ -152,6 +154,7 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
                 outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
             outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
+        events.flush()
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
             FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(
                 (FolderState.account == source.account) & (FolderState.folder == source.folder)).execute()
@@ -163,21 +166,21 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
                    now: datetime, created: list[str], options: IngestOptions) -> str:
     """store_mail in a savepoint; a failure that is the mail's fault quarantines it instead."""
     scratch = IngestResult()
+    events = audit.pending()  # store_batch defers the batch's events; this mail's go with its savepoint
+    mark = events.mark() if events is not None else 0
     try:
         with database.obj.atomic():
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
-    except peewee.IntegrityError as error:
-        if _stored_meanwhile(raw):
+    except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
+        if events is not None:
+            events.rollback(mark)  # and so are the events it recorded
+        if isinstance(error, peewee.IntegrityError) and _stored_meanwhile(raw):
             # another instance stored this mail between our dedupe check and our insert (two
             # ingesters on one folder, M4): the unique key kept it once; here it is a duplicate
             log.info("%s uid %s was stored by another instance meanwhile", source.folder, source.uid)
             return "duplicate"
-        log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
-        with database.obj.atomic():
-            return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)
-    except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
         with database.obj.atomic():
             return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)

@@ -426,3 +426,32 @@ def test_a_failed_batch_stops_the_fetching_ahead_and_leaves_the_session_usable(e
         assert mailbox.uids_after(0) == list(range(1, 251))
     db.close()
     assert stored_batches == [100] and scalar(env, "SELECT count(*) FROM message") == 100
+
+
+def test_a_mail_that_fails_after_recording_events_takes_only_its_own_events_with_it(env, dovecot: Dovecot, mail,
+                                                                                    monkeypatch):
+    """A batch's audit events are written together before its commit; the mail whose savepoint is
+    undone (here: after its ticket's "created" event) leaves none behind, its neighbours keep theirs."""
+    from escalate import ingest, tickets
+
+    append_many(dovecot, customer_mails(mail, 3))
+    real_add_message = tickets.add_message
+
+    def add_message(ticket, message, now):
+        if message.message_id == "m1@example.net":
+            raise RuntimeError("a bug met by this mail only")
+        return real_add_message(ticket, message, now)
+
+    monkeypatch.setattr(ingest.tickets, "add_message", add_message)
+    app = open_app(load_settings(env))
+    result = IngestResult()
+    with Mailbox(app.settings.imap) as mailbox:
+        ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW), result,
+                      options_for(app.settings))
+    db.close()
+    assert result.outcomes == {"ticket": 2, "quarantined": 1}
+    events = rows(env, "SELECT t.subject, e.action FROM event e JOIN ticket t ON t.id = e.ticket_id ORDER BY e.id")
+    assert events == [("Question 0 about invoices", "created"), ("Question 0 about invoices", "message"),
+                      ("Question 2 about invoices", "created"), ("Question 2 about invoices", "message")]
+    assert scalar(env, "SELECT count(*) FROM event WHERE ticket_id IS NOT NULL AND ticket_id NOT IN "
+                       "(SELECT id FROM ticket)") == 0
