@@ -363,18 +363,24 @@ def test_a_rescan_writes_no_attachment_contents_again(cli, env, dovecot: Dovecot
     assert sorted((tmp_path / "attachments").rglob("*")) == packs
 
 
-def test_fetched_mail_stays_out_of_the_imap_debug_log(env, dovecot: Dovecot, mail, caplog):
-    """imapclient turns imaplib's debug output on and routes it to the `imapclient.imaplib`
-    logger: with DEBUG on, every fetched mail would be logged whole (and formatted even when not)."""
-    append_many(dovecot, [mail(sender="dana@customer.example", subject="Private", body="my card is 4111-1111",
-                               message_id="private@example.net")])
-    caplog.set_level(logging.DEBUG, logger="imapclient")
+def ingest_in_process(env: dict[str, str]) -> IngestResult:
+    """One drain of INBOX in this process (so monkeypatch and caplog reach it)."""
     app = open_app(load_settings(env))
     result = IngestResult()
     with Mailbox(app.settings.imap) as mailbox:
         ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW), result,
                       options_for(app.settings))
     db.close()
+    return result
+
+
+def test_fetched_mail_stays_out_of_the_imap_debug_log(env, dovecot: Dovecot, mail, caplog):
+    """imapclient turns imaplib's debug output on and routes it to the `imapclient.imaplib`
+    logger: with DEBUG on, every fetched mail would be logged whole (and formatted even when not)."""
+    append_many(dovecot, [mail(sender="dana@customer.example", subject="Private", body="my card is 4111-1111",
+                               message_id="private@example.net")])
+    caplog.set_level(logging.DEBUG, logger="imapclient")
+    result = ingest_in_process(env)
     assert result.outcomes == {"ticket": 1}
     assert any(r.name.startswith("imapclient") for r in caplog.records)  # the library still logs its commands
     assert not [r for r in caplog.records if "4111-1111" in r.getMessage()]
@@ -443,12 +449,7 @@ def test_a_mail_that_fails_after_recording_events_takes_only_its_own_events_with
         return real_add_message(ticket, message, now)
 
     monkeypatch.setattr(ingest.tickets, "add_message", add_message)
-    app = open_app(load_settings(env))
-    result = IngestResult()
-    with Mailbox(app.settings.imap) as mailbox:
-        ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW), result,
-                      options_for(app.settings))
-    db.close()
+    result = ingest_in_process(env)
     assert result.outcomes == {"ticket": 2, "quarantined": 1}
     events = rows(env, "SELECT t.subject, e.action FROM event e JOIN ticket t ON t.id = e.ticket_id ORDER BY e.id")
     assert events == [("Question 0 about invoices", "created"), ("Question 0 about invoices", "message"),
