@@ -26,9 +26,10 @@ def record(ticket: Ticket | None, at: datetime, actor: str, action: str,
 
 
 class DeferredEvents:
-    """The audit events one tick batch records, written in one executemany before it commits
-    instead of one INSERT each. A ticket whose evaluation fails drops its events with its
-    savepoint (`mark`/`rollback`), as notify.DeferredMail does for its mail."""
+    """The audit events one tick or ingest batch records, written in one executemany before it
+    commits instead of one INSERT each. A ticket whose evaluation fails, or a mail whose storing
+    fails, drops its events with its savepoint (`mark`/`rollback`), as notify.DeferredMail does
+    for its mail."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -65,7 +66,7 @@ def pending() -> DeferredEvents | None:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[DeferredEvents]:
-    """Within this block (one tick batch, inside its transaction), audit events of this thread are
+    """Within this block (one tick or ingest batch, inside its transaction), audit events of this thread are
     written by `DeferredEvents.flush`, which the caller runs before the transaction commits."""
     batch = _local.batch = DeferredEvents()
     try:

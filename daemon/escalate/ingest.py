@@ -3,7 +3,7 @@
 Each FETCH batch (≤ 100 messages) is stored in one transaction with a savepoint per message, and
 the folder's UID checkpoint advances in that same transaction: a crash re-fetches at most the
 batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op (RELIABILITY.md
-§0.1–0.2). One fsync per batch instead of one per message. A message that makes its own
+§0.1–0.2). One fsync per batch instead of one per message (and one for the batch's attachment pack). A message that makes its own
 savepoint fail is quarantined with the reason, and the batch goes on (§0.3).
 
 Only after the commit is the mail flagged or moved on the server (ESCALATE_PROCESSED); the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -83,17 +84,22 @@ def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Ren
     state = _folder_state(account, folder, uidvalidity, now)
     _repair_marks(mailbox, state, options)
     uids = mailbox.uids_after(state.last_uid)
-    for batch in mailbox.fetch_batches(uids, max_bytes=options.max_message_bytes):
-        if not batch:
-            continue
-        store_batch(batch, Source(folder, uidvalidity, None, account), ruleset, renderer, secret, now, result, options)
-        for _ in batch:
-            crashpoints.hit("after-commit")  # the n-th message is committed, not yet marked
-        if options.processed_action != "leave":
-            uids_done = [fetched.uid for fetched in batch]
-            mailbox.mark_processed(uids_done, options.processed_action)
-            crashpoints.hit("after-flag-before-checkpoint")
-            FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.id == state.id).execute()
+    if not uids:
+        return
+    # the next batch is fetched while this one is stored; marking still follows this one's commit
+    with mailbox.fetch_ahead(uids, max_bytes=options.max_message_bytes) as batches:
+        for batch in batches:
+            if not batch:
+                continue
+            store_batch(batch, Source(folder, uidvalidity, None, account), ruleset, renderer, secret, now, result,
+                        options)
+            for _ in batch:
+                crashpoints.hit("after-commit")  # the n-th message is committed, not yet marked
+            if options.processed_action != "leave":
+                uids_done = [fetched.uid for fetched in batch]
+                mailbox.mark_processed(uids_done, options.processed_action)
+                crashpoints.hit("after-flag-before-checkpoint")
+                FolderState.update(flagged_uid=uids_done[-1]).where(FolderState.id == state.id).execute()
 
 
 def _folder_state(account: str, folder: str, uidvalidity: int, now: datetime) -> FolderState:
@@ -133,7 +139,11 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     """Store a fetched batch in one transaction, a savepoint per message; advance the checkpoint."""
     outcomes = []
     created: list[str] = []
-    with write_transaction():
+    # the batch's attachment contents share one pack file, sealed (fsynced) before the commit, and
+    # its audit events are written in one executemany before it too (a mail undone by its
+    # savepoint drops its own, see _store_guarded)
+    attachments = options.attachments.batch() if options.attachments is not None else nullcontext()
+    with write_transaction(), attachments, audit.deferred() as events:
         for fetched in batch:
             crashpoints.hit("after-fetch")
             one = Source(source.folder, source.uidvalidity, fetched.uid or None, source.account)
@@ -144,6 +154,7 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
                 outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
             outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
+        events.flush()
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
             FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(
                 (FolderState.account == source.account) & (FolderState.folder == source.folder)).execute()
@@ -155,21 +166,21 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
                    now: datetime, created: list[str], options: IngestOptions) -> str:
     """store_mail in a savepoint; a failure that is the mail's fault quarantines it instead."""
     scratch = IngestResult()
+    events = audit.pending()  # store_batch defers the batch's events; this mail's go with its savepoint
+    mark = events.mark() if events is not None else 0
     try:
         with database.obj.atomic():
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
-    except peewee.IntegrityError as error:
-        if _stored_meanwhile(raw):
+    except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
+        if events is not None:
+            events.rollback(mark)  # and so are the events it recorded
+        if isinstance(error, peewee.IntegrityError) and _stored_meanwhile(raw):
             # another instance stored this mail between our dedupe check and our insert (two
             # ingesters on one folder, M4): the unique key kept it once; here it is a duplicate
             log.info("%s uid %s was stored by another instance meanwhile", source.folder, source.uid)
             return "duplicate"
-        log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
-        with database.obj.atomic():
-            return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)
-    except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
         with database.obj.atomic():
             return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)

@@ -16,9 +16,12 @@ connection looks like "no new mail" (imapclient #449, #565). Every IDLE therefor
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import ssl
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -59,6 +62,8 @@ class Mailbox:
         self._client: imapclient.IMAPClient | None = None
         self.selected: str | None = None
         self.writable = False
+        # one IMAP command at a time: during fetch_ahead its thread and the caller share the session
+        self._lock = threading.RLock()
 
     def __enter__(self) -> "Mailbox":
         self.connect()
@@ -74,6 +79,11 @@ class Mailbox:
                 ssl_context=ssl.create_default_context() if self.url.tls else None,
                 timeout=imapclient.SocketTimeout(connect=15.0, read=self.read_timeout),
             )
+            # imapclient (4.1) sets imaplib's debug level to 5 on every connection, and imaplib then
+            # formats each response with %-formatting *before* handing it to the (disabled) logger:
+            # the repr of every fetched mail, twice — ~14% of ingest CPU, and mail bodies in the
+            # debug log of anyone who turns DEBUG on. imapclient's own logging is unaffected.
+            client._imap.debug = 0
             if self.url.starttls:
                 client.starttls(ssl.create_default_context())
             client.login(self.url.username or "", self.url.password or "")
@@ -87,16 +97,17 @@ class Mailbox:
         return self._client is not None
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        self.selected = None
-        if client is not None:
-            try:
-                client.logout()
-            except Exception:  # the session is gone either way; a dead socket may raise anything
+        with self._lock:
+            client, self._client = self._client, None
+            self.selected = None
+            if client is not None:
                 try:
-                    client.shutdown()
-                except Exception:
-                    pass
+                    client.logout()
+                except Exception:  # the session is gone either way; a dead socket may raise anything
+                    try:
+                        client.shutdown()
+                    except Exception:
+                        pass
 
     @property
     def client(self) -> imapclient.IMAPClient:
@@ -105,11 +116,12 @@ class Mailbox:
         return self._client
 
     def _call(self, what: str, function: Callable, *args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except _ERRORS as error:
-            self.close()  # a broken session is not reused
-            raise MailboxUnavailable(f"IMAP {what}: {error}") from None
+        with self._lock:
+            try:
+                return function(*args, **kwargs)
+            except _ERRORS as error:
+                self.close()  # a broken session is not reused
+                raise MailboxUnavailable(f"IMAP {what}: {error}") from None
 
     @property
     def supports_idle(self) -> bool:
@@ -162,7 +174,25 @@ class Mailbox:
         if batch:
             yield self._fetch(batch, sizes)
 
+    @contextmanager
+    def fetch_ahead(self, uids: list[int], *, max_bytes: int) -> Iterator[Iterator[list[Fetched]]]:
+        """fetch_batches, with the next batch fetched by a thread while the caller stores the
+        current one (Dovecot works on the other core meanwhile; SQLite and the fsync release the
+        GIL). At most one batch waits ready, so memory stays about three batches. A fetch error
+        reaches the caller after the batches fetched before it, as with fetch_batches. The caller's
+        own IMAP calls (mark_processed) wait for the FETCH in flight. Leaving the block stops the
+        thread and waits for it, so nothing uses the session after."""
+        ahead = _FetchAhead(self.fetch_batches(uids, max_bytes=max_bytes))
+        try:
+            yield iter(ahead)
+        finally:
+            ahead.stop()
+
     def _fetch(self, uids: list[int], sizes: dict[int, int], *, headers_only: bool = False) -> list[Fetched]:
+        with self._lock:
+            return self._fetch_locked(uids, sizes, headers_only=headers_only)
+
+    def _fetch_locked(self, uids: list[int], sizes: dict[int, int], *, headers_only: bool = False) -> list[Fetched]:
         item, key = (b"BODY.PEEK[HEADER]", b"BODY[HEADER]") if headers_only else (b"BODY.PEEK[]", b"BODY[]")
         try:
             data = self.client.fetch(uids, [item])
@@ -230,3 +260,48 @@ class Mailbox:
                 self._call("idle done", client.idle_done)
         self._call("noop", client.noop)
         return news
+
+
+class _FetchAhead:
+    """Runs a batch generator in a thread, one batch ahead of its consumer."""
+
+    _END = object()
+
+    def __init__(self, batches: Iterator[list[Fetched]]):
+        self._ready: queue.Queue = queue.Queue(maxsize=1)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(batches,), name="escalate-fetch-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self, batches: Iterator[list[Fetched]]) -> None:
+        try:
+            for batch in batches:
+                if not self._put(batch):
+                    return
+            self._put(self._END)
+        except BaseException as error:  # handed to the consumer, raised there in order
+            self._put(error)
+        finally:
+            batches.close()
+
+    def _put(self, item: object) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[list[Fetched]]:
+        while True:
+            item = self._ready.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()  # a FETCH in flight ends within the read timeout

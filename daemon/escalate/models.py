@@ -160,7 +160,12 @@ class Attachment(BaseModel):
     filename = peewee.CharField(null=True)  # as the sender named it, decoded and sanitised for display
     content_type = peewee.CharField()
     size = peewee.IntegerField()
-    stored_path = peewee.CharField(null=True)  # relative to the attachments directory; None = not kept
+    # where the contents are, relative to the attachments directory; None = not kept. A pack file
+    # shared by a batch's attachments (attachments.py), the contents at `stored_offset`, `size`
+    # bytes long; rows stored before packs name a file of their own (`stored_offset` None)
+    stored_path = peewee.CharField(null=True)
+    stored_offset = peewee.IntegerField(null=True)
+    sha256 = peewee.CharField(null=True, index=True)  # of the contents: identical contents are kept once
 
 
 class Escalation(BaseModel):

@@ -267,14 +267,15 @@ def test_attachment_contents_are_stored_under_safe_names(cli, env, dovecot: Dove
     dovecot.append(raw)
     env["ESCALATE_ATTACHMENTS_DIR"] = str(tmp_path / "state" / "attachments")
     cycle(cli)
-    stored = rows(env, "SELECT filename, stored_path, size FROM attachment")
+    stored = rows(env, "SELECT filename, stored_path, stored_offset, size FROM attachment ORDER BY id")
     assert len(stored) == 5
     root = (tmp_path / "state" / "attachments").resolve()
-    for filename, path, size in stored:
+    for filename, path, offset, size in stored:
         assert filename is None or ("/" not in filename and "\\" not in filename and "\x00" not in filename
                                     and len(filename) <= 255)
         target = (root / path).resolve()
-        assert root in target.parents and target.stat().st_size == size
+        assert root in target.parents
+        assert target.read_bytes()[offset:offset + size].startswith(b"payload of ")
     written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
     outside = {p for p in written if root not in p.parents and p.suffix not in (".db", ".db-wal", ".db-shm", ".yaml")
                and "dovecot" not in p.parts and not p.name.endswith((".lock", "-wal", "-shm"))}
@@ -315,5 +316,143 @@ def test_attachment_contents_that_cannot_be_written_hold_the_mail_back_until_the
     assert failed.returncode != 0 and "attachment" in failed.stderr
     assert scalar(env, "SELECT count(*) FROM message") == 0 and scalar(env, "SELECT count(*) FROM quarantine") == 0
     assert run_once(env, extra={"ESCALATE_ATTACHMENTS_DIR": str(tmp_path / "attachments")}).returncode == 0
-    [(path, size)] = rows(env, "SELECT stored_path, size FROM attachment")
-    assert (tmp_path / "attachments" / path).read_bytes() == b"ERROR timeout\n" * 500 and size == 7_000
+    [(path, offset, size)] = rows(env, "SELECT stored_path, stored_offset, size FROM attachment")
+    contents = (tmp_path / "attachments" / path).read_bytes()[offset:offset + size]
+    assert contents == b"ERROR timeout\n" * 500 and size == 7_000
+
+
+def _mail_with_attachment(number: int, payload: bytes) -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"] = f"carl{number}@customer.example", "support@example.com"
+    message["Subject"], message["Message-ID"] = f"Logs {number}", f"<logs{number}@example.net>"
+    message.set_content("The log is attached.")
+    message.add_attachment(payload, maintype="application", subtype="octet-stream", filename=f"run{number}.log")
+    return message.as_bytes()
+
+
+@pytest.mark.parametrize("crashpoint", ["in-txn-before-commit:3", "after-commit:3"])
+def test_a_crash_around_the_commit_leaves_no_row_pointing_at_missing_attachment_contents(crashpoint, env,
+                                                                                         dovecot: Dovecot, tmp_path):
+    """The batch's pack file is sealed before the commit: after a kill on either side of it and a
+    restart, every attachment row reads back its own contents, each stored once."""
+    payloads = {n: f"run {n}: ERROR timeout\n".encode() * (200 + n) for n in range(5)}
+    append_many(dovecot, [_mail_with_attachment(n, payload) for n, payload in payloads.items()])
+    env["ESCALATE_ATTACHMENTS_DIR"] = str(tmp_path / "attachments")
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": crashpoint})
+    assert crashed.returncode == 137, crashed.stderr
+    committed = scalar(env, "SELECT count(*) FROM attachment")
+    assert committed == (0 if crashpoint.startswith("in-txn") else 5)
+    assert run_once(env).returncode == 0
+    stored = rows(env, "SELECT filename, stored_path, stored_offset, size FROM attachment ORDER BY filename")
+    assert [filename for filename, *_ in stored] == [f"run{n}.log" for n in range(5)]
+    for (filename, path, offset, size), (n, payload) in zip(stored, payloads.items()):
+        assert (tmp_path / "attachments" / path).read_bytes()[offset:offset + size] == payload
+    assert_ingest_invariants(env, tickets=5)
+
+
+def test_a_rescan_writes_no_attachment_contents_again(cli, env, dovecot: Dovecot, tmp_path):
+    append_many(dovecot, [_mail_with_attachment(n, b"same screenshot bytes" * 100) for n in range(3)])
+    env["ESCALATE_ATTACHMENTS_DIR"] = str(tmp_path / "attachments")
+    cycle(cli)
+    packs = sorted((tmp_path / "attachments").rglob("*"))
+    assert [p.suffix for p in packs if p.is_file()] == [".pack"]  # three mails, the contents once
+    dovecot.doveadm("mailbox", "update", "-u", "support", "--uid-validity", "4343", "INBOX")
+    assert cycle(cli)["ingested"] == {"duplicate": 3}
+    assert sorted((tmp_path / "attachments").rglob("*")) == packs
+
+
+def ingest_in_process(env: dict[str, str]) -> IngestResult:
+    """One drain of INBOX in this process (so monkeypatch and caplog reach it)."""
+    app = open_app(load_settings(env))
+    result = IngestResult()
+    with Mailbox(app.settings.imap) as mailbox:
+        ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW), result,
+                      options_for(app.settings))
+    db.close()
+    return result
+
+
+def test_fetched_mail_stays_out_of_the_imap_debug_log(env, dovecot: Dovecot, mail, caplog):
+    """imapclient turns imaplib's debug output on and routes it to the `imapclient.imaplib`
+    logger: with DEBUG on, every fetched mail would be logged whole (and formatted even when not)."""
+    append_many(dovecot, [mail(sender="dana@customer.example", subject="Private", body="my card is 4111-1111",
+                               message_id="private@example.net")])
+    caplog.set_level(logging.DEBUG, logger="imapclient")
+    result = ingest_in_process(env)
+    assert result.outcomes == {"ticket": 1}
+    assert any(r.name.startswith("imapclient") for r in caplog.records)  # the library still logs its commands
+    assert not [r for r in caplog.records if "4111-1111" in r.getMessage()]
+
+
+# --- fetching the next batch while one is stored --------------------------------------------------
+
+def test_a_batch_fetched_ahead_is_not_marked_until_its_own_commit(env, dovecot: Dovecot, mail):
+    """Killed after the first batch's commit, with the second batch already fetched: the first
+    batch is stored and unmarked (repaired next run), the second neither stored nor marked (I1, I2)."""
+    env["ESCALATE_PROCESSED"] = "flag"
+    append_many(dovecot, customer_mails(mail, 150))
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": "after-commit:100"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert scalar(env, "SELECT count(*) FROM message") == 100
+    assert all(b"\\Seen" not in flags for flags in server_flags(dovecot).values())
+    assert run_once(env).returncode == 0
+    assert all(b"\\Seen" in flags for flags in server_flags(dovecot).values())
+    assert_ingest_invariants(env, message_ids={f"m{n}@example.net" for n in range(150)}, tickets=150)
+
+
+def test_a_failed_batch_stops_the_fetching_ahead_and_leaves_the_session_usable(env, dovecot: Dovecot, mail,
+                                                                                monkeypatch):
+    """The database refusing a batch (I12) ends the drain with the error; the thread that was
+    fetching the next batch is gone and the IMAP session answers the next command cleanly."""
+    import threading
+
+    import peewee
+
+    from escalate import ingest
+
+    append_many(dovecot, customer_mails(mail, 250))
+    app = open_app(load_settings(env))
+    stored_batches = []
+    real_store_batch = ingest.store_batch
+
+    def store_batch(batch, *args, **kwargs):
+        if stored_batches:
+            raise peewee.OperationalError("database is locked")
+        stored_batches.append(len(batch))
+        return real_store_batch(batch, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store_batch", store_batch)
+    with Mailbox(app.settings.imap) as mailbox:
+        with pytest.raises(peewee.OperationalError):
+            ingest_folder(mailbox, "INBOX", app.ruleset, app.renderer, app.secret, parse_time(NOW), IngestResult(),
+                          options_for(app.settings))
+        assert [t for t in threading.enumerate() if t.name == "escalate-fetch-ahead"] == []
+        assert mailbox.uids_after(0) == list(range(1, 251))
+    db.close()
+    assert stored_batches == [100] and scalar(env, "SELECT count(*) FROM message") == 100
+
+
+def test_a_mail_that_fails_after_recording_events_takes_only_its_own_events_with_it(env, dovecot: Dovecot, mail,
+                                                                                    monkeypatch):
+    """A batch's audit events are written together before its commit; the mail whose savepoint is
+    undone (here: after its ticket's "created" event) leaves none behind, its neighbours keep theirs."""
+    from escalate import ingest, tickets
+
+    append_many(dovecot, customer_mails(mail, 3))
+    real_add_message = tickets.add_message
+
+    def add_message(ticket, message, now):
+        if message.message_id == "m1@example.net":
+            raise RuntimeError("a bug met by this mail only")
+        return real_add_message(ticket, message, now)
+
+    monkeypatch.setattr(ingest.tickets, "add_message", add_message)
+    result = ingest_in_process(env)
+    assert result.outcomes == {"ticket": 2, "quarantined": 1}
+    events = rows(env, "SELECT t.subject, e.action FROM event e JOIN ticket t ON t.id = e.ticket_id ORDER BY e.id")
+    assert events == [("Question 0 about invoices", "created"), ("Question 0 about invoices", "message"),
+                      ("Question 2 about invoices", "created"), ("Question 2 about invoices", "message")]
+    assert scalar(env, "SELECT count(*) FROM event WHERE ticket_id IS NOT NULL AND ticket_id NOT IN "
+                       "(SELECT id FROM ticket)") == 0

@@ -909,7 +909,14 @@ def _equivalence_corpus() -> list[bytes]:
                    'Content-Type: application/pdf; name=a.pdf\nContent-Transfer-Encoding: base64\n\nJVBERg==\n'
                    '--out--\n' + epilogue, crlf=crlf)
               for epilogue in ("", "\n", "tail\n") for crlf in (True, False)]
-    return fixtures + mutants + generated + line_endings + nested
+    # header blocks split field by field without feedparser (mimetree._headers): folding, empty
+    # values, odd names, and what feedparser notes as a defect (left to it)
+    headers = [(head + "Content-Type: text/plain\n\nbody\n").encode() for head in (
+        "Subject: folded\n  over\n\ttwo lines\nFrom: a@example.org\n", "Subject:\nX-Empty: \nFrom: a@example.org\n",
+        "X-Odd!#$%: v\nSubject:  two  spaces \n", " leading: continuation\nFrom: a@example.org\n",
+        "From a@example.org Mon Nov  2 09:00:00 2026\nSubject: mbox\n", "Subject: x\n: no name\n",
+        "Subject: x\nFrom other@example.org later\n")]
+    return fixtures + mutants + generated + line_endings + nested + headers + [raw.replace(b"\n", b"\r\n") for raw in headers]
 
 
 def test_split_mime_builds_the_tree_feedparser_builds_or_leaves_the_mail_to_it():

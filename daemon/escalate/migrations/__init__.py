@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import Delivery, Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
+from ..models import Attachment, Delivery, Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,10 @@ def steps(*parts: Step) -> Step:
 # ------------------------------------------------------------------------------------------------
 # the migrations, in order: append only
 
+_LEGACY_ATTACHMENT_DIGESTS = ("UPDATE attachment SET sha256 = substr(stored_path, 4, 64) "
+                              "WHERE sha256 IS NULL AND stored_offset IS NULL AND length(stored_path) = 71 "
+                              "AND substr(stored_path, 3, 1) = '/' AND substr(stored_path, 68) = '.bin'")
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
@@ -157,6 +161,11 @@ MIGRATIONS: list[Migration] = [
                     create_table(Digest))),
     Migration(6, "delivery leases: several senders on PostgreSQL claim a delivery for a while",
               steps(add_column(Delivery.lease_owner), add_column(Delivery.lease_until))),
+    Migration(7, "attachment packs: a batch's attachment contents in one file, found again by their digest",
+              steps(add_column(Attachment.stored_offset), add_column(Attachment.sha256),
+                    add_index(Attachment, ("sha256",)),
+                    # the files of before were named after their digest ("ab/<sha256>.bin"): reuse them
+                    run_sql(sqlite=_LEGACY_ATTACHMENT_DIGESTS, postgresql=_LEGACY_ATTACHMENT_DIGESTS))),
 ]
 
 
