@@ -21,10 +21,18 @@ ACTIVE_STATUSES = ("new", "open", "waiting")
 class UTCDateTimeField(peewee.DateTimeField):
     """Aware UTC datetimes in Python, naive UTC in the database (portable across SQLite and PostgreSQL)."""
 
+    _last: tuple[datetime | None, datetime | None] = (None, None)  # (aware value, its naive UTC form)
+
     def db_value(self, value):
         if isinstance(value, datetime) and value.tzinfo is not None:
-            # most values are UTC already (a tick converts thousands): no conversion to do then
-            value = (value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)).replace(tzinfo=None)
+            # A batch writes the same moment hundreds of times (a tick's `now` in every outbox row,
+            # delivery and event): the last conversion is kept, keyed by the very object.
+            last_value, last_naive = self._last
+            if value is last_value:
+                value = last_naive
+            else:
+                naive = (value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)).replace(tzinfo=None)
+                self._last, value = (value, naive), naive
         return super().db_value(value)
 
     def python_value(self, value):

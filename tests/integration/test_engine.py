@@ -149,6 +149,28 @@ def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world
     assert tick(21).notifications == 1 and sent_steps(broken) == [(0, 1)]  # retried, and escalated then
 
 
+def test_a_reminder_that_fails_leaves_its_escalation_where_it_was(world, monkeypatch):
+    """A reminder moves a stored escalation on (its step, its tier) straight away, inside the
+    ticket's savepoint; a failure after that must take the move back with the ticket's mail."""
+    _ruleset, tick = world
+    ticket = open_ticket("outage", "urgent")
+    tick(16)
+    real = engine._escalate
+
+    def remind_then_fail(failing, *args, **kwargs):
+        queued = real(failing, *args, **kwargs)
+        raise RuntimeError("a bug after the reminder was recorded")
+
+    monkeypatch.setattr(engine, "_escalate", remind_then_fail)
+    assert tick(26).failed == [ticket.ref]
+    escalation = Escalation.get(Escalation.ticket == ticket)
+    assert (escalation.step, escalation.last_step_due_at) == (0, T0 + timedelta(minutes=15))
+    assert sent_steps(ticket) == [(0, 1)]
+    monkeypatch.setattr(engine, "_escalate", real)
+    assert tick(31).notifications == 1 and sent_steps(ticket) == [(0, 1), (1, 1)]
+    assert Escalation.get(Escalation.ticket == ticket).step == 1
+
+
 def test_an_escalation_mail_shows_the_latest_history_with_its_own_step(world):
     """The mail's history is the ticket's last 12 audit events, oldest first, including the step
     it announces: a batch writes its events at the end, and the mail must read them all the same
