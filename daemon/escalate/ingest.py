@@ -27,7 +27,7 @@ from . import audit, crashpoints, incidents, outbox, rows, tickets
 from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
-from .db import write_transaction
+from .db import savepoint, write_transaction
 from .mailbox import Fetched, Mailbox
 from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket, database
 from .parse import ParsedMail, UnparseableMail, parse_message
@@ -169,7 +169,7 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
     events = audit.pending()  # store_batch defers the batch's events; this mail's go with its savepoint
     mark = events.mark() if events is not None else 0
     try:
-        with database.obj.atomic():
+        with savepoint():
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
@@ -182,7 +182,7 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
             log.info("%s uid %s was stored by another instance meanwhile", source.folder, source.uid)
             return "duplicate"
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
-        with database.obj.atomic():
+        with savepoint():
             return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)
     created.extend(scratch.tickets_created)
     return outcome

@@ -74,9 +74,13 @@ def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
         return
     names = tuple(rows[0])
     fields = [_fields(model)[name] for name in names]
-    sql = _insert_sql(model, names, False, False)
-    database.cursor().executemany(_placeholders(sql), [[field.db_value(row[field.name]) for field in fields]
-                                                       for row in rows])
+    execute_many(_insert_sql(model, names, False, False), [[field.db_value(row[field.name]) for field in fields]
+                                                          for row in rows])
+
+
+def execute_many(sql: str, params: list) -> None:
+    """One hand-written statement (`?` placeholders) for each parameter row, in one executemany."""
+    database.cursor().executemany(_placeholders(sql), params)
 
 
 def update(instance: peewee.Model, *names: str) -> None:

@@ -244,11 +244,8 @@ def schedule_many(next_due: dict[int, datetime | None]) -> None:
     if not next_due:
         return
     field = Ticket.next_due_at
-    rows = [(field.db_value(when), ticket_id) for ticket_id, when in next_due.items()]
-    database = Ticket._meta.database
-    mark = database.param  # "?" on SQLite, "%s" on PostgreSQL
-    database.cursor().executemany(
-        f'UPDATE "{Ticket._meta.table_name}" SET "{field.column_name}" = {mark} WHERE "id" = {mark}', rows)
+    rows.execute_many('UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ?',
+                      [(field.db_value(when), ticket_id) for ticket_id, when in next_due.items()])
 
 
 def raise_tiers(tiers: dict[int, int]) -> None:
@@ -257,11 +254,8 @@ def raise_tiers(tiers: dict[int, int]) -> None:
     from an earlier read (an incident's other tickets), and that must not lower what was reached."""
     if not tiers:
         return
-    database = Ticket._meta.database
-    mark = database.param  # "?" on SQLite, "%s" on PostgreSQL
-    database.cursor().executemany(
-        f'UPDATE "{Ticket._meta.table_name}" SET "tier" = {mark} WHERE "id" = {mark} '
-        f'AND ("tier" IS NULL OR "tier" < {mark})', [(tier, ticket_id, tier) for ticket_id, tier in tiers.items()])
+    rows.execute_many('UPDATE "ticket" SET "tier" = ? WHERE "id" = ? AND ("tier" IS NULL OR "tier" < ?)',
+                      [(tier, ticket_id, tier) for ticket_id, tier in tiers.items()])
 
 
 def _end_wait(ticket: Ticket, now: datetime) -> None:
