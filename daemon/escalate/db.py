@@ -9,6 +9,7 @@ waiting for the busy timeout when it upgrades its lock.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +25,26 @@ class DatabaseUrlError(ValueError):
     """ESCALATE_DB_URL names a database this build cannot open."""
 
 
-class PortablePostgresqlDatabase(peewee.PostgresqlDatabase):
+class _LazySavepoints:
+    """Opens the savepoints `savepoint` defers (see there) just before the statement that needs them."""
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        if _pending.stack and not _pending.stack[-1].opened:
+            _open_pending(self)
+        return super().execute_sql(sql, params, *args, **kwargs)
+
+    def execute_many(self, sql: str, params: list) -> None:
+        """One statement (this driver's placeholders) for each parameter row, in one executemany."""
+        if _pending.stack and not _pending.stack[-1].opened:
+            _open_pending(self)
+        self.cursor().executemany(sql, params)
+
+
+class SqliteDatabase(_LazySavepoints, peewee.SqliteDatabase):
+    pass
+
+
+class PortablePostgresqlDatabase(_LazySavepoints, peewee.PostgresqlDatabase):
     """PostgreSQL that also takes the `?` placeholders of the few hand-written, hot-path queries
     (ingest dedupe, threading, outbox claims), so one SQL text serves both databases. peewee's
     own queries already use `%s` here; `?` never appears in them outside a parameter."""
@@ -52,7 +72,7 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
             raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = peewee.SqliteDatabase(
+        db = SqliteDatabase(
             path,
             pragmas={
                 "journal_mode": "wal",
@@ -112,20 +132,46 @@ def write_transaction() -> Iterator[None]:
 
 class savepoint:
     """A savepoint inside the caller's transaction: what the block wrote is undone alone if it
-    raises. peewee's `atomic()` does the same but names each savepoint with a fresh uuid4 and
-    builds its statements anew, which cost a tick a tenth of its time at one per due ticket.
-    One fixed name is enough: SQLite and PostgreSQL both take a repeated name to mean the newest
-    savepoint of that name, so even nested uses pair up. (A class, not a generator: a tick enters
-    one per due ticket.)"""
+    raises.
+
+    It is opened lazily, just before the block's first statement (`_LazySavepoints`): most of a
+    tick's tickets write nothing of their own — their escalations, mail and events are written
+    with the batch after the loop — so a savepoint and its release per due ticket would be a
+    twentieth of an escalating tick spent on nothing. A block that ran no statement has nothing
+    to undo. peewee's `atomic()` would also name each savepoint with a fresh uuid4 and build its
+    statements anew. One fixed name is enough: SQLite and PostgreSQL both take a repeated name to
+    mean the newest savepoint of that name, so nested uses pair up. (A class, not a generator: a
+    tick enters one per due ticket.)"""
+
+    __slots__ = ("opened",)
 
     def __enter__(self) -> None:
-        database.obj.execute_sql('SAVEPOINT "escalate_unit"')
+        self.opened = False
+        _pending.stack.append(self)
 
     def __exit__(self, kind, error, traceback) -> bool:
-        if kind is not None:
-            database.obj.execute_sql('ROLLBACK TO SAVEPOINT "escalate_unit"')
-        database.obj.execute_sql('RELEASE SAVEPOINT "escalate_unit"')
+        _pending.stack.pop()
+        if self.opened:
+            if kind is not None:
+                database.obj.execute_sql('ROLLBACK TO SAVEPOINT "escalate_unit"')
+            database.obj.execute_sql('RELEASE SAVEPOINT "escalate_unit"')
         return False  # an exception goes on to the caller
+
+
+class _PendingSavepoints(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[savepoint] = []  # this thread's savepoints, innermost last (a connection per thread)
+
+
+_pending = _PendingSavepoints()
+
+
+def _open_pending(db: peewee.Database) -> None:
+    """Open, outermost first, the savepoints entered but not opened yet (a statement is coming)."""
+    for entered in _pending.stack:
+        if not entered.opened:
+            entered.opened = True  # first: the SAVEPOINT statement itself comes through execute_sql
+            peewee.Database.execute_sql(db, 'SAVEPOINT "escalate_unit"')
 
 
 def connection_lost() -> bool:

@@ -153,8 +153,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             # N10: a notification the unique key already had is not written again, nor counted
             result.notifications -= mail.flush()
             events.flush()
-            tickets.schedule_many(schedule)
-            tickets.raise_tiers(raised)
+            tickets.schedule_many(schedule, raised)
     return result
 
 
@@ -179,7 +178,8 @@ _DUE = 'WHERE "next_due_at" <= ? ORDER BY "next_due_at", "id" LIMIT ?'
 
 def _escalations_of(due: list[Ticket]) -> dict[int, dict[str, Escalation]]:
     by_ticket: dict[int, dict[str, Escalation]] = {}
-    for escalation in Escalation.select().where(Escalation.ticket.in_([t.id for t in due])):
+    ids = [t.id for t in due]
+    for escalation in rows.select_models(Escalation, f'WHERE "ticket_id" IN ({", ".join("?" * len(ids))})', ids):
         by_ticket.setdefault(escalation.ticket_id, {})[escalation.rule] = escalation
     return by_ticket
 

@@ -266,6 +266,7 @@ class DeferredMail:
         self.per_ticket: collections.Counter[int] = collections.Counter()
         self.per_address: collections.Counter[str] = collections.Counter()
         self.lookups = BatchLookups([])  # the engine names the batch's tickets (`look_up`)
+        self.template_names: set[str] | None = None  # _template_names
 
     def look_up(self, ticket_ids: list[int]) -> None:
         """The batch's due tickets: their mails' lookups are read for all of them at once."""
@@ -363,6 +364,16 @@ def new_escalation(values: dict[str, Any]) -> Escalation:
     escalation = rows.unsaved(Escalation, values)
     batch.add_escalation(escalation)
     return escalation
+
+
+def _template_names(renderer: Renderer) -> set[str]:
+    """renderer.names(), asked once per tick batch: it stats the template directories each time."""
+    batch = _deferred()
+    if batch is None:
+        return renderer.names()
+    if batch.template_names is None:
+        batch.template_names = renderer.names()
+    return batch.template_names
 
 
 def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
@@ -482,7 +493,7 @@ def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier
     context = escalation_context(ticket, rule, tier, step, step_in_tier, is_repeat, is_next_tier, previous_tier,
                                  next_step, ruleset, now)
     kind = "next-tier" if is_next_tier else ("reminder" if is_repeat else "escalation")
-    template = kind if rule.template == DEFAULT_TEMPLATE and kind in renderer.names() else rule.template
+    template = kind if rule.template == DEFAULT_TEMPLATE and kind in _template_names(renderer) else rule.template
     return _queue(ticket=ticket, kind=kind, recipients=[tier.group], subject=subject, template=template,
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
                   tier_level=tier.level, escalation=escalation, rule=rule.name, step=step, due_at=due_at)

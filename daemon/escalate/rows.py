@@ -80,7 +80,7 @@ def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
 
 def execute_many(sql: str, params: list) -> None:
     """One hand-written statement (`?` placeholders) for each parameter row, in one executemany."""
-    database.cursor().executemany(_placeholders(sql), params)
+    database.obj.execute_many(_placeholders(sql), params)  # db._LazySavepoints: opens a pending savepoint first
 
 
 def update(instance: peewee.Model, *names: str) -> None:

@@ -205,7 +205,7 @@ def record_escalation_step(ticket: Ticket, escalation: Escalation, *, tier: int,
                            due_at: datetime, now: datetime) -> None:
     """The engine escalated (or re-notified): remember the tier the ticket has reached. The
     ticket's tier is raised on the instance; the caller writes it with the evaluation's outcome
-    (`schedule`, or `schedule_many` and `raise_tiers` for a tick batch, one statement each)."""
+    (`schedule`, or `schedule_many` for a tick batch, one UPDATE per ticket)."""
     previous_tier = ticket.tier
     ticket.tier = tier if previous_tier is None else max(previous_tier, tier)
     # only what changed, from stored SQL texts: a tick may record a hundred of these (rows.py);
@@ -239,23 +239,27 @@ def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
     ticket.save(only=[Ticket.next_due_at, Ticket.tier])
 
 
-def schedule_many(next_due: dict[int, datetime | None]) -> None:
-    """`schedule` for a batch of tickets, in one statement (the engine's tick)."""
-    if not next_due:
-        return
-    field = Ticket.next_due_at
-    rows.execute_many('UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ?',
-                      [(field.db_value(when), ticket_id) for ticket_id, when in next_due.items()])
+def schedule_many(next_due: dict[int, datetime | None], raised: dict[int, int] | None = None) -> None:
+    """`schedule` for a batch of tickets (the engine's tick), and the tiers its escalations raised
+    them to (`record_escalation_step`): one UPDATE per ticket, in at most three statements.
 
-
-def raise_tiers(tiers: dict[int, int]) -> None:
-    """The tiers a tick batch's escalations raised tickets to (`record_escalation_step`), in one
-    statement. Only ever upwards: an action of the same batch may have saved one of these tickets
+    A tier only ever goes up here: an action of the same batch may have saved one of these tickets
     from an earlier read (an incident's other tickets), and that must not lower what was reached."""
-    if not tiers:
-        return
-    rows.execute_many('UPDATE "ticket" SET "tier" = ? WHERE "id" = ? AND ("tier" IS NULL OR "tier" < ?)',
-                      [(tier, ticket_id, tier) for ticket_id, tier in tiers.items()])
+    raised = raised or {}
+    when = Ticket.next_due_at.db_value
+    both = [(when(next_due[ticket_id]), tier, tier, ticket_id) for ticket_id, tier in raised.items()
+            if ticket_id in next_due]
+    if both:
+        rows.execute_many('UPDATE "ticket" SET "next_due_at" = ?, "tier" = CASE WHEN "tier" IS NULL OR "tier" < ? '
+                          'THEN ? ELSE "tier" END WHERE "id" = ?', both)
+    due_only = [(when(at), ticket_id) for ticket_id, at in next_due.items() if ticket_id not in raised]
+    if due_only:
+        rows.execute_many('UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ?', due_only)
+    # a ticket whose due time the batch left alone (an action made it due again meanwhile)
+    tier_only = [(tier, ticket_id, tier) for ticket_id, tier in raised.items() if ticket_id not in next_due]
+    if tier_only:
+        rows.execute_many('UPDATE "ticket" SET "tier" = ? WHERE "id" = ? AND ("tier" IS NULL OR "tier" < ?)',
+                          tier_only)
 
 
 def _end_wait(ticket: Ticket, now: datetime) -> None:
