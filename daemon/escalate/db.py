@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import peewee
 
 from . import migrations
-from .models import database
+from .models import UTCDateTimeField, database
 
 
 class DatabaseUrlError(ValueError):
@@ -89,6 +89,7 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
         raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
                                "use sqlite:///path or postgresql://user:pass@host/dbname")
     close()  # a connection to the database bound before (another URL, or the same one reopened)
+    UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     if migrate:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import re
-import secrets
+import os
 from typing import Iterable
 
 _TOKEN = re.compile(r"^esc\.([a-z0-9]{16})\.([a-z2-7]{26})@", re.IGNORECASE)
@@ -43,7 +43,7 @@ def _mac(secret: bytes, nonce: str, ticket_ref: str, tier: int) -> str:
 
 def new_message_id(secret: bytes, ticket_ref: str, tier: int, domain: str) -> str:
     """A fresh, unguessable Message-ID (bare, without angle brackets) bound to ticket and tier."""
-    nonce = secrets.token_hex(8)
+    nonce = os.urandom(8).hex()  # what secrets.token_hex(8) returns, without its two Python layers
     return f"esc.{nonce}.{_mac(secret, nonce, ticket_ref, tier)}@{domain}"
 
 

@@ -1,11 +1,12 @@
 """Stored times read back as aware UTC datetimes, whatever text form SQLite holds them in."""
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import peewee
 import pytest
 
-from escalate.models import Ticket
+from escalate.models import Ticket, UTCDateTimeField
 
 UTC = timezone.utc
 
@@ -26,9 +27,27 @@ def test_every_stored_form_reads_back_as_peewee_reads_it_in_utc(stored, expected
         assert value == (plain if plain.tzinfo else plain.replace(tzinfo=UTC))
 
 
-def test_a_written_time_reads_back_equal():
+@pytest.mark.parametrize("as_text", [False, True], ids=["postgresql", "sqlite"])
+def test_a_written_time_reads_back_equal(as_text, monkeypatch):
+    monkeypatch.setattr(UTCDateTimeField, "as_text", as_text)
     for moment in (datetime(2026, 3, 29, 1, 30, 15, 250000, tzinfo=UTC),
-                   datetime(2026, 10, 25, 2, 30, tzinfo=timezone(timedelta(hours=1)))):
-        stored = Ticket.created_at.db_value(moment)
-        text = stored.isoformat(" ")  # how sqlite3 stores a naive datetime
-        assert Ticket.created_at.python_value(text) == moment
+                   datetime(2026, 10, 25, 2, 30, tzinfo=timezone(timedelta(hours=1))),
+                   datetime(2026, 11, 4, 9, 0, tzinfo=UTC)):
+        for _ in range(2):  # the second time from the field's memo of the last value
+            stored = Ticket.created_at.db_value(moment)
+            naive_utc = moment.astimezone(UTC).replace(tzinfo=None)
+            if as_text:  # the very text sqlite3's datetime adapter would have stored
+                assert stored == naive_utc.isoformat(" ") == sqlite3.adapters[(datetime, sqlite3.PrepareProtocol)](naive_utc)
+            else:
+                assert stored == naive_utc and stored.tzinfo is None
+            text = stored if as_text else stored.isoformat(" ")
+            assert Ticket.created_at.python_value(text) == moment
+
+
+def test_the_memo_follows_the_database_kind(monkeypatch):
+    """Tests (and `escalate` commands) may open SQLite, then PostgreSQL, in one process."""
+    moment = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
+    monkeypatch.setattr(UTCDateTimeField, "as_text", True)
+    assert Ticket.created_at.db_value(moment) == "2026-11-04 09:00:00"
+    monkeypatch.setattr(UTCDateTimeField, "as_text", False)
+    assert Ticket.created_at.db_value(moment) == datetime(2026, 11, 4, 9, 0)
