@@ -22,6 +22,7 @@ machine (the limit is still on wall time).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -82,8 +83,21 @@ BODY = ("Hello, since this morning the checkout page fails with error 502 for al
         "We tried two browsers and cleared caches. Please look into it urgently.\n\nThanks, a customer\n")
 
 
+def reference_work() -> float:
+    """ms for a fixed piece of pure Python (dicts, JSON, time formatting: what a tick does a lot
+    of), run just before each measured tick. This VM's CPU speed changes by up to ~1.8x for
+    seconds at a time with nothing else running; the reference shows at what speed each row ran."""
+    started = time.perf_counter()
+    moment = NOW
+    for n in range(2000):
+        row = {"ref": f"T-{n}", "at": moment.isoformat(), "n": n, "items": [n, n + 1, None]}
+        json.dumps(row, sort_keys=True)
+        moment += timedelta(seconds=n)
+    return (time.perf_counter() - started) * 1000
+
+
 def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int], rendering: list[float],
-            cpu: list[float]) -> list[float]:
+            cpu: list[float], reference: list[float]) -> list[float]:
     times = []
     for _ in range(repeat):
         if kind == "re-check":
@@ -94,6 +108,7 @@ def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int], render
         serial[0] += DUE
         # the set-up's writes are checkpointed out of the WAL first, so the timed tick pays only for itself
         db.database.obj.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        reference.append(reference_work())
         started, started_cpu = time.perf_counter(), time.process_time()
         result = engine.tick(ruleset, renderer, SECRET, NOW)
         times.append((time.perf_counter() - started) * 1000)
@@ -123,6 +138,7 @@ def main() -> int:
     renderer = Renderer()
     ruleset = load_ruleset(REPO / "rules.yaml", template_names=renderer.names())
     figures: dict[tuple[str, int], float] = {}
+    references: list[float] = []
     with tempfile.TemporaryDirectory() as workdir:
         db.connect(f"sqlite:///{Path(workdir) / 'tick.db'}")  # synchronous=FULL, as the daemon runs
         serial = [1]
@@ -136,11 +152,14 @@ def main() -> int:
             for kind in ("re-check", "escalate"):
                 engine.tick(ruleset, renderer, SECRET, NOW)  # nothing left over from the previous round
                 cpu: list[float] = []
-                times = measure(ruleset, renderer, kind, args.repeat, serial, rendering, cpu)
+                reference: list[float] = []
+                times = measure(ruleset, renderer, kind, args.repeat, serial, rendering, cpu, reference)
                 figures[(kind, open_count)] = statistics.median(times)
+                references.append(statistics.median(reference))
                 print(f"{kind:9} {DUE} due, {open_count:>7,} open: median {statistics.median(times):7.1f} ms "
                       f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)}); "
-                      f"own CPU median {statistics.median(cpu):.1f} ms")
+                      f"own CPU median {statistics.median(cpu):.1f} ms; reference work median "
+                      f"{statistics.median(reference):.2f} ms (min {min(reference):.2f})")
                 # back to the open count for the next measurement: what was due is now rescheduled/escalated
                 Ticket.update(status="resolved", next_due_at=None).where(Ticket.id >= serial[0] - DUE * args.repeat) \
                     .execute()
@@ -153,6 +172,8 @@ def main() -> int:
     print(f"render at the sender (render.py): median {statistics.median(rendering):.2f} ms per mail "
           f"({len(rendering)} mails; templates, MIME, header check) — paid by the send stage, not the tick")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy on a shared machine)")
+    print(f"machine speed: the reference work's median per row ranged {min(references):.2f}–{max(references):.2f} ms "
+          f"(a row whose reference is ~1.8x the fastest ran in one of this VM's slow spells)")
     return 0 if ok else 1
 
 

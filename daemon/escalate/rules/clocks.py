@@ -21,6 +21,8 @@ def calendar_of(facts: TicketFacts, ruleset) -> Calendar:
 
 
 def _pauses(facts: TicketFacts, start: datetime) -> list[tuple[datetime, datetime]]:
+    if not facts.waiting_periods:  # most tickets never waited on the customer
+        return []
     return sorted((max(a, start), b) for a, b in facts.waiting_periods if b > start)
 
 
