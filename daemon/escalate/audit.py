@@ -33,30 +33,18 @@ class DeferredEvents:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        # by ticket id: every escalation mail of the batch asks for its ticket's (notify._history),
-        # and scanning the whole batch each time made a tick cost what it escalated, squared
-        self.by_ticket: dict[int, list[dict[str, Any]]] = {}
 
     def add(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-        if event["ticket"] is not None:
-            self.by_ticket.setdefault(event["ticket"].id, []).append(event)
 
     def mark(self) -> int:
         return len(self.events)
 
     def rollback(self, mark: int) -> None:
-        dropped, self.events = self.events[mark:], self.events[:mark]
-        for event in dropped:  # the newest of their tickets' lists: a failed ticket's, in order
-            if event["ticket"] is not None:
-                self.by_ticket[event["ticket"].id].remove(event)
-
-    def pending_for(self, ticket_id: int) -> list[dict[str, Any]]:
-        """The ticket's events recorded in this batch and not yet written, oldest first."""
-        return list(self.by_ticket.get(ticket_id, ()))
+        del self.events[mark:]
 
     def flush(self) -> None:
-        pending, self.events, self.by_ticket = self.events, [], {}
+        pending, self.events = self.events, []
         rows.insert_many(Event, pending)
 
 

@@ -86,38 +86,67 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
     }
 
 
-# The two lookups every escalation mail makes, as stored SQL texts (rows.py): only the
-# columns the mail shows, not the stored message's raw bytes.
+# What a mail shows of the ticket's past — its last customer message and its latest audit events —
+# is read when the mail is rendered (render.py), as it stood when the mail was decided: messages
+# received and events recorded up to the outbox row's `created_at`. Both are append-only and
+# stamped with the time they were stored, so that reading gives what the tick would have read
+# (plus any event recorded at that very moment after the mail, such as its lead's alert), and a
+# tick spends nothing on them: they were a sixth of an escalating tick's time. The context names
+# what is to be filled in under DERIVED (`_as_of`); rows stored before kept the values themselves.
+DERIVED = "_as_of_decision"
+
+# Only the columns the mail shows, not the stored message's raw bytes (stored SQL texts, rows.py).
 _LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
-                          'WHERE "ticket_id" = ? AND "kind" = \'customer\' ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
-_HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_id" = ? '
+                          'WHERE "ticket_id" = ? AND "kind" = \'customer\' AND "received_at" <= ? '
+                          'ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
+_HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_id" = ? AND "at" <= ? '
             f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
 
 
-# The same lookups for every due ticket of a tick batch at once (DeferredMail.lookups): one query
-# each instead of two per escalating ticket. `{ids}` becomes one placeholder per ticket.
-_LAST_CUSTOMER_MESSAGES = (
-    'SELECT "ticket_id", "new_text", "body_text", "from_addr", "received_at" FROM "message" WHERE "id" IN '
-    '(SELECT "id" FROM (SELECT "id", ROW_NUMBER() OVER (PARTITION BY "ticket_id" ORDER BY "received_at" DESC, '
-    '"id" DESC) AS "n" FROM "message" WHERE "ticket_id" IN ({ids}) AND "kind" = \'customer\') AS "latest" '
-    'WHERE "n" = 1)')
-_HISTORIES = (
-    'SELECT "ticket_id", "at", "actor", "action", "rule" FROM (SELECT "ticket_id", "at", "actor", "action", '
-    '"rule", ROW_NUMBER() OVER (PARTITION BY "ticket_id" ORDER BY "at" DESC, "id" DESC) AS "n" FROM "event" '
-    f'WHERE "ticket_id" IN ({{ids}})) AS "latest" WHERE "n" <= {HISTORY_EVENTS} ORDER BY "ticket_id", "n"')
+def _as_of(context: dict[str, Any], *names: str) -> dict[str, Any]:
+    """`context`, with `names` (of DERIVERS) to be filled in by the renderer as of the decision."""
+    context[DERIVED] = list(names)
+    return context
+
+
+def last_customer_message(ticket_id: int, as_of: datetime) -> dict[str, str] | None:
+    """The ticket's latest customer message received by `as_of`, as a mail shows it."""
+    found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket_id, Message.received_at.db_value(as_of)])
+    if not found:
+        return None
+    new_text, body_text, from_addr, received_at = found[0]
+    # new_text is the message without its quoted history (parse.py strips it)
+    text = (new_text or body_text or "").strip()
+    if len(text) > LAST_MESSAGE_CHARS:
+        text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
+    return {"sender": from_addr or "unknown", "at": _when(Message.received_at.python_value(received_at)), "text": text}
+
+
+def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
+    """The ticket's last HISTORY_EVENTS audit events recorded by `as_of`, oldest first (at equal
+    times in the order they were written)."""
+    found = rows.select(_HISTORY, [ticket_id, Event.at.db_value(as_of)])
+    return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
+            for at, actor, action, rule in reversed(found)]
+
+
+DERIVERS: dict[str, Callable[[int, datetime], Any]] = {"last_message": last_customer_message, "history": history}
+
+
+def template_variables(context: dict[str, Any] | None, ticket_id: int | None, decided_at: datetime) -> dict[str, Any]:
+    """An outbox row's stored context with what it left to the renderer filled in (render.py)."""
+    variables = dict(context or {})
+    for name in variables.pop(DERIVED, ()):
+        variables[name] = DERIVERS[name](ticket_id, decided_at) if ticket_id is not None else None
+    return variables
 
 
 class BatchLookups:
-    """The last customer message and stored history of every due ticket of one tick batch, read
-    with one query each the first time a mail of the batch needs them (none when nothing escalates).
-    What the batch itself records is not stored before it ends (audit.DeferredEvents), and a tick
-    writes no messages, so they stay what the per-ticket queries would read."""
+    """What the loop cap reads for every due ticket of one tick batch, with one query the first
+    time a mail of the batch needs it (none when nothing escalates)."""
 
     def __init__(self, ticket_ids: list[int]):
         self.ticket_ids, self.covered = ticket_ids, frozenset(ticket_ids)
-        self.loaded = False
-        self.last_message: dict[int, tuple] = {}
-        self.history: dict[int, list[tuple]] = {}
         self.recent: dict[int, list[datetime]] = {}  # recent_mail, read for one window start
         self.recent_since: datetime | None = None
 
@@ -131,63 +160,6 @@ class BatchLookups:
             self.recent = ratelimit.tickets_mail_times(self.ticket_ids, since)
             self.recent_since = since
         return self.recent.get(ticket_id, [])
-
-    def covers(self, ticket_id: int) -> bool:
-        if ticket_id not in self.covered:
-            return False
-        if not self.loaded:
-            self._load()
-        return True
-
-    def _load(self) -> None:
-        self.loaded = True
-        for start in range(0, len(self.ticket_ids), FLUSH_ROWS * 5):
-            chunk = self.ticket_ids[start:start + FLUSH_ROWS * 5]
-            ids = ", ".join("?" * len(chunk))
-            for ticket_id, *row in rows.select(_LAST_CUSTOMER_MESSAGES.format(ids=ids), chunk):
-                self.last_message[ticket_id] = tuple(row)
-            for ticket_id, *row in rows.select(_HISTORIES.format(ids=ids), chunk):
-                self.history.setdefault(ticket_id, []).append(tuple(row))
-
-
-def _last_customer_message(ticket: Ticket) -> dict[str, str] | None:
-    batch = _deferred()
-    if batch is not None and batch.lookups.covers(ticket.id):
-        found = [batch.lookups.last_message[ticket.id]] if ticket.id in batch.lookups.last_message else []
-    else:
-        found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket.id])
-    if not found:
-        return None
-    new_text, body_text, from_addr, received_at = found[0]
-    # new_text is the message without its quoted history (parse.py strips it)
-    text = (new_text or body_text or "").strip()
-    if len(text) > LAST_MESSAGE_CHARS:
-        text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
-    return {"sender": from_addr or "unknown", "at": _when(Message.received_at.python_value(received_at)), "text": text}
-
-
-def _history(ticket: Ticket) -> list[dict[str, Any]]:
-    batch = _deferred()
-    if batch is not None and batch.lookups.covers(ticket.id):
-        found = batch.lookups.history.get(ticket.id, [])
-    else:
-        found = rows.select(_HISTORY, [ticket.id])
-    stored = [(Event.at.python_value(at), actor, action, rule) for at, actor, action, rule in found]
-    events = audit.pending()
-    if events is not None:  # a tick batch: its events are written at the end of the batch (audit.py)
-        written_later = [(e["at"], e["actor"], e["action"], e["rule"]) for e in events.pending_for(ticket.id)]
-        if written_later:
-            # as the query orders them: by time, and at equal times the later written (higher id) first
-            stored = _newest_first(stored, written_later)[:HISTORY_EVENTS]
-    return [{"at": _when(at), "actor": actor, "action": action, "rule": rule} for at, actor, action, rule in reversed(stored)]
-
-
-def _newest_first(stored: list[tuple], written_later: list[tuple]) -> list[tuple]:
-    """Stored events (newest first) and a batch's pending ones (oldest first, ids above every
-    stored one once written), merged in the history query's order: at DESC, id DESC."""
-    ranked = [(row[0], 0, -n, row) for n, row in enumerate(stored)]
-    ranked += [(row[0], 1, n, row) for n, row in enumerate(written_later)]
-    return [row for *_, row in sorted(ranked, key=lambda item: item[:3], reverse=True)]
 
 
 def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> list[str]:
@@ -458,7 +430,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
 def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_in_tier: int, is_repeat: bool,
                        is_next_tier: bool, previous_tier: Tier | None, next_step: str, ruleset: Ruleset,
                        now: datetime) -> dict[str, Any]:
-    return {
+    return _as_of({
         "ticket": ticket_context(ticket, ruleset, now),
         "rule": {"name": rule.name, "description": rule.description},
         "tier": {"level": tier.level, "name": tier.name, "group": tier.group},
@@ -469,10 +441,8 @@ def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_i
         "previous_tier_name": previous_tier.name if previous_tier else None,
         "needed": "Acknowledge the ticket (reply #ack) and get the customer a response.",
         "next_step": next_step,
-        "last_message": _last_customer_message(ticket),
-        "history": _history(ticket),
         "support_address": ruleset.support_address,
-    }
+    }, "last_message", "history")
 
 
 def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier: Tier, step: int,
@@ -519,8 +489,9 @@ def queue_resolution_notice(*, ticket: Ticket, actor: str, note: str, ruleset: R
     if not tiers:
         return None
     context = {"ticket": ticket_context(ticket, ruleset, now), "actor": actor, "note": note,
-               "tiers": [{"level": t.level, "name": t.name} for t in tiers], "history": _history(ticket),
+               "tiers": [{"level": t.level, "name": t.name} for t in tiers],
                "support_address": ruleset.support_address}
+    _as_of(context, "history")
     return _queue(ticket=ticket, kind="resolution", recipients=[t.group for t in tiers],
                   subject=f"[{ticket.ref}] Resolved by {actor}: {ticket.subject}", template="resolution",
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
@@ -539,8 +510,8 @@ def queue_breach_alert(*, ticket: Ticket, rule: Rule, tier: Tier, breached: str,
     context = {"ticket": ticket_context(ticket, ruleset, now), "rule": {"name": rule.name, "description": rule.description},
                "tier": {"level": tier.level, "name": tier.name, "group": tier.group, "lead": tier.lead},
                "breached": breached, "due_at": _when(due_at), "overdue": format_duration(max(now - due_at, timedelta(0))),
-               "last_message": _last_customer_message(ticket), "history": _history(ticket),
                "support_address": ruleset.support_address}
+    _as_of(context, "last_message", "history")
     return _queue(ticket=ticket, kind="breach", recipients=[tier.lead],
                   subject=f"[{ticket.ref}] Breach, {tier.name}: {ticket.subject}", template="breach",
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
@@ -551,8 +522,8 @@ def queue_input_request(*, ticket: Ticket, department: str, address: str, questi
                         ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
     """Ask a consulted department for input on a ticket (an external escalation)."""
     context = {"ticket": ticket_context(ticket, ruleset, now), "department": department, "question": question,
-               "requested_by": requested_by, "last_message": _last_customer_message(ticket),
-               "support_address": ruleset.support_address}
+               "requested_by": requested_by, "support_address": ruleset.support_address}
+    _as_of(context, "last_message")
     return _queue(ticket=ticket, kind="input-request", recipients=[address],
                   subject=f"[{ticket.ref}] Input needed from {department}: {ticket.subject}",
                   template="input-request", context=context, ruleset=ruleset, renderer=renderer, secret=secret,

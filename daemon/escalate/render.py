@@ -1,7 +1,8 @@
 """Render decided mail into bytes: the sender's first step, so a tick pays only for its decisions.
 
 A tick (notify.py) writes each notification as an outbox row holding the template's name, a JSON
-snapshot of its variables as they were when the mail was decided (`context`), and the fixed
+snapshot of its variables as they were when the mail was decided (`context`; what the ticket's
+append-only past shows, its history and last message, is read here as of that moment), and the fixed
 Message-ID, reply token, recipients and subject; its deliveries wait in "rendering", which the
 sender never claims. `render_pending` turns such rows into MIME bytes a batch at a time, each
 batch written in one short transaction that also releases its deliveries to the sender. A row is
@@ -29,7 +30,7 @@ from . import crashpoints, db
 from .compose import build_mail
 from .db import write_transaction
 from .models import Delivery, Outbox
-from .notify import SENDER_NAME, thread_ids
+from .notify import SENDER_NAME, template_variables, thread_ids
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def compose(row: Outbox, renderer: Renderer) -> bytes:
     thread = headers.get("thread")
     if thread is None:
         thread = thread_ids(row.ticket_id, before_outbox_id=row.id)
-    rendered = renderer.render(row.template, row.context or {})
+    # what the tick left to the renderer (the ticket's history, its last message) as of the decision
+    rendered = renderer.render(row.template, template_variables(row.context, row.ticket_id, row.created_at))
     return build_mail(
         mail_from=row.mail_from, from_name=SENDER_NAME, to=row.recipients, subject=row.subject,
         text=rendered.text, html=rendered.html, message_id=row.message_id, date=row.created_at,

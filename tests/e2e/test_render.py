@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from escalate import db, engine, notify, outbox, render, tickets
-from escalate.models import Delivery, Outbox
+from escalate import db, engine, notify, outbox, render, rows, tickets
+from escalate.models import Delivery, Message, Outbox, Ticket
 from escalate.templates import Renderer, shipped_templates_dir
 
 from .test_outbox import DUE, SECRET, T0, World
@@ -62,6 +62,32 @@ def test_an_escalating_tick_queues_undrawn_mail_and_the_sender_renders_and_sends
     row = Outbox.get()
     assert bytes(row.raw).startswith(b"Subject: ") and row.context is None
     assert email.message_from_bytes(bytes(row.raw), policy=email.policy.default)["Message-ID"] == f"<{row.message_id}>"
+
+
+def test_the_mail_shows_the_ticket_as_it_stood_when_the_mail_was_decided(world):
+    """The ticket's last customer message and history are read by the renderer (the tick stores
+    neither), as of the decision: a message or a note that came after it does not show."""
+    ref = open_urgent(1)[0]
+    with db.write_transaction():
+        ticket = Ticket.get(Ticket.ref == ref)
+        rows.create(Message, ticket=ticket, dedupe_key="first@customer.example", sha256="a" * 64, kind="customer",
+                    from_addr="shop0@customer.example", received_at=T0, raw=b"",
+                    body_text="> quoted\nPayment page returns 502 since 9:00.", new_text="Payment page returns 502 since 9:00.")
+    assert engine.tick(world.ruleset, world.renderer, SECRET, T0 + timedelta(minutes=16)).notifications == 1
+    later = T0 + timedelta(minutes=17)
+    with db.write_transaction():
+        rows.create(Message, ticket=ticket, dedupe_key="second@customer.example", sha256="b" * 64, kind="customer",
+                    from_addr="shop0@customer.example", received_at=later, raw=b"", new_text="Now the cart fails too.")
+        tickets.add_note(ticket, by="agent@support.example", now=later, text="looking", via="email")
+
+    assert world.send(later).sent == 1
+    text = world.sink.messages[0].message.get_body(("plain",)).get_content()
+    customer_part = text.split("Last message from the customer", 1)[1].split("History", 1)[0]
+    assert "Payment page returns 502 since 9:00." in customer_part and "quoted" not in customer_part
+    assert "cart fails" not in text
+    history = text.split("History", 1)[1].split("How to act", 1)[0]
+    assert "escalated (urgent-no-first-response)" in history and "note" not in history
+    assert history.index("created") < history.index("escalated")
 
 
 def _admin_templates(tmp_path: Path, text_source: str) -> Path:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import peewee
 import pytest
 
-from escalate import db, engine, tickets
+from escalate import db, engine, notify, tickets
 from escalate.models import Escalation, Event, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
 from escalate.templates import Renderer
@@ -173,8 +173,8 @@ def test_a_reminder_that_fails_leaves_its_escalation_where_it_was(world, monkeyp
 
 def test_an_escalation_mail_shows_the_latest_history_with_its_own_step(world):
     """The mail's history is the ticket's last 12 audit events, oldest first, including the step
-    it announces: a batch writes its events at the end, and the mail must read them all the same
-    (also an event stored at the very moment of the tick comes before the tick's own)."""
+    it announces (also an event stored at the very moment of the tick comes before the tick's own).
+    The renderer reads it as of the decision: what is recorded later does not show."""
     _ruleset, tick = world
     ticket = open_ticket("outage", "urgent")
     other = open_ticket("second outage", "urgent")
@@ -183,12 +183,19 @@ def test_an_escalation_mail_shows_the_latest_history_with_its_own_step(world):
             tickets.add_note(ticket, by="agent@support.example", via="email", text=f"note {n}",
                              now=T0 + timedelta(minutes=16 if n >= 12 else n))
     assert tick(16).notifications == 2
+    expected = {}
     for escalated in (ticket, other):
-        mail = Outbox.get(Outbox.ticket == escalated)
         stored = list(Event.select().where(Event.ticket == escalated).order_by(Event.at.desc(), Event.id.desc())
                       .limit(12))
-        expected = [(e.actor, e.action, e.rule) for e in reversed(stored)]
-        assert [(h["actor"], h["action"], h["rule"]) for h in mail.context["history"]] == expected
-        assert mail.context["history"][-1]["action"] == "escalated"
-    assert [h["action"] for h in Outbox.get(Outbox.ticket == ticket).context["history"]][-3:] == ["note", "note",
-                                                                                                   "escalated"]
+        expected[escalated.id] = [(e.actor, e.action, e.rule) for e in reversed(stored)]
+    with db.write_transaction():  # recorded after the mail was decided: not in it
+        tickets.add_note(ticket, by="agent@support.example", via="email", text="later", now=T0 + timedelta(minutes=17))
+    for escalated in (ticket, other):
+        mail = Outbox.get(Outbox.ticket == escalated)
+        shown = notify.template_variables(mail.context, mail.ticket_id, mail.created_at)["history"]
+        assert [(h["actor"], h["action"], h["rule"]) for h in shown] == expected[escalated.id]
+        assert shown[-1]["action"] == "escalated" and len(shown) == min(12, len(expected[escalated.id]))
+    mail = Outbox.get(Outbox.ticket == ticket)
+    assert [h["action"] for h in notify.template_variables(mail.context, ticket.id, mail.created_at)["history"]][-3:] \
+        == ["note", "note", "escalated"]
+    assert "history" not in mail.context  # nothing the tick had to read or store for it

@@ -1,4 +1,4 @@
-"""The tick's batch lookups find a batch's few rows by index, never by walking what was ever
+"""The tick's batch lookups (and the renderer's per-mail ones) find a batch's few rows by index, never by walking what was ever
 stored: a tick must cost what is due, not what the outbox, the audit log or the messages hold.
 
 SQLite picks its plan without statistics; with `"status" IN (...)` in the per-ticket mail count it
@@ -52,8 +52,10 @@ def test_each_batch_lookup_searches_by_the_batch_s_tickets(stored_history):
         "due tickets": (f"{rows._select_all_sql(Ticket)} {engine._DUE}", [Ticket.next_due_at.db_value(NOW), 500],
                         "USING INDEX ticket_next_due_at"),
         "mail per ticket (loop cap)": (ids_in(ratelimit._TICKET_TIMES, due), [*due, since], "USING INDEX outbox_ticket_id"),
-        "last customer messages": (ids_in(notify._LAST_CUSTOMER_MESSAGES, due), due, "USING INDEX message_ticket_id"),
-        "histories": (ids_in(notify._HISTORIES, due), due, "USING INDEX event_ticket_id"),
+        # read per mail by the renderer, as of the decision (notify.template_variables)
+        "last customer message": (notify._LAST_CUSTOMER_MESSAGE, [due[0], Message.received_at.db_value(NOW)],
+                                  "USING INDEX message_ticket_id"),
+        "history": (notify._HISTORY, [due[0], Event.at.db_value(NOW)], "USING INDEX event_ticket_id"),
     }
     for name, (sql, params, wanted) in lookups.items():
         steps = plan(sql, params)
