@@ -12,8 +12,9 @@ committed pack, or earlier in the batch's own) are pointed at instead of written
 
 Crash safety (I1, I2): a pack is written as `<name>.pack.tmp`, and sealed — fsync, renamed to
 `<name>.pack`, the directory fsynced — before the transaction that stores its rows commits. A
-crash before that commit leaves a `.tmp` file no row points to (safe to delete), never a row
-pointing at missing or half-written contents. Contents larger than the limit are not kept; their
+crash before that commit leaves a `.tmp` file no row points to, never a row pointing at missing or
+half-written contents; such a file is deleted once it is an hour old, by the first batch after that
+which writes contents (`remove_abandoned_packs`, looked for at most hourly). Contents larger than the limit are not kept; their
 name, type and size still are. Rows stored before packs existed name a file of their own
 (`ab/<sha256>.bin`, `stored_offset` None) and still read.
 """
@@ -21,7 +22,9 @@ name, type and size still are. Rows stored before packs existed name a file of t
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +38,8 @@ from .parse import Attachment
 from .rows import insert_many, select
 
 PACKS = "packs"
+
+log = logging.getLogger(__name__)
 
 
 def root_for(settings: Settings) -> Path:
@@ -93,6 +98,34 @@ class _Pack:
             pass  # a leftover .tmp is garbage no row points to
 
 
+# A `.tmp` pack older than this was left by a process that died before sealing it. Younger ones may
+# be a batch another instance sharing the directory is writing now (a batch takes seconds).
+ABANDONED_AFTER_SECONDS = 3600
+
+
+def remove_abandoned_packs(directory: str, now: float | None = None) -> list[str]:
+    """Delete the unsealed packs (`.pack.tmp`) a crash left behind, once they are old enough that
+    no live batch can be writing them; no row ever points at one. The names deleted."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.endswith(".pack.tmp"):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > ABANDONED_AFTER_SECONDS:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue  # gone meanwhile, or not ours to delete: it is only space
+    if removed:
+        log.info("removed %d unsealed attachment pack(s) left by an interrupted batch in %s", len(removed), directory)
+    return removed
+
+
 class AttachmentStore:
     def __init__(self, root: Path, max_bytes: int):
         self.root = Path(root).resolve()
@@ -100,6 +133,7 @@ class AttachmentStore:
         self._pack: _Pack | None = None   # the batch's pack, once it has contents
         self._batch_depth = 0
         self._packs_ready = False          # the packs directory is known to exist
+        self._swept_at = float("-inf")     # when abandoned packs were last looked for
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -157,6 +191,9 @@ class AttachmentStore:
         if not self._packs_ready:
             os.makedirs(directory, exist_ok=True)
             self._packs_ready = True
+        if time.monotonic() - self._swept_at > ABANDONED_AFTER_SECONDS:  # first use, then hourly
+            remove_abandoned_packs(directory)
+            self._swept_at = time.monotonic()
         return directory
 
     def _seal(self) -> None:

@@ -4,6 +4,8 @@ SQLite and PostgreSQL (the digest lookup is SQL)."""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -117,3 +119,23 @@ def test_an_unwritable_directory_fails_the_batch_as_a_storage_error(database_url
     with pytest.raises(AttachmentWriteError), db.write_transaction(), store.batch():
         store.save_all(_message("a@x"), (Attachment("a.txt", "text/plain", 3, b"one"),))
     assert AttachmentRow.select().count() == 0
+
+
+def test_unsealed_packs_a_crash_left_are_removed_once_no_batch_can_be_writing_them(database_url, tmp_path):
+    """A `.pack.tmp` is what a process killed before its commit leaves (no row points to it). An
+    old one is deleted when contents are next written; a young one may be another instance's
+    batch in progress, and sealed packs are never touched."""
+    db.connect(database_url)
+    packs = tmp_path / "attachments" / "packs"
+    packs.mkdir(parents=True)
+    abandoned, in_progress, sealed = packs / "dead.pack.tmp", packs / "live.pack.tmp", packs / "old.pack"
+    for path in (abandoned, in_progress, sealed):
+        path.write_bytes(b"bytes")
+    two_hours_ago = time.time() - 7200
+    for path in (abandoned, sealed):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    store = AttachmentStore(tmp_path / "attachments", max_bytes=1_000)
+    with db.write_transaction(), store.batch():
+        store.save_all(_message("a@x"), (Attachment("log.txt", "text/plain", 5, b"hello"),))
+    assert not abandoned.exists() and in_progress.exists() and sealed.exists()
+    assert _contents(store) == {"log.txt": b"hello"}
