@@ -14,8 +14,8 @@ Crash safety (I1, I2): a pack is written as `<name>.pack.tmp`, and sealed — fs
 `<name>.pack`, the directory fsynced — before the transaction that stores its rows commits. A
 crash before that commit leaves a `.tmp` file no row points to, never a row pointing at missing or
 half-written contents; such a file is deleted once it is an hour old, by the first batch after that
-which writes contents (`remove_abandoned_packs`, looked for at most hourly). Contents larger than the limit are not kept; their
-name, type and size still are. Rows stored before packs existed name a file of their own
+which writes contents (`remove_abandoned_packs`, looked for at most hourly). Contents larger than
+the limit are not kept; their name, type and size still are. Rows stored before packs existed name a file of their own
 (`ab/<sha256>.bin`, `stored_offset` None) and still read.
 """
 
@@ -103,10 +103,10 @@ class _Pack:
 ABANDONED_AFTER_SECONDS = 3600
 
 
-def remove_abandoned_packs(directory: str, now: float | None = None) -> list[str]:
+def remove_abandoned_packs(directory: str) -> list[str]:
     """Delete the unsealed packs (`.pack.tmp`) a crash left behind, once they are old enough that
     no live batch can be writing them; no row ever points at one. The names deleted."""
-    now = time.time() if now is None else now
+    now = time.time()
     removed = []
     try:
         entries = list(os.scandir(directory))

@@ -28,8 +28,8 @@ def record(ticket: Ticket | None, at: datetime, actor: str, action: str,
 class DeferredEvents:
     """The audit events one tick or ingest batch records, written in one executemany before it
     commits instead of one INSERT each. A ticket whose evaluation fails, or a mail whose storing
-    fails, drops its events with its savepoint (`mark`/`rollback`), as notify.DeferredMail does
-    for its mail."""
+    fails, drops its events with its savepoint (db.savepoint calls `mark`/`rollback`), as
+    notify.DeferredMail does for its mail."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []

@@ -29,14 +29,12 @@ class _LazySavepoints:
     """Opens the savepoints `savepoint` defers (see there) just before the statement that needs them."""
 
     def execute_sql(self, sql, params=None, *args, **kwargs):
-        if _pending.stack and not _pending.stack[-1].opened:
-            _open_pending(self)
+        _open_pending(self)
         return super().execute_sql(sql, params, *args, **kwargs)
 
     def execute_many(self, sql: str, params: list) -> None:
         """One statement (this driver's placeholders) for each parameter row, in one executemany."""
-        if _pending.stack and not _pending.stack[-1].opened:
-            _open_pending(self)
+        _open_pending(self)
         self.cursor().executemany(sql, params)
 
 
@@ -133,7 +131,9 @@ def write_transaction() -> Iterator[None]:
 
 class savepoint:
     """A savepoint inside the caller's transaction: what the block wrote is undone alone if it
-    raises.
+    raises, and so is what it added to the deferred `batches` given (notify.DeferredMail,
+    audit.DeferredEvents: anything with `mark()` and `rollback(mark)`), which the caller writes
+    after the block.
 
     It is opened lazily, just before the block's first statement (`_LazySavepoints`): most of a
     tick's tickets write nothing of their own — their escalations, mail and events are written
@@ -144,14 +144,21 @@ class savepoint:
     mean the newest savepoint of that name, so nested uses pair up. (A class, not a generator: a
     tick enters one per due ticket.)"""
 
-    __slots__ = ("opened",)
+    __slots__ = ("opened", "batches", "marks")
+
+    def __init__(self, *batches) -> None:
+        self.batches = [batch for batch in batches if batch is not None]
 
     def __enter__(self) -> None:
         self.opened = False
+        self.marks = [batch.mark() for batch in self.batches]
         _pending.stack.append(self)
 
     def __exit__(self, kind, error, traceback) -> bool:
         _pending.stack.pop()
+        if kind is not None:
+            for batch, mark in zip(self.batches, self.marks):
+                batch.rollback(mark)
         if self.opened:
             if kind is not None:
                 database.obj.execute_sql('ROLLBACK TO SAVEPOINT "escalate_unit"')
@@ -168,10 +175,15 @@ _pending = _PendingSavepoints()
 
 
 def _open_pending(db: peewee.Database) -> None:
-    """Open, outermost first, the savepoints entered but not opened yet (a statement is coming)."""
-    for entered in _pending.stack:
+    """Before a statement: open, outermost first, the savepoints entered but not opened yet (the
+    innermost is opened last, so it alone tells whether any is waiting)."""
+    stack = _pending.stack
+    if not stack or stack[-1].opened:
+        return
+    for entered in stack:
         if not entered.opened:
-            entered.opened = True  # first: the SAVEPOINT statement itself comes through execute_sql
+            entered.opened = True
+            # past our execute_sql: the SAVEPOINT statement must not look for pending ones again
             peewee.Database.execute_sql(db, 'SAVEPOINT "escalate_unit"')
 
 

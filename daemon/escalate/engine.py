@@ -21,8 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import audit, crashpoints, db, notify, rows, tickets
-from . import clock
+from . import audit, clock, crashpoints, db, notify, rows, tickets
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Ticket
@@ -124,16 +123,14 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
                 before, tier_before = len(touched), ticket.tier
-                mark, events_mark = mail.mark(), events.mark()
                 try:
-                    with db.savepoint():  # a failing ticket is rolled back alone
+                    # a failing ticket is rolled back alone, its pending notifications and events with it
+                    with db.savepoint(mail, events):
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, {}), touched)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
-                    mail.rollback(mark)  # its notifications and events go with its savepoint
-                    events.rollback(events_mark)
                     log.exception("evaluating %s failed; retrying in %s", ticket.ref, RETRY_AFTER_FAILURE)
                     schedule[ticket.id] = now + RETRY_AFTER_FAILURE
                     result.failed.append(ticket.ref)

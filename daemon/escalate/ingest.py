@@ -166,16 +166,13 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
                    now: datetime, created: list[str], options: IngestOptions) -> str:
     """store_mail in a savepoint; a failure that is the mail's fault quarantines it instead."""
     scratch = IngestResult()
-    events = audit.pending()  # store_batch defers the batch's events; this mail's go with its savepoint
-    mark = events.mark() if events is not None else 0
     try:
-        with savepoint():
+        # store_batch defers the batch's audit events: this mail's go with its savepoint
+        with savepoint(audit.pending()):
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
     except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
-        if events is not None:
-            events.rollback(mark)  # and so are the events it recorded
         if isinstance(error, peewee.IntegrityError) and _stored_meanwhile(raw):
             # another instance stored this mail between our dedupe check and our insert (two
             # ingesters on one folder, M4): the unique key kept it once; here it is a duplicate

@@ -20,10 +20,9 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from . import audit, ratelimit, rows, tokens, verp
+from . import audit, clock, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
 from .rules.durations import format_duration
-from . import clock
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
@@ -227,7 +226,7 @@ class DeferredMail:
     together when the batch ends: one multi-row INSERT for the new escalations, one for the outbox
     rows and one for their deliveries, instead of three statements per escalating ticket. The loop
     caps count what is pending; a ticket whose evaluation fails drops its pending escalations and
-    mail with its savepoint (`mark`/`rollback`)."""
+    mail with its savepoint (db.savepoint calls `mark`/`rollback`)."""
 
     def __init__(self, secret: bytes):
         self.secret = secret
@@ -291,7 +290,6 @@ class DeferredMail:
                     _record_suppressed(Outbox(id=row_id, **values), suppressed)
             rows.insert_many(Delivery, deliveries)  # _deliveries gives every column with a default
         return duplicates
-
 
     def _write_escalations(self) -> None:
         """The batch's new escalations as they are now (a later step of the batch may have moved
@@ -430,7 +428,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
 def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_in_tier: int, is_repeat: bool,
                        is_next_tier: bool, previous_tier: Tier | None, next_step: str, ruleset: Ruleset,
                        now: datetime) -> dict[str, Any]:
-    return _as_of({
+    context = {
         "ticket": ticket_context(ticket, ruleset, now),
         "rule": {"name": rule.name, "description": rule.description},
         "tier": {"level": tier.level, "name": tier.name, "group": tier.group},
@@ -442,7 +440,8 @@ def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_i
         "needed": "Acknowledge the ticket (reply #ack) and get the customer a response.",
         "next_step": next_step,
         "support_address": ruleset.support_address,
-    }, "last_message", "history")
+    }
+    return _as_of(context, "last_message", "history")
 
 
 def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier: Tier, step: int,

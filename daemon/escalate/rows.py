@@ -36,9 +36,8 @@ def insert(model: type[peewee.Model], values: dict[str, Any], *, ignore_conflict
     """INSERT one row of exactly these values (no model defaults); its id, or None when
     `ignore_conflict` and a unique key already had it (N10: a step is written once)."""
     names = tuple(values)
-    fields = _fields(model)
     sql = _insert_sql(model, names, True, ignore_conflict)
-    row = database.execute_sql(sql, [fields[name].db_value(value) for name, value in values.items()]).fetchone()
+    row = database.execute_sql(sql, _stored(_writers(model, names), values)).fetchone()
     return row[0] if row else None
 
 
@@ -54,9 +53,7 @@ def insert_returning(model: type[peewee.Model], rows: list[dict[str, Any]], key:
     keys = (key,) if isinstance(key, str) else key
     sql = _insert_values_sql(model, names, len(rows), keys, ignore_conflict)
     writers = _writers(model, names)
-    params = [value if type(value := row[name]) is plain else write(value)
-              for row in rows for name, write, plain in writers]
-    found = database.execute_sql(sql, params).fetchall()
+    found = database.execute_sql(sql, [value for row in rows for value in _stored(writers, row)]).fetchall()
     if isinstance(key, str):
         return [(value, row_id) for value, row_id in found]
     return [(tuple(row[:-1]), row[-1]) for row in found]
@@ -75,9 +72,7 @@ def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
         return
     names = tuple(rows[0])
     writers = _writers(model, names)
-    execute_many(_insert_sql(model, names, False, False),
-                 [[value if type(value := row[name]) is plain else write(value) for name, write, plain in writers]
-                  for row in rows])
+    execute_many(_insert_sql(model, names, False, False), [_stored(writers, row) for row in rows])
 
 
 def execute_many(sql: str, params: list) -> None:
@@ -184,6 +179,11 @@ def _plain_type(field: peewee.Field) -> type:
 def _readers(model: type[peewee.Model]) -> tuple[tuple[str, Any, type], ...]:
     """(name, python_value, the type it leaves alone) of every column, in `sorted_fields` order."""
     return tuple((field.name, field.python_value, _plain_type(field)) for field in model._meta.sorted_fields)
+
+
+def _stored(writers: tuple[tuple[str, Any, type], ...], row: dict[str, Any]) -> list[Any]:
+    """The values of `row` named by `writers` (`_writers`), as the database stores them."""
+    return [value if type(value := row[name]) is plain else write(value) for name, write, plain in writers]
 
 
 @lru_cache(maxsize=256)

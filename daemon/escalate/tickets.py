@@ -236,30 +236,28 @@ def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
     """When the engine next needs to look at this ticket (None: not until something changes),
     written with the tier an evaluation raised it to (`record_escalation_step`)."""
     ticket.next_due_at = next_due_at
-    ticket.save(only=[Ticket.next_due_at, Ticket.tier])
+    schedule_many({ticket.id: next_due_at}, {ticket.id: ticket.tier} if ticket.tier is not None else None)
+
+
+# A tier only ever goes up when an evaluation's outcome is written: an action of the same tick batch
+# may have saved one of these tickets from an earlier read (an incident's other tickets), and that
+# must not lower what was reached. With no tier given (NULL) it stays as it is.
+_RAISED_TIER = '"tier" = CASE WHEN "tier" IS NULL OR "tier" < ? THEN ? ELSE "tier" END'
 
 
 def schedule_many(next_due: dict[int, datetime | None], raised: dict[int, int] | None = None) -> None:
     """`schedule` for a batch of tickets (the engine's tick), and the tiers its escalations raised
-    them to (`record_escalation_step`): one UPDATE per ticket, in at most three statements.
-
-    A tier only ever goes up here: an action of the same batch may have saved one of these tickets
-    from an earlier read (an incident's other tickets), and that must not lower what was reached."""
+    them to (`record_escalation_step`): one UPDATE per ticket, in at most two statements."""
     raised = raised or {}
     when = Ticket.next_due_at.db_value
-    both = [(when(next_due[ticket_id]), tier, tier, ticket_id) for ticket_id, tier in raised.items()
-            if ticket_id in next_due]
-    if both:
-        rows.execute_many('UPDATE "ticket" SET "next_due_at" = ?, "tier" = CASE WHEN "tier" IS NULL OR "tier" < ? '
-                          'THEN ? ELSE "tier" END WHERE "id" = ?', both)
-    due_only = [(when(at), ticket_id) for ticket_id, at in next_due.items() if ticket_id not in raised]
-    if due_only:
-        rows.execute_many('UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ?', due_only)
+    if next_due:
+        rows.execute_many(f'UPDATE "ticket" SET "next_due_at" = ?, {_RAISED_TIER} WHERE "id" = ?',
+                          [(when(at), raised.get(ticket_id), raised.get(ticket_id), ticket_id)
+                           for ticket_id, at in next_due.items()])
     # a ticket whose due time the batch left alone (an action made it due again meanwhile)
-    tier_only = [(tier, ticket_id, tier) for ticket_id, tier in raised.items() if ticket_id not in next_due]
+    tier_only = [(tier, tier, ticket_id) for ticket_id, tier in raised.items() if ticket_id not in next_due]
     if tier_only:
-        rows.execute_many('UPDATE "ticket" SET "tier" = ? WHERE "id" = ? AND ("tier" IS NULL OR "tier" < ?)',
-                          tier_only)
+        rows.execute_many(f'UPDATE "ticket" SET {_RAISED_TIER} WHERE "id" = ?', tier_only)
 
 
 def _end_wait(ticket: Ticket, now: datetime) -> None:

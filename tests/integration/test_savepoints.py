@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from escalate import db, rows
+from escalate import audit, db, rows
 from escalate.models import Event, Ticket
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -100,3 +100,25 @@ def test_a_batch_insert_opens_the_pending_unit_first(database_url):
                                       "detail": {"n": n}, "rule": None} for n in range(3)])
             raise Boom
     assert Event.select().count() == 0
+
+
+def test_what_a_failing_unit_added_to_deferred_batches_goes_with_it(database_url):
+    """The tick and ingest defer their audit events (and the tick its mail) to the end of the
+    batch; a unit that fails must take what it added there with it, whether or not it ran a statement."""
+    db.connect(database_url)
+    with db.write_transaction():
+        ticket = _ticket("t")
+        with audit.deferred() as events:
+            audit.record(ticket, NOW, "a", "kept-before")
+            with pytest.raises(Boom), db.savepoint(events, None):
+                audit.record(ticket, NOW, "a", "undone, no statement")
+                raise Boom
+            with pytest.raises(Boom), db.savepoint(events):
+                audit.record(ticket, NOW, "a", "undone, with a statement")
+                _ticket("undone")
+                raise Boom
+            with db.savepoint(events):
+                audit.record(ticket, NOW, "a", "kept-after")
+            events.flush()
+    assert [e.action for e in Event.select().order_by(Event.id)] == ["kept-before", "kept-after"]
+    assert _subjects() == ["t"]
