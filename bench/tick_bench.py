@@ -96,8 +96,20 @@ def reference_work() -> float:
     return (time.perf_counter() - started) * 1000
 
 
+STATEMENTS = [0]  # SQL statements run: a tick's count shows a query per ticket or per rule at once
+
+
+def count_statements() -> None:
+    real = db.database.obj.execute_sql
+
+    def counted(*args, **kwargs):
+        STATEMENTS[0] += 1
+        return real(*args, **kwargs)
+    db.database.obj.execute_sql = counted
+
+
 def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int], rendering: list[float],
-            cpu: list[float], reference: list[float]) -> list[float]:
+            cpu: list[float], reference: list[float], statements: list[int]) -> list[float]:
     times = []
     for _ in range(repeat):
         if kind == "re-check":
@@ -109,10 +121,12 @@ def measure(ruleset, renderer, kind: str, repeat: int, serial: list[int], render
         # the set-up's writes are checkpointed out of the WAL first, so the timed tick pays only for itself
         db.database.obj.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         reference.append(reference_work())
+        statements_before = STATEMENTS[0]
         started, started_cpu = time.perf_counter(), time.process_time()
         result = engine.tick(ruleset, renderer, SECRET, NOW)
         times.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - started_cpu) * 1000)
+        statements.append(STATEMENTS[0] - statements_before)
         expected = DUE if kind == "escalate" else 0
         assert result.evaluated == DUE and result.notifications == expected, result
         if kind == "escalate":
@@ -141,6 +155,7 @@ def main() -> int:
     references: list[float] = []
     with tempfile.TemporaryDirectory() as workdir:
         db.connect(f"sqlite:///{Path(workdir) / 'tick.db'}")  # synchronous=FULL, as the daemon runs
+        count_statements()
         serial = [1]
         rendering: list[float] = []
         later = NOW + timedelta(days=3)
@@ -153,13 +168,16 @@ def main() -> int:
                 engine.tick(ruleset, renderer, SECRET, NOW)  # nothing left over from the previous round
                 cpu: list[float] = []
                 reference: list[float] = []
-                times = measure(ruleset, renderer, kind, args.repeat, serial, rendering, cpu, reference)
+                statements: list[int] = []
+                times = measure(ruleset, renderer, kind, args.repeat, serial, rendering, cpu, reference, statements)
                 figures[(kind, open_count)] = statistics.median(times)
                 references.append(statistics.median(reference))
                 print(f"{kind:9} {DUE} due, {open_count:>7,} open: median {statistics.median(times):7.1f} ms "
                       f"(min {min(times):.1f}, max {max(times):.1f}, n={len(times)}); "
                       f"own CPU median {statistics.median(cpu):.1f} ms; reference work median "
-                      f"{statistics.median(reference):.2f} ms (min {min(reference):.2f})")
+                      f"{statistics.median(reference):.2f} ms (min {min(reference):.2f}); "
+                      f"SQL statements per tick median {statistics.median(statements):.0f} "
+                      f"({len(ruleset.rules)} rules, {DUE} due)")
                 # back to the open count for the next measurement: what was due is now rescheduled/escalated
                 Ticket.update(status="resolved", next_due_at=None).where(Ticket.id >= serial[0] - DUE * args.repeat) \
                     .execute()

@@ -92,6 +92,14 @@ def _text(argument: str, ctx: CommandContext) -> str:
     return "\n".join(part for part in (argument, ctx.body) if part).strip()
 
 
+def _member_tier(ctx: CommandContext) -> int | None:
+    """The highest tier whose roster has the actor (None: on no roster, or no rules at hand)."""
+    if ctx.ruleset is None:
+        return None
+    levels = [tier.level for tier in ctx.ruleset.tiers if tier.has_member(ctx.actor)]
+    return max(levels) if levels else None
+
+
 def run(name: str, ctx: CommandContext, argument: str) -> str:
     known = COMMANDS.get(name)
     if known is None:
@@ -101,7 +109,7 @@ def run(name: str, ctx: CommandContext, argument: str) -> str:
 
 @command("ack", "ack", "you take the ticket; reminders stop")
 def _ack(ctx: CommandContext, argument: str) -> str:
-    tickets.acknowledge(ctx.ticket, ctx.actor, ctx.now, via=ctx.via)
+    tickets.acknowledge(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, tier=_member_tier(ctx))
     return "acknowledged"
 
 

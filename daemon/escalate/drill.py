@@ -2,7 +2,7 @@
 fast each tier answers.
 
 `start` opens a ticket marked as a drill and queues the tier's escalation mail through the normal
-outbox (notify.queue_escalation, the engine's own call), so it goes out with the daemon's next
+outbox (notify.queue_ladder_mail, the engine's own call), so it goes out with the daemon's next
 send, carries a real reply token and threads like any escalation. The tier replies `#ack` (and
 `#resolve` to close it) by mail through the normal reply path; nothing here handles the reply.
 
@@ -22,7 +22,8 @@ from .clock import iso
 from .conversations import normalise_subject
 from .db import write_transaction
 from .models import Escalation, Outbox, Ticket
-from .notify import queue_escalation
+from .notify import queue_ladder_mail
+from .rules.ladder import ESCALATION, MailStep
 from .report import durations
 from .rules.model import Rule, Ruleset, Tier
 from .templates import Renderer
@@ -71,12 +72,15 @@ def start(ruleset: Ruleset, renderer: Renderer, secret: bytes, level: int, now: 
         ticket.save(only=[Ticket.drill])
         audit.record(ticket, now, started_by, "drill-started", rule=RULE_NAME, tier=tier.level)
         escalation = Escalation.create(ticket=ticket, rule=RULE_NAME, tier=tier.level, step=0, started_at=now,
-                                       last_step_due_at=now, state="active")
-        tickets.record_escalation_step(ticket, escalation, tier=tier.level, step=0, due_at=now, now=now)
-        row = queue_escalation(
-            ticket=ticket, escalation=escalation, rule=drill_rule(tier.level), tier=tier, step=0, due_at=now,
+                                       last_step_due_at=now, tier_since=now, state="active", reasons=[RULE_NAME])
+        tickets.raise_tier(ticket, tier.level)
+        audit.record(ticket, now, tickets.SYSTEM, "escalated", rule=RULE_NAME, tier=tier.level, step=0,
+                     due_at=now.isoformat())
+        row = queue_ladder_mail(
+            ticket=ticket, escalation=escalation, rule=drill_rule(tier.level),
+            step=MailStep(kind=ESCALATION, tier=tier.level, step=0, due_at=now, rule=RULE_NAME, reasons=(RULE_NAME,)),
             next_step=f"{MARK}: no reminders follow and no other tier is told.", ruleset=ruleset, renderer=renderer,
-            secret=secret, now=now, previous_tier=None)
+            secret=secret, now=now)
         tickets.schedule(ticket, None)  # the engine never evaluates drills; nothing is due (writes the tier)
     return {"ref": ticket.ref, "tier": tier.level, "tier_name": tier.name, "group": tier.group,
             "outbox_id": row.id if row else None, "outbox_status": row.status if row else None,

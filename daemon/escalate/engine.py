@@ -8,11 +8,14 @@ the customer, reach the next threshold (rules/clocks.py).
 
 Due tickets are evaluated in batches, one write transaction per batch (one fsync, not one per
 ticket) and a savepoint per ticket, so a ticket that fails is rolled back alone and retried later
-while the rest of the batch commits. The escalation step, its audit event naming the rule and its
-outbox row commit together. Step N of a rule on a ticket is due when the severity's calendar has
-counted N × repeat_every of working time since the escalation started — a pure function of the
-stored start — so evaluating the same moment twice cannot queue a second notification, and the
-unique key on (ticket, rule, step, due) makes sure of it (N10).
+while the rest of the batch commits.
+
+What happens to a ticket is decided by one pure function, `rules.ladder.decide` (one escalation
+ladder per ticket: at most one tier mail per ticket per tick, never down the tiers, bounded at
+the top); this module applies the decision: the ladder row, its audit events, the mail, the
+once-only actions of the rules that fired. Each step is due at a moment that follows from when its
+rule fired, so evaluating the same moment twice cannot queue a second notification, and the
+outbox's unique key on (ticket, rule, step, due) makes sure of it.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import audit, clock, crashpoints, db, notify, rows, tickets
+from . import audit, clock, crashpoints, db, ladders, notify, rows, tickets
 from .clock import parse_time
 from .db import write_transaction
-from .models import ACTIVE_STATUSES, Escalation, Ticket
-from .notify import queue_escalation
+from .models import ACTIVE_STATUSES, Escalation, Incident, Ticket
 from .rules.calendar import Calendar
 from .rules.facts import TicketFacts
+from .rules.ladder import ACKNOWLEDGED, ACTIVE, ESCALATION, EXHAUSTED, NEXT_TIER, UNANSWERED, Decision, Ladder, decide
 from .rules.model import Rule, Ruleset, Tier
 from .templates import Renderer
 
@@ -65,6 +68,14 @@ def incident_joins(ticket: Ticket) -> tuple[tuple[datetime, ...], bool]:
     return tuple(sorted(first_by_customer.values())), primary
 
 
+def incident_rules_fired(ticket: Ticket) -> frozenset[str]:
+    """The incident-wide rules that acted for the ticket's incident already."""
+    if ticket.incident_id is None:
+        return frozenset()
+    incident = Incident.select(Incident.rules_fired).where(Incident.id == ticket.incident_id).first()
+    return frozenset(incident.rules_fired or ()) if incident is not None else frozenset()
+
+
 def facts_of(ticket: Ticket) -> TicketFacts:
     joins, primary = incident_joins(ticket)
     return TicketFacts(
@@ -81,19 +92,8 @@ def facts_of(ticket: Ticket) -> TicketFacts:
         escalation_requested_at=ticket.escalation_requested_at,
         incident_joins=joins,
         incident_primary=primary,
+        incident_rules_fired=incident_rules_fired(ticket),
     )
-
-
-def step_due(calendar: Calendar, started_at: datetime, step: int, repeat_every: timedelta | None) -> datetime:
-    """When step `step` of an escalation that started at `started_at` is due."""
-    if step == 0 or repeat_every is None:
-        return started_at
-    return calendar.add(started_at, step * repeat_every)
-
-
-def steps_elapsed(calendar: Calendar, started_at: datetime, now: datetime, repeat_every: timedelta) -> int:
-    """The step time says the escalation should be at by `now` (for catching up after a pause)."""
-    return int(calendar.business_time(started_at, now) / repeat_every)
 
 
 def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, batch: int = DUE_BATCH) -> TickResult:
@@ -103,6 +103,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
         touched: set[int] = set()  # tickets an action changed (an incident's severity) since the batch was read
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
         raised: dict[int, int] = {}  # tiers escalations raised tickets to, likewise
+        fired: dict[int, dict] = {}  # the rules that fired on each ticket (Ticket.rules_fired), likewise
         # the batch's notifications are written together before it commits (notify.DeferredMail)
         # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
         with write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
@@ -122,12 +123,12 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             for ticket in due:
                 if ticket.id in touched:
                     ticket = Ticket.get_by_id(ticket.id)
-                before, tier_before = len(touched), ticket.tier
+                before, tier_before, fired_before = len(touched), ticket.tier, ticket.rules_fired
                 try:
                     # a failing ticket is rolled back alone, its pending notifications and events with it
                     with db.savepoint(mail, events):
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
-                                                            escalations.get(ticket.id, {}), touched)
+                                                            escalations.get(ticket.id, []), touched)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
@@ -138,6 +139,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 schedule[ticket.id] = next_due
                 if ticket.tier != tier_before:
                     raised[ticket.id] = ticket.tier
+                if ticket.rules_fired is not fired_before:
+                    fired[ticket.id] = ticket.rules_fired
                 if len(touched) != before:  # an action made other tickets due now: keep that
                     for other in touched:
                         if other != ticket.id:
@@ -150,7 +153,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             # N10: a notification the unique key already had is not written again, nor counted
             result.notifications -= mail.flush()
             events.flush()
-            tickets.schedule_many(schedule, raised)
+            tickets.schedule_many(schedule, raised, fired)
     return result
 
 
@@ -173,19 +176,20 @@ def _claim_due(now: datetime, batch: int) -> list[Ticket]:
 _DUE = 'WHERE "next_due_at" <= ? ORDER BY "next_due_at", "id" LIMIT ?'
 
 
-def _escalations_of(due: list[Ticket]) -> dict[int, dict[str, Escalation]]:
-    by_ticket: dict[int, dict[str, Escalation]] = {}
+def _escalations_of(due: list[Ticket]) -> dict[int, list[Escalation]]:
+    """Every ladder row of the due tickets (the current one and their history), in one query."""
+    by_ticket: dict[int, list[Escalation]] = {}
     ids = [t.id for t in due]
     for escalation in rows.select_models(Escalation, f'WHERE "ticket_id" IN ({", ".join("?" * len(ids))})', ids):
-        by_ticket.setdefault(escalation.ticket_id, {})[escalation.rule] = escalation
+        by_ticket.setdefault(escalation.ticket_id, []).append(escalation)
     return by_ticket
 
 
 def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-             escalations: dict[str, Escalation] | None = None, *, touched: set[int] | None = None) -> int:
-    """Apply every rule to one ticket at `now`; returns how many notifications were queued."""
+             escalations: list[Escalation] | None = None, *, touched: set[int] | None = None) -> int:
+    """Decide for one ticket at `now` and apply the decision; returns how many notifications were queued."""
     if escalations is None:
-        escalations = {e.rule: e for e in Escalation.select().where(Escalation.ticket == ticket)}
+        escalations = list(Escalation.select().where(Escalation.ticket == ticket))
     queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now, escalations,
                                         touched if touched is not None else set())
     tickets.schedule(ticket, next_due)
@@ -193,81 +197,89 @@ def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes
 
 
 def _evaluate_ticket(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-                     escalations: dict[str, Escalation], touched: set[int]) -> tuple[int, datetime | None]:
+                     escalations: list[Escalation], touched: set[int]) -> tuple[int, datetime | None]:
     """(notifications queued, when the ticket is next due) — the caller stores the due time."""
     if ticket.snoozed_until is not None and ticket.snoozed_until > now:
         return 0, ticket.snoozed_until  # #snooze: look again when it ends
+    ladder = ladders.ladder_of(ticket, escalations)
+    decision = decide(facts_of(ticket), ladder, ruleset, now)
+    row = _apply_ladder(ticket, ladders.current_row(escalations), ladder, decision, ruleset, now)
     queued = 0
-    upcoming: list[datetime] = []
-    for _pass in range(3):  # a rule that changes the severity changes the clocks: look again
-        severity = ticket.severity
-        upcoming, count = _evaluate_once(ticket, ruleset, renderer, secret, now, escalations, touched)
-        queued += count
-        if ticket.severity == severity:
-            break
-    return queued, min(upcoming) if upcoming else None
+    if decision.mail is not None:  # the tier's mail first, then what the rules that fired do
+        queued += _queue_mail(ticket, row, decision, ruleset, renderer, secret, now)
+    queued += _fire(ticket, row, decision, ruleset, renderer, secret, now, touched)
+    return queued, decision.next_due
 
 
-def _evaluate_once(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-                   escalations: dict[str, Escalation], touched: set[int]) -> tuple[list[datetime], int]:
-    facts = facts_of(ticket)
-    calendar = ruleset.calendar_for_severity(ticket.severity)
-    upcoming: list[datetime] = []
-    queued = 0
-    for rule in ruleset.rules:
-        escalation = escalations.get(rule.name)
-        if escalation is not None and escalation.state != "active":
-            continue  # acknowledged or ended: this rule has done its work on this ticket
-        fires_at = rule.fires_at(facts, ruleset)
-        if fires_at is None:
-            # Waiting on the customer pauses an escalation rather than ending it.
-            if escalation is not None and facts.status != "waiting":
-                tickets.end_escalation(ticket, escalation, now, why="the rule no longer holds")
-            continue
-        if escalation is None:
-            if fires_at > now:
-                upcoming.append(fires_at)
-                continue
-            values = {"ticket": ticket, "rule": rule.name, "tier": rule.escalate_to or ticket.tier or 0, "step": 0,
-                      "started_at": fires_at, "last_step_due_at": fires_at,
-                      "state": "active" if rule.notifies else "ended"}
-            escalation = notify.new_escalation(values)
-            escalations[rule.name] = escalation
-            queued += _fire(ticket, escalation, rule, ruleset, renderer, secret, now, touched)
-            step = 0
-        else:
-            if rule.repeat_every is None:
-                continue
-            next_due = step_due(calendar, escalation.started_at, escalation.step + 1, rule.repeat_every)
-            if next_due > now:
-                upcoming.append(next_due)
-                continue
-            # after a long pause (daemon down, or --now jumped) catch up to where time says the
-            # escalation should be, with one notification rather than a burst of stale ones
-            step = max(escalation.step + 1, steps_elapsed(calendar, escalation.started_at, now, rule.repeat_every))
-            queued += _escalate(ticket, escalation, rule, step, calendar, ruleset, renderer, secret, now)
-        if rule.notifies and rule.repeat_every is not None:
-            upcoming.append(step_due(calendar, escalation.started_at, step + 1, rule.repeat_every))
-    return upcoming, queued
+def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decision: Decision, ruleset: Ruleset,
+                  now: datetime) -> Escalation | None:
+    """Write the ladder as the decision leaves it (a new row when a new ladder starts) and audit it."""
+    ladder = decision.ladder
+    if decision.started:
+        if row is not None and row.state == ACTIVE:  # cannot happen: a new ladder starts only when none is active
+            raise RuntimeError(f"{ticket.ref}: a new ladder while one is active")
+        row = notify.new_escalation(ladders.values_of(ticket, ladder))
+    elif row is not None:
+        ladders.write(row, ladder)
+    mail = decision.mail
+    if mail is not None and mail.kind != UNANSWERED:
+        tickets.raise_tier(ticket, mail.tier)
+        action = {ESCALATION: "escalated", NEXT_TIER: "escalated-next-tier"}.get(mail.kind, "reminded")
+        audit.record(ticket, now, tickets.SYSTEM, action, rule=mail.rule, tier=mail.tier, step=mail.step,
+                     due_at=mail.due_at.isoformat(), reasons=list(mail.reasons))
+    if ladder.state == EXHAUSTED and before.state != EXHAUSTED:
+        audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=ladder.rule, tier=ladder.tier,
+                     reminders=ladder.step)
+    if decision.ended:
+        audit.record(ticket, now, tickets.SYSTEM, "escalation-ended", rule=ladder.rule, why=decision.ended)
+    return row
 
 
-def _fire(ticket: Ticket, escalation: Escalation, rule: Rule, ruleset: Ruleset, renderer: Renderer,
+def _queue_mail(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: Ruleset, renderer: Renderer,
+                secret: bytes, now: datetime) -> int:
+    mail = decision.mail
+    calendar = ruleset.calendar_for_severity(decision.severity)
+    queued = notify.queue_ladder_mail(ticket=ticket, escalation=row, step=mail, ruleset=ruleset, renderer=renderer,
+                                      secret=secret, now=now,
+                                      next_step=describe_next_step(decision.ladder, ruleset, calendar))
+    if queued is not None:
+        log.info("queued %s for %s to tier %s (rule %s, step %s)", queued.kind, ticket.ref, mail.tier, mail.rule, mail.step)
+    return 1 if queued is not None else 0
+
+
+def _fire(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: Ruleset, renderer: Renderer,
           secret: bytes, now: datetime, touched: set[int]) -> int:
-    """The rule begins to hold: its first notification, then its actions (once per escalation)."""
-    calendar = ruleset.calendar_for_severity(ticket.severity)
+    """The rules that began to hold: recorded once each, absorbed or not, and their actions run."""
+    if not decision.firings:
+        return 0
     queued = 0
-    if rule.notifies:
-        queued += _escalate(ticket, escalation, rule, 0, calendar, ruleset, renderer, secret, now)
-    else:
-        audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name,
-                     due_at=escalation.started_at.isoformat())
-    if rule.actions:
-        step = StepContext(ticket=ticket, rule=rule, ruleset=ruleset, escalation=escalation, step=0,
-                           due_at=escalation.started_at, now=now, renderer=renderer, secret=secret,
-                           tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched)
-        for bound in rule.actions:
-            queued += bound.action.run(step, bound.value)
+    # set on the instance: written with the evaluation's outcome (tickets.schedule / schedule_many)
+    ticket.rules_fired = ladders.fired_json(decision.ladder.fired)
+    incident_wide = []
+    for firing in decision.firings:
+        rule = firing.rule
+        if firing.absorbed:
+            audit.record(ticket, now, tickets.SYSTEM, "rule-absorbed", rule=rule.name, tier=rule.escalate_to,
+                         ladder_tier=decision.ladder.tier, due_at=firing.at.isoformat())
+        elif not rule.notifies:
+            audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name, due_at=firing.at.isoformat())
+        if rule.incident_wide:
+            incident_wide.append(rule.name)
+        if rule.actions:
+            step = StepContext(ticket=ticket, rule=rule, ruleset=ruleset, escalation=row, step=0, due_at=firing.at,
+                               now=now, renderer=renderer, secret=secret,
+                               tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched)
+            for bound in rule.actions:
+                queued += bound.action.run(step, bound.value)
+    if incident_wide and ticket.incident_id is not None:
+        _incident_fired(ticket.incident_id, incident_wide)
     return queued
+
+
+def _incident_fired(incident_id: int, names: list[str]) -> None:
+    incident = Incident.get_by_id(incident_id)
+    incident.rules_fired = sorted(set(incident.rules_fired or ()) | set(names))
+    rows.update(incident, "rules_fired")
 
 
 @dataclass
@@ -277,7 +289,7 @@ class StepContext:
     ticket: Ticket
     rule: Rule
     ruleset: Ruleset
-    escalation: Escalation
+    escalation: Escalation | None  # the ticket's current ladder
     step: int
     due_at: datetime
     now: datetime
@@ -302,31 +314,24 @@ class StepContext:
         return [self.ticket, *others]
 
 
-def describe_next_step(rule: Rule, escalation_start: datetime, step: int, ruleset: Ruleset,
-                       calendar: Calendar | None = None) -> str:
-    if rule.repeat_every is None:
-        return "No reminders follow; this rule does not repeat."
-    calendar = calendar or ruleset.calendar("always")
-    when = step_due(calendar, escalation_start, step + 1, rule.repeat_every)
-    next_tier = ruleset.tier(rule.tier_for_step(step + 1, ruleset))
-    current = ruleset.tier(rule.tier_for_step(step, ruleset))
-    what = (f"escalation to {next_tier.name} (tier {next_tier.level})" if next_tier.level != current.level
-            else f"a reminder to {current.name}")
-    return f"Unless someone acknowledges, {what} at {clock.minutes_utc(when)}."
-
-
-def _escalate(ticket: Ticket, escalation: Escalation, rule: Rule, step: int, calendar: Calendar, ruleset: Ruleset,
-              renderer: Renderer, secret: bytes, now: datetime) -> int:
-    due_at = step_due(calendar, escalation.started_at, step, rule.repeat_every)
-    previous_level = escalation.tier if step > 0 else None
-    tier = ruleset.tier(rule.tier_for_step(step, ruleset))
-    tickets.record_escalation_step(ticket, escalation, tier=tier.level, step=step, due_at=due_at, now=now)
-    row = queue_escalation(
-        ticket=ticket, escalation=escalation, rule=rule, tier=tier, step=step, due_at=due_at,
-        next_step=describe_next_step(rule, escalation.started_at, step, ruleset, calendar), ruleset=ruleset,
-        renderer=renderer, secret=secret, now=now,
-        previous_tier=ruleset.tier(previous_level) if previous_level is not None else None,
-    )
-    if row is not None:
-        log.info("queued %s for %s to tier %s (rule %s, step %s)", row.kind, ticket.ref, tier.level, rule.name, step)
-    return 1 if row is not None else 0
+def describe_next_step(ladder: Ladder, ruleset: Ruleset, calendar: Calendar) -> str:
+    """What the ladder does next unless someone acknowledges, for the mail and `rules explain`."""
+    if ladder.state != ACTIVE:
+        return "No further reminders: " + {EXHAUSTED: "the ladder has run its course.",
+                                          ACKNOWLEDGED: "the ticket is acknowledged."}.get(ladder.state, "nothing escalates now.")
+    try:
+        rule = ruleset.rule(ladder.rule) if ladder.rule else None
+    except KeyError:
+        rule = None
+    if ladder.next_step_at is None or rule is None:
+        return "No reminders follow: the rule behind this escalation does not repeat."
+    when = clock.minutes_utc(ladder.next_step_at)
+    upper = ruleset.next_tier(ladder.tier) if rule.next_tier_after is not None else None
+    if upper is not None and ladder.step >= rule.next_tier_after:
+        return f"Unless someone acknowledges, it goes to {upper.name} (tier {upper.level}) at {when}."
+    if upper is None and ladder.step >= ruleset.top_reminders:
+        tier = ruleset.tier(ladder.tier)
+        told = f"{tier.lead} is told it went unanswered" if tier.lead else "reminders stop"
+        return f"Unless someone acknowledges by {when}, {told}; no further reminders are sent."
+    current = ruleset.tier(ladder.tier)
+    return f"Unless someone acknowledges, reminder {ladder.step + 1} to {current.name} at {when}."

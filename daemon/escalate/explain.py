@@ -1,7 +1,7 @@
 """`escalate rules explain REF`: why a ticket is where it is, and what happens next and when.
 
-Reads one ticket and its escalations and asks the same rules and clocks the engine uses, so the
-explanation cannot drift from what the daemon does.
+Reads one ticket and its ladder and asks the same rules, clocks and decision function the engine
+uses (rules.ladder.decide), so the explanation cannot drift from what the daemon does.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import iso
-from .engine import facts_of, step_due
+from . import ladders
+from .engine import describe_next_step, facts_of
 from .models import Escalation, Ticket
 from .rules import clocks
 from .rules.durations import format_duration
 from .rules.criteria.past_target import target_clock_start
 from .rules.facts import TicketFacts
+from .rules.ladder import Ladder, covered_tier, decide
 from .rules.model import Ruleset
 
 
@@ -55,9 +57,8 @@ def running_clocks(facts: TicketFacts, ruleset: Ruleset, now: datetime) -> list[
     return result
 
 
-def _rule_entry(rule, facts: TicketFacts, ruleset: Ruleset, escalation: Escalation | None,
+def _rule_entry(rule, facts: TicketFacts, ruleset: Ruleset, ladder: Ladder, covered: int,
                 now: datetime) -> dict[str, Any]:
-    calendar = ruleset.calendar_for_severity(facts.severity)
     criteria = []
     for bound in rule.criteria:
         moment = bound.holds_from(facts, ruleset)
@@ -69,42 +70,41 @@ def _rule_entry(rule, facts: TicketFacts, ruleset: Ruleset, escalation: Escalati
         "criteria": criteria, "fires_at": iso(fires_at), "next_at": None, "next": None,
         "actions": [bound.describe() for bound in rule.actions],
     }
-    if escalation is not None:
-        entry["escalation"] = {"state": escalation.state, "step": escalation.step, "tier": escalation.tier,
-                               "started_at": iso(escalation.started_at),
-                               "acknowledged_by": escalation.acknowledged_by}
-    if escalation is not None and escalation.state != "active":
-        entry["state"] = escalation.state  # acknowledged or ended: done with this ticket
-        return entry
     if fires_at is None:
-        entry["state"] = "paused" if escalation is not None and facts.status == "waiting" else "does not match"
+        entry["state"] = "does not match"
         return entry
-    if escalation is None:
-        entry["state"] = "pending" if fires_at > now else "due now"
-        entry["next_at"] = iso(fires_at)
-        target = f"tier {rule.escalate_to} ({ruleset.tier(rule.escalate_to).name})" if rule.notifies else None
-        entry["next"] = f"escalate to {target}" if target else "run its actions"
-        if rule.actions:
-            entry["next"] += " and " + ", ".join(entry["actions"])
+    if ladder.fired.get(rule.name) == fires_at:
+        entry["state"] = "in the ladder" if ladder.active and rule.name in ladder.reasons else "fired"
         return entry
-    entry["state"] = "escalating"
-    if rule.repeat_every is not None:
-        step = escalation.step + 1
-        when = step_due(calendar, escalation.started_at, step, rule.repeat_every)
-        level = rule.tier_for_step(step, ruleset)
-        entry["next_at"] = iso(when)
-        entry["next"] = (f"reminder to tier {level} ({ruleset.tier(level).name})" if level == escalation.tier
-                         else f"escalate to tier {level} ({ruleset.tier(level).name})") + " unless acknowledged"
+    entry["state"] = "pending" if fires_at > now else "due now"
+    entry["next_at"] = iso(fires_at)
+    if rule.notifies:
+        tier = ruleset.tier(rule.escalate_to)
+        entry["next"] = (f"escalate to tier {tier.level} ({tier.name})" if rule.escalate_to > covered
+                         else f"absorbed: tier {covered} has the ticket already, no mail")
+    else:
+        entry["next"] = "run its actions"
+    if rule.actions:
+        entry["next"] += (" and " if rule.notifies else ": ") + ", ".join(entry["actions"])
     return entry
 
 
 def explain(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
     facts = facts_of(ticket)
-    escalations = {e.rule: e for e in Escalation.select().where(Escalation.ticket == ticket)}
-    rules = [_rule_entry(rule, facts, ruleset, escalations.get(rule.name), now) for rule in ruleset.rules]
-    upcoming = [r for r in rules if r["next_at"] is not None]
-    upcoming.sort(key=lambda r: r["next_at"])
+    ladder = ladders.ladder_of(ticket, list(Escalation.select().where(Escalation.ticket == ticket)))
+    covered = covered_tier(ladder, facts, ruleset, now)
+    rules = [_rule_entry(rule, facts, ruleset, ladder, covered, now) for rule in ruleset.rules]
     calendar = ruleset.calendar_for_severity(facts.severity)
+    # what a tick would do now, with the engine's own function
+    decision = decide(facts, ladder, ruleset, now)
+    upcoming = [{"at": r["next_at"], "rule": r["rule"], "what": r["next"]} for r in rules if r["next_at"] is not None]
+    if decision.mail is not None:
+        upcoming.append({"at": iso(now), "rule": decision.mail.rule,
+                         "what": f"{decision.mail.kind} to tier {decision.mail.tier} ({ruleset.tier(decision.mail.tier).name})"})
+    elif ladder.active and ladder.next_step_at is not None:
+        upcoming.append({"at": iso(ladder.next_step_at), "rule": ladder.rule,
+                         "what": describe_next_step(ladder, ruleset, calendar)})
+    upcoming.sort(key=lambda item: item["at"])
     return {
         "ref": ticket.ref, "subject": ticket.subject, "status": ticket.status, "severity": ticket.severity,
         "tier": ticket.tier, "now": iso(now), "calendar": {"name": calendar.name, "hours": calendar.describe(),
@@ -113,10 +113,10 @@ def explain(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
         "incident": ({"id": ticket.incident_id, "customers": len(facts.incident_joins),
                       "primary": facts.incident_primary} if ticket.incident_id else None),
         "clocks": running_clocks(facts, ruleset, now),
+        "ladder": ladders.summary(ladder, ruleset),
         "rules": rules,
-        "matching": [r["rule"] for r in rules if r["state"] in ("escalating", "due now", "pending")],
-        "next": ({"at": upcoming[0]["next_at"], "rule": upcoming[0]["rule"], "what": upcoming[0]["next"]}
-                 if upcoming else None),
+        "matching": [r["rule"] for r in rules if r["state"] in ("in the ladder", "fired", "due now", "pending")],
+        "next": upcoming[0] if upcoming else None,
         "next_due_at": iso(ticket.next_due_at),
     }
 
@@ -130,6 +130,12 @@ def render_text(report: dict[str, Any]) -> str:
         inc = report["incident"]
         lines.append(f"  incident #{inc['id']}: {inc['customers']} customers"
                      + ("" if inc["primary"] else " (another ticket speaks for the incident)"))
+    if report["ladder"]:
+        lad = report["ladder"]
+        text = f"  ladder {lad['state']} at tier {lad['tier']}, reminder {lad['step']}, following {lad['rule']}"
+        if lad["reasons"]:
+            text += f"; why: {', '.join(lad['reasons'])}"
+        lines.append(text)
     lines.append("clocks:")
     for clock in report["clocks"]:
         if not clock["running"] and not clock["paused"]:

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from . import clock, db
 from .models import Quarantine
-from .status import outbox_backlog, ticket_counts
+from .status import ladder_counts, outbox_backlog, ticket_counts
 
 
 class DatabaseCollector:
@@ -39,6 +39,12 @@ class DatabaseCollector:
         age = GaugeMetricFamily("escalate_outbox_oldest_age_seconds", "Age of the oldest queued mail")
         age.add_metric([], oldest_age or 0.0)
         yield age
+        ladders = GaugeMetricFamily("escalate_open_ticket_ladders",
+                                    "Open tickets by the state of their escalation ladder (exhausted: nobody answered)",
+                                    labels=["state"])
+        for state, count in ladder_counts():
+            ladders.add_metric([state], count)
+        yield ladders
         quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
         quarantined.add_metric([], Quarantine.select().count())
         yield quarantined

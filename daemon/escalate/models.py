@@ -124,6 +124,9 @@ class Incident(BaseModel):
     created_at = UTCDateTimeField()
     last_ticket_at = UTCDateTimeField(index=True)  # the window for joining runs from here
     customers = peewee.IntegerField(default=1)  # distinct requesters among its tickets
+    # incident-wide rules (customers_affected) that acted for it: once per incident, whichever
+    # of its tickets is primary when they hold (rules/ladder.py)
+    rules_fired = JSONField(null=True)
 
 
 class Ticket(BaseModel):
@@ -157,6 +160,9 @@ class Ticket(BaseModel):
     # a practice escalation (drill.py): walks the real mail path, but the engine's rules never act
     # on it and the report leaves it out unless asked
     drill = peewee.BooleanField(default=False)
+    # the rules that have fired on the ticket, each with the moment it began to hold: a rule acts
+    # again only when that moment changes (rules/ladder.py); NULL for tickets from before ladders
+    rules_fired = JSONField(null=True)
 
 
 class Message(BaseModel):
@@ -207,20 +213,32 @@ class Attachment(BaseModel):
 
 
 class Escalation(BaseModel):
-    """A rule that fired on a ticket: which tier it has reached, how many steps, whether acknowledged."""
+    """One escalation ladder of a ticket (rules/ladder.py): the tier that has it, its reminders,
+    when its next step is due, why. A ticket has at most one active ladder; the ones before it
+    (acknowledged, exhausted, ended) stay as its history."""
 
     ticket = peewee.ForeignKeyField(Ticket, backref="escalations", on_delete="CASCADE")
-    rule = peewee.CharField()
+    rule = peewee.CharField()  # the rule whose cadence the ladder follows
     tier = peewee.IntegerField()
-    step = peewee.IntegerField(default=0)
-    started_at = UTCDateTimeField()  # the moment the rule began to hold: step N is due at started_at + N * repeat
+    step = peewee.IntegerField(default=0)  # the number of the last reminder to this tier
+    started_at = UTCDateTimeField()
     last_step_due_at = UTCDateTimeField()
-    state = peewee.CharField(default="active")  # active, acknowledged, ended
+    state = peewee.CharField(default="active")  # active, acknowledged, exhausted, ended
     acknowledged_at = UTCDateTimeField(null=True)
     acknowledged_by = peewee.CharField(null=True)
+    tier_since = UTCDateTimeField(null=True)  # when the current tier's first step was due
+    next_step_at = UTCDateTimeField(null=True)  # None: no step follows
+    reasons = JSONField(null=True)  # the rules that fired into the ladder
+    forced = peewee.BooleanField(default=False)  # an agent's #escalate started or raised it
+    ack_tier = peewee.IntegerField(null=True)  # the tier of whoever acknowledged
+    ended_at = UTCDateTimeField(null=True)
+    severity = peewee.CharField(null=True)  # the ticket's severity when the ladder started
 
-    class Meta:
-        indexes = ((("ticket", "rule"), True),)
+
+# At most one active ladder per ticket, by the database itself: whatever instances race on
+# PostgreSQL, a second one cannot be written (a partial unique index, on SQLite too).
+Escalation.add_index(Escalation.index(Escalation.ticket, unique=True, name="escalation_one_active_per_ticket")
+                     .where(Escalation.state == "active"))
 
 
 class Outbox(BaseModel):

@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from . import audit, clock, ratelimit, rows, tokens, verp
-from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
+from .models import Delivery, Escalation, Event, Incident, Message, Outbox, Ticket, load_json
 from .rules.durations import format_duration
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
+from .rules.ladder import ESCALATION, NEXT_TIER, REMINDER, UNANSWERED, MailStep
 from .rules.model import Rule, Ruleset, Severity, Tier, normalise_address
 from .templates import Renderer
 
@@ -67,6 +68,7 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
     except KeyError:  # the severity was removed from rules.yaml after the ticket got it
         severity = ruleset.default_severity
     display = f"{ticket.requester_name} <{ticket.requester}>" if ticket.requester_name else ticket.requester
+    due = resolution_due(ticket, severity, ruleset)
     return {
         "ref": ticket.ref,
         "subject": ticket.subject,
@@ -79,7 +81,9 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
         "created_at": _when(ticket.created_at),
         "age": format_duration(max(now - ticket.created_at, timedelta(0))),
         "first_response_at": _when(ticket.first_response_at),
-        "resolution_due_at": _when(resolution_due(ticket, severity, ruleset)),
+        "resolution_due_at": _when(due),
+        # a target that has passed says so: the mail is read later than it was decided, never as if in time
+        "resolution_overdue": format_duration(now - due) if due is not None and due <= now else None,
         "resolved_at": _when(ticket.resolved_at),
         "message_count": ticket.message_count,
     }
@@ -98,7 +102,7 @@ DERIVED = "_as_of_decision"
 _LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
                           'WHERE "ticket_id" = ? AND "kind" = \'customer\' AND "received_at" <= ? '
                           'ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
-_HISTORY = ('SELECT "at", "actor", "action", "rule" FROM "event" WHERE "ticket_id" = ? AND "at" <= ? '
+_HISTORY = ('SELECT "at", "actor", "action", "rule", "detail" FROM "event" WHERE "ticket_id" = ? AND "at" <= ? '
             f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
 
 
@@ -122,11 +126,53 @@ def last_customer_message(ticket_id: int, as_of: datetime) -> dict[str, str] | N
 
 
 def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
-    """The ticket's last HISTORY_EVENTS audit events recorded by `as_of`, oldest first (at equal
-    times in the order they were written)."""
+    """What happened to the ticket, oldest first, as a person reads it: the last HISTORY_EVENTS
+    audit events recorded by `as_of` (at equal times in the order they were written), in words
+    rather than internal event names, bookkeeping left out, and a run of the same step collapsed
+    into one line ("Frontline reminded 3 times since 10:00")."""
     found = rows.select(_HISTORY, [ticket_id, Event.at.db_value(as_of)])
-    return [{"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule}
-            for at, actor, action, rule in reversed(found)]
+    shown: list[dict[str, Any]] = []
+    for at, actor, action, rule, detail in reversed(found):
+        words = event_text(action, load_json(detail) if isinstance(detail, str) else (detail or {}))
+        if words is None:
+            continue
+        last = shown[-1] if shown else None
+        if last is not None and (last["action"], last["words"], last["actor"]) == (action, words, actor):
+            last["times"] += 1  # the line keeps the first one's time
+            last["text"] = f"{words} {last['times']} times since {last['at']}"
+            continue
+        shown.append({"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule,
+                      "words": words, "text": words, "times": 1})
+    return shown
+
+
+# Audit events as a mail's history says them; None: bookkeeping a reader does not need
+_EVENT_TEXT: dict[str, str | None] = {
+    "created": "ticket opened", "message": "{kind} message", "reopened": "reopened by the customer",
+    "customer-replied": "the customer replied", "customer-replied-to": "an agent answered the customer",
+    "escalated": "escalated to tier {tier}", "escalated-next-tier": "moved up to tier {tier}",
+    "reminded": "tier {tier} reminded", "ladder-exhausted": "nobody acknowledged; reminders stopped",
+    "escalation-ended": "escalation ended: {why}", "acknowledged": "acknowledged", "resolved": "resolved",
+    "closed": "closed", "waiting": "waiting on the customer", "note": "internal note",
+    "assigned": "assigned to {assignee}", "snoozed": "snoozed until {until}",
+    "escalation-requested": "escalation requested", "severity-changed": "severity changed to {severity}",
+    "incident-linked": "linked to an incident of {customers} customers", "lead-alerted": "lead told of a breach",
+    "input-requested": "input asked from {department}", "rule-fired": "rule {rule} fired",
+    "command-refused": "a reply's commands were refused", "command-failed": "a command could not be applied",
+    "drill-started": "drill started",
+    "rule-absorbed": None, "notification-suppressed": None, "command-unknown": None, "escalation-details": None,
+    "acknowledgement-skipped": None, "digest": None, "acknowledgement-queued": None,
+}
+
+
+def event_text(action: str, detail: dict[str, Any]) -> str | None:
+    template = _EVENT_TEXT.get(action, action.replace("-", " "))
+    if template is None:
+        return None
+    try:
+        return template.format(**{key: value for key, value in detail.items() if value is not None})
+    except (KeyError, IndexError, ValueError):  # an older event without the detail: its plain words
+        return action.replace("-", " ")
 
 
 DERIVERS: dict[str, Callable[[int, datetime], Any]] = {"last_message": last_customer_message, "history": history}
@@ -304,7 +350,8 @@ class DeferredMail:
                 escalation.id = ids[(escalation.ticket_id, escalation.rule)]
 
 
-_ESCALATION_COLUMNS = ("ticket", "rule", "tier", "step", "started_at", "last_step_due_at", "state")
+_ESCALATION_COLUMNS = ("ticket", "rule", "tier", "step", "started_at", "last_step_due_at", "state", "tier_since",
+                       "next_step_at", "reasons", "forced", "ack_tier", "ended_at", "severity")
 FLUSH_ROWS = 100  # outbox rows per INSERT: well inside SQLite's limit of 32,766 parameters
 _local = threading.local()
 
@@ -325,7 +372,7 @@ def deferred(secret: bytes) -> Iterator[DeferredMail]:
 
 
 def new_escalation(values: dict[str, Any]) -> Escalation:
-    """A rule begins to hold on a ticket: its escalation row, written now, or in a tick batch with
+    """A ticket's new ladder: its escalation row, written now, or in a tick batch with
     the batch's mail (`DeferredMail.flush`), without an id until then (tickets.py writes such an
     escalation's later changes by leaving them on the instance)."""
     batch = _deferred()
@@ -425,17 +472,20 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
 
 # -- the tier thread: escalation, reminder, next tier, confirmation, resolution --------------------
 
-def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_in_tier: int, is_repeat: bool,
-                       is_next_tier: bool, previous_tier: Tier | None, next_step: str, ruleset: Ruleset,
-                       now: datetime) -> dict[str, Any]:
+def escalation_context(ticket: Ticket, step: MailStep, tier: Tier, previous_tier: Tier | None, next_step: str,
+                       ruleset: Ruleset, now: datetime, rule: Rule | None = None) -> dict[str, Any]:
+    rules = [_rule_context(ruleset, name) for name in dict.fromkeys((step.rule, *step.reasons))]
+    if rule is not None:
+        rules[0] = {"name": rule.name, "description": rule.description}
     context = {
         "ticket": ticket_context(ticket, ruleset, now),
-        "rule": {"name": rule.name, "description": rule.description},
-        "tier": {"level": tier.level, "name": tier.name, "group": tier.group},
-        "step": step,
-        "step_in_tier": step_in_tier,
-        "is_repeat": is_repeat,
-        "is_next_tier": is_next_tier,
+        "rule": rules[0],
+        "rules": rules,  # every rule that holds, the one whose cadence the ladder follows first
+        "tier": {"level": tier.level, "name": tier.name, "group": tier.group, "lead": tier.lead},
+        "step": step.step,
+        "step_in_tier": step.step,
+        "is_repeat": step.kind == REMINDER,
+        "is_next_tier": step.kind == NEXT_TIER,
         "previous_tier_name": previous_tier.name if previous_tier else None,
         "needed": "Acknowledge the ticket (reply #ack) and get the customer a response.",
         "next_step": next_step,
@@ -444,47 +494,91 @@ def escalation_context(ticket: Ticket, rule: Rule, tier: Tier, step: int, step_i
     return _as_of(context, "last_message", "history")
 
 
-def queue_escalation(*, ticket: Ticket, escalation: Escalation, rule: Rule, tier: Tier, step: int,
-                     due_at: datetime, next_step: str, ruleset: Ruleset, renderer: Renderer,
-                     secret: bytes, now: datetime, previous_tier: Tier | None) -> Outbox | None:
-    """Step `step` of `rule` on `ticket`: the first escalation, a reminder, or the next tier."""
-    is_next_tier = previous_tier is not None and previous_tier.level != tier.level
-    is_repeat = step > 0 and not is_next_tier
-    steps_per_tier = (rule.next_tier_after + 1) if rule.next_tier_after is not None else None
-    step_in_tier = step % steps_per_tier if steps_per_tier else step
-    if is_next_tier:
+def _rule_context(ruleset: Ruleset, name: str) -> dict[str, str]:
+    try:
+        rule = ruleset.rule(name)
+    except KeyError:  # left rules.yaml since it fired
+        return {"name": name, "description": ""}
+    return {"name": rule.name, "description": rule.description}
+
+
+def queue_ladder_mail(*, ticket: Ticket, escalation: Escalation | None, step: MailStep, ruleset: Ruleset,
+                      renderer: Renderer, secret: bytes, now: datetime, next_step: str,
+                      rule: Rule | None = None) -> Outbox | None:
+    """The one mail a ladder step sends: the ladder's first mail to its tier, a reminder, the next
+    tier up, or the top tier's lead told the ladder went unanswered (rules/ladder.py). `rule`: a
+    rule that is not in the ruleset (a drill's)."""
+    tier = ruleset.tier(step.tier)
+    previous = ruleset.tier(step.previous_tier) if step.previous_tier in {t.level for t in ruleset.tiers} else None
+    context = escalation_context(ticket, step, tier, previous, next_step, ruleset, now, rule)
+    recipients = [tier.group]
+    if step.kind == NEXT_TIER:
         label = f"Escalated to {tier.name}"
-    elif is_repeat:
-        label = f"Reminder {step_in_tier}, {tier.name}"
+    elif step.kind == REMINDER:
+        label = f"Reminder {step.step}, {tier.name}"
+    elif step.kind == UNANSWERED:
+        if not tier.lead:
+            return None  # nobody to tell; the audit trail and `tickets show` say the ladder is exhausted
+        recipients = [tier.lead]
+        label = f"Unanswered by {tier.name}"
     else:
         label = f"Escalation to {tier.name}"
-    subject = f"[{ticket.ref}] {label}: {ticket.subject}"
-    context = escalation_context(ticket, rule, tier, step, step_in_tier, is_repeat, is_next_tier, previous_tier,
-                                 next_step, ruleset, now)
-    kind = "next-tier" if is_next_tier else ("reminder" if is_repeat else "escalation")
-    template = kind if rule.template == DEFAULT_TEMPLATE and kind in _template_names(renderer) else rule.template
-    return _queue(ticket=ticket, kind=kind, recipients=[tier.group], subject=subject, template=template,
-                  context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
-                  tier_level=tier.level, escalation=escalation, rule=rule.name, step=step, due_at=due_at)
+    incident = _incident_label(ticket, ruleset, step.rule)
+    if incident and step.kind in (ESCALATION, NEXT_TIER):
+        label = f"{incident}, {tier.name}"  # the incident's own alert, not one more ticket's escalation
+    try:
+        template_of_rule = (rule or ruleset.rule(step.rule)).template
+    except KeyError:
+        template_of_rule = DEFAULT_TEMPLATE
+    template = (step.kind if template_of_rule == DEFAULT_TEMPLATE and step.kind in _template_names(renderer)
+                else template_of_rule)
+    if step.kind == UNANSWERED:
+        template = "unanswered"
+    return _queue(ticket=ticket, kind=step.kind, recipients=recipients, subject=f"[{ticket.ref}] {label}: {ticket.subject}",
+                  template=template, context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
+                  tier_level=tier.level, escalation=escalation, rule=step.rule, step=step.step, due_at=step.due_at)
 
 
-def queue_confirmation(*, ticket: Ticket, tier: Tier, actor: str, action_text: str, note: str,
+def _incident_label(ticket: Ticket, ruleset: Ruleset, rule_name: str) -> str | None:
+    """"Incident: 3 customers affected" when `rule_name` acts for the ticket's incident."""
+    try:
+        incident_wide = ruleset.rule(rule_name).incident_wide
+    except KeyError:
+        return None
+    if not incident_wide or ticket.incident_id is None:
+        return None
+    customers = Incident.select(Incident.customers).where(Incident.id == ticket.incident_id).scalar()
+    return f"Incident: {customers} customers affected"
+
+
+def escalated_tiers(ticket: Ticket, ruleset: Ruleset) -> list[Tier]:
+    """The tiers whose groups were mailed about the ticket, lowest first."""
+    levels = {row.tier for row in Outbox.select(Outbox.tier)
+              .where((Outbox.ticket == ticket) & Outbox.kind.in_(ESCALATION_KINDS) & Outbox.tier.is_null(False))}
+    return [tier for tier in ruleset.tiers if tier.level in levels]
+
+
+def queue_confirmation(*, ticket: Ticket, tier: Tier | None, actor: str, action_text: str, note: str,
                        ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
-    """Tell the tier thread that a command took effect, so the group sees who has it."""
+    """Tell the tier thread that a command took effect, so whoever was told of the ticket sees who has
+    it: every tier group that was mailed about it, and the tier of the mail answered."""
+    tiers = {t.level: t for t in escalated_tiers(ticket, ruleset)}
+    if tier is not None:
+        tiers.setdefault(tier.level, tier)
+    if not tiers:
+        return None
     context = {"ticket": ticket_context(ticket, ruleset, now), "actor": actor, "action_text": action_text,
                "note": note, "support_address": ruleset.support_address}
     subject = f"[{ticket.ref}] {action_text.capitalize()} by {actor}: {ticket.subject}"
-    return _queue(ticket=ticket, kind="confirmation", recipients=[tier.group], subject=subject,
-                  template="confirmation", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
-                  now=now, tier_level=tier.level)
+    return _queue(ticket=ticket, kind="confirmation", recipients=[t.group for _, t in sorted(tiers.items())],
+                  subject=subject, template="confirmation", context=context, ruleset=ruleset, renderer=renderer,
+                  secret=secret, now=now, tier_level=(tier or max(tiers.values(), key=lambda t: t.level)).level)
 
 
 def queue_resolution_notice(*, ticket: Ticket, actor: str, note: str, ruleset: Ruleset, renderer: Renderer,
                             secret: bytes, now: datetime) -> Outbox | None:
     """Tell every tier group that was escalated to on this ticket that it is resolved: stop work."""
-    levels = sorted({row.tier for row in Outbox.select(Outbox.tier)
-                     .where((Outbox.ticket == ticket) & Outbox.kind.in_(ESCALATION_KINDS) & Outbox.tier.is_null(False))})
-    tiers = [ruleset.tier(level) for level in levels if level in {t.level for t in ruleset.tiers}]
+    tiers = escalated_tiers(ticket, ruleset)
     if not tiers:
         return None
     context = {"ticket": ticket_context(ticket, ruleset, now), "actor": actor, "note": note,

@@ -113,5 +113,8 @@ def procedure_markdown(ruleset: Ruleset, commands: dict[str, str] | None = None)
     for name, description in (commands or {}).items():
         out.append(f"- `#{name}` — {description}")
     out += ["", "Escalations stop when one person acknowledges (`#ack`). Replies from anyone else, or to mail "
-                "escalate did not send, are recorded and refused."]
+                "escalate did not send, are recorded and refused.",
+            "", f"Each ticket has one escalation ladder: a rule for a tier the ticket already has adds its reason "
+                f"without a mail; a higher one moves the ticket up at once. Nobody answering, the top tier is "
+                f"reminded {ruleset.top_reminders} times, then its lead is told once and the reminders stop."]
     return "\n".join(out) + "\n"

@@ -8,6 +8,7 @@ from typing import Any
 
 import peewee
 
+from . import ladders
 from .clock import iso
 from .models import Delivery, Escalation, Event, Message, Outbox, Quarantine, Ticket
 
@@ -36,11 +37,28 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+def with_ladders(summaries: list[dict[str, Any]], tickets: list[Ticket]) -> list[dict[str, Any]]:
+    """Each summary with its ticket's ladder state ("active", "acknowledged", "exhausted", "ended",
+    or None: never escalated), read for all of them in one query per chunk."""
+    states: dict[int, tuple[bool, int, str]] = {}
+    ids = [t.id for t in tickets]
+    for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
+        for ticket_id, row_id, state in (Escalation.select(Escalation.ticket, Escalation.id, Escalation.state)
+                                         .where(Escalation.ticket.in_(ids[start:start + 900])).tuples()):
+            key = (state == "active", row_id, state)  # the current ladder: the active one, else the latest
+            if ticket_id not in states or key > states[ticket_id]:
+                states[ticket_id] = key
+    for summary, ticket in zip(summaries, tickets):
+        summary["ladder"] = states[ticket.id][2] if ticket.id in states else None
+    return summaries
+
+
 def list_tickets(status: str | None = None) -> list[dict[str, Any]]:
     query = Ticket.select().order_by(Ticket.id)
     if status:
         query = query.where(Ticket.status == status)
-    return [ticket_summary(t) for t in query]
+    found = list(query)
+    return with_ladders([ticket_summary(t) for t in found], found)
 
 
 # `tickets list --sort KEY`: the column each key orders by (ties broken by id, oldest first)
@@ -95,9 +113,11 @@ def find_tickets(where: TicketFilter, *, sort: str = "created", descending: bool
     if where.only_ids is not None and len(where.only_ids) > MAX_IN_LIST:
         # a very large computed set is applied here rather than as a huge IN (...) in SQL
         matched = [t for t in query if t.id in where.only_ids]
-        return [ticket_summary(t) for t in (matched[:limit] if limit else matched)], len(matched)
+        shown = matched[:limit] if limit else matched
+        return with_ladders([ticket_summary(t) for t in shown], shown), len(matched)
     total = query.count()
-    return [ticket_summary(t) for t in (query.limit(limit) if limit else query)], total
+    shown = list(query.limit(limit) if limit else query)
+    return with_ladders([ticket_summary(t) for t in shown], shown), total
 
 
 def get_ticket(ref: str) -> Ticket:
@@ -107,18 +127,22 @@ def get_ticket(ref: str) -> Ticket:
     return ticket
 
 
-def show_ticket(ref: str) -> dict[str, Any]:
+def show_ticket(ref: str, ruleset=None) -> dict[str, Any]:
     ticket = get_ticket(ref)
     detail = ticket_summary(ticket)
     detail["messages"] = [{
         "message_id": m.message_id, "kind": m.kind, "from": m.from_addr, "subject": m.subject,
         "received_at": iso(m.received_at), "sent_at": iso(m.sent_at), "text": m.new_text,
     } for m in Message.select().where(Message.ticket == ticket).order_by(Message.id)]
+    escalations = list(Escalation.select().where(Escalation.ticket == ticket).order_by(Escalation.id))
     detail["escalations"] = [{
         "rule": e.rule, "tier": e.tier, "step": e.step, "state": e.state, "started_at": iso(e.started_at),
         "last_step_due_at": iso(e.last_step_due_at), "acknowledged_at": iso(e.acknowledged_at),
-        "acknowledged_by": e.acknowledged_by,
-    } for e in Escalation.select().where(Escalation.ticket == ticket).order_by(Escalation.id)]
+        "acknowledged_by": e.acknowledged_by, "reasons": e.reasons or [e.rule], "next_step_at": iso(e.next_step_at),
+        "forced": bool(e.forced), "ended_at": iso(e.ended_at),
+    } for e in escalations]
+    # the current ladder: its state ("exhausted" when it ran its course unanswered), tier, reminders, why
+    detail["ladder"] = ladders.summary(ladders.ladder_of(ticket, escalations), ruleset)
     detail["notifications"] = [outbox_summary(o) for o in Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id)]
     detail["events"] = [{
         "at": iso(e.at), "actor": e.actor, "action": e.action, "rule": e.rule, "detail": e.detail,

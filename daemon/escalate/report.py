@@ -110,8 +110,13 @@ def _totals(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
     top = peewee.fn.SUM(peewee.Case(None, [(Ticket.tier >= ruleset.max_tier_level, 1)], 0))
     [(total, esc, ack, res, top_n)] = rows(Ticket.select(peewee.fn.COUNT(Ticket.id), escalated, acknowledged, resolved,
                                                          top).where(window))
+    exhausted = (Escalation.select(peewee.fn.COUNT(peewee.fn.DISTINCT(Escalation.ticket)))
+                 .join(Ticket, on=(Escalation.ticket == Ticket.id))
+                 .where(window & (Escalation.state == "exhausted")).scalar())
     return {"totals": {"tickets": total, "escalated": esc or 0, "acknowledged": ack or 0, "resolved": res or 0,
-                       "reached_top_tier": top_n or 0}}
+                       "reached_top_tier": top_n or 0,
+                       # a ladder that ran its course: the top tier was reminded and nobody answered
+                       "ladder_exhausted": exhausted or 0}}
 
 
 def _per_tier(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:

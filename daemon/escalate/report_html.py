@@ -158,6 +158,7 @@ def render(data: dict[str, Any], generated_at: str) -> str:
     cards = [("tickets opened", totals["tickets"]), ("escalated", totals["escalated"]),
              ("acknowledged", totals["acknowledged"]), ("resolved", totals["resolved"]),
              (f"reached tier {top['level']}", totals["reached_top_tier"]),
+             ("unanswered to the end", totals.get("ladder_exhausted", 0)),
              ("first-response breaches", data["sla_breaches"]["total"]["first_response"]),
              ("resolution breaches", data["sla_breaches"]["total"]["resolution"])]
     tables = [

@@ -6,34 +6,29 @@ escalation requests, incident links) and runs the rules over it as an ideal daem
 that looks at every ticket exactly when it is due. It predicts every escalation step (ticket,
 rule, step, tier, due time) and compares the prediction with the steps the daemon really took.
 
-With the current rules the two agree whenever the daemon ran at least once per repeat interval;
-with a candidate file the difference is what the change would have done.
+Both decide with the same function, `rules.ladder.decide`: the replay only keeps the ladder in
+memory instead of in the database. With the current rules the two agree whenever the daemon ran
+at least once per repeat interval; with a candidate file the difference is what the change would
+have done.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable
 
 from .clock import iso, parse_time
-from .engine import step_due, steps_elapsed
+
 from .models import Event, Ticket
 from .rules.facts import TicketFacts
+from .rules.ladder import ACKNOWLEDGED, ACTIVE as LADDER_ACTIVE, ENDED, UNANSWERED, Ladder, decide
 from .rules.model import Ruleset
 
 STEP_ACTIONS = ("escalated", "reminded", "escalated-next-tier")
 ACTIVE = ("new", "open", "waiting")
-
-
-@dataclass
-class _Escalation:
-    started_at: datetime
-    step: int
-    tier: int
-    state: str  # active, acknowledged, ended
 
 
 @dataclass
@@ -54,7 +49,7 @@ class _Ticket:
     escalation_requested_at: datetime | None = None
     incident: int | None = None
     snoozed_until: datetime | None = None
-    escalations: dict[str, _Escalation] = field(default_factory=dict)
+    ladder: Ladder = field(default_factory=Ladder)
     due: datetime | None = None
     version: int = 0
 
@@ -78,6 +73,7 @@ class Replay:
         self.ruleset = ruleset
         self.tickets: dict[int, _Ticket] = {}
         self.incidents: dict[int, list[int]] = {}
+        self.incident_rules_fired: dict[int, set[str]] = {}
         self.steps: list[Step] = []
         self._heap: list = []
         self._seq = itertools.count()
@@ -148,15 +144,20 @@ class Replay:
             ticket.acknowledged = True
             if ticket.status == "new":
                 ticket.status = "open"
-            for escalation in ticket.escalations.values():
-                if escalation.state == "active":
-                    escalation.state = "acknowledged"
+            level = detail.get("tier")
+            ladder = ticket.ladder
+            if ladder.state == LADDER_ACTIVE:
+                level = level if level is not None else ladder.tier
+                ticket.ladder = replace(ladder, state=ACKNOWLEDGED, ack_tier=level, ended_at=now, next_step_at=None)
+            else:  # as tickets.acknowledge records it: an acknowledged ladder of its own
+                level = level if level is not None else ticket.tier
+                ticket.ladder = Ladder(state=ACKNOWLEDGED, tier=level or 0, ack_tier=level, ended_at=now,
+                                       started_at=now, fired=ladder.fired)
         elif action == "resolved":
             self._end_wait(ticket, now)
             ticket.status = "resolved"
-            for escalation in ticket.escalations.values():
-                if escalation.state == "active":
-                    escalation.state = "ended"
+            if ticket.ladder.state == LADDER_ACTIVE:
+                ticket.ladder = replace(ticket.ladder, state=ENDED, ended_at=now, next_step_at=None)
         elif action == "waiting":
             ticket.status = "waiting"
             ticket.waiting_since = now
@@ -206,67 +207,27 @@ class Replay:
             first_response_at=ticket.first_response_at, last_customer_message_at=ticket.last_customer_message_at,
             last_agent_message_at=ticket.last_agent_message_at, acknowledged=ticket.acknowledged,
             waiting_periods=tuple(ticket.waiting_periods), waiting_since=ticket.waiting_since,
-            escalation_requested_at=ticket.escalation_requested_at, incident_joins=joins, incident_primary=primary)
+            escalation_requested_at=ticket.escalation_requested_at, incident_joins=joins, incident_primary=primary,
+            incident_rules_fired=frozenset(self.incident_rules_fired.get(ticket.incident, ())))
 
     def _evaluate(self, ticket: _Ticket, now: datetime) -> None:
+        """The engine's evaluation (engine._evaluate_ticket), on the ladder kept in memory."""
         if ticket.snoozed_until is not None and ticket.snoozed_until > now:
             self._schedule(ticket, ticket.snoozed_until)
             return
-        upcoming: list[datetime] = []
-        for _pass in range(3):
-            severity = ticket.severity
-            upcoming = self._evaluate_once(ticket, now)
-            if ticket.severity == severity:
-                break
-        self._schedule(ticket, min(upcoming) if upcoming else None)
-
-    def _evaluate_once(self, ticket: _Ticket, now: datetime) -> list[datetime]:
-        ruleset = self.ruleset
-        facts = self._facts(ticket)
-        calendar = ruleset.calendar_for_severity(ticket.severity)
-        upcoming: list[datetime] = []
-        for rule in ruleset.rules:
-            escalation = ticket.escalations.get(rule.name)
-            if escalation is not None and escalation.state != "active":
-                continue
-            fires_at = rule.fires_at(facts, ruleset)
-            if fires_at is None:
-                if escalation is not None and ticket.status != "waiting":
-                    escalation.state = "ended"
-                continue
-            if escalation is None:
-                if fires_at > now:
-                    upcoming.append(fires_at)
-                    continue
-                escalation = _Escalation(started_at=fires_at, step=0, tier=rule.escalate_to or ticket.tier or 0,
-                                         state="active" if rule.notifies else "ended")
-                ticket.escalations[rule.name] = escalation
-                if rule.notifies:
-                    self._step(ticket, rule, escalation, 0, calendar)
-                for bound in rule.actions:
-                    if bound.name == "set_severity":
-                        self._set_severity(ticket, rule, bound.value, now)
-                step = 0
-            else:
-                if rule.repeat_every is None:
-                    continue
-                next_due = step_due(calendar, escalation.started_at, escalation.step + 1, rule.repeat_every)
-                if next_due > now:
-                    upcoming.append(next_due)
-                    continue
-                step = max(escalation.step + 1,
-                           steps_elapsed(calendar, escalation.started_at, now, rule.repeat_every))
-                self._step(ticket, rule, escalation, step, calendar)
-            if rule.notifies and rule.repeat_every is not None:
-                upcoming.append(step_due(calendar, escalation.started_at, step + 1, rule.repeat_every))
-        return upcoming
-
-    def _step(self, ticket: _Ticket, rule, escalation: _Escalation, step: int, calendar) -> None:
-        level = rule.tier_for_step(step, self.ruleset)
-        escalation.step, escalation.tier = step, level
-        ticket.tier = level if ticket.tier is None else max(ticket.tier, level)
-        self.steps.append(Step(ticket.ref, rule.name, step, level,
-                               step_due(calendar, escalation.started_at, step, rule.repeat_every)))
+        decision = decide(self._facts(ticket), ticket.ladder, self.ruleset, now)
+        ticket.ladder = decision.ladder
+        for firing in decision.firings:
+            if firing.rule.incident_wide and ticket.incident is not None:
+                self.incident_rules_fired.setdefault(ticket.incident, set()).add(firing.rule.name)
+            for bound in firing.rule.actions:
+                if bound.name == "set_severity":
+                    self._set_severity(ticket, firing.rule, bound.value, now)
+        mail = decision.mail
+        if mail is not None and mail.kind != UNANSWERED:
+            ticket.tier = mail.tier if ticket.tier is None else max(ticket.tier, mail.tier)
+            self.steps.append(Step(ticket.ref, mail.rule, mail.step, mail.tier, mail.due_at))
+        self._schedule(ticket, decision.next_due)
 
     def _set_severity(self, ticket: _Ticket, rule, severity: str, now: datetime) -> None:
         affected = [ticket]

@@ -14,7 +14,18 @@ from .clock import iso
 from .config import Settings, redact_url
 from .db import sqlite_path
 from .instance import InstanceLock
-from .models import ACTIVE_STATUSES, FolderState, Outbox, Quarantine, Ticket, database
+from .models import ACTIVE_STATUSES, Escalation, FolderState, Outbox, Quarantine, Ticket, database
+
+
+def ladder_counts() -> list[tuple[str, int]]:
+    """Open tickets by the state of their latest ladder (active, acknowledged, exhausted, ended)."""
+    latest = (Escalation.select(Escalation.ticket, fn.MAX(Escalation.id).alias("latest"))
+              .group_by(Escalation.ticket))
+    query = (Escalation.select(Escalation.state, fn.COUNT(Escalation.id))
+             .join(latest, on=(Escalation.id == latest.c.latest))
+             .join(Ticket, on=(Escalation.ticket == Ticket.id))
+             .where(Ticket.status.in_(ACTIVE_STATUSES)).group_by(Escalation.state))
+    return [(state, count) for state, count in query.tuples()]
 
 
 def ticket_counts() -> list[tuple[str, str, int]]:
@@ -55,6 +66,8 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
         "smtp": settings.smtp.redacted() if settings.smtp else None,
         "tickets": by_status,
         "open_tickets_by_tier": by_tier,
+        # open tickets by their escalation ladder: "exhausted" ones went unanswered to the top and stopped
+        "open_tickets_by_ladder": dict(ladder_counts()),
         "due_now": overdue,
         "outbox": {
             "queued": queued,

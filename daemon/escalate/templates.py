@@ -96,22 +96,27 @@ _SAMPLE_TICKET = {
     "ref": "T-1", "subject": "Checkout is down", "requester": "carl@customer.example",
     "requester_display": "Carl <carl@customer.example>", "severity": "urgent", "status": "open", "tier": 1,
     "assignee": None, "created_at": "2026-11-02 09:00 UTC", "age": "1h", "first_response_at": None,
-    "resolution_due_at": "2026-11-02 13:00 UTC", "resolved_at": None, "message_count": 2,
+    "resolution_due_at": "2026-11-02 13:00 UTC", "resolution_overdue": None, "resolved_at": None, "message_count": 2,
 }
 _SAMPLE_MESSAGE = {"sender": "carl@customer.example", "at": "2026-11-02 09:00 UTC", "text": "Error 502 at payment."}
-_SAMPLE_HISTORY = [{"at": "2026-11-02 09:00 UTC", "actor": "carl@customer.example", "action": "ticket-created", "rule": None}]
+_SAMPLE_HISTORY = [{"at": "2026-11-02 09:00 UTC", "actor": "carl@customer.example", "action": "created", "rule": None,
+                   "text": "ticket opened", "times": 1}]
 _SAMPLE_ESCALATION = {
     "ticket": _SAMPLE_TICKET, "rule": {"name": "urgent-no-first-response", "description": "Urgent tickets need a response."},
     "tier": {"level": 1, "name": "Frontline", "group": "tier1@example.com"}, "step": 1, "step_in_tier": 1,
     "is_repeat": True, "is_next_tier": False, "previous_tier_name": "Frontline",
     "needed": "Acknowledge the ticket.", "next_step": "A reminder at 10:00.", "last_message": _SAMPLE_MESSAGE,
     "history": _SAMPLE_HISTORY, "support_address": "support@example.com",
+    "rules": [{"name": "urgent-no-first-response", "description": "Urgent tickets need a response."}],
 }
 KINDS: dict[str, dict[str, Any]] = {
     "escalation": _SAMPLE_ESCALATION,
     "reminder": _SAMPLE_ESCALATION,
     "next-tier": {**_SAMPLE_ESCALATION, "is_repeat": False, "is_next_tier": True,
                   "tier": {"level": 2, "name": "Specialists", "group": "tier2@example.com"}},
+    "unanswered": {**_SAMPLE_ESCALATION, "is_repeat": False, "step": 3, "step_in_tier": 3,
+                   "tier": {"level": 3, "name": "Critical response", "group": "tier3@example.com",
+                            "lead": "lead3@example.com"}},
     "confirmation": {"ticket": _SAMPLE_TICKET, "actor": "alice@example.com", "action_text": "acknowledged",
                      "note": "", "support_address": "support@example.com"},
     "breach": {"ticket": _SAMPLE_TICKET, "rule": _SAMPLE_ESCALATION["rule"],

@@ -81,8 +81,11 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
     rows.update(ticket, *changed)
 
 
-def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
-    """A person has taken the ticket: every running escalation stops repeating."""
+def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int | None = None) -> None:
+    """A person has taken the ticket: its ladder stops, whichever tier's mail they answered.
+
+    `tier` is the acknowledging member's tier (None: the tier the ladder has reached). Rules that
+    fire later at or below it are absorbed; a rule above it starts a new ladder (rules/ladder.py)."""
     if ticket.status not in ACTIVE_STATUSES:
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be acknowledged")
     if ticket.acknowledged_at is None:
@@ -92,9 +95,20 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
         ticket.assignee = by
     if ticket.status == "new":
         ticket.status = "open"
-    stopped = (Escalation.update(state="acknowledged", acknowledged_at=now, acknowledged_by=by)
-               .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
-    audit.record(ticket, now, by, "acknowledged", via=via, escalations_stopped=stopped)
+    ladder = Escalation.select().where((Escalation.ticket == ticket) & (Escalation.state == "active")).first()
+    level = tier if tier is not None else (ladder.tier if ladder is not None else ticket.tier)
+    if ladder is not None:
+        ladder.state, ladder.acknowledged_at, ladder.acknowledged_by = "acknowledged", now, by
+        ladder.ack_tier, ladder.ended_at, ladder.next_step_at = level, now, None
+        rows.update(ladder, "state", "acknowledged_at", "acknowledged_by", "ack_tier", "ended_at", "next_step_at")
+    else:
+        # acknowledged with no ladder running: an acknowledged one is recorded, so rules at or below
+        # the member's tier do not mail anyone about a ticket someone has taken
+        rows.create(Escalation, ticket=ticket, rule="acknowledged", tier=level or 0, step=0, started_at=now,
+                    last_step_due_at=now, state="acknowledged", acknowledged_at=now, acknowledged_by=by,
+                    ack_tier=level, ended_at=now, reasons=[], forced=False)
+    audit.record(ticket, now, by, "acknowledged", via=via, escalations_stopped=1 if ladder is not None else 0,
+                 tier=level)
     _touch(ticket, now)
 
 
@@ -104,7 +118,8 @@ def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "")
     _end_wait(ticket, now)
     ticket.status = "resolved"
     ticket.resolved_at = now
-    (Escalation.update(state="ended").where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
+    (Escalation.update(state="ended", ended_at=now, next_step_at=None)
+     .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
     audit.record(ticket, now, by, "resolved", via=via, note=note)
     _touch(ticket, now)
 
@@ -201,42 +216,19 @@ def add_note(ticket: Ticket, by: str, now: datetime, text: str, *, via: str) -> 
     ticket.save()
 
 
-def record_escalation_step(ticket: Ticket, escalation: Escalation, *, tier: int, step: int,
-                           due_at: datetime, now: datetime) -> None:
-    """The engine escalated (or re-notified): remember the tier the ticket has reached. The
-    ticket's tier is raised on the instance; the caller writes it with the evaluation's outcome
-    (`schedule`, or `schedule_many` for a tick batch, one UPDATE per ticket)."""
-    previous_tier = ticket.tier
-    ticket.tier = tier if previous_tier is None else max(previous_tier, tier)
-    # only what changed, from stored SQL texts: a tick may record a hundred of these (rows.py);
-    # a first step usually finds the escalation just created as it should be
-    if (escalation.tier, escalation.step, escalation.last_step_due_at) != (tier, step, due_at):
-        escalation.tier = tier
-        escalation.step = step
-        escalation.last_step_due_at = due_at
-        _write_escalation(escalation, "tier", "step", "last_step_due_at")
-    action = "escalated" if step == 0 else ("escalated-next-tier" if previous_tier is not None and tier > previous_tier else "reminded")
-    audit.record(ticket, now, SYSTEM, action, rule=escalation.rule, tier=tier, step=step, due_at=due_at.isoformat())
-
-
-def end_escalation(ticket: Ticket, escalation: Escalation, now: datetime, why: str) -> None:
-    """A rule stopped holding (e.g. the first response arrived): its repeats stop."""
-    escalation.state = "ended"
-    _write_escalation(escalation, "state")
-    audit.record(ticket, now, SYSTEM, "escalation-ended", rule=escalation.rule, why=why)
-
-
-def _write_escalation(escalation: Escalation, *names: str) -> None:
-    if escalation.id is None:  # new in this tick batch: written as it is when the batch ends (notify.py)
-        return
-    rows.update(escalation, *names)
+def raise_tier(ticket: Ticket, tier: int) -> None:
+    """The engine escalated: remember the highest tier the ticket has reached. Raised on the
+    instance; the caller writes it with the evaluation's outcome (`schedule`, or `schedule_many`
+    for a tick batch, one UPDATE per ticket)."""
+    ticket.tier = tier if ticket.tier is None else max(ticket.tier, tier)
 
 
 def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
     """When the engine next needs to look at this ticket (None: not until something changes),
-    written with the tier an evaluation raised it to (`record_escalation_step`)."""
+    written with the tier an evaluation raised it to (`raise_tier`) and the rules that fired."""
     ticket.next_due_at = next_due_at
-    schedule_many({ticket.id: next_due_at}, {ticket.id: ticket.tier} if ticket.tier is not None else None)
+    schedule_many({ticket.id: next_due_at}, {ticket.id: ticket.tier} if ticket.tier is not None else None,
+                  {ticket.id: ticket.rules_fired} if ticket.rules_fired is not None else None)
 
 
 # A tier only ever goes up when an evaluation's outcome is written: an action of the same tick batch
@@ -245,9 +237,11 @@ def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
 _RAISED_TIER = '"tier" = CASE WHEN "tier" IS NULL OR "tier" < ? THEN ? ELSE "tier" END'
 
 
-def schedule_many(next_due: dict[int, datetime | None], raised: dict[int, int] | None = None) -> None:
-    """`schedule` for a batch of tickets (the engine's tick), and the tiers its escalations raised
-    them to (`record_escalation_step`): one UPDATE per ticket, in at most two statements."""
+def schedule_many(next_due: dict[int, datetime | None], raised: dict[int, int] | None = None,
+                  fired: dict[int, dict] | None = None) -> None:
+    """`schedule` for a batch of tickets (the engine's tick), the tiers its escalations raised
+    them to (`raise_tier`) and the rules that fired on them: one UPDATE per ticket, in at most
+    three statements."""
     raised = raised or {}
     when = Ticket.next_due_at.db_value
     if next_due:
@@ -258,6 +252,9 @@ def schedule_many(next_due: dict[int, datetime | None], raised: dict[int, int] |
     tier_only = [(tier, tier, ticket_id) for ticket_id, tier in raised.items() if ticket_id not in next_due]
     if tier_only:
         rows.execute_many(f'UPDATE "ticket" SET {_RAISED_TIER} WHERE "id" = ?', tier_only)
+    if fired:
+        rows.execute_many('UPDATE "ticket" SET "rules_fired" = ? WHERE "id" = ?',
+                          [(Ticket.rules_fired.db_value(value), ticket_id) for ticket_id, value in fired.items()])
 
 
 def _end_wait(ticket: Ticket, now: datetime) -> None:

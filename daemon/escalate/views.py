@@ -87,11 +87,12 @@ def tickets_table(rows: list[dict[str, Any]], total: int | None = None) -> None:
     if not rows:
         out.print("No tickets match. (Without filters `escalate tickets list` shows every ticket.)")
         return
-    table = _table(None, "Ref", "Status", "Severity", "Tier", "Msgs", "Opened", "Next due", "Requester", "Subject",
-                   right=("Tier", "Msgs"), wrap=("Requester",))
+    table = _table(None, "Ref", "Status", "Severity", "Tier", "Ladder", "Msgs", "Opened", "Next due", "Requester",
+                   "Subject", right=("Tier", "Msgs"), wrap=("Requester",))
     for row in rows:
-        table.add_row(ticket_ref(row), row["status"], row["severity"], _cell(row["tier"]), str(row["message_count"]),
-                      when(row["created_at"]), when(row["next_due_at"]), row["requester"], row["subject"])
+        table.add_row(ticket_ref(row), row["status"], row["severity"], _cell(row["tier"]), _cell(row.get("ladder")),
+                      str(row["message_count"]), when(row["created_at"]), when(row["next_due_at"]), row["requester"],
+                      row["subject"])
     out.print(table)
     if total is not None and total > len(rows):
         out.print(f"Showing {len(rows)} of {total} tickets; use --limit 0 for all, or narrow with filters.")
@@ -115,6 +116,14 @@ def ticket_detail(detail: dict[str, Any]) -> None:
         if key == "acknowledged_at" and detail.get("acknowledged_by"):
             value = f"{value} by {detail['acknowledged_by']}"
         facts.add_row(label, _cell(value))
+    ladder = detail.get("ladder")
+    if ladder:
+        text = f"{ladder['state']} at tier {ladder['tier']}, {ladder['reminders']} reminders"
+        if ladder["state"] == "exhausted":
+            text = f"exhausted at tier {ladder['tier']} after {ladder['reminders']} reminders: nobody acknowledged"
+        elif ladder["state"] == "active" and ladder.get("next_step_at"):
+            text += f", next step {when(ladder['next_step_at'])}"
+        facts.add_row("Ladder", text + (f" (why: {', '.join(ladder['reasons'])})" if ladder.get("reasons") else ""))
     out.print(facts)
 
     out.print(Text(f"Conversation ({len(detail['messages'])} messages)", style="bold"))
@@ -168,7 +177,8 @@ def report(data: dict[str, Any]) -> None:
     out.print(Text(f"Escalation report: tickets opened {when(window['since'])} to {when(window['until'])} UTC "
                    f"({'drills included' if window['drills_included'] else 'drills left out'})", style="bold"))
     out.print(f"{totals['tickets']} tickets, {totals['escalated']} escalated, {totals['acknowledged']} acknowledged, "
-              f"{totals['resolved']} resolved, {totals['reached_top_tier']} reached tier {top['level']} ({top['name']}).")
+              f"{totals['resolved']} resolved, {totals['reached_top_tier']} reached tier {top['level']} ({top['name']}), "
+              f"{totals.get('ladder_exhausted', 0)} went unanswered to the end of their ladder.")
     if not totals["tickets"]:
         out.print("No tickets were opened in this window; try an earlier --since.")
         return

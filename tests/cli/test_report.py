@@ -112,7 +112,8 @@ def test_report_json_has_every_number(run):
     report = json.loads(run("report", *WINDOW, "--json").stdout)
     assert report["window"] == {"since": "2026-11-01T00:00:00+00:00", "until": "2026-11-10T00:00:00+00:00",
                                 "now": NOW, "drills_included": False}
-    assert report["totals"] == {"tickets": 5, "escalated": 2, "acknowledged": 2, "resolved": 2, "reached_top_tier": 1}
+    assert report["totals"] == {"tickets": 5, "escalated": 2, "acknowledged": 2, "resolved": 2, "reached_top_tier": 1,
+                                  "ladder_exhausted": 0}
     assert report["escalations_per_tier"] == [
         {"tier": 1, "name": "Frontline", "tickets": 2, "notifications": 5, "reminders": 3},
         {"tier": 2, "name": "Specialists", "tickets": 1, "notifications": 3, "reminders": 2},
@@ -164,7 +165,8 @@ def test_drills_count_only_when_asked(run):
 def test_report_text_for_people(run):
     out = run("report", *WINDOW).stdout
     assert "Escalation report: tickets opened 2026-11-01 00:00 to 2026-11-10 00:00 UTC (drills left out)" in out
-    assert "5 tickets, 2 escalated, 2 acknowledged, 2 resolved, 1 reached tier 3 (Critical response)." in out
+    assert ("5 tickets, 2 escalated, 2 acknowledged, 2 resolved, 1 reached tier 3 (Critical response), "
+            "0 went unanswered to the end of their ladder.") in " ".join(out.split())
     rows = [" ".join(line.split()) for line in out.splitlines()]
     for row in ("1 Frontline 2 5 3", "2 Specialists 1 3 2", "3 Critical response 1 1 0",
                 "urgent-no-first-response 2 2 10m 1h 15m",

@@ -81,10 +81,11 @@ def test_sorting(run):
 def test_table_for_people(run):
     out = run("tickets", "list").stdout
     lines = [" ".join(line.split()) for line in out.splitlines()]
-    assert lines[0] == "Ref Status Severity Tier Msgs Opened Next due Requester Subject"
-    assert "T-2 resolved urgent 3 1 2026-11-02 09:00 - dana@other.example RE: Checkout is down" in lines
+    assert lines[0] == "Ref Status Severity Tier Ladder Msgs Opened Next due Requester Subject"
+    t2 = next(line for line in lines if line.startswith("T-2 "))
+    assert t2.startswith("T-2 resolved urgent 3 acknowledged 1 2026-11-02 09:00 - dana@other.example RE: Checkout")
     drill = next(line for line in lines if line.startswith("T-6"))
-    assert drill.startswith("T-6 DRILL open normal 1 1 2026-11-03 10:00")
+    assert drill.startswith("T-6 DRILL open normal 1 acknowledged 1 2026-11-03 10:00")
     assert "\x1b[" not in out
     limited = run("tickets", "list", "--limit", "2").stdout
     assert "Showing 2 of 6 tickets; use --limit 0 for all" in limited and "T-3" not in limited

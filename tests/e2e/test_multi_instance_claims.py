@@ -173,8 +173,9 @@ def test_the_database_refuses_a_second_escalation_or_notification_for_one_step(p
         Outbox.create(ticket=row.ticket_id, kind="escalation", rule=row.rule, step=row.step, due_at=row.due_at,
                       message_id="<another@example.com>", mail_from="support@example.com", recipients=["x@example.com"],
                       subject="again", raw=b"again", next_attempt_at=T0, created_at=T0)
-    with pytest.raises(peewee.IntegrityError), db.write_transaction():
-        Escalation.create(ticket=escalation.ticket_id, rule=escalation.rule, tier=1, started_at=T0, last_step_due_at=T0)
+    with pytest.raises(peewee.IntegrityError), db.write_transaction():  # a second active ladder for the ticket
+        Escalation.create(ticket=escalation.ticket_id, rule="another-rule", tier=2, started_at=T0, last_step_due_at=T0,
+                          state="active")
     # the ticket due again (an incident or a reply touched it): evaluating it again queues nothing
     Ticket.update(next_due_at=T0).execute()
     assert engine.tick(ruleset, renderer, SECRET.encode(), T0 + timedelta(minutes=1)).notifications == 0

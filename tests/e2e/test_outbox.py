@@ -19,6 +19,7 @@ import pytest
 from escalate import db, notify, outbox, tickets, verp
 from escalate.config import parse_server_url
 from escalate.loopback import SmtpSink
+from escalate.rules.ladder import MailStep
 from escalate.models import Delivery, Escalation, Outbox
 from escalate.rules.loader import load_ruleset
 from escalate.templates import Renderer
@@ -50,10 +51,12 @@ class World:
                                              severity="urgent", reference_prefix="T", now=T0, reason="test")
                 escalation = Escalation.create(ticket=ticket, rule=rule.name, tier=1, step=0, started_at=DUE,
                                                last_step_due_at=DUE)
-                rows.append(notify.queue_escalation(
-                    ticket=ticket, escalation=escalation, rule=rule, tier=tier, step=0, due_at=DUE,
+                rows.append(notify.queue_ladder_mail(
+                    ticket=ticket, escalation=escalation,
+                    step=MailStep(kind="escalation", tier=tier.level, step=0, due_at=DUE, rule=rule.name,
+                                  reasons=(rule.name,)),
                     next_step="A reminder follows.", ruleset=self.ruleset, renderer=self.renderer, secret=SECRET,
-                    now=now, previous_tier=None))
+                    now=now))
         return rows
 
     def send(self, now: datetime, **options) -> outbox.SendResult:
@@ -298,10 +301,12 @@ def test_n10_the_same_step_twice_queues_and_sends_once(world):
     [row] = world.escalate(1)
     escalation = Escalation.get()
     with db.write_transaction():
-        again = notify.queue_escalation(
-            ticket=row.ticket, escalation=escalation, rule=world.ruleset.rule("urgent-no-first-response"),
-            tier=world.ruleset.tier(1), step=0, due_at=DUE, next_step="", ruleset=world.ruleset,
-            renderer=world.renderer, secret=SECRET, now=DUE + timedelta(seconds=5), previous_tier=None)
+        again = notify.queue_ladder_mail(
+            ticket=row.ticket, escalation=escalation,
+            step=MailStep(kind="escalation", tier=1, step=0, due_at=DUE, rule="urgent-no-first-response",
+                          reasons=("urgent-no-first-response",)),
+            next_step="", ruleset=world.ruleset, renderer=world.renderer, secret=SECRET,
+            now=DUE + timedelta(seconds=5))
     assert again is None
     assert world.send(DUE).sent == 1 and world.send(DUE).sent == 0
     assert Outbox.select().count() == 1 and Delivery.select().count() == 1
@@ -425,10 +430,11 @@ def test_next_tier_and_resolution_notice_reach_every_tier_that_was_told(world):
     escalation = Escalation.get()
     later = DUE + timedelta(minutes=30)
     with db.write_transaction():
-        climbed = notify.queue_escalation(
-            ticket=ticket, escalation=escalation, rule=rule, tier=world.ruleset.tier(2), step=3, due_at=later,
-            next_step="No further tier.", ruleset=world.ruleset, renderer=world.renderer, secret=SECRET, now=later,
-            previous_tier=world.ruleset.tier(1))
+        climbed = notify.queue_ladder_mail(
+            ticket=ticket, escalation=escalation,
+            step=MailStep(kind="next-tier", tier=2, step=0, due_at=later, rule=rule.name, reasons=(rule.name,),
+                          previous_tier=1),
+            next_step="No further tier.", ruleset=world.ruleset, renderer=world.renderer, secret=SECRET, now=later)
         tickets.resolve(ticket, "carol@example.com", later, via="mail", note="Restarted the payment proxy.")
         notice = notify.queue_resolution_notice(ticket=ticket, actor="carol@example.com",
                                                 note="Restarted the payment proxy.", ruleset=world.ruleset,

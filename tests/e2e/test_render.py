@@ -86,8 +86,8 @@ def test_the_mail_shows_the_ticket_as_it_stood_when_the_mail_was_decided(world):
     assert "Payment page returns 502 since 9:00." in customer_part and "quoted" not in customer_part
     assert "cart fails" not in text
     history = text.split("History", 1)[1].split("How to act", 1)[0]
-    assert "escalated (urgent-no-first-response)" in history and "note" not in history
-    assert history.index("created") < history.index("escalated")
+    assert "escalated to tier 1 (urgent-no-first-response)" in history and "note" not in history
+    assert history.index("ticket opened") < history.index("escalated")
 
 
 def _admin_templates(tmp_path: Path, text_source: str) -> Path:

@@ -97,11 +97,14 @@ def test_an_incident_is_escalated_once_and_explained_replayed_and_documented(
     assert explained["severity"] == "urgent"  # raised by the incident rule
     assert explained["calendar"]["name"] == "always"  # urgent counts real time
     rules = {r["rule"]: r for r in explained["rules"]}
-    assert rules["incident"]["state"] == "escalating" and rules["incident"]["escalation"]["tier"] == 2
+    assert rules["incident"]["state"] == "in the ladder"
+    assert explained["ladder"]["state"] == "active" and explained["ladder"]["tier"] == 2
+    assert explained["ladder"]["reasons"] == ["incident"]
     assert rules["urgent-no-first-response"]["state"] == "pending"
     assert rules["urgent-no-first-response"]["next_at"] == at(15)
+    # tier 2 has the incident's ticket already: the urgent rule's tier 1 is absorbed into its ladder
     assert explained["next"] == {"at": at(15), "rule": "urgent-no-first-response",
-                                 "what": "escalate to tier 1 (Frontline)"}
+                                 "what": "absorbed: tier 2 has the ticket already, no mail"}
     first_response = next(c for c in explained["clocks"] if c["clock"] == "first response")
     assert (first_response["target"], first_response["left"], first_response["due_at"]) == ("15m", "15m", at(15))
     # T-2 belongs to the incident but does not speak for it
@@ -112,15 +115,17 @@ def test_an_incident_is_escalated_once_and_explained_replayed_and_documented(
 
     cycle(cli, 16)
     to = sorted(tuple(m.rcpt_tos) for m in smtp_sink.wait_for(5))
-    # one incident escalation to tier 2 and one breach alert to its lead; each urgent ticket's own clock
-    assert to.count(("tier2@example.com",)) == 1 and to.count(("lead2@example.com",)) == 1
-    assert to.count(("tier1@example.com",)) == 3
+    # one incident escalation to tier 2 and one breach alert to its lead; the other urgent tickets'
+    # own clocks go to tier 1; the incident's ticket stays with tier 2, now reminded at the urgent
+    # rule's cadence (its own rule does not repeat), never sent down to tier 1
+    assert to.count(("tier2@example.com",)) == 2 and to.count(("lead2@example.com",)) == 1
+    assert to.count(("tier1@example.com",)) == 2
 
     # the replay of the stored history predicts exactly what the daemon did
     replay = rules_json(cli, "simulate", "--since", at(0), "--now", at(16))
     assert replay["tickets"] == 4 and replay["only_predicted"] == [] and replay["only_actual"] == []
     assert sorted((s["ref"], s["rule"], s["tier"]) for s in replay["predicted"]) == [
-        ("T-1", "incident", 2), ("T-1", "urgent-no-first-response", 1), ("T-2", "urgent-no-first-response", 1),
+        ("T-1", "incident", 2), ("T-1", "urgent-no-first-response", 2), ("T-2", "urgent-no-first-response", 1),
         ("T-3", "urgent-no-first-response", 1)]
     # a candidate file: what a stricter incident rule (two customers) and no urgent rule would have done
     candidate = tmp_path / "candidate.yaml"

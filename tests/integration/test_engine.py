@@ -79,10 +79,20 @@ def test_reminders_repeat_then_climb_and_a_long_gap_sends_one_catch_up(world):
     for minutes in (16, 26, 36):
         tick(minutes)
     assert sent_steps(ticket) == [(0, 1), (1, 1), (2, 1)]
-    # the daemon was down for two hours: one notification, at the tier time says, not twelve
+    # the daemon was down for two hours: one notification, at the tier time says (tier 2, its third
+    # reminder), not the burst of every step missed; the tier it climbed to hears of it before the
+    # ladder gives up, one interval later
     tick(160)
-    assert sent_steps(ticket) == [(0, 1), (1, 1), (2, 1), (14, 2)]
+    assert sent_steps(ticket) == [(0, 1), (1, 1), (2, 1), (3, 2)]
+    assert Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id.desc()).first().kind == "next-tier"
     assert Ticket.get_by_id(ticket.id).tier == 2
+    tick(170)
+    last = Outbox.select().where(Outbox.ticket == ticket).order_by(Outbox.id.desc()).first()
+    assert (last.kind, last.recipients) == ("unanswered", ["lead2@example.com"])
+    assert Escalation.get(Escalation.ticket == ticket).state == "exhausted"
+    for minutes in (200, 300, 1000):  # it has ended: nothing more, however long nobody answers
+        tick(minutes)
+    assert Outbox.select().where(Outbox.ticket == ticket).count() == 5
 
 
 def test_acknowledging_stops_the_repeats(world):
@@ -125,7 +135,7 @@ def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world
     must not leave its pending mail behind (it would name an escalation that no longer exists)."""
     _ruleset, tick = world
     broken, fine = open_ticket("outage one", "urgent"), open_ticket("outage two", "urgent")
-    real = engine._escalate
+    real = engine._queue_mail
 
     def escalate_then_fail(ticket, *args, **kwargs):
         queued = real(ticket, *args, **kwargs)
@@ -133,7 +143,7 @@ def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world
             raise RuntimeError("a bug after the mail was queued")
         return queued
 
-    monkeypatch.setattr(engine, "_escalate", escalate_then_fail)
+    monkeypatch.setattr(engine, "_queue_mail", escalate_then_fail)
     result = tick(16)
     assert result.failed == [broken.ref] and result.notifications == 1
     assert sent_steps(broken) == [] and not Escalation.select().where(Escalation.ticket == broken).exists()
@@ -145,7 +155,7 @@ def test_a_ticket_that_fails_after_queueing_takes_its_notification_with_it(world
     assert not Event.select().where((Event.ticket == broken) & (Event.action == "escalated")).exists()
     assert Event.select().where((Event.ticket == fine) & (Event.action == "escalated")).count() == 1
     assert Ticket.get_by_id(broken.id).next_due_at == T0 + timedelta(minutes=16) + engine.RETRY_AFTER_FAILURE
-    monkeypatch.setattr(engine, "_escalate", real)
+    monkeypatch.setattr(engine, "_queue_mail", real)
     assert tick(21).notifications == 1 and sent_steps(broken) == [(0, 1)]  # retried, and escalated then
 
 
@@ -155,18 +165,18 @@ def test_a_reminder_that_fails_leaves_its_escalation_where_it_was(world, monkeyp
     _ruleset, tick = world
     ticket = open_ticket("outage", "urgent")
     tick(16)
-    real = engine._escalate
+    real = engine._queue_mail
 
     def remind_then_fail(failing, *args, **kwargs):
         queued = real(failing, *args, **kwargs)
         raise RuntimeError("a bug after the reminder was recorded")
 
-    monkeypatch.setattr(engine, "_escalate", remind_then_fail)
+    monkeypatch.setattr(engine, "_queue_mail", remind_then_fail)
     assert tick(26).failed == [ticket.ref]
     escalation = Escalation.get(Escalation.ticket == ticket)
     assert (escalation.step, escalation.last_step_due_at) == (0, T0 + timedelta(minutes=15))
     assert sent_steps(ticket) == [(0, 1)]
-    monkeypatch.setattr(engine, "_escalate", real)
+    monkeypatch.setattr(engine, "_queue_mail", real)
     assert tick(31).notifications == 1 and sent_steps(ticket) == [(0, 1), (1, 1)]
     assert Escalation.get(Escalation.ticket == ticket).step == 1
 
@@ -187,15 +197,23 @@ def test_an_escalation_mail_shows_the_latest_history_with_its_own_step(world):
     for escalated in (ticket, other):
         stored = list(Event.select().where(Event.ticket == escalated).order_by(Event.at.desc(), Event.id.desc())
                       .limit(12))
-        expected[escalated.id] = [(e.actor, e.action, e.rule) for e in reversed(stored)]
+        # a run of the same step by the same actor is one line, with how many times and since when
+        collapsed: list[list] = []
+        for e in reversed(stored):
+            if collapsed and collapsed[-1][:2] == [e.actor, e.action]:
+                collapsed[-1][3] += 1
+            else:
+                collapsed.append([e.actor, e.action, e.rule, 1])
+        expected[escalated.id] = [tuple(item) for item in collapsed]
     with db.write_transaction():  # recorded after the mail was decided: not in it
         tickets.add_note(ticket, by="agent@support.example", via="email", text="later", now=T0 + timedelta(minutes=17))
     for escalated in (ticket, other):
         mail = Outbox.get(Outbox.ticket == escalated)
         shown = notify.template_variables(mail.context, mail.ticket_id, mail.created_at)["history"]
-        assert [(h["actor"], h["action"], h["rule"]) for h in shown] == expected[escalated.id]
-        assert shown[-1]["action"] == "escalated" and len(shown) == min(12, len(expected[escalated.id]))
+        assert [(h["actor"], h["action"], h["rule"], h["times"]) for h in shown] == expected[escalated.id]
+        assert shown[-1]["action"] == "escalated" and shown[-1]["text"] == "escalated to tier 1"
     mail = Outbox.get(Outbox.ticket == ticket)
-    assert [h["action"] for h in notify.template_variables(mail.context, ticket.id, mail.created_at)["history"]][-3:] \
-        == ["note", "note", "escalated"]
+    shown = notify.template_variables(mail.context, ticket.id, mail.created_at)["history"]
+    assert [h["action"] for h in shown][-2:] == ["note", "escalated"]
+    assert shown[-2]["text"] == f"internal note {shown[-2]['times']} times since {shown[-2]['at']}"
     assert "history" not in mail.context  # nothing the tick had to read or store for it

@@ -174,7 +174,8 @@ def test_repeat_until_acknowledged_next_tier_after_m_repeats_and_the_lead_told_o
     assert mails(ticket, None) == [
         ("escalation", 0, 1, ["tier1@example.com"]), ("breach", 0, 1, ["lead1@example.com"]),
         ("reminder", 1, 1, ["tier1@example.com"]), ("reminder", 2, 1, ["tier1@example.com"]),
-        ("next-tier", 3, 2, ["tier2@example.com"]), ("reminder", 4, 2, ["tier2@example.com"])]
+        # reminders count from 1 within each tier
+        ("next-tier", 0, 2, ["tier2@example.com"]), ("reminder", 1, 2, ["tier2@example.com"])]
     with db.write_transaction():
         tickets.acknowledge(reload(ticket), "erin@example.com", start + timedelta(minutes=58), via="test")
     for minutes in (60, 65, 75, 200):

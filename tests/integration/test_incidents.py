@@ -67,3 +67,24 @@ def test_similar_tickets_from_distinct_customers_are_one_incident_escalated_once
     tick(T0 + timedelta(minutes=90))
     assert Outbox.select().where(Outbox.rule == "incident").count() == 1
     assert Outbox.select().where(Outbox.rule == "urgent-no-first-response").count() >= 4
+
+
+def test_an_incident_acts_once_even_when_its_primary_ticket_resolves(world):
+    """The incident rule fires through the incident's primary ticket. When that ticket is resolved
+    the next one speaks for the incident, but the incident has been escalated: no second tier-3
+    escalation, breach alert or digest entry (this fired again before ladders)."""
+    ruleset, tick = world
+    a = arrive(ruleset, "Login page returns error 500", "ann@one.example", 0)
+    b = arrive(ruleset, "login page error 500 again", "bob@two.example", 10)
+    arrive(ruleset, "Cannot log in: login page error 500", "cid@three.example", 20)
+    tick(T0 + timedelta(minutes=20))
+    assert [(o.ticket.ref, o.tier) for o in Outbox.select().where(Outbox.rule == "incident")] == [(a.ref, 3)]
+    with db.write_transaction():
+        tickets.resolve(Ticket.get_by_id(a.id), "heidi@example.com", T0 + timedelta(minutes=25), via="test")
+    for minutes in (25, 26, 60, 120):
+        tick(T0 + timedelta(minutes=minutes))
+    assert Outbox.select().where(Outbox.rule == "incident").count() == 1
+    assert Outbox.select().where(Outbox.rule == "incident#breach").count() == 1
+    assert Event.select().where((Event.action == "digest") & (Event.rule == "incident")).count() == 1
+    assert engine.facts_of(Ticket.get_by_id(b.id)).incident_primary  # b speaks for it now, and stays quiet
+    assert Incident.get().rules_fired == ["incident"]

@@ -127,3 +127,36 @@ def test_add_column_gives_existing_rows_the_default(database_url, monkeypatch):
     assert [t.lease_owner for t in TicketWithLease.select()] == [""]
     with pytest.raises(ValueError, match="NOT NULL"):
         migrations.add_column(TicketWithLease.lease_owner)
+
+
+def test_per_rule_escalations_are_folded_into_one_ladder_per_ticket(database_url):
+    """Before ladders a ticket had an escalation per rule, several active at once. The migration
+    keeps the highest-tier active one as the ticket's ladder and ends the others where they were;
+    the rules they stand for count as fired, so the first tick after the upgrade starts nothing again."""
+    old = db.connect(database_url, migrate=False)
+    for migration in migrations.MIGRATIONS[:7]:  # the schema of the last version without ladders
+        migration.apply(old)
+    t = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    stamp = lambda value: value.strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731 -- how both dialects stored times
+    ticket = Ticket.create(subject="Site down", normalised_subject="site down", requester="carl@customer.example",
+                           severity="urgent", created_at=t, updated_at=t, status="new")
+    for rule, tier, state in (("urgent-no-first-response", 1, "active"), ("matrix/urgent/4h", 2, "active"),
+                              ("stale-open-ticket", 1, "ended")):
+        old.execute_sql(f'INSERT INTO "escalation" ("ticket_id", "rule", "tier", "step", "started_at", '
+                        f'"last_step_due_at", "state") VALUES ({ticket.id}, \'{rule}\', {tier}, 2, '
+                        f"'{stamp(t)}', '{stamp(t)}', '{state}')")
+    db.close()
+    migrate_cli(database_url)
+
+    db.connect(database_url)
+    from escalate import ladders
+    from escalate.models import Escalation
+    rows = list(Escalation.select().order_by(Escalation.id))
+    assert [(r.rule, r.state) for r in rows] == [("urgent-no-first-response", "ended"), ("matrix/urgent/4h", "active"),
+                                                 ("stale-open-ticket", "ended")]
+    ladder = ladders.ladder_of(Ticket.get_by_id(ticket.id), rows)
+    assert (ladder.state, ladder.tier, ladder.reasons) == ("active", 2, ("matrix/urgent/4h",))
+    assert set(ladder.fired) == {"urgent-no-first-response", "matrix/urgent/4h", "stale-open-ticket"}
+    # and the database now refuses a second active ladder for the ticket
+    with pytest.raises(peewee.IntegrityError), db.write_transaction():
+        Escalation.create(ticket=ticket, rule="x", tier=1, started_at=t, last_step_due_at=t, state="active")

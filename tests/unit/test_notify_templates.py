@@ -87,3 +87,26 @@ def test_rules_check_validates_the_admin_templates(tmp_path):
     bad = CliRunner().invoke(main, ["rules", "check"], env=env)
     assert bad.exit_code == 2
     assert "template breach.txt.j2" in bad.output and "refused by the sandbox" in bad.output
+
+
+@pytest.mark.parametrize("kind", ["escalation", "reminder", "next-tier", "breach", "resolution"])
+def test_mail_queued_by_the_previous_version_still_renders(kind):
+    """Outbox rows keep the variables as they were decided; after an upgrade the sender renders
+    rows the previous version queued, whose contexts lack what the templates learned since (the
+    ladder's other rules, the overdue mark, history in words)."""
+    old = {key: value for key, value in KINDS[kind].items() if key != "rules"}
+    if "ticket" in old:
+        old["ticket"] = {k: v for k, v in old["ticket"].items() if k != "resolution_overdue"}
+    if "history" in old:
+        old["history"] = [{"at": "2026-11-02 09:00 UTC", "actor": "escalate", "action": "escalated", "rule": "r"}]
+    mail = Renderer().render(kind, old)
+    assert "T-1" in mail.text and (kind == "breach" or "escalated" in mail.text or kind == "resolution")
+
+
+def test_a_ladder_mail_names_every_rule_that_holds_and_marks_a_passed_target_overdue():
+    context = {**KINDS["escalation"], "rules": [KINDS["escalation"]["rule"],
+                                                {"name": "matrix/urgent/4h", "description": "The matrix."}],
+               "ticket": {**KINDS["escalation"]["ticket"], "resolution_overdue": "2h"}}
+    mail = Renderer().render("escalation", context)
+    assert 'Also holding: "matrix/urgent/4h"' in mail.text and "OVERDUE by 2h" in mail.text
+    assert "matrix/urgent/4h" in mail.html and "overdue by 2h" in mail.html

@@ -183,7 +183,7 @@ CASES = [
     ("reference_prefix: T", "reference_prefx: T",
      ['rules.yaml:4:1: reference_prefx: unknown key "reference_prefx"; did you mean "reference_prefix"? '
       '(known keys: version, timezone, support_address, reference_prefix, calendars, severities, tiers, '
-      'incidents, matrix, rules, acknowledge_customers, plus_address_replies, digest)']),
+      'incidents, matrix, rules, acknowledge_customers, plus_address_replies, digest, ladder)']),
     ("reference_prefix: T", 'reference_prefix: T\ndigest: {at: "8 am"}',
      ['rules.yaml:5:14: digest.at: expected a time of day like "08:00" (00:00 to 23:59), got "8 am"']),
     ("reference_prefix: T", "reference_prefix: T\ndigest: {time: 8}",
@@ -236,7 +236,7 @@ CASES = [
      ['rules.yaml:13:8: tiers: at least one tier is needed',
       'rules.yaml:14:1: x_tiers: unknown key "x_tiers"; did you mean "tiers"? (known keys: version, timezone, '
       'support_address, reference_prefix, calendars, severities, tiers, incidents, matrix, rules, '
-      'acknowledge_customers, plus_address_replies, digest)']),
+      'acknowledge_customers, plus_address_replies, digest, ladder)']),
     ("      severity: urgent", "      severity: [urgent, nromal]",
      ['rules.yaml:27:17: rules[0].when.severity: unknown severity "nromal"; did you mean "normal"? '
       '(defined: urgent, normal)']),
@@ -298,7 +298,7 @@ CASES = [
     ("rules:\n", "rules: []\nignored:\n",
      ['rules.yaml:24:1: ignored: unknown key "ignored" '
       '(known keys: version, timezone, support_address, reference_prefix, calendars, severities, tiers, '
-      'incidents, matrix, rules, acknowledge_customers, plus_address_replies, digest)']),
+      'incidents, matrix, rules, acknowledge_customers, plus_address_replies, digest, ladder)']),
     # Duplicate keys: PyYAML would keep the last one silently.
     ("template: escalation\n", "template: escalation\ntiers: []\n",
      ['rules.yaml:34:1: tiers: duplicate key "tiers" (first defined at line 13)']),

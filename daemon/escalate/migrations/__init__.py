@@ -40,7 +40,8 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import Attachment, Delivery, Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
+from ..models import (Attachment, Delivery, Digest, Escalation, FolderState, Incident, Instance, Outbox, Quarantine,
+                      Ticket, UTCDateTimeField, database)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,23 @@ _LEGACY_ATTACHMENT_DIGESTS = ("UPDATE attachment SET sha256 = substr(stored_path
                               "WHERE sha256 IS NULL AND stored_offset IS NULL AND length(stored_path) = 71 "
                               "AND substr(stored_path, 3, 1) = '/' AND substr(stored_path, 68) = '.bin'")
 
+# Before ladders a ticket had one escalation per rule, each with its own repeats. The highest-tier
+# active one of a ticket stays its active ladder; the others end where they were. Which rules fired
+# is read from the rows themselves (rule, started_at) while a ticket's `rules_fired` is empty (ladders.py).
+_DROP_RULE_KEY = 'DROP INDEX IF EXISTS "escalation_ticket_id_rule"'
+_FOLD_LADDERS = [
+    """UPDATE "escalation" SET "state" = 'ended', "ended_at" = "last_step_due_at"
+       WHERE "state" = 'active' AND "id" <> (
+         SELECT "keep"."id" FROM "escalation" AS "keep"
+         WHERE "keep"."ticket_id" = "escalation"."ticket_id" AND "keep"."state" = 'active'
+         ORDER BY "keep"."tier" DESC, "keep"."id" DESC LIMIT 1)""",
+    """UPDATE "escalation" SET "tier_since" = "last_step_due_at", "reasons" = '["' || "rule" || '"]'
+       WHERE "reasons" IS NULL""",
+]
+
+_ONE_ACTIVE_LADDER = ('CREATE UNIQUE INDEX IF NOT EXISTS "escalation_one_active_per_ticket" '
+                      'ON "escalation" ("ticket_id") WHERE "state" = \'active\'')
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
@@ -166,6 +184,15 @@ MIGRATIONS: list[Migration] = [
                     add_index(Attachment, ("sha256",)),
                     # the files of before were named after their digest ("ab/<sha256>.bin"): reuse them
                     run_sql(sqlite=_LEGACY_ATTACHMENT_DIGESTS, postgresql=_LEGACY_ATTACHMENT_DIGESTS))),
+    Migration(8, "one escalation ladder per ticket: the rows of a ticket's rules folded into one active ladder",
+              steps(run_sql(sqlite=_DROP_RULE_KEY, postgresql=_DROP_RULE_KEY),
+                    add_column(Escalation.tier_since), add_column(Escalation.next_step_at),
+                    add_column(Escalation.reasons), add_column(Ticket.rules_fired),
+                    add_column(Escalation.forced, default_sql="FALSE"), add_column(Escalation.ack_tier),
+                    add_column(Escalation.ended_at), add_column(Escalation.severity),
+                    add_column(Incident.rules_fired),
+                    run_sql(sqlite=_FOLD_LADDERS, postgresql=_FOLD_LADDERS),
+                    run_sql(sqlite=_ONE_ACTIVE_LADDER, postgresql=_ONE_ACTIVE_LADDER))),
 ]
 
 

@@ -38,6 +38,9 @@ class TicketFacts:
     incident_joins: tuple[datetime, ...] = ()
     # Whether this ticket speaks for its incident (its first open ticket): incident rules act once.
     incident_primary: bool = True
+    # Incident-wide rules that already acted for the ticket's incident (through any of its
+    # tickets): they act once per incident, even when its primary ticket changes.
+    incident_rules_fired: frozenset[str] = frozenset()
 
     @property
     def is_done(self) -> bool:

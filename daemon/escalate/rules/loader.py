@@ -29,7 +29,7 @@ from . import criteria as _criteria  # noqa: F401  (importing it registers every
 from .calendar import ALWAYS_NAME, WEEKDAYS, Calendar, parse_days, parse_span
 from .durations import format_duration, parse_duration
 from .matrix import MATRIX_CLOCKS, Matrix, matrix_rules
-from .model import BoundAction, BoundCriterion, Rule, Ruleset, Severity, Tier
+from .model import DEFAULT_TOP_REMINDERS, BoundAction, BoundCriterion, Rule, Ruleset, Severity, Tier
 from .registry import ACTIONS, UnknownCriterion, did_you_mean, load_actions, lookup, show
 from .sanity import IncidentPolicy, never_fires, overlap
 
@@ -55,7 +55,7 @@ _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 TOP_KEYS = ("version", "timezone", "support_address", "reference_prefix", "calendars", "severities", "tiers",
-            "incidents", "matrix", "rules", "acknowledge_customers", "plus_address_replies", "digest")
+            "incidents", "matrix", "rules", "acknowledge_customers", "plus_address_replies", "digest", "ladder")
 TOP_REQUIRED = ("version", "support_address", "severities", "tiers", "rules")
 SEVERITY_KEYS = ("keywords", "senders", "importance", "first_response", "next_response", "resolution", "calendar",
                  "default")
@@ -65,6 +65,8 @@ CALENDAR_KEYS = ("timezone", "hours", "holidays")
 INCIDENT_KEYS = ("window", "similarity")
 DIGEST_KEYS = ("at",)
 DEFAULT_DIGEST_AT = time(8, 0)
+LADDER_KEYS = ("top_reminders",)
+MAX_TOP_REMINDERS = 100
 _TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 MATRIX_KEYS = ("clock", "after", "rows", "repeat_every")
 TIER_KEYS = ("level", "name", "group", "roster", "lead", "consulted", "informed")
@@ -377,6 +379,7 @@ class _Converter:
         acknowledge = get("acknowledge_customers", self.boolean, False)
         plus_replies = get("plus_address_replies", self.boolean, False)
         digest_at = get("digest", self.digest, DEFAULT_DIGEST_AT)
+        top_reminders = get("ladder", self.ladder, DEFAULT_TOP_REMINDERS)
 
         good_severities = tuple(severities) if isinstance(severities, list) else ()
         good_tiers = tuple(sorted(tiers, key=lambda tier: tier.level)) if isinstance(tiers, list) else ()
@@ -420,6 +423,7 @@ class _Converter:
             acknowledge_customers=acknowledge is True,
             plus_address_replies=plus_replies is True,
             digest_at=digest_at if isinstance(digest_at, time) else DEFAULT_DIGEST_AT,
+            top_reminders=top_reminders if isinstance(top_reminders, int) else DEFAULT_TOP_REMINDERS,
         )
         if isinstance(rules, list) and isinstance(severities, list) and isinstance(tiers, list) and good_severities \
                 and any(s.default for s in good_severities):
@@ -640,6 +644,20 @@ class _Converter:
         if "at" not in fields:
             return DEFAULT_DIGEST_AT
         return self.time_of_day(fields["at"][1], _join(where, "at"))
+
+    def ladder(self, node: Node, where: str) -> Any:
+        """`ladder: {top_reminders: 3}`: how often the top tier is reminded before the ladder stops."""
+        fields = self.mapping(node, where, LADDER_KEYS, what="a mapping like {top_reminders: 3}")
+        if fields is None:
+            return _INVALID
+        if "top_reminders" not in fields:
+            return DEFAULT_TOP_REMINDERS
+        value = self.integer(fields["top_reminders"][1], _join(where, "top_reminders"), 0,
+                             f"a number of reminders from 0 to {MAX_TOP_REMINDERS}")
+        if isinstance(value, int) and value > MAX_TOP_REMINDERS:
+            return self.error(fields["top_reminders"][1], _join(where, "top_reminders"),
+                              f"at most {MAX_TOP_REMINDERS} reminders, got {value}")
+        return value
 
     def time_of_day(self, node: Node, where: str) -> Any:
         # the node's own text: YAML 1.1 reads an unquoted 12:30 as the number 750 (base 60)

@@ -1,0 +1,90 @@
+"""A ticket's escalation ladders as stored (models.Escalation, one row per ladder) and as the
+rules read them (rules.ladder.Ladder): reading the current one, writing what a decision changed.
+
+The ticket's current ladder is its active row, else its latest; the rows before it are history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from . import rows
+from .clock import iso, parse_time
+from .models import Escalation, Ticket
+from .rules.ladder import ACTIVE, EXHAUSTED, NONE, Ladder
+from .rules.model import Ruleset
+
+# Ladder field -> Escalation column, where the names differ nowhere: the same names on both sides
+_COLUMNS = ("state", "tier", "step", "rule", "started_at", "tier_since", "last_step_due_at", "next_step_at",
+            "forced", "ack_tier", "ended_at", "severity")
+
+
+def current_row(escalations: list[Escalation]) -> Escalation | None:
+    """The ticket's current ladder among all its rows: the active one, else the latest."""
+    if not escalations:
+        return None
+    active = [row for row in escalations if row.state == ACTIVE]
+    return max(active or escalations, key=lambda row: (row.id is not None, row.id or 0))
+
+
+def fired_of(ticket: Ticket, escalations: list[Escalation]) -> dict[str, datetime]:
+    """The rules that fired on the ticket and when each began to hold. Tickets from before ladders
+    kept that only in their per-rule escalation rows: each row's rule fired at its start."""
+    if ticket.rules_fired is not None:
+        return {name: parse_time(at) for name, at in ticket.rules_fired.items()}
+    return {row.rule: row.started_at for row in escalations}
+
+
+def ladder_of(ticket: Ticket, escalations: list[Escalation]) -> Ladder:
+    fired = fired_of(ticket, escalations)
+    row = current_row(escalations)
+    if row is None:
+        return Ladder(fired=fired)
+    return Ladder(state=row.state, tier=row.tier, step=row.step, rule=row.rule,
+                  reasons=tuple(row.reasons or (row.rule,)), started_at=row.started_at,
+                  tier_since=row.tier_since or row.last_step_due_at, last_step_due_at=row.last_step_due_at,
+                  next_step_at=row.next_step_at, forced=bool(row.forced), ack_tier=row.ack_tier,
+                  ended_at=row.ended_at, severity=row.severity, fired=fired)
+
+
+def values_of(ticket: Ticket, ladder: Ladder) -> dict:
+    """An Escalation row's values for `ladder` (a new row)."""
+    values = {name: getattr(ladder, name) for name in _COLUMNS}
+    values.update(ticket=ticket, reasons=list(ladder.reasons), last_step_due_at=ladder.last_step_due_at or ladder.started_at)
+    return values
+
+
+def changed_columns(row: Escalation, ladder: Ladder) -> list[str]:
+    """Set on `row` what `ladder` changed; returns the names of the columns to write."""
+    changed = [name for name in _COLUMNS if getattr(ladder, name) != getattr(row, name)
+               and not (name == "last_step_due_at" and ladder.last_step_due_at is None)]
+    for name in changed:
+        setattr(row, name, getattr(ladder, name))
+    if list(ladder.reasons) != list(row.reasons or ()):
+        row.reasons = list(ladder.reasons)
+        changed.append("reasons")
+    return changed
+
+
+def write(row: Escalation, ladder: Ladder) -> None:
+    """Write what changed on an existing row (a row new in this tick batch is written as it is
+    when the batch ends: notify.DeferredMail)."""
+    changed = changed_columns(row, ladder)
+    if changed and row.id is not None:
+        rows.update(row, *changed)
+
+
+def fired_json(fired: dict[str, datetime]) -> dict[str, str]:
+    return {name: iso(at) for name, at in fired.items()}
+
+
+def summary(ladder: Ladder, ruleset: Ruleset | None = None) -> dict | None:
+    """The ticket's ladder as `tickets show` and `rules explain` show it (None: never escalated)."""
+    if ladder.state == NONE:
+        return None
+    at_top = ruleset is not None and ladder.tier == ruleset.max_tier_level
+    return {"state": ladder.state, "exhausted": ladder.state == EXHAUSTED, "tier": ladder.tier,
+            "reminders": ladder.step, "top_reminders": ladder.step if at_top else 0,
+            "rule": ladder.rule, "reasons": list(ladder.reasons), "forced": ladder.forced,
+            "started_at": iso(ladder.started_at), "next_step_at": iso(ladder.next_step_at),
+            "acknowledged_tier": ladder.ack_tier, "ended_at": iso(ladder.ended_at)}
