@@ -93,7 +93,7 @@ def step_due(calendar: Calendar, started_at: datetime, step: int, repeat_every: 
 
 def steps_elapsed(calendar: Calendar, started_at: datetime, now: datetime, repeat_every: timedelta) -> int:
     """The step time says the escalation should be at by `now` (for catching up after a pause)."""
-    return int(calendar.business_time(started_at, now) / repeat_every)
+    return int(calendar.business_time(started_at, now) / calendar.working(repeat_every))
 
 
 def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, batch: int = DUE_BATCH) -> TickResult:
