@@ -66,9 +66,10 @@ rules:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """The clock override and the database binding are process-wide: reset them per test."""
+    """The clock override, the display zone and the database binding are process-wide: reset them per test."""
     yield
     clock.set_now(None)
+    clock.set_display_zone(None)
     db.close()
 
 

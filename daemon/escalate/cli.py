@@ -96,6 +96,15 @@ def _open_db(ctx: click.Context) -> None:
     db.connect(_settings(ctx).db_url)
 
 
+def _cell_text(column: str, value: Any) -> str:
+    """A table cell; times (columns named *_at, ISO text) in the team's zone with its abbreviation."""
+    if value is None:
+        return ""
+    if column.endswith("_at") and isinstance(value, str):
+        return clock.shown_iso(value)
+    return str(value)
+
+
 def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -103,7 +112,7 @@ def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
     if columns is None:
         click.echo(data)
         return
-    rows = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in data]
+    rows = [[_cell_text(c, row.get(c)) for c in columns] for row in data]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     widths[-1] = min(widths[-1], 60)
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
@@ -482,7 +491,7 @@ def report_command(ctx: click.Context, since: str | None, until: str | None, inc
         views.report(data)
     if html_file is not None:
         try:
-            html_file.write_text(report_html.render(data, generated_at=now.strftime("%Y-%m-%d %H:%M UTC")),
+            html_file.write_text(report_html.render(data, generated_at=clock.shown(now)),
                                  encoding="utf-8")
         except OSError as error:
             raise RuntimeFailure(f"cannot write {html_file}: {error.strerror}; choose a writable path for --html") from None
@@ -563,6 +572,11 @@ def rules_check(ctx: click.Context, file: Path | None) -> None:
         raise BadInput(f"{len(issues)} error{'s' if len(issues) != 1 else ''} in {path}"
                        + (f" and the templates in {admin_templates}" if admin_templates else ""))
     click.echo(f"{path}: ok")
+    from .rules.loader import load_ruleset
+    from .rules.working_days import note_text
+
+    for line in note_text(load_ruleset(path, template_names=renderer.names())):
+        click.echo(line)
 
 
 def _settings_or_none(ctx: click.Context) -> Settings | None:
@@ -578,7 +592,9 @@ def _ruleset_from(ctx: click.Context, file: Path | None):
 
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
-    return load_ruleset(path, template_names=Renderer(settings.templates_dir if settings else None).names())
+    ruleset = load_ruleset(path, template_names=Renderer(settings.templates_dir if settings else None).names())
+    clock.set_display_zone(ruleset.timezone)  # simulate and doc show times in the rules' zone
+    return ruleset
 
 
 @command(rules_group, "matrix")

@@ -312,7 +312,7 @@ def describe_next_step(rule: Rule, escalation_start: datetime, step: int, rulese
     current = ruleset.tier(rule.tier_for_step(step, ruleset))
     what = (f"escalation to {next_tier.name} (tier {next_tier.level})" if next_tier.level != current.level
             else f"a reminder to {current.name}")
-    return f"Unless someone acknowledges, {what} at {clock.minutes_utc(when)}."
+    return f"Unless someone acknowledges, {what} at {clock.shown(when)}."
 
 
 def _escalate(ticket: Ticket, escalation: Escalation, rule: Rule, step: int, calendar: Calendar, ruleset: Ruleset,

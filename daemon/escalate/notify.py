@@ -43,7 +43,15 @@ def _domain(address: str) -> str:
 
 
 def _when(value: datetime | None) -> str | None:
-    return clock.minutes_utc(value) if value else None
+    """A time in a mail: the team's zone, with its abbreviation."""
+    return clock.shown(value) if value else None
+
+
+def age_text(age: timedelta) -> str:
+    """How old something is, as a mail says it before "ago": whole minutes ("2h13m"), and
+    "less than a minute" rather than "0s"."""
+    minutes = int(age.total_seconds() // 60)
+    return format_duration(timedelta(minutes=minutes)) if minutes > 0 else "less than a minute"
 
 
 def resolution_due(ticket: Ticket, severity: Severity, ruleset: Ruleset) -> datetime | None:
@@ -77,7 +85,7 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
         "tier": ticket.tier,
         "assignee": ticket.assignee,
         "created_at": _when(ticket.created_at),
-        "age": format_duration(max(now - ticket.created_at, timedelta(0))),
+        "age": age_text(now - ticket.created_at),
         "first_response_at": _when(ticket.first_response_at),
         "resolution_due_at": _when(resolution_due(ticket, severity, ruleset)),
         "resolved_at": _when(ticket.resolved_at),
