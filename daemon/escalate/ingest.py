@@ -84,6 +84,7 @@ def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Ren
     state = _folder_state(account, folder, uidvalidity, now)
     _repair_marks(mailbox, state, options)
     uids = mailbox.uids_after(state.last_uid)
+    FolderState.update(polled_at=now).where(FolderState.id == state.id).execute()  # for `status`
     if not uids:
         return
     # the next batch is fetched while this one is stored; marking still follows this one's commit
@@ -156,7 +157,7 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
             crashpoints.hit("in-txn-before-commit")
         events.flush()
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
-            FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(
+            FolderState.update(last_uid=batch[-1].uid, updated_at=now, mail_at=now).where(
                 (FolderState.account == source.account) & (FolderState.folder == source.folder)).execute()
     result.outcomes.update(outcomes)
     result.tickets_created.extend(created)

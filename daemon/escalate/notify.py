@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from . import audit, clock, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Message, Outbox, Ticket
-from .rules.durations import format_duration
+from .rules.durations import age_text, format_duration
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
@@ -45,13 +45,6 @@ def _domain(address: str) -> str:
 def _when(value: datetime | None) -> str | None:
     """A time in a mail: the team's zone, with its abbreviation."""
     return clock.shown(value) if value else None
-
-
-def age_text(age: timedelta) -> str:
-    """How old something is, as a mail says it before "ago": whole minutes ("2h13m"), and
-    "less than a minute" rather than "0s"."""
-    minutes = int(age.total_seconds() // 60)
-    return format_duration(timedelta(minutes=minutes)) if minutes > 0 else "less than a minute"
 
 
 def resolution_due(ticket: Ticket, severity: Severity, ruleset: Ruleset) -> datetime | None:

@@ -146,6 +146,8 @@ _LEGACY_ATTACHMENT_DIGESTS = ("UPDATE attachment SET sha256 = substr(stored_path
                               "WHERE sha256 IS NULL AND stored_offset IS NULL AND length(stored_path) = 71 "
                               "AND substr(stored_path, 3, 1) = '/' AND substr(stored_path, 68) = '.bin'")
 
+_MAIL_AT_FROM_CHECKPOINT = "UPDATE folder_state SET mail_at = updated_at WHERE last_uid > 0 AND mail_at IS NULL"
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
@@ -166,6 +168,10 @@ MIGRATIONS: list[Migration] = [
                     add_index(Attachment, ("sha256",)),
                     # the files of before were named after their digest ("ab/<sha256>.bin"): reuse them
                     run_sql(sqlite=_LEGACY_ATTACHMENT_DIGESTS, postgresql=_LEGACY_ATTACHMENT_DIGESTS))),
+    Migration(12, "folder_state: when a folder was last polled and when mail last arrived, apart",
+              steps(add_column(FolderState.polled_at), add_column(FolderState.mail_at),
+                    # until now updated_at moved only when mail came: it is the last arrival
+                    run_sql(sqlite=_MAIL_AT_FROM_CHECKPOINT, postgresql=_MAIL_AT_FROM_CHECKPOINT))),
 ]
 
 

@@ -136,3 +136,10 @@ def format_working_time(value: timedelta) -> str:
     minutes, seconds = divmod(rest, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else "")
     return text or "0s"
+
+
+def age_text(age: timedelta) -> str:
+    """How old something is, as a person reads it before "ago": whole minutes in real time ("2h13m",
+    "3d4h"), and "less than a minute" rather than "0s"."""
+    minutes = int(age.total_seconds() // 60)
+    return format_duration(timedelta(minutes=minutes)) if minutes > 0 else "less than a minute"
