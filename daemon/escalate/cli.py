@@ -93,7 +93,19 @@ def _open(ctx: click.Context):
 
 
 def _open_db(ctx: click.Context) -> None:
-    db.connect(_settings(ctx).db_url)
+    """The database only (a listing works while rules.yaml is broken); times still in the team's zone."""
+    settings = _settings(ctx)
+    _display_zone_of(settings)
+    db.connect(settings.db_url)
+
+
+def _display_zone_of(settings: Settings) -> None:
+    from .rules.loader import RulesError, load_ruleset
+
+    try:
+        clock.set_display_zone(load_ruleset(settings.rules_path).timezone)
+    except (RulesError, OSError, ValueError):
+        pass  # a broken or missing rules file: UTC, still marked as such
 
 
 def _cell_text(column: str, value: Any) -> str:
@@ -685,7 +697,7 @@ def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
         return
     click.echo(f"#{detail['id']}  {detail['kind']}  {detail['status']}  {detail['subject']}")
     for key in ("ticket", "message_id", "created_at", "next_attempt_at", "sent_at", "attempts", "last_error"):
-        click.echo(f"  {key + ':':17}{detail[key] if detail[key] is not None else '-'}")
+        click.echo(f"  {key + ':':17}{_cell_text(key, detail[key]) or '-'}")
     click.echo("recipients:")
     for d in detail["deliveries"]:
         error = f"  {d['last_error']}" if d["last_error"] else ""
@@ -745,7 +757,7 @@ def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: b
         _emit(detail, True)
         return
     for key in ("id", "status", "reason", "received_at", "folder", "uid", "size", "sha256", "outcome"):
-        click.echo(f"{key + ':':13}{detail[key] if detail[key] is not None else '-'}")
+        click.echo(f"{key + ':':13}{_cell_text(key, detail[key]) or '-'}")
     click.echo("headers:")
     for line in detail["headers"]:
         click.echo(f"  {line}")

@@ -39,6 +39,10 @@ def test_times_show_in_the_teams_zone(season, opened, shown, cli, rules_file, do
 
     listing = cli("tickets", "list").output
     assert shown in listing
+    # the first escalation was queued at 09:16 UTC
+    first_mail = shown.replace(":00 ", ":16 ")
+    assert first_mail in cli("outbox", "list").output
+    assert first_mail in cli("outbox", "show", "1").output
     # JSON keeps ISO 8601 with the offset, in UTC
     assert json.loads(cli("tickets", "list", "--json").output)[0]["created_at"] == opened
 
