@@ -36,6 +36,7 @@ def test_times_show_in_the_teams_zone(season, opened, shown, cli, rules_file, do
     html = escalation.get_body(("html",)).get_content()
     assert f"Opened {shown}" in text and f"Opened {shown}" in html
     assert "UTC" not in text  # no time in the mail is left in UTC
+    assert f"Opened {shown} (16m ago)" in text
 
     listing = cli("tickets", "list").output
     assert shown in listing
