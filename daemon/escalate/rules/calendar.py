@@ -47,10 +47,12 @@ class Calendar:
     always: bool = False
     _zone: zoneinfo.ZoneInfo = field(init=False, repr=False, compare=False)
     _days: dict = field(init=False, repr=False, compare=False, hash=False)
+    _lengths: tuple[timedelta, timedelta] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", zoneinfo.ZoneInfo(self.timezone))
         object.__setattr__(self, "_days", {})
+        object.__setattr__(self, "_lengths", self._day_and_week())
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -113,18 +115,19 @@ class Calendar:
     def day_length(self) -> timedelta:
         """How long a working day ("1d") is: the most common length of an open day of the week,
         the longer one on a tie (Mon–Thu 09:00–17:00, Fri 09:00–15:00: 8 h). 24 h for 24×7."""
-        if self.always:
-            return timedelta(days=1)
-        lengths = Counter(sum(end - start for start, end in spans) for spans in self.hours if spans)
-        minutes = max(lengths.items(), key=lambda item: (item[1], item[0]))[0]
-        return timedelta(minutes=minutes)
+        return self._lengths[0]
 
     @property
     def week_length(self) -> timedelta:
         """How long a working week ("1w") is: all the opening hours of a week. 7 × 24 h for 24×7."""
-        if self.always:
-            return timedelta(weeks=1)
-        return timedelta(minutes=sum(end - start for spans in self.hours for start, end in spans))
+        return self._lengths[1]
+
+    def _day_and_week(self) -> tuple[timedelta, timedelta]:
+        open_days = [sum(end - start for start, end in spans) for spans in self.hours if spans]
+        if self.always or not open_days:  # the loader refuses a calendar without opening hours
+            return timedelta(days=1), timedelta(weeks=1)
+        usual = max(Counter(open_days).items(), key=lambda item: (item[1], item[0]))[0]
+        return timedelta(minutes=usual), timedelta(minutes=sum(open_days))
 
     def working(self, amount: timedelta) -> timedelta:
         """`amount` as working time of this calendar: a Duration's days and weeks become working
