@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from escalate.engine import step_due, steps_elapsed
 from escalate.rules import TicketFacts, clocks, load_ruleset
 from escalate.rules.calendar import Calendar
 from escalate.rules.durations import Duration, format_duration, parse_duration
@@ -85,11 +84,14 @@ def test_duration_keeps_days_apart_and_reads_as_24x7():
 
 
 def test_repeats_of_a_day_step_in_working_days():
+    """`repeat_every: 1d` as the engine counts repeats: the nth step is n working days on, and
+    working time since the start, divided by the calendar's working day, counts the steps due."""
     start = utc("2026-11-02T09:00")  # Monday 10:00 CET
     every_day = parse_duration("1d")
-    assert step_due(OFFICE, start, 3, every_day) == utc("2026-11-05T09:00")  # Thursday 10:00
-    assert steps_elapsed(OFFICE, start, utc("2026-11-05T09:00"), every_day) == 3
-    assert steps_elapsed(OFFICE, start, utc("2026-11-05T08:59"), every_day) == 2
+    assert OFFICE.add(start, 3 * every_day) == utc("2026-11-05T09:00")  # Thursday 10:00
+    assert OFFICE.add(OFFICE.add(start, every_day), every_day) == OFFICE.add(start, 2 * every_day)
+    steps = lambda now: int(OFFICE.business_time(start, now) / OFFICE.working(every_day))  # noqa: E731
+    assert (steps(utc("2026-11-05T09:00")), steps(utc("2026-11-05T08:59"))) == (3, 2)
 
 
 def _facts(**changes) -> TicketFacts:
