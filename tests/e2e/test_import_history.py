@@ -113,3 +113,15 @@ def test_first_run_mails_each_open_ticket_at_most_once(imported, cli, smtp_sink:
     cli("run", "--once", "--now", iso(IMPORTED_AT))
     mailed = [re.search(r"\[(T-\d+)\]", m.message["Subject"]).group(1) for m in smtp_sink.messages]
     assert mailed and len(mailed) == len(set(mailed))
+
+
+def test_the_import_says_what_it_opened_and_closed(cli, tmp_path: Path):
+    history = conversations()
+    chosen = history[:2] + history[-3:]  # two long over, three recent
+    write_mbox(tmp_path / "few.mbox", chosen)
+    out = cli("import", str(tmp_path / "few.mbox"), "--now", iso(IMPORTED_AT),
+              "--open-since", "2026-11-20").output
+    assert "imported 25 messages" in out and "5 ticket" in out and "20 reply" in out
+    assert "opened 3 tickets with mail since 2026-11-20 00:00 UTC: T-3, T-4, T-5" in out
+    assert "closed 2 tickets whose last message is older (history: never evaluated): T-1, T-2" in out
+    cli("import", str(tmp_path / "few.mbox"), "--open-since", "yesterday", expect=2)  # a clear error
