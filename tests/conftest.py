@@ -66,9 +66,10 @@ rules:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """The clock override and the database binding are process-wide: reset them per test."""
+    """The clock override, the display zone and the database binding are process-wide: reset them per test."""
     yield
     clock.set_now(None)
+    clock.set_display_zone(None)
     db.close()
 
 
@@ -128,6 +129,7 @@ def cli(env: dict[str, str]) -> Callable[..., Result]:
     def run(*args: str, expect: int = 0) -> Result:
         result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
         clock.set_now(None)
+        clock.set_display_zone(None)  # each command finds its zone itself, as a new process would
         assert result.exit_code == expect, f"escalate {' '.join(args)} exited {result.exit_code}:\n{result.output}"
         return result
     return run

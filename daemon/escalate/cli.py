@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import sys
+import zoneinfo
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,7 +94,32 @@ def _open(ctx: click.Context):
 
 
 def _open_db(ctx: click.Context) -> None:
-    db.connect(_settings(ctx).db_url)
+    """The database only (a listing works while rules.yaml is broken); times still in the team's zone."""
+    settings = _settings(ctx)
+    _display_zone_of(settings)
+    db.connect(settings.db_url)
+
+
+def _display_zone_of(settings: Settings) -> None:
+    """Only the rules' `timezone` (checking the whole file costs a listing a quarter of a second);
+    UTC, still marked as such, when the file or its zone cannot be read."""
+    import yaml
+
+    try:
+        rules = yaml.load(settings.rules_path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        name = rules.get("timezone") if isinstance(rules, dict) else None
+        clock.set_display_zone(name if isinstance(name, str) else None)
+    except (OSError, ValueError, yaml.YAMLError, zoneinfo.ZoneInfoNotFoundError):
+        pass
+
+
+def _cell_text(column: str, value: Any) -> str:
+    """A table cell; times (columns named *_at, ISO text) in the team's zone with its abbreviation."""
+    if value is None:
+        return ""
+    if column.endswith("_at") and isinstance(value, str):
+        return clock.shown_iso(value)
+    return str(value)
 
 
 def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
@@ -103,7 +129,7 @@ def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
     if columns is None:
         click.echo(data)
         return
-    rows = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in data]
+    rows = [[_cell_text(c, row.get(c)) for c in columns] for row in data]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     widths[-1] = min(widths[-1], 60)
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
@@ -482,7 +508,7 @@ def report_command(ctx: click.Context, since: str | None, until: str | None, inc
         views.report(data)
     if html_file is not None:
         try:
-            html_file.write_text(report_html.render(data, generated_at=now.strftime("%Y-%m-%d %H:%M UTC")),
+            html_file.write_text(report_html.render(data, generated_at=clock.shown(now)),
                                  encoding="utf-8")
         except OSError as error:
             raise RuntimeFailure(f"cannot write {html_file}: {error.strerror}; choose a writable path for --html") from None
@@ -563,6 +589,11 @@ def rules_check(ctx: click.Context, file: Path | None) -> None:
         raise BadInput(f"{len(issues)} error{'s' if len(issues) != 1 else ''} in {path}"
                        + (f" and the templates in {admin_templates}" if admin_templates else ""))
     click.echo(f"{path}: ok")
+    from .rules.loader import load_ruleset
+    from .rules.working_days import note_text
+
+    for line in note_text(load_ruleset(path, template_names=renderer.names())):
+        click.echo(line)
 
 
 def _settings_or_none(ctx: click.Context) -> Settings | None:
@@ -578,7 +609,9 @@ def _ruleset_from(ctx: click.Context, file: Path | None):
 
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
-    return load_ruleset(path, template_names=Renderer(settings.templates_dir if settings else None).names())
+    ruleset = load_ruleset(path, template_names=Renderer(settings.templates_dir if settings else None).names())
+    clock.set_display_zone(ruleset.timezone)  # simulate and doc show times in the rules' zone
+    return ruleset
 
 
 @command(rules_group, "matrix")
@@ -669,7 +702,7 @@ def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
         return
     click.echo(f"#{detail['id']}  {detail['kind']}  {detail['status']}  {detail['subject']}")
     for key in ("ticket", "message_id", "created_at", "next_attempt_at", "sent_at", "attempts", "last_error"):
-        click.echo(f"  {key + ':':17}{detail[key] if detail[key] is not None else '-'}")
+        click.echo(f"  {key + ':':17}{_cell_text(key, detail[key]) or '-'}")
     click.echo("recipients:")
     for d in detail["deliveries"]:
         error = f"  {d['last_error']}" if d["last_error"] else ""
@@ -729,7 +762,7 @@ def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: b
         _emit(detail, True)
         return
     for key in ("id", "status", "reason", "received_at", "folder", "uid", "size", "sha256", "outcome"):
-        click.echo(f"{key + ':':13}{detail[key] if detail[key] is not None else '-'}")
+        click.echo(f"{key + ':':13}{_cell_text(key, detail[key]) or '-'}")
     click.echo("headers:")
     for line in detail["headers"]:
         click.echo(f"  {line}")
@@ -755,32 +788,47 @@ def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool) -> N
 
 @command(main, "import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--open-since", metavar="DATE",
+              help="Conversations whose last message is older are imported closed and never evaluated "
+                   "(default: now minus the longest resolution target).")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
-def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
-    """Bring in history from an mbox file or a Maildir (stored like ingested mail, deduplicated)."""
-    from . import mailfiles
-    from .ingest import import_messages
+def import_command(ctx: click.Context, path: Path, open_since: str | None, as_json: bool) -> None:
+    """Bring in history from an mbox file or a Maildir: each message at its own Date, threaded,
+    old conversations closed, recent ones open with their real ages (deduplicated as ingest does)."""
+    from . import history, mailfiles
     from .poller import options_for
 
+    cutoff = _moment("--open-since", open_since)
     try:
         store = mailfiles.open_store(path)
     except mailfiles.NotAMailStore as error:
         raise BadInput(str(error)) from None
     try:
         app = _open(ctx)
-        total = mailfiles.count(store)
-        with click.progressbar(length=total, label=f"importing {path.name}", file=sys.stderr) as bar:
-            result = import_messages(lambda: mailfiles.raw_messages(store), app.ruleset, app.renderer, app.secret,
-                                     clock.now(), options_for(app.settings), progress=bar.update)
+        keys = mailfiles.ordered_keys(store)
+        with click.progressbar(length=len(keys), label=f"importing {path.name}", file=sys.stderr) as bar:
+            report = history.import_history(keys, lambda key: mailfiles.read(store, key), app.ruleset, app.renderer,
+                                            app.secret, clock.now(), options_for(app.settings), open_since=cutoff,
+                                            progress=bar.update)
     finally:
         store.close()
-    summary = {"messages": total, "outcomes": dict(result.outcomes), "tickets_created": len(result.tickets_created)}
+    result = report.result
+    summary = {"messages": len(keys), "outcomes": dict(result.outcomes), "tickets_created": len(result.tickets_created),
+               "open_since": clock.iso(report.open_since), "opened": report.opened, "closed": report.closed}
     if as_json:
         _emit(summary, True)
-    else:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(result.outcomes.items())) or "nothing"
-        click.echo(f"imported {total} messages from {path}: {counts}")
+        return
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.outcomes.items())) or "nothing"
+    click.echo(f"imported {len(keys)} messages from {path}: {counts}")
+    click.echo(f"opened {_count(len(report.opened), 'ticket', 'tickets')} with mail since "
+               f"{clock.shown(report.open_since)}" + (f": {_refs(report.opened)}" if report.opened else ""))
+    click.echo(f"closed {_count(len(report.closed), 'ticket', 'tickets')} whose last message is older "
+               "(history: never evaluated)" + (f": {_refs(report.closed)}" if report.closed else ""))
+
+
+def _refs(refs: list[str], shown: int = 20) -> str:
+    return ", ".join(refs[:shown]) + (f" and {len(refs) - shown} more (--json lists all)" if len(refs) > shown else "")
 
 
 @command(main, "demo")

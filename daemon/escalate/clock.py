@@ -7,9 +7,12 @@ passing a time, the same way GoAlert's engine tests fast-forward the database cl
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+import zoneinfo
+from datetime import datetime, timezone, tzinfo
 
 _fixed: datetime | None = None
+# The zone a person reads times in: the rules' `timezone` (set when rules are loaded; UTC before).
+_display: tzinfo = timezone.utc
 
 
 class BadTime(ValueError):
@@ -46,6 +49,38 @@ def now() -> datetime:
 def iso(value: datetime | None) -> str | None:
     """The one textual form of a time in JSON and logs."""
     return value.astimezone(timezone.utc).isoformat() if value is not None else None
+
+
+def set_display_zone(name: str | tzinfo | None) -> None:
+    """Show times in this zone from now on (the loaded rules' `timezone`; None: UTC)."""
+    global _display
+    _display = timezone.utc if name in (None, "UTC") else (zoneinfo.ZoneInfo(name) if isinstance(name, str) else name)
+
+
+def display_zone() -> tzinfo:
+    return _display
+
+
+def shown(value: datetime, zone: tzinfo | None = None) -> str:
+    """A time as a person reads it, in the team's zone with its abbreviation: "2026-11-02 10:00 CET"
+    (a zone without an abbreviation shows its offset, "+03"). Naive times are UTC. Formatted by
+    hand: strftime costs twice as much, and a tick writes several per notification."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    local = value.astimezone(zone or _display)
+    return "%04d-%02d-%02d %02d:%02d %s" % (local.year, local.month, local.day, local.hour, local.minute,
+                                           local.tzname() or _offset(local))
+
+
+def _offset(local: datetime) -> str:
+    minutes = int(local.utcoffset().total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return "%s%02d:%02d" % (sign, abs(minutes) // 60, abs(minutes) % 60)
+
+
+def shown_iso(text: str | None, empty: str = "-") -> str:
+    """An ISO time from a JSON view (clock.iso) as `shown` writes it, or `empty`."""
+    return shown(datetime.fromisoformat(text)) if text else empty
 
 
 def minutes_utc(value: datetime) -> str:

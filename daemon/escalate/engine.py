@@ -325,7 +325,7 @@ def describe_next_step(ladder: Ladder, ruleset: Ruleset, calendar: Calendar) -> 
         rule = None
     if ladder.next_step_at is None or rule is None:
         return "No reminders follow: the rule behind this escalation does not repeat."
-    when = clock.minutes_utc(ladder.next_step_at)
+    when = clock.shown(ladder.next_step_at)
     upper = ruleset.next_tier(ladder.tier) if rule.next_tier_after is not None else None
     if upper is not None and ladder.step >= rule.next_tier_after:
         return f"Unless someone acknowledges, it goes to {upper.name} (tier {upper.level}) at {when}."

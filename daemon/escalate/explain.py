@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import iso
 from . import ladders
+from .clock import iso, shown_iso
 from .engine import describe_next_step, facts_of
 from .models import Escalation, Ticket
 from .rules import clocks
-from .rules.durations import format_duration
+from .rules.durations import format_duration, format_working_time
 from .rules.criteria.past_target import target_clock_start
 from .rules.facts import TicketFacts
 from .rules.ladder import Ladder, covered_tier, decide
@@ -31,10 +31,13 @@ def _clock(facts: TicketFacts, ruleset: Ruleset, name: str, start: datetime | No
     if not running:
         return entry
     elapsed = clocks.elapsed(facts, ruleset, start, now, pausable=pausable)
-    entry["elapsed"] = format_duration(elapsed)
+    entry["elapsed"] = format_working_time(elapsed)  # hours: "1d" in a target means a working day
     if target is not None:
-        entry["left"] = format_duration(target - elapsed) if target > elapsed else "0s"
-        entry["breached"] = elapsed >= target
+        working = clocks.calendar_of(facts, ruleset).working(target)  # "1d": a working day of the calendar
+        if working != target:
+            entry["target_working_time"] = format_working_time(working)
+        entry["left"] = format_working_time(working - elapsed) if working > elapsed else "0s"
+        entry["breached"] = elapsed >= working
         due = clocks.due(facts, ruleset, start, target, pausable=pausable)
         entry["due_at"] = iso(due)
     return entry
@@ -122,6 +125,7 @@ def explain(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str, Any]:
 
 
 def render_text(report: dict[str, Any]) -> str:
+    """The report for a person: times in the team's zone with its abbreviation."""
     lines = [f"{report['ref']}  {report['subject']}",
              f"  {report['status']}, severity {report['severity']}, tier {report['tier'] or '-'}; "
              f"calendar {report['calendar']['name']}: {report['calendar']['hours']}"
@@ -143,9 +147,12 @@ def render_text(report: dict[str, Any]) -> str:
             continue
         text = f"  {clock['clock']:16} {clock.get('elapsed', '')} counted"
         if clock.get("target"):
-            text += f" of {clock['target']}; " + ("BREACHED" if clock.get("breached") else f"{clock['left']} left")
+            target = clock["target"]
+            if clock.get("target_working_time"):  # "2d" on office hours: 2 working days, 20h of working time
+                target += f" ({clock['target_working_time']} working time)"
+            text += f" of {target}; " + ("BREACHED" if clock.get("breached") else f"{clock['left']} left")
             if clock.get("due_at") and not clock.get("breached"):
-                text += f", due {clock['due_at']}"
+                text += f", due {shown_iso(clock['due_at'])}"
         if clock["paused"]:
             text += " (paused: waiting on the customer)"
         lines.append(text)
@@ -154,11 +161,11 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"  {rule['rule']} (line {rule['line']}): {rule['state']}")
         for criterion in rule["criteria"]:
             mark = "yes" if criterion["holds"] else "no "
-            since = f" (from {criterion['from']})" if criterion["from"] else ""
+            since = f" (from {shown_iso(criterion['from'])})" if criterion["from"] else ""
             lines.append(f"      [{mark}] {criterion['criterion']}{since}")
         if rule["next"]:
-            lines.append(f"      next: {rule['next']} at {rule['next_at']}")
+            lines.append(f"      next: {rule['next']} at {shown_iso(rule['next_at'])}")
     nxt = report["next"]
-    lines.append(f"next: {nxt['what']} at {nxt['at']} (rule {nxt['rule']})" if nxt
+    lines.append(f"next: {nxt['what']} at {shown_iso(nxt['at'])} (rule {nxt['rule']})" if nxt
                  else "next: nothing is scheduled until the ticket changes")
     return "\n".join(lines)

@@ -67,6 +67,9 @@ class IngestOptions:
     attachments: AttachmentStore | None = None
     previous_secret: bytes | None = None  # reply tokens minted before a secret rotation still verify
     token_ttl: timedelta = timedelta(days=7)  # replies to older notifications cannot act
+    # imported history (history.py): what happened then is recorded, nothing is done about it now —
+    # no acknowledgement to the customer, no commands acted on, weeks after the fact
+    history: bool = False
 
 
 DEFAULT_OPTIONS = IngestOptions()
@@ -84,6 +87,7 @@ def ingest_folder(mailbox: Mailbox, folder: str, ruleset: Ruleset, renderer: Ren
     state = _folder_state(account, folder, uidvalidity, now)
     _repair_marks(mailbox, state, options)
     uids = mailbox.uids_after(state.last_uid)
+    FolderState.update(polled_at=now).where(FolderState.id == state.id).execute()  # for `status`
     if not uids:
         return
     # the next batch is fetched while this one is stored; marking still follows this one's commit
@@ -151,12 +155,12 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
                 outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
                                       f"{options.max_message_bytes}); only the headers were fetched", now)
             else:
-                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, now, created, options)
+                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, fetched.at or now, created, options)
             outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
         events.flush()
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
-            FolderState.update(last_uid=batch[-1].uid, updated_at=now).where(
+            FolderState.update(last_uid=batch[-1].uid, updated_at=now, mail_at=now).where(
                 (FolderState.account == source.account) & (FolderState.folder == source.folder)).execute()
     result.outcomes.update(outcomes)
     result.tickets_created.extend(created)
@@ -230,6 +234,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
                          ticket=match.ticket if match is not None else None)
         if match is not None:
             tickets.add_message(match.ticket, message, now)
+            _hold_history(match.ticket, options)
         return "machine"
 
     if match is None:
@@ -243,12 +248,13 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision, ticket=ticket)
         tickets.add_message(ticket, message, now)
         incidents.link_new_ticket(ticket, ruleset, now)  # similar tickets from other customers: one incident
-        if ruleset.acknowledge_customers:  # issue 5: once per sender per ticket, capped; machine mail never gets here
+        if ruleset.acknowledge_customers and not options.history:  # issue 5: once per sender per ticket, capped; machine mail never gets here
             from .notify import queue_acknowledgement
 
             queue_acknowledgement(ticket=ticket, message=message, ruleset=ruleset, renderer=renderer, secret=secret,
                                   now=now)
         result.tickets_created.append(ticket.ref)
+        _hold_history(ticket, options)
         return "ticket"
 
     ticket = match.ticket
@@ -256,7 +262,10 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
     message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket)
     _audit_threading(parsed, match, kind, ruleset, now)
     tickets.add_message(ticket, message, now)
-    if kind != "other" or match.notification is not None:
+    _hold_history(ticket, options)
+    if options.history:
+        pass  # a command in old mail was acted on (or not) back then
+    elif kind != "other" or match.notification is not None:
         # a reply to one of our notifications — from a roster member or not (S1: a forwarded
         # notification answered by someone else is refused, audited and told once an hour)
         handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now,
@@ -268,6 +277,14 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
             audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
                          reason="sender not on ticket", message_id=parsed.message_id)
     return "reply"
+
+
+def _hold_history(ticket: Ticket, options: IngestOptions) -> None:
+    """An imported ticket is not due until the import has decided its status from its whole
+    history (history.py): a tick meanwhile, or a crash before that, evaluates nothing old."""
+    if options.history:
+        ticket.next_due_at = None
+        rows.update(ticket, "next_due_at")
 
 
 def _stored_meanwhile(raw: bytes) -> bool:
@@ -408,14 +425,15 @@ def _quarantine(raw: bytes, source: Source, reason: str, now: datetime) -> str:
 # history import
 
 
-def import_messages(messages: Callable[[], Iterable[bytes]], ruleset: Ruleset, renderer: Renderer,
-                    secret: bytes, now: datetime, options: IngestOptions = DEFAULT_OPTIONS,
+def import_messages(messages: Callable[[], Iterable[tuple[datetime | None, bytes]]], ruleset: Ruleset,
+                    renderer: Renderer, secret: bytes, now: datetime, options: IngestOptions = DEFAULT_OPTIONS,
                     batch_size: int = 100, progress: Callable[[int], None] | None = None) -> IngestResult:
-    """Store raw messages from an mbox or Maildir (see mailfiles.py) in batches, like ingest."""
+    """Store raw messages from an mbox or Maildir (see mailfiles.py, history.py) in batches, like
+    ingest; each (time, raw bytes) is stored as having come at its time (`now` when None)."""
     result = IngestResult()
     batch: list[Fetched] = []
-    for raw in messages():
-        batch.append(Fetched(0, raw, len(raw)))
+    for at, raw in messages():
+        batch.append(Fetched(0, raw, len(raw), at=at))
         if len(batch) >= batch_size:
             store_batch(batch, Source("import", None, None), ruleset, renderer, secret, now, result, options)
             if progress:

@@ -23,6 +23,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Iterator
 
 import imapclient
@@ -50,6 +51,7 @@ class Fetched:
     raw: bytes
     size: int               # RFC822.SIZE as the server reports it
     headers_only: bool = False
+    at: datetime | None = None  # imported history: the message's own time, stored as when it came (history.py)
 
 
 _ERRORS = (OSError, socket.timeout, IMAPClientError, ssl.SSLError)

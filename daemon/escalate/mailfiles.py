@@ -34,13 +34,23 @@ def count(store: stdlib_mailbox.Mailbox) -> int:
     return len(store.keys())
 
 
-def raw_messages(store: stdlib_mailbox.Mailbox) -> Iterator[bytes]:
-    """Each message's bytes, in the store's order (mbox: file order; Maildir: sorted by name)."""
+def ordered_keys(store: stdlib_mailbox.Mailbox) -> list:
+    """The messages' keys in the store's order (mbox: file order; Maildir: sorted by name)."""
     keys = store.keys()
-    if isinstance(store, stdlib_mailbox.Maildir):
-        keys = sorted(keys)
-    for key in keys:
-        try:
-            yield store.get_bytes(key)
-        except (KeyError, FileNotFoundError):  # a Maildir file removed while we read
-            continue
+    return sorted(keys) if isinstance(store, stdlib_mailbox.Maildir) else list(keys)
+
+
+def read(store: stdlib_mailbox.Mailbox, key) -> bytes | None:
+    """One message's bytes; None when it went away meanwhile (a Maildir file removed while we read)."""
+    try:
+        return store.get_bytes(key)
+    except (KeyError, FileNotFoundError):
+        return None
+
+
+def raw_messages(store: stdlib_mailbox.Mailbox) -> Iterator[bytes]:
+    """Each message's bytes, in the store's order."""
+    for key in ordered_keys(store):
+        raw = read(store, key)
+        if raw is not None:
+            yield raw

@@ -112,6 +112,9 @@ class FolderState(BaseModel):
     updated_at = UTCDateTimeField()
     # the last UID flagged/moved after its commit; (flagged_uid, last_uid] is re-done after a crash (I2)
     flagged_uid = peewee.BigIntegerField(default=0, null=True)
+    # `status` tells these apart (migration 12): when the folder was last looked at, and when mail last came
+    polled_at = UTCDateTimeField(null=True)
+    mail_at = UTCDateTimeField(null=True)
 
     class Meta:
         indexes = ((("account", "folder"), True),)

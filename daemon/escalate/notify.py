@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from . import audit, clock, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Incident, Message, Outbox, Ticket, load_json
-from .rules.durations import format_duration
+from .rules.durations import age_text, format_duration
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
@@ -44,7 +44,8 @@ def _domain(address: str) -> str:
 
 
 def _when(value: datetime | None) -> str | None:
-    return clock.minutes_utc(value) if value else None
+    """A time in a mail: the team's zone, with its abbreviation."""
+    return clock.shown(value) if value else None
 
 
 def resolution_due(ticket: Ticket, severity: Severity, ruleset: Ruleset) -> datetime | None:
@@ -79,7 +80,7 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
         "tier": ticket.tier,
         "assignee": ticket.assignee,
         "created_at": _when(ticket.created_at),
-        "age": format_duration(max(now - ticket.created_at, timedelta(0))),
+        "age": age_text(now - ticket.created_at),
         "first_response_at": _when(ticket.first_response_at),
         "resolution_due_at": _when(due),
         # a target that has passed says so: the mail is read later than it was decided, never as if in time

@@ -608,6 +608,11 @@ def _address_list(values: list[str], name: str, defects: _Defects, budget: _Budg
     return tuple(found)
 
 
+def date_of(values: list[str]) -> datetime | None:
+    """A Date header's values as an aware UTC time, read as parse_message reads it; None if unreadable."""
+    return _date(values, _Defects())
+
+
 def _date(values: list[str], defects: _Defects) -> datetime | None:
     if not values:
         return None

@@ -8,9 +8,10 @@ the decision matrix, and how to reply.
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from .rules.durations import format_duration
+from .rules.durations import format_duration, format_working_time, parse_duration
 from .rules.model import Ruleset
 
 
@@ -47,6 +48,28 @@ def _target(value) -> str:
     return format_duration(value) if value is not None else "—"
 
 
+def working_days_note(ruleset: Ruleset) -> str:
+    """What "1d" and "1w" mean on the rules' calendars, with an example on the first one with hours."""
+    calendar = next((c for c in ruleset.calendars if not c.always), None)
+    if calendar is None:
+        return "On the 24×7 calendar a day (d) is 24 hours and a week (w) 7 days."
+    monday = date(2026, 1, 5)  # a Monday: the example reads the same every year
+    while not calendar.intervals_on(monday) or not calendar.intervals_on(monday + timedelta(days=3)):
+        monday += timedelta(days=7)
+    start = calendar.intervals_on(monday)[0][0] + timedelta(hours=2)
+    due = calendar.add(start, parse_duration("3d"))
+    return (f"Days (d) and weeks (w) are working days and weeks of the calendar: on {calendar.name} a day is "
+            f"{format_working_time(calendar.day_length)} and a week {format_working_time(calendar.week_length)} of working "
+            f"time, so 3d from {_weekday(start, calendar)} "
+            f"{start.astimezone(calendar.zone):%H:%M} is {_weekday(due, calendar)} "
+            f"{due.astimezone(calendar.zone):%H:%M}, weekends and holidays skipped. On the 24×7 calendar a day is "
+            "24 hours. Hours, minutes and seconds are working time on every calendar.")
+
+
+def _weekday(moment: datetime, calendar) -> str:
+    return f"{moment.astimezone(calendar.zone):%A}"
+
+
 def procedure_markdown(ruleset: Ruleset, commands: dict[str, str] | None = None) -> str:
     out: list[str] = ["# Escalation procedure", "",
                       f"Generated from `{ruleset.source}` (version {ruleset.version}); edit that file, not this page.",
@@ -80,7 +103,7 @@ def procedure_markdown(ruleset: Ruleset, commands: dict[str, str] | None = None)
                    f"{_target(severity.next_response)} | {_target(severity.resolution)} | "
                    f"{calendar.name}: {calendar.describe()} |")
     out += ["", "Clocks count only business hours of the severity's calendar and stop while a ticket waits on "
-                "the customer; a ticket's age (max_age) counts in real time."]
+                "the customer; a ticket's age (max_age) counts in real time. " + working_days_note(ruleset)]
     if ruleset.incidents is not None:
         out += ["", "## Incidents", "",
                 f"Tickets from different customers whose subjects share at least "

@@ -201,7 +201,7 @@ def render(data: dict[str, Any], generated_at: str) -> str:
 <style>{STYLE}</style></head>
 <body>
 <h1>Escalation report</h1>
-<p class="meta">Tickets opened {escape(when(window['since']))} to {escape(when(window['until']))} UTC ({drills}).
+<p class="meta">Tickets opened {escape(when(window['since']))} to {escape(when(window['until']))} ({drills}).
 Generated {escape(generated_at)} by escalate.</p>
 <div class="cards">{''.join(f'<div class="card"><b>{v}</b>{escape(k)}</div>' for k, v in cards)}</div>
 <h2>Charts</h2>

@@ -54,7 +54,10 @@ class App:
 
 
 def load_rules(settings: Settings, renderer: Renderer) -> Ruleset:
-    return load_ruleset(settings.rules_path, template_names=renderer.names())
+    """The rules, whose `timezone` is from then on the one times are shown in (mail, views)."""
+    ruleset = load_ruleset(settings.rules_path, template_names=renderer.names())
+    clock.set_display_zone(ruleset.timezone)
+    return ruleset
 
 
 def open_app(settings: Settings) -> App:

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable
 
-from .clock import iso, parse_time
-
+from .clock import iso, parse_time, shown_iso
 from .models import Event, Ticket
 from .rules.facts import TicketFacts
 from .rules.ladder import ACKNOWLEDGED, ACTIVE as LADDER_ACTIVE, ENDED, UNANSWERED, Ladder, decide
@@ -297,7 +296,8 @@ def simulate(ruleset: Ruleset, since: datetime, until: datetime,
 
 
 def render_text(report: dict[str, Any], limit: int = 200) -> str:
-    lines = [f"replayed {report['tickets']} tickets created since {report['since']} up to {report['until']} "
+    lines = [f"replayed {report['tickets']} tickets created since {shown_iso(report['since'])} up to "
+             f"{shown_iso(report['until'])} "
              f"through {report['rules']}",
              f"would escalate: {len(report['predicted'])} steps; the daemon took {report['actual']}; "
              f"{report['agree']} agree"]
@@ -306,14 +306,14 @@ def render_text(report: dict[str, Any], limit: int = 200) -> str:
         if items:
             lines.append(title)
             for item in items[:limit]:
-                lines.append(f"  {item['due_at']}  {item['ref']:8} {item['rule']} step {item['step']} → tier {item['tier']}")
+                lines.append(f"  {shown_iso(item['due_at'])}  {item['ref']:8} {item['rule']} step {item['step']} → tier {item['tier']}")
             if len(items) > limit:
                 lines.append(f"  … and {len(items) - limit} more (--json lists all)")
     if not report["only_predicted"] and not report["only_actual"]:
         lines.append("no difference")
     lines.append("predicted steps:")
     for item in report["predicted"][:limit]:
-        lines.append(f"  {item['due_at']}  {item['ref']:8} {item['rule']} step {item['step']} → tier {item['tier']}")
+        lines.append(f"  {shown_iso(item['due_at'])}  {item['ref']:8} {item['rule']} step {item['step']} → tier {item['tier']}")
     if len(report["predicted"]) > limit:
         lines.append(f"  … and {len(report['predicted']) - limit} more (--json lists all)")
     return "\n".join(lines)

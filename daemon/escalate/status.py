@@ -4,17 +4,18 @@ instances sharing the database and the folders each holds (heartbeat.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from peewee import fn
 
 from . import heartbeat, migrations
-from .clock import iso
+from .clock import iso, shown_iso
 from .config import Settings, redact_url
 from .db import sqlite_path
 from .instance import InstanceLock
 from .models import ACTIVE_STATUSES, Escalation, FolderState, Outbox, Quarantine, Ticket, database
+from .rules.durations import age_text
 
 
 def ladder_counts() -> list[tuple[str, int]]:
@@ -76,12 +77,24 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
         },
         "imap_accounts": [account.redacted() for account in settings.mailboxes],
         "folders": [{"folder": f.folder, "account": f.account, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,
-                     "last_polled_at": iso(f.updated_at)}
+                     "last_polled_at": iso(f.polled_at), "last_mail_at": iso(f.mail_at),
+                     "polled_seconds_ago": _ago(now, f.polled_at), "mail_seconds_ago": _ago(now, f.mail_at)}
                     for f in FolderState.select().order_by(FolderState.account, FolderState.folder)],
         "quarantined": Quarantine.select().count(),
         "instances": instances,
         "schema_version": migrations.current_version(database),
     }
+
+
+def _ago(now: datetime, moment: datetime | None) -> int | None:
+    return None if moment is None else max(round((now - moment).total_seconds()), 0)
+
+
+def _when(moment: str | None, seconds_ago: int | None, never: str) -> str:
+    """"2026-11-02 10:00 CET (3m ago)", or `never` for a time there is none of."""
+    if moment is None:
+        return never
+    return f"{shown_iso(moment)} ({'just now' if seconds_ago < 60 else age_text(timedelta(seconds=seconds_ago)) + ' ago'})"
 
 
 def describe(status: dict[str, Any]) -> str:
@@ -106,5 +119,8 @@ def describe(status: dict[str, Any]) -> str:
         lines.append(f"instance {instance['name']}: {instance['state']}, heartbeat {instance['heartbeat_age_seconds']:.0f} s ago"
                      + (f", ingests {holds}" if instance["state"] == "running" else ""))
     for folder in status["folders"]:
-        lines.append(f"folder {folder['account'] + '/' if len(status['imap_accounts']) > 1 else ''}{folder['folder']}: last UID {folder['last_uid']}, polled {folder['last_polled_at']}")
+        name = f"{folder['account'] + '/' if len(status['imap_accounts']) > 1 else ''}{folder['folder']}"
+        lines.append(f"folder {name}: last UID {folder['last_uid']}, "
+                     f"polled {_when(folder['last_polled_at'], folder['polled_seconds_ago'], 'not yet')}, "
+                     f"last mail {_when(folder['last_mail_at'], folder['mail_seconds_ago'], 'none yet')}")
     return "\n".join(lines)

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .clock import shown_iso
+
 PIPE_WIDTH = 140  # columns when the output is not a terminal (COLUMNS overrides)
 DRILL = "DRILL"
 
@@ -51,10 +53,8 @@ def duration(seconds: float | None) -> str:
 
 
 def when(value: str | None) -> str:
-    """An ISO time from the JSON views as "2026-11-02 09:00" (UTC), or "-"."""
-    if not value:
-        return "-"
-    return value[:16].replace("T", " ")
+    """An ISO time from the JSON views as the team reads it, "2026-11-02 10:00 CET", or "-"."""
+    return shown_iso(value)
 
 
 def _table(title: str | None, *columns: str, right: Iterable[str] = (), wrap: Iterable[str] = ()) -> Table:
@@ -174,7 +174,7 @@ def report(data: dict[str, Any]) -> None:
     out = console()
     window, totals = data["window"], data["totals"]
     top = data["top_tier"]
-    out.print(Text(f"Escalation report: tickets opened {when(window['since'])} to {when(window['until'])} UTC "
+    out.print(Text(f"Escalation report: tickets opened {when(window['since'])} to {when(window['until'])} "
                    f"({'drills included' if window['drills_included'] else 'drills left out'})", style="bold"))
     out.print(f"{totals['tickets']} tickets, {totals['escalated']} escalated, {totals['acknowledged']} acknowledged, "
               f"{totals['resolved']} resolved, {totals['reached_top_tier']} reached tier {top['level']} ({top['name']}), "

@@ -164,7 +164,7 @@ def test_drills_count_only_when_asked(run):
 
 def test_report_text_for_people(run):
     out = run("report", *WINDOW).stdout
-    assert "Escalation report: tickets opened 2026-11-01 00:00 to 2026-11-10 00:00 UTC (drills left out)" in out
+    assert "Escalation report: tickets opened 2026-11-01 00:00 UTC to 2026-11-10 00:00 UTC (drills left out)" in out
     assert ("5 tickets, 2 escalated, 2 acknowledged, 2 resolved, 1 reached tier 3 (Critical response), "
             "0 went unanswered to the end of their ladder.") in " ".join(out.split())
     rows = [" ".join(line.split()) for line in out.splitlines()]
@@ -178,7 +178,7 @@ def test_report_text_for_people(run):
                 "carl@customer.example 1 customer.example 1 1"):
         assert row in rows, f"{row!r} not in the report:\n{out}"
     assert "0% acknowledged at the first notice; 3.5 reminders on average." in out
-    assert any(r.startswith("T-2 urgent resolved 2026-11-02 09:00 dana@other.example") for r in rows)
+    assert any(r.startswith("T-2 urgent resolved 2026-11-02 09:00 UTC dana@other.example") for r in rows)
     assert "DRILL" not in out
     assert "\x1b[" not in out  # no colour codes when piped
 

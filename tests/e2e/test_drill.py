@@ -75,9 +75,9 @@ def test_drill_walks_the_real_path_and_reports_each_tiers_time_to_ack(cli, dovec
     assert [(t["tier"], t["drills"], t["acknowledged"], t["median_seconds"]) for t in results["tiers"]] == [
         (1, 1, 1, 240), (2, 1, 1, 720)]
     people = [" ".join(line.split()) for line in cli("drill", "report").stdout.splitlines()]
-    assert "1 Frontline 1 1 4m 4m 2026-11-02 09:00" in people
-    assert "2 Specialists 1 1 12m 12m 2026-11-02 09:00" in people
-    assert any(line.startswith("T-1 1 2026-11-02 09:00 2026-11-02 09:01 2026-11-02 09:05 alice@example.com 4m open")
+    assert "1 Frontline 1 1 4m 4m 2026-11-02 09:00 UTC" in people
+    assert "2 Specialists 1 1 12m 12m 2026-11-02 09:00 UTC" in people
+    assert any(line.startswith("T-1 1 2026-11-02 09:00 UTC 2026-11-02 09:01 UTC 2026-11-02 09:05 UTC alice@example.com 4m open")
                for line in people)
 
     detail = json.loads(cli("tickets", "show", "T-1", "--json").stdout)

@@ -124,4 +124,4 @@ def test_the_page_is_self_contained_and_escapes_customer_text(rendered):
     without_svg_namespace = html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "http://" not in without_svg_namespace and "https://" not in without_svg_namespace
     assert "@media print" in html and html.count("<svg") == 5
-    assert "Tickets opened 2026-11-01 00:00 to 2026-11-10 00:00 UTC (drill tickets left out)" in html
+    assert "Tickets opened 2026-11-01 00:00 UTC to 2026-11-10 00:00 UTC (drill tickets left out)" in html

@@ -111,7 +111,7 @@ def test_an_incident_is_escalated_once_and_explained_replayed_and_documented(
     assert rules_json(cli, "explain", "T-2", "--now", at(0))["incident"]["primary"] is False
     text = cli("rules", "explain", "T-4", "--now", at(0)).output
     assert "calendar office: Mon–Fri 09:00–17:00 (Europe/Berlin) (open now)" in text
-    assert "first response   0s counted of 4h; 4h left, due 2026-11-02T13:00:00+00:00" in text
+    assert "first response   0s counted of 4h; 4h left, due 2026-11-02 14:00 CET" in text  # the team's zone
 
     cycle(cli, 16)
     to = sorted(tuple(m.rcpt_tos) for m in smtp_sink.wait_for(5))

@@ -164,6 +164,8 @@ _FOLD_LADDERS = [
 _ONE_ACTIVE_LADDER = ('CREATE UNIQUE INDEX IF NOT EXISTS "escalation_one_active_per_ticket" '
                       'ON "escalation" ("ticket_id") WHERE "state" = \'active\'')
 
+_MAIL_AT_FROM_CHECKPOINT = "UPDATE folder_state SET mail_at = updated_at WHERE last_uid > 0 AND mail_at IS NULL"
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
@@ -193,6 +195,11 @@ MIGRATIONS: list[Migration] = [
                     add_column(Incident.rules_fired),
                     run_sql(sqlite=_FOLD_LADDERS, postgresql=_FOLD_LADDERS),
                     run_sql(sqlite=_ONE_ACTIVE_LADDER, postgresql=_ONE_ACTIVE_LADDER))),
+
+    Migration(12, "folder_state: when a folder was last polled and when mail last arrived, apart",
+              steps(add_column(FolderState.polled_at), add_column(FolderState.mail_at),
+                    # until now updated_at moved only when mail came: it is the last arrival
+                    run_sql(sqlite=_MAIL_AT_FROM_CHECKPOINT, postgresql=_MAIL_AT_FROM_CHECKPOINT))),
 ]
 
 

@@ -7,6 +7,14 @@ long on the Monday after the clocks go forward, and starts an hour earlier in UT
 
     cal.business_time(start, end)   how much working time lies between two moments
     cal.add(start, amount)          the moment working time since `start` reaches `amount`
+    cal.working(amount)             a rules.yaml duration as working time of this calendar
+
+Days and weeks are the team's: on a calendar with working hours a day ("1d") is one working day
+of it — as long as its usual open day (10 h for Mon–Fri 08:00–18:00) — and a week ("1w") its
+whole working week (50 h there), so "3d" from Monday 10:00 is Thursday 10:00, holidays and
+weekends skipped, and "1d" from Friday 16:00 is Monday 16:00. On the 24×7 calendar a day is 24 h.
+Hours, minutes and seconds are working time on every calendar. (Jira Service Management and
+people count the same way; counting 24 working hours as a day made "2d" almost a working week.)
 
 The engine stores `add(...)` as the ticket's next due time, so a tick still reads only due tickets.
 """
@@ -15,7 +23,10 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass, field
+from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
+
+from .durations import Duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_NAME = "always"
@@ -36,10 +47,16 @@ class Calendar:
     always: bool = False
     _zone: zoneinfo.ZoneInfo = field(init=False, repr=False, compare=False)
     _days: dict = field(init=False, repr=False, compare=False, hash=False)
+    _lengths: tuple[timedelta, timedelta] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", zoneinfo.ZoneInfo(self.timezone))
         object.__setattr__(self, "_days", {})
+        object.__setattr__(self, "_lengths", self._day_and_week())
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return self._zone
 
     @classmethod
     def always_open(cls, name: str = ALWAYS_NAME, timezone_name: str = "UTC") -> Calendar:
@@ -92,8 +109,37 @@ class Calendar:
             day += timedelta(days=1)
         return total
 
+    # -- days and weeks ----------------------------------------------------------------------
+
+    @property
+    def day_length(self) -> timedelta:
+        """How long a working day ("1d") is: the most common length of an open day of the week,
+        the longer one on a tie (Mon–Thu 09:00–17:00, Fri 09:00–15:00: 8 h). 24 h for 24×7."""
+        return self._lengths[0]
+
+    @property
+    def week_length(self) -> timedelta:
+        """How long a working week ("1w") is: all the opening hours of a week. 7 × 24 h for 24×7."""
+        return self._lengths[1]
+
+    def _day_and_week(self) -> tuple[timedelta, timedelta]:
+        open_days = [sum(end - start for start, end in spans) for spans in self.hours if spans]
+        if self.always or not open_days:  # the loader refuses a calendar without opening hours
+            return timedelta(days=1), timedelta(weeks=1)
+        usual = max(Counter(open_days).items(), key=lambda item: (item[1], item[0]))[0]
+        return timedelta(minutes=usual), timedelta(minutes=sum(open_days))
+
+    def working(self, amount: timedelta) -> timedelta:
+        """`amount` as working time of this calendar: a Duration's days and weeks become working
+        days and weeks; any other timedelta (and anything on 24×7) is taken as it is."""
+        if self.always or not isinstance(amount, Duration) or not amount.has_days:
+            return timedelta(seconds=amount.total_seconds())
+        return amount.weeks_part * self.week_length + amount.days_part * self.day_length + amount.clock_part
+
     def add(self, start: datetime, amount: timedelta) -> datetime:
-        """The first moment at which working time since `start` reaches `amount`."""
+        """The first moment at which working time since `start` reaches `amount` (a Duration's
+        days and weeks counted as this calendar's working days and weeks)."""
+        amount = self.working(amount)
         if self.always or amount <= _ZERO:
             return start + max(amount, _ZERO)
         remaining = amount

@@ -4,7 +4,8 @@ A clock starts at some moment (creation, the last agent message …) and counts 
 of the ticket's severity's calendar, minus the periods the ticket spent waiting on the customer.
 `due(...)` answers when such a clock reaches a threshold — exactly, so the engine can store it as
 the ticket's next due time — and `elapsed(...)` how much it has counted by a given moment (for
-`rules explain`).
+`rules explain`). Thresholds are rules.yaml durations: their days and weeks are working days and
+weeks of the calendar (Calendar.working).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def due(facts: TicketFacts, ruleset, start: datetime, threshold: timedelta, *, p
     if pausable and facts.status == "waiting":
         return None
     calendar = calendar_of(facts, ruleset)
-    remaining = threshold
+    remaining = calendar.working(threshold)  # "1d" is a working day of this calendar
     cursor = start
     if pausable:
         for pause_start, pause_end in _pauses(facts, start):

@@ -2,6 +2,12 @@
 
 A bare number is refused: `repeat_every: 30` could mean seconds or minutes, and a support team
 should never have to guess which one the daemon picked.
+
+Days and weeks mean what the team means by them: on a calendar with working hours "3d" is three
+working days of that calendar, not 72 working hours (calendar.py, Calendar.working). So a parsed
+duration keeps its weeks and days apart from its hours, minutes and seconds (Duration); as a plain
+timedelta it is its 24×7 meaning (a day is 24 hours), which is what real-time clocks (max_age)
+and the "always" calendar use.
 """
 
 from __future__ import annotations
@@ -25,7 +31,58 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def parse_duration(text: object) -> timedelta:
+class Duration(timedelta):
+    """A duration from rules.yaml: a timedelta (days of 24 h) that also remembers how many of it
+    were written as weeks and days, so a calendar can count those as working days and weeks.
+
+    Scaling keeps the parts apart (`3 * Duration`, used for the nth repeat of an escalation);
+    any other arithmetic gives a plain timedelta of the 24×7 meaning.
+    """
+
+    weeks_part: int
+    days_part: int
+
+    def __new__(cls, weeks: int = 0, days: int = 0, clock: timedelta = timedelta(0)) -> "Duration":
+        self = super().__new__(cls, weeks=weeks, days=days, seconds=clock.total_seconds())
+        self.weeks_part, self.days_part = weeks, days
+        return self
+
+    @property
+    def clock_part(self) -> timedelta:
+        """The hours, minutes and seconds: working time on any calendar."""
+        return timedelta(seconds=self.total_seconds()) - timedelta(weeks=self.weeks_part, days=self.days_part)
+
+    @property
+    def has_days(self) -> bool:
+        return bool(self.weeks_part or self.days_part)
+
+    def __mul__(self, factor):
+        if isinstance(factor, int) and not isinstance(factor, bool):
+            return Duration(self.weeks_part * factor, self.days_part * factor, self.clock_part * factor)
+        return super().__mul__(factor)
+
+    __rmul__ = __mul__
+
+    def __eq__(self, other):
+        # "7d" and "1w" are the same 24×7 time but not the same working time
+        if isinstance(other, Duration):
+            return (self.weeks_part, self.days_part, self.clock_part) == (other.weeks_part, other.days_part, other.clock_part)
+        return super().__eq__(other)
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = timedelta.__hash__
+
+    def __reduce__(self):
+        return Duration, (self.weeks_part, self.days_part, self.clock_part)
+
+    def __repr__(self) -> str:
+        return f"Duration({format_duration(self)!r})"
+
+
+def parse_duration(text: object) -> Duration:
     """Parse a duration like "1h30m". Raises ValueError with a message fit for a user.
 
     Units are w, d, h, m, s (lowercase), largest first, each at most once.
@@ -37,7 +94,7 @@ def parse_duration(text: object) -> timedelta:
         raise ValueError(message)
     if not _WHOLE.fullmatch(text):
         raise ValueError(message)
-    seconds = 0
+    counts = dict.fromkeys(_UNITS, 0)
     order = list(_UNITS)
     last = -1
     for number, unit in _PART.findall(text):
@@ -45,12 +102,18 @@ def parse_duration(text: object) -> timedelta:
         if position <= last:
             raise ValueError(f"{message} (units go largest first, each once: w, d, h, m, s)")
         last = position
-        seconds += int(number) * _UNITS[unit]
-    return timedelta(seconds=seconds)
+        counts[unit] = int(number)
+    clock = timedelta(hours=counts["h"], minutes=counts["m"], seconds=counts["s"])
+    return Duration(counts["w"], counts["d"], clock)
 
 
 def format_duration(value: timedelta) -> str:
-    """The inverse of parse_duration for whole seconds: 5400s -> "1h30m", 0 -> "0s"."""
+    """The inverse of parse_duration for whole seconds: 5400s -> "1h30m", 0 -> "0s"; a Duration
+    as written ("1w", "7d" and "168h" stay what they are: on a working calendar they differ)."""
+    if isinstance(value, Duration) and value >= timedelta(0):
+        clock = format_duration(value.clock_part) if value.clock_part else ""
+        days = (f"{value.weeks_part}w" if value.weeks_part else "") + (f"{value.days_part}d" if value.days_part else "")
+        return (days + clock) or "0s"
     seconds = round(value.total_seconds())
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
@@ -64,3 +127,19 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return sign + "".join(parts)
+
+
+def format_working_time(value: timedelta) -> str:
+    """Working time in hours, never days ("50h", "7h30m"), so it cannot be read as working days."""
+    seconds = max(round(value.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else "")
+    return text or "0s"
+
+
+def age_text(age: timedelta) -> str:
+    """How old something is, as a person reads it before "ago": whole minutes in real time ("2h13m",
+    "3d4h"), and "less than a minute" rather than "0s"."""
+    minutes = int(age.total_seconds() // 60)
+    return format_duration(timedelta(minutes=minutes)) if minutes > 0 else "less than a minute"
