@@ -184,6 +184,7 @@ def _count(n: int, singular: str, plural: str) -> str:
 def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     """The daemon: poll the mailbox, evaluate the rules, send escalations."""
     app = _open(ctx)
+    app.secret  # a missing or weak ESCALATE_SECRET is refused before anything starts
     with InstanceLock(app.settings.db_url):
         if not once:
             Daemon(app).run()
@@ -205,8 +206,10 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
                    f"sent {summary['sent']}"
                    + (f", {summary['retrying']} to retry" if summary["retrying"] else "")
                    + (f", {summary['failed']} failed" if summary["failed"] else ""))
-        for error in summary["errors"]:
+        for error in summary["errors"] if result.send_error is None else ():
             click.echo(f"warning: {error}", err=True)
+    if result.send_error is not None:
+        raise RuntimeFailure(str(result.send_error))  # SMTP down or login refused: exit 1, the mail stays queued
 
 
 @command(main, "status")

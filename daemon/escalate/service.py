@@ -70,6 +70,7 @@ class CycleResult:
     ingest: IngestResult = field(default_factory=IngestResult)
     tick: engine.TickResult = field(default_factory=engine.TickResult)
     send: outbox.SendResult = field(default_factory=outbox.SendResult)
+    send_error: outbox.SmtpUnavailable | None = None  # the SMTP server was down or refused the login
 
 
 def ingest(app: App, now: datetime, *, poller: Poller | None = None,
@@ -101,7 +102,12 @@ def send(app: App, now: datetime) -> outbox.SendResult:
 def run_once(app: App, now: datetime) -> CycleResult:
     """One full cycle: fetch new mail, evaluate due tickets, send what is queued."""
     app.secret  # fail before touching the mailbox when the secret is missing
-    return CycleResult(ingest=ingest(app, now), tick=tick(app, now), send=send(app, now))
+    cycle = CycleResult(ingest=ingest(app, now), tick=tick(app, now))
+    try:
+        cycle.send = send(app, now)
+    except outbox.SmtpUnavailable as error:  # what was ingested and decided still gets reported
+        cycle.send, cycle.send_error = error.result, error
+    return cycle
 
 
 class Stage(threading.Thread):
@@ -251,6 +257,8 @@ class Daemon:
         if stage.stage == "ingest":
             self.metrics.imap_up.set(0)
             self._status["ingest"] = "IMAP unavailable"
+        elif stage.stage == "send" and error:
+            self._status["send"] = f"send failing: {error[:200]}"  # e.g. the SMTP login refused: what to fix
         else:
             self._status[stage.stage] = f"{stage.stage} failing"
         self.notifier.status("; ".join(self._status.values()))

@@ -40,7 +40,8 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import Attachment, Delivery, Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
+from ..models import (Attachment, Delivery, Digest, FolderState, Instance, Outbox, Problem, Quarantine, UTCDateTimeField,
+                      database)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ MIGRATIONS: list[Migration] = [
                     add_index(Attachment, ("sha256",)),
                     # the files of before were named after their digest ("ab/<sha256>.bin"): reuse them
                     run_sql(sqlite=_LEGACY_ATTACHMENT_DIGESTS, postgresql=_LEGACY_ATTACHMENT_DIGESTS))),
+    Migration(10, "problems: what stops a stage until a person fixes it (an SMTP login refused), for status",
+              create_table(Problem)),
 ]
 
 
