@@ -42,7 +42,10 @@ def clean_header_text(text: str, limit: int = MAX_HEADER_TEXT) -> str:
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200b")
     text = " ".join(text.split())
     if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
+        cut = text[: limit - 1]
+        if " " in cut[-20:]:  # end on a whole word when one ends near the limit
+            cut = cut[: cut.rindex(" ")]
+        text = cut.rstrip() + "…"
     return text
 
 

@@ -137,3 +137,28 @@ def test_a_refused_login_stops_sending_until_fixed_and_says_so(env, rules_file, 
     cli("run", "--once", "--now", "2026-11-02T11:05:00+00:00")
     assert [m.rcpt_tos for m in smtp_sink.messages] == [["shop@customer.example"]]
     assert status(cli)["problems"] == [] and "PROBLEM" not in cli("status").output
+
+
+# -- bounded outgoing headers -----------------------------------------------------------------------
+
+OUTLOOK_ID = "DB9PR08MB6588F0E6E4F1B2B0C6A2C1D4A3E92@DB9PR08MB6588.eurprd08.prod.outlook.com"  # 78 characters
+
+
+def test_a_huge_subject_is_cut_in_mail_but_kept_on_the_ticket_and_no_header_line_is_over_998(
+        env, dovecot, smtp_sink, mail, cli):
+    subject = "Zahlung fehlgeschlagen, outage überall " * 27_000  # about 1 MB, not ASCII
+    dovecot.append(mail(sender="shop@customer.example", subject=subject, body="Checkout is down.",
+                        message_id=OUTLOOK_ID))
+    cli("run", "--once", "--now", "2026-11-02T09:00:00+00:00")
+    cli("run", "--once", "--now", "2026-11-02T09:20:00+00:00")  # urgent, no first response: tier 1
+    [sent] = smtp_sink.messages
+    head = sent.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert max(len(line) for line in head) <= 998
+    assert len(head) < 30  # a 1 MB subject was 2,614 header lines
+    shown = " ".join(str(sent.message["Subject"]).split())  # the reader's decoding may double a space
+    assert shown.startswith("[T-1] ") and "Zahlung fehlgeschlagen" in shown and len(shown) <= 160
+    ticket = json.loads(cli("tickets", "show", "T-1", "--json").output)
+    assert len(ticket["subject"]) > 10_000  # the full subject stays on the ticket
+    # threading survives a non-ASCII subject: the customer's Outlook Message-ID is not turned into encoded words
+    assert str(sent.message["In-Reply-To"]) == f"<{OUTLOOK_ID}>"
+    assert f"<{OUTLOOK_ID}>" in str(sent.message["References"]).split()
