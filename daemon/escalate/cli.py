@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__, clock, commands, db, logs, outbox, queries
+from . import __version__, clock, commands, db, logs, outbox, private, queries
 from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
 from .db import write_transaction
@@ -136,13 +136,15 @@ def example_rules_path() -> Path:
 @click.option("--force", is_flag=True, help="Overwrite an existing rules.yaml and env file.")
 def init_command(directory: Path, force: bool) -> None:
     """Write DIR/rules.yaml and DIR/escalate.env and create the database."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private.make_directory(directory)  # 0700 when init creates it: the database and secrets go in it
     rules_path, env_path = directory / "rules.yaml", directory / "escalate.env"
     for path in (rules_path, env_path):
         if path.exists() and not force:
             raise BadInput(f"{path} exists; use --force to overwrite it")
     shutil.copyfile(example_rules_path(), rules_path)
+    rules_path.chmod(0o644)  # configuration, no secret: readable by the daemon's user, writable by no one else
     db_url = os.environ.get("ESCALATE_DB_URL") or f"sqlite:///{(directory / 'escalate.db').resolve()}"
+    os.close(private.open_file(env_path, os.O_WRONLY | os.O_CREAT))  # 0600 before the secret is written
     env_path.write_text(
         "# escalate settings. systemd reads this file with EnvironmentFile=; the CLI with --env-file.\n"
         "# Secrets belong here (mode 0600), never in rules.yaml.\n\n"

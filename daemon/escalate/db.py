@@ -9,6 +9,7 @@ waiting for the busy timeout when it upgrades its lock.
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from . import migrations
+from . import migrations, private
 from .models import UTCDateTimeField, database
 
 
@@ -69,7 +70,7 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
         if not path:
             raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_database_file(Path(path))
         db = SqliteDatabase(
             path,
             pragmas={
@@ -90,9 +91,23 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
     UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
     db.connect(reuse_if_open=True)
+    if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
+        for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode; older ones may be wider
+            private.tighten(db.database + suffix)
     if migrate:
         migrations.migrate(db)
     return db
+
+
+def _private_database_file(path: Path) -> None:
+    """The SQLite file, its directory made 0700 if escalate creates it, and the file created 0600
+    before SQLite opens it (SQLite then gives its -wal and -shm files the same mode); a database
+    made by an older version is tightened."""
+    private.make_directory(path.parent)
+    try:
+        os.close(private.open_file(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        private.tighten(path)
 
 
 def postgres_params(url: str) -> dict:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import peewee
 import schedule
 
-from . import clock, db, digest, engine, notify, outbox
+from . import attachments, clock, db, digest, engine, notify, outbox
 from .config import ConfigError, Settings
 from .heartbeat import Heartbeat
 from .ingest import IngestResult
@@ -62,6 +62,7 @@ def open_app(settings: Settings) -> App:
     renderer = Renderer(settings.templates_dir)
     ruleset = load_rules(settings, renderer)
     db.connect(settings.db_url)
+    attachments.keep_private(settings)
     return App(settings, ruleset, renderer)
 
 
