@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import peewee
 
 from . import __version__, clock, commands, db, logs, outbox, private, queries
 from .commands import CommandContext
@@ -54,6 +55,8 @@ def _translate_errors(function: Callable) -> Callable:
             raise RuntimeFailure(f"{error}\nIs the IMAP server up and ESCALATE_IMAP_URL right?") from None
         except AlreadyRunning as error:
             raise RuntimeFailure(str(error)) from None
+        except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
+            raise RuntimeFailure(db.explain(error)) from None
     return wrapper
 
 
