@@ -398,18 +398,21 @@ def _raise_for_server(url: ServerUrl, feed: _Feed, result: SendResult) -> None:
                               "The mail stays queued and is retried", result)
 
 
+def _login_refused(error: BaseException) -> bool:
+    """A 5xx answer to AUTH (535: bad user or password): a configuration error. A 454 is temporary."""
+    return isinstance(error, aiosmtplib.SMTPAuthenticationError) and 500 <= error.code < 600
+
+
 async def _try_login(url: ServerUrl, timeout: float, result: SendResult, feed: _Feed) -> None:
     """Connect and log in without sending, to learn whether a refused login has been fixed."""
     smtp = _client(url, timeout)
     try:
         await smtp.connect()
-    except aiosmtplib.SMTPAuthenticationError as error:
-        if 500 <= error.code < 600:
-            feed.login_refused = error
-            return
-        result.errors.append(f"SMTP {url.redacted()}: {error}")
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
-        result.errors.append(f"SMTP {url.redacted()}: {error}")
+        if _login_refused(error):
+            feed.login_refused = error
+        else:
+            result.errors.append(f"SMTP {url.redacted()}: {error}")
     else:
         result.connections += 1
         try:
@@ -455,7 +458,7 @@ class _Feed:
         self.fresh_until = float("inf")  # after this the claimed jobs' leases may be running out
         self.untouched: list[int] = []  # claimed and never started: their leases are given back
         self.error: peewee.OperationalError | None = None  # a claim that failed: the run ends, then raises
-        self.login_refused: aiosmtplib.SMTPAuthenticationError | None = None  # no worker starts another job
+        self.login_refused: aiosmtplib.SMTPException | None = None  # a 5xx to AUTH: no worker starts another job
 
     def refill(self, recorder: _Recorder | None = None) -> int:
         if self.exhausted or time.monotonic() > self.deadline:
@@ -571,16 +574,14 @@ async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: Send
                 smtp = _client(url, timeout)
                 try:
                     await smtp.connect()
-                except aiosmtplib.SMTPAuthenticationError as error:
-                    if not 500 <= error.code < 600:
-                        raise  # 454 and the like: temporary, handled with the other connect errors below
-                    # our user or password is wrong: every try would fail the same way, so the job
-                    # goes back untouched (no attempt charged) and no worker starts another
-                    feed.untouched.append(job.delivery_id)
-                    feed.login_refused = error
-                    smtp = None
-                    return
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
+                    if _login_refused(error):
+                        # our user or password is wrong: every try would fail the same way, so the
+                        # job goes back untouched (no attempt charged) and no worker starts another
+                        feed.untouched.append(job.delivery_id)
+                        feed.login_refused = error
+                        smtp = None
+                        return
                     recorder.add(_Outcome(job, "retry", getattr(error, "code", None), f"connect: {error}"))
                     message = f"SMTP {url.redacted()}: {error}"
                     if message not in result.errors:
