@@ -588,6 +588,12 @@ async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: Send
                         result.errors.append(message)
                     smtp = None
                     return  # the server is down or full: leave the rest to the other connections, or to later
+                except Exception as error:  # a bug or an error no one foresaw: this connection only
+                    log.exception("SMTP %s: unexpected error while connecting", url.redacted())
+                    recorder.add(_Outcome(job, "retry", None, f"connect: unexpected {type(error).__name__}: {error}"))
+                    result.errors.append(f"SMTP {url.redacted()}: unexpected {type(error).__name__}: {error}")
+                    smtp = None
+                    return
                 result.connections += 1
             outcome = await _send_one(smtp, job)
             if outcome.status == "sent":

@@ -60,6 +60,8 @@ def test_a_read_only_database_directory_is_one_line_and_exit_1(state, read_only,
     line = only_error_line(cli("run", "--once", expect=1))
     assert str(state) in line and "writable" in line
     only_error_line(cli("status", expect=1))
+    line = only_error_line(cli("init", str(state / "second"), expect=1))  # init in it: the same one line
+    assert str(state / "second") in line and "writable" in line
 
 
 @pytest.fixture
