@@ -394,8 +394,8 @@ def _raise_for_server(url: ServerUrl, feed: _Feed, result: SendResult) -> None:
     if result.connections:
         problems.clear(problems.SMTP_LOGIN)
     elif result.errors:
-        raise SmtpUnavailable(f"{'; '.join(result.errors)}: is the SMTP server up and ESCALATE_SMTP_URL right? "
-                              "The mail stays queued and is retried", result)
+        raise SmtpUnavailable(f"SMTP unreachable ({result.retrying} to retry): {'; '.join(result.errors)}: is the "
+                              "server up and ESCALATE_SMTP_URL right? The mail stays queued and is retried", result)
 
 
 def _login_refused(error: BaseException) -> bool:

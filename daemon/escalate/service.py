@@ -147,6 +147,8 @@ class Stage(threading.Thread):
             try:
                 self.last_result = self.function(self.owner.app, clock.now())
             except (MailboxUnavailable, outbox.SmtpUnavailable, OSError, peewee.OperationalError) as error:
+                if isinstance(error, outbox.SmtpUnavailable):
+                    self.owner.count_sends(error.result)  # what the failed run did record still counts
                 self._failed(str(error))
             except Exception as error:  # a bug in one stage must not stop the others; say so loudly
                 log.exception("%s failed unexpectedly", self.stage)
@@ -246,13 +248,17 @@ class Daemon:
             metrics.notifications_queued.inc(result.notifications)
             self._status["tick"] = f"tick ok ({result.evaluated} due, {result.notifications} queued)"
         elif stage.stage == "send":
-            metrics.sent.inc(result.sent)
-            if result.retrying:
-                metrics.send_failures.labels("retry").inc(result.retrying)
-            if result.failed:
-                metrics.send_failures.labels("permanent").inc(result.failed)
+            self.count_sends(result)
             self._status["send"] = f"send ok ({result.sent} sent)" + (f", {result.retrying} to retry" if result.retrying else "")
         self.notifier.status("; ".join(self._status[k] for k in ("ingest", "tick", "send") if k in self._status))
+
+    def count_sends(self, result: outbox.SendResult) -> None:
+        metrics = self.metrics
+        metrics.sent.inc(result.sent)
+        if result.retrying:
+            metrics.send_failures.labels("retry").inc(result.retrying)
+        if result.failed:  # refused, undeliverable (no SMTPUTF8), or an unexpected error in one delivery
+            metrics.send_failures.labels("permanent").inc(result.failed)
 
     def stage_failed(self, stage: Stage, error: str) -> None:
         if stage.stage == "ingest":
