@@ -613,7 +613,7 @@ async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: Send
 def _needs_smtputf8(job: _Job) -> bool:
     """Whether the envelope or the header block has anything but ASCII (a customer `josé@…`):
     such mail can only go through a server that offers SMTPUTF8 (RFC 6531)."""
-    head = job.raw.split(b"\r\n\r\n", 1)[0]
+    head = job.raw[:job.raw.find(b"\r\n\r\n")]  # the header block only: no copy of the body per send
     return not (job.mail_from.isascii() and job.recipient.isascii() and head.isascii())
 
 

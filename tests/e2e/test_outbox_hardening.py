@@ -119,6 +119,7 @@ def test_run_once_exits_1_when_the_smtp_server_is_down(env, rules_file, dovecot,
     assert [m.rcpt_tos for m in smtp_sink.messages] == [["shop@customer.example"]]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)  # PostgreSQL: claims are leases
 @pytest.mark.parametrize("smtp_sink", [{"login": ("escalate", "s3cret/pw")}], indirect=True)
 def test_a_refused_login_stops_sending_until_fixed_and_says_so(env, rules_file, dovecot, smtp_sink, mail, cli):
     rules_file(ACKNOWLEDGING_RULES)
@@ -129,7 +130,8 @@ def test_a_refused_login_stops_sending_until_fixed_and_says_so(env, rules_file, 
                      expect=1)
         [line] = error_lines(result)
         assert "535" in line and "ESCALATE_SMTP_URL" in line and "s3cret" not in result.output
-        assert (Delivery.get().status, Delivery.get().attempts) == ("queued", 0)
+        delivery = Delivery.get()
+        assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("queued", 0, None)
     shown = cli("status").output
     assert "PROBLEM smtp-login" in shown and "refused the login" in shown
     assert [p["name"] for p in status(cli)["problems"]] == ["smtp-login"]
