@@ -57,10 +57,10 @@ def _translate_errors(function: Callable) -> Callable:
             raise RuntimeFailure(str(error)) from None
         except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
             raise RuntimeFailure(db.explain(error)) from None
-        except OSError as error:  # a file or directory escalate cannot write (read-only, full, not its own)
-            where = f" {error.filename}" if error.filename else ""
-            raise RuntimeFailure(f"cannot write{where}: {error.strerror or error}; check that it is writable by "
-                                 f"this user and the disk is not full") from None
+        except OSError as error:  # a file or directory escalate cannot use (read-only, full, not its own)
+            where = f"{error.filename}: " if error.filename else ""
+            raise RuntimeFailure(f"{where}{error.strerror or error}; check that this user may read and write it "
+                                 "and that the disk is not full") from None
     return wrapper
 
 

@@ -61,7 +61,7 @@ def test_a_read_only_database_directory_is_one_line_and_exit_1(state, read_only,
     assert str(state) in line and "writable" in line
     only_error_line(cli("status", expect=1))
     line = only_error_line(cli("init", str(state / "second"), expect=1))  # init in it: the same one line
-    assert str(state / "second") in line and "writable" in line
+    assert str(state / "second") in line and "read and write" in line
 
 
 @pytest.fixture
