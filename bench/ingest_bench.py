@@ -212,7 +212,7 @@ def bench_size(count: int, workdir: Path, kills: int) -> None:
         rules = workdir / "rules.yaml"
         rules.write_text(RULES)
         env = {"ESCALATE_IMAP_URL": dovecot.url(), "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}.db",
-               "ESCALATE_RULES": str(rules), "ESCALATE_SECRET": secrets.token_hex(16),
+               "ESCALATE_RULES": str(rules), "ESCALATE_SECRET": secrets.token_hex(32),
                "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}"),
                "BENCH_HOST": dovecot.host, "BENCH_PORT": str(dovecot.port), "BENCH_LIMIT_DB": str(workdir / f"limit-{count}.db")}
         child("limit", env)  # warm Dovecot's index and the page cache once, for both runs alike

@@ -213,7 +213,7 @@ def main() -> None:
         os.chmod(workdir, 0o755)
         rules = workdir / "rules.yaml"
         rules.write_text(RULES, encoding="utf-8")
-        base = {"ESCALATE_RULES": str(rules), "ESCALATE_SECRET": secrets.token_hex(16)}
+        base = {"ESCALATE_RULES": str(rules), "ESCALATE_SECRET": secrets.token_hex(32)}
         dovecot = mailbox(workdir, args.mails)
         try:
             configurations = [("sqlite", 1), ("postgresql", 1), ("postgresql", 3)]

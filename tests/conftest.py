@@ -80,8 +80,10 @@ def dovecot(tmp_path: Path):
 
 
 @pytest.fixture
-def smtp_sink():
-    with SmtpSink() as sink:
+def smtp_sink(request):
+    """The aiosmtpd sink; `@pytest.mark.parametrize("smtp_sink", [{"smtputf8": False}], indirect=True)`
+    passes options to SmtpSink."""
+    with SmtpSink(**getattr(request, "param", {})) as sink:
         yield sink
 
 

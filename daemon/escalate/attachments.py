@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import private
 from .config import Settings
 from .db import sqlite_path
 from .models import Attachment as AttachmentRow
@@ -54,6 +55,15 @@ def root_for(settings: Settings) -> Path:
     return (Path(state.split(":")[0]) if state else Path.cwd()) / "attachments"
 
 
+def keep_private(settings: Settings) -> None:
+    """At start: attachments/ and its packs 0700 if an older version (or a wide umask) left them
+    readable by others; they are created so anyway when the first contents arrive."""
+    root = root_for(settings)
+    for directory in (root, root / PACKS):
+        if directory.is_dir():
+            private.make_directory(directory, ours=True)
+
+
 class AttachmentWriteError(OSError):
     """Attachment contents could not be written (disk full, permissions): the environment's
     fault, not the mail's, so the batch fails and is fetched again later (like the database
@@ -69,7 +79,9 @@ class _Pack:
         self.final = os.path.join(directory, f"{name}.pack")
         self.temporary = self.final + ".tmp"
         self.directory = directory
-        self.handle = open(self.temporary, "xb", buffering=0)  # a fresh name: never someone else's file
+        # a fresh name (never someone else's file), readable by escalate alone
+        self.handle = os.fdopen(private.open_file(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb",
+                                buffering=0)
         self.size = 0
 
     def append(self, data: bytes) -> int:
@@ -189,7 +201,8 @@ class AttachmentStore:
     def _packs_directory(self) -> str:
         directory = os.path.join(self.root, PACKS)
         if not self._packs_ready:
-            os.makedirs(directory, exist_ok=True)
+            private.make_directory(self.root, ours=True)  # 0700: every customer's attachments are in it
+            private.make_directory(directory, ours=True)
             self._packs_ready = True
         if time.monotonic() - self._swept_at > ABANDONED_AFTER_SECONDS:  # first use, then hourly
             remove_abandoned_packs(directory)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import peewee
 
-from . import __version__, clock, commands, db, logs, outbox, queries
+from . import __version__, clock, commands, db, logs, outbox, private, queries
 from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
 from .db import write_transaction
@@ -55,6 +56,12 @@ def _translate_errors(function: Callable) -> Callable:
             raise RuntimeFailure(f"{error}\nIs the IMAP server up and ESCALATE_IMAP_URL right?") from None
         except AlreadyRunning as error:
             raise RuntimeFailure(str(error)) from None
+        except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
+            raise RuntimeFailure(db.explain(error)) from None
+        except OSError as error:  # a file or directory escalate cannot use (read-only, full, not its own)
+            where = f"{error.filename}: " if error.filename else ""
+            raise RuntimeFailure(f"{where}{error.strerror or error}; check that this user may read and write it "
+                                 "and that the disk is not full") from None
     return wrapper
 
 
@@ -162,13 +169,15 @@ def example_rules_path() -> Path:
 @click.option("--force", is_flag=True, help="Overwrite an existing rules.yaml and env file.")
 def init_command(directory: Path, force: bool) -> None:
     """Write DIR/rules.yaml and DIR/escalate.env and create the database."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private.make_directory(directory)  # 0700 when init creates it: the database and secrets go in it
     rules_path, env_path = directory / "rules.yaml", directory / "escalate.env"
     for path in (rules_path, env_path):
         if path.exists() and not force:
             raise BadInput(f"{path} exists; use --force to overwrite it")
     shutil.copyfile(example_rules_path(), rules_path)
+    rules_path.chmod(0o644)  # configuration, no secret: readable by the daemon's user, writable by no one else
     db_url = os.environ.get("ESCALATE_DB_URL") or f"sqlite:///{(directory / 'escalate.db').resolve()}"
+    os.close(private.open_file(env_path, os.O_WRONLY | os.O_CREAT))  # 0600 before the secret is written
     env_path.write_text(
         "# escalate settings. systemd reads this file with EnvironmentFile=; the CLI with --env-file.\n"
         "# Secrets belong here (mode 0600), never in rules.yaml.\n\n"
@@ -210,6 +219,7 @@ def _count(n: int, singular: str, plural: str) -> str:
 def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     """The daemon: poll the mailbox, evaluate the rules, send escalations."""
     app = _open(ctx)
+    app.secret  # a missing or weak ESCALATE_SECRET is refused before anything starts
     with InstanceLock(app.settings.db_url):
         if not once:
             Daemon(app).run()
@@ -231,8 +241,10 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
                    f"sent {summary['sent']}"
                    + (f", {summary['retrying']} to retry" if summary["retrying"] else "")
                    + (f", {summary['failed']} failed" if summary["failed"] else ""))
-        for error in summary["errors"]:
+        for error in summary["errors"] if result.send_error is None else ():
             click.echo(f"warning: {error}", err=True)
+    if result.send_error is not None:
+        raise RuntimeFailure(str(result.send_error))  # SMTP down or login refused: exit 1, the mail stays queued
 
 
 @command(main, "status")

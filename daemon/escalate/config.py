@@ -121,10 +121,30 @@ class Settings:
         return [v for v in values + [db_password] if v]
 
     def require_secret(self) -> bytes:
+        """The signing key, refused when missing or too short to resist a brute-force search from a
+        notification's Message-ID (the previous key too, which still verifies tokens)."""
         if not self.secret:
             raise ConfigError("ESCALATE_SECRET is not set: it signs the reply tokens in every notification. "
                               "Set it in the environment or the env file (e.g. `openssl rand -hex 32`).")
+        for name, value in (("ESCALATE_SECRET", self.secret), ("ESCALATE_SECRET_PREVIOUS", self.previous_secret)):
+            if value and key_material(value) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"{name} has {key_material(value)} bytes of key material, fewer than the {MIN_SECRET_BYTES} "
+                    "needed: a short key can be found from any notification's Message-ID, and with it replies "
+                    "forged. Set a random one (`openssl rand -hex 32`; `escalate init` writes one).")
         return self.secret
+
+
+MIN_SECRET_BYTES = 32
+
+
+def key_material(secret: bytes) -> int:
+    """How many bytes of key the secret holds: a hex string (what `openssl rand -hex` and `escalate
+    init` write) half its length, since each character carries four bits; anything else its bytes."""
+    text = secret.strip()
+    if len(text) % 2 == 0 and text and all(c in b"0123456789abcdefABCDEF" for c in text):
+        return len(text) // 2
+    return len(secret)
 
 
 def redact_url(url: str) -> str:

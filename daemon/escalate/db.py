@@ -9,6 +9,7 @@ waiting for the busy timeout when it upgrades its lock.
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from . import migrations
+from . import migrations, private
 from .models import UTCDateTimeField, database
 
 
@@ -69,7 +70,7 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
         if not path:
             raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_database_file(Path(path))
         db = SqliteDatabase(
             path,
             pragmas={
@@ -87,12 +88,64 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
         raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
                                "use sqlite:///path or postgresql://user:pass@host/dbname")
     close()  # a connection to the database bound before (another URL, or the same one reopened)
+    global _url
+    _url = url
     UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
     db.connect(reuse_if_open=True)
+    if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
+        for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode; older ones may be wider
+            private.tighten(db.database + suffix)
     if migrate:
         migrations.migrate(db)
     return db
+
+
+def _private_database_file(path: Path) -> None:
+    """The SQLite file, its directory made 0700 if escalate creates it, and the file created 0600
+    before SQLite opens it (SQLite then gives its -wal and -shm files the same mode); a database
+    made by an older version is tightened."""
+    private.make_directory(path.parent)
+    try:
+        os.close(private.open_file(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        private.tighten(path)
+
+
+_url: str | None = None  # the database connect() opened last, for `explain`
+
+
+def explain(error: peewee.DatabaseError) -> str:
+    """One line for a person: what failed, where, and what to do (the CLI's message for a database
+    that cannot be opened or written)."""
+    from .config import redact_url
+
+    message = " ".join(str(error).split()) or type(error).__name__
+    url = _url or ""
+    path = sqlite_path(url)
+    if path:
+        directory = Path(path).resolve().parent
+        if "disk is full" in message or "disk I/O error" in message:
+            return (f"the database {path} could not be written: {message}. Free space on the disk of {directory} "
+                    "and run again; nothing was lost (mail not stored stays on the IMAP server)")
+        if "readonly" in message or "unable to open" in message or "read-only" in message:
+            return (f"the database {path} cannot be opened for writing: {message}. Make {directory} and the "
+                    f"escalate.db* files in it writable by user {_user()} (and its filesystem not read-only)")
+        return f"the database {path} failed: {message}"
+    where = redact_url(url) if url else "ESCALATE_DB_URL"
+    if "connection" in message.lower() or "timeout" in message.lower() or "could not" in message.lower():
+        return (f"cannot reach the database {where}: {message}. Is PostgreSQL up, and ESCALATE_DB_URL right? "
+                "Nothing was lost; run again once it is reachable")
+    return f"the database {where} failed: {message}"
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def postgres_params(url: str) -> dict:
@@ -121,12 +174,34 @@ def shared() -> bool:
 def write_transaction() -> Iterator[None]:
     """One atomic unit of work that writes: state change, its audit event and its outbox rows."""
     db = database.obj
-    if isinstance(db, peewee.SqliteDatabase) and not db.in_transaction():
-        with db.atomic("IMMEDIATE"):
-            yield
-    else:
-        with db.atomic():
-            yield
+    try:
+        if isinstance(db, peewee.SqliteDatabase) and not db.in_transaction():
+            with db.atomic("IMMEDIATE"):
+                yield
+        else:
+            with db.atomic():
+                yield
+    except peewee.OperationalError as error:
+        raise _cause(error) from None
+
+
+def _transaction_gone() -> bool:
+    """Whether SQLite has already rolled the whole transaction back itself, as it does on some
+    errors (SQLITE_FULL: the disk is full): then there is no savepoint or transaction left to undo."""
+    db = database.obj
+    return isinstance(db, peewee.SqliteDatabase) and not db.is_closed() and not db.connection().in_transaction
+
+
+_UNDO_FAILED = ("cannot rollback - no transaction is active", "no such savepoint")
+
+
+def _cause(error: peewee.OperationalError) -> BaseException:
+    """The error that made us undo, rather than the failure of the undo that SQLite had already
+    done ("cannot rollback - no transaction is active" hid "database or disk is full")."""
+    found: BaseException = error
+    while any(text in str(found) for text in _UNDO_FAILED) and found.__context__ is not None:
+        found = found.__context__
+    return found
 
 
 class savepoint:
@@ -160,6 +235,8 @@ class savepoint:
             for batch, mark in zip(self.batches, self.marks):
                 batch.rollback(mark)
         if self.opened:
+            if kind is not None and _transaction_gone():
+                return False  # SQLite undid the whole transaction (a full disk): the error goes on as it is
             if kind is not None:
                 database.obj.execute_sql('ROLLBACK TO SAVEPOINT "escalate_unit"')
             database.obj.execute_sql('RELEASE SAVEPOINT "escalate_unit"')

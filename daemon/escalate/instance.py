@@ -15,6 +15,7 @@ import uuid
 from functools import cache
 from pathlib import Path
 
+from . import private
 from .db import sqlite_path
 
 
@@ -38,7 +39,7 @@ class InstanceLock:
     def acquire(self) -> None:
         if self.path is None:
             return
-        handle = open(self.path, "a+", encoding="ascii")
+        handle = self._open()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -60,7 +61,7 @@ class InstanceLock:
         """The pid holding the lock, or None when no daemon is running (for `escalate status`)."""
         if self.path is None or not self.path.exists():
             return None
-        with open(self.path, "a+", encoding="ascii") as handle:
+        with self._open() as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -69,6 +70,10 @@ class InstanceLock:
                 return int(text) if text.isdigit() else -1
             fcntl.flock(handle, fcntl.LOCK_UN)
             return None
+
+    def _open(self):
+        """The lock file, created 0600 (it sits beside the database, in its private directory)."""
+        return os.fdopen(private.open_file(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND), "a+", encoding="ascii")
 
     def release(self) -> None:
         if self._handle is not None:

@@ -59,11 +59,29 @@ class RedactSecrets(logging.Filter):
 redactor = RedactSecrets()
 
 
+class StatementsWithoutParameters(logging.Filter):
+    """peewee logs every statement at DEBUG as (sql, parameters), and the parameters are the mail:
+    bodies, subjects, addresses, reply tokens. Keep the SQL (values are never in it: peewee and
+    our own statements always pass them as parameters) and drop the parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, tuple) and len(record.msg) == 2 and isinstance(record.msg[0], str):
+            count = len(record.msg[1]) if isinstance(record.msg[1], (list, tuple)) else 0
+            record.msg, record.args = f"{record.msg[0]} -- {count} parameters, not logged", None
+        return True
+
+
+_statements = StatementsWithoutParameters()
+
+
 def setup(verbosity: int) -> None:
     """Configure the root logger once: WARNING by default, -v INFO, -vv DEBUG."""
     level = max(logging.WARNING - 10 * verbosity, logging.DEBUG)
     root = logging.getLogger()
     root.setLevel(level)
+    peewee_log = logging.getLogger("peewee")
+    if _statements not in peewee_log.filters:
+        peewee_log.addFilter(_statements)  # on the logger: before any handler sees the record
     if any(getattr(h, "_escalate", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)

@@ -417,6 +417,11 @@ class _Controller(Controller):
             _Handler(sink),
             hostname=LOOPBACK,
             port=port,
+            # advertise SMTPUTF8 (RFC 6531) or not: non-ASCII addresses need it
+            enable_SMTPUTF8=sink.smtputf8,
+            # AUTH PLAIN/LOGIN over plain TCP, loopback only; aiosmtpd answers a wrong password with 535
+            **({"authenticator": sink._authenticate, "auth_require_tls": False}
+               if sink.login else {}),
             # SMTP would otherwise call socket.getfqdn(), which can stall on DNS.
             server_hostname="localhost",
             # aiosmtpd's 1 s default fails starts on a busy CI machine.
@@ -443,13 +448,19 @@ class SmtpSink:
     (554 on DATA), ``refuse_rcpt`` (550 at RCPT for addresses in ``refused``, the rest
     accepted), ``drop_after_data`` (records the message, then closes the connection without
     replying), ``slow`` (waits ``delay`` seconds, then accepts). ``attempts`` counts DATA
-    commands whatever the outcome; ``connections`` counts SMTP sessions.
+    commands whatever the outcome; ``connections`` counts SMTP sessions. ``smtputf8=False``
+    makes a server that does not offer SMTPUTF8 (no non-ASCII addresses); ``login=(user,
+    password)`` one that requires AUTH (``url`` then carries that user and password; change
+    ``login`` while running to make the client's password wrong).
     """
 
     def __init__(
-        self, mode: str = "accept", *, refused: Iterable[str] = (), delay: float = 0.0
+        self, mode: str = "accept", *, refused: Iterable[str] = (), delay: float = 0.0, smtputf8: bool = True,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.mode = mode
+        self.smtputf8 = smtputf8
+        self.login = login
         self.refused: set[str] = set(refused)
         self.delay = delay
         self.host = LOOPBACK
@@ -493,10 +504,19 @@ class SmtpSink:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        user, password = self.login or ("", "")
+        ok = auth_data.login == user.encode() and auth_data.password == password.encode()
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
     @property
     def url(self) -> str:
         if self.port is None:
             raise LoopbackServerError("SmtpSink has no port until start()")
+        if self.login:
+            return f"smtp://{quote(self.login[0], safe='')}:{quote(self.login[1], safe='')}@{self.host}:{self.port}"
         return f"smtp://{self.host}:{self.port}"
 
     @property

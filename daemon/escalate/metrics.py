@@ -15,7 +15,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from . import clock, db
 from .models import Quarantine
-from .status import ladder_counts, outbox_backlog, ticket_counts
+from .problems import listing
+from .status import ladder_counts, outbox_backlog, outbox_failed, ticket_counts
 
 
 class DatabaseCollector:
@@ -45,6 +46,14 @@ class DatabaseCollector:
         for state, count in ladder_counts():
             ladders.add_metric([state], count)
         yield ladders
+        failed = GaugeMetricFamily("escalate_outbox_failed", "Mail that failed for good (a person may retry it)")
+        failed.add_metric([], outbox_failed())
+        yield failed
+        problems = GaugeMetricFamily("escalate_problem", "1 while a problem stops part of the daemon until a person "
+                                     "fixes it (e.g. smtp-login: the SMTP server refuses our login)", labels=["name"])
+        for problem in listing():
+            problems.add_metric([problem["name"]], 1)
+        yield problems
         quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
         quarantined.add_metric([], Quarantine.select().count())
         yield quarantined

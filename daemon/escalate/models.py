@@ -377,5 +377,16 @@ class Instance(BaseModel):
     holds = JSONField(default=list)  # the folders it holds the ingest lock of, "user@host:port/folder"
 
 
+class Problem(BaseModel):
+    """Something a person must fix before part of the daemon can work again, e.g. the SMTP server
+    refusing our login: set by the stage that meets it, cleared by the same stage once it works,
+    shown by `escalate status` and the metrics whichever process reads them."""
+
+    name = peewee.CharField(unique=True)  # what is wrong, e.g. "smtp-login"
+    detail = peewee.TextField()  # one line: what, where, what to do
+    since = UTCDateTimeField()  # first seen (wall clock)
+    seen_at = UTCDateTimeField()  # last seen
+
+
 ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine,
-              Digest, Instance]
+              Digest, Instance, Problem]

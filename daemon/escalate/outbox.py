@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator
 import aiosmtplib
 import peewee
 
-from . import crashpoints, db, models
+from . import crashpoints, db, models, problems
 from .config import ServerUrl
 from .db import write_transaction
 from .instance import identity
@@ -62,7 +62,17 @@ class SendResult:
 
 
 class SmtpUnavailable(RuntimeError):
-    """The SMTP server cannot be reached; everything stays queued."""
+    """The SMTP server could not be reached at all while mail was due; everything stays queued
+    (each delivery backs off as usual). `result` is what the run did record."""
+
+    def __init__(self, message: str, result: SendResult | None = None):
+        super().__init__(message)
+        self.result = result or SendResult()
+
+
+class SmtpLoginRefused(SmtpUnavailable):
+    """The SMTP server refused our login (5xx to AUTH): a configuration error, not a temporary one.
+    Nothing is sent and no delivery is charged an attempt until the login works again."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -99,6 +109,7 @@ class _Outcome:
     status: str  # sent, retry, failed, refused
     code: int | None = None
     error: str | None = None
+    session_lost: bool = False  # a disconnect, timeout or unexpected error: the connection is not reused
 
 
 class _Recorder:
@@ -350,10 +361,14 @@ async def _send_due(url: ServerUrl, now: datetime, *, connections: int, batch: i
                     await asyncio.gather(*(_worker(url, feed, recorder, result, timeout)
                                            for _ in range(max(1, min(connections, first)))))
                 finally:
-                    # jobs no worker could try (every connection failed): back off like any other retry
                     for job in feed.drain():
-                        recorder.pending.append(_Outcome(job, "retry", None, "not attempted: no SMTP connection"))
+                        if feed.login_refused is not None:
+                            feed.untouched.append(job.delivery_id)  # not the mail's fault: no attempt charged
+                        else:  # every connection failed: back off like any other retry
+                            recorder.pending.append(_Outcome(job, "retry", None, "not attempted: no SMTP connection"))
                     recorder.final_flush()
+        elif problems.recorded(problems.SMTP_LOGIN):
+            await _try_login(url, timeout, result, feed)  # nothing due: still find out whether it was fixed
         if feed.error is not None:
             raise feed.error  # the database failed during a claim: the daemon backs off and retries
     except peewee.OperationalError:
@@ -363,7 +378,47 @@ async def _send_due(url: ServerUrl, now: datetime, *, connections: int, batch: i
                         len(recorder.pending))
         raise
     release(feed.untouched, recorder.owner)
+    _raise_for_server(url, feed, result)
     return result
+
+
+def _raise_for_server(url: ServerUrl, feed: _Feed, result: SendResult) -> None:
+    """After the run: say so, once for the run, when the server refused our login (a configuration
+    error, kept in `status` until a login works) or could not be reached at all."""
+    if feed.login_refused is not None:
+        error = feed.login_refused
+        detail = (f"the SMTP server {url.redacted()} refused the login ({error.code} {error.message}): correct the "
+                  "user and password in ESCALATE_SMTP_URL; nothing is sent until a login works")
+        problems.report(problems.SMTP_LOGIN, detail)
+        raise SmtpLoginRefused(detail, result)
+    if result.connections:
+        problems.clear(problems.SMTP_LOGIN)
+    elif result.errors:
+        raise SmtpUnavailable(f"SMTP unreachable ({result.retrying} to retry): {'; '.join(result.errors)}: is the "
+                              "server up and ESCALATE_SMTP_URL right? The mail stays queued and is retried", result)
+
+
+def _login_refused(error: BaseException) -> bool:
+    """A 5xx answer to AUTH (535: bad user or password): a configuration error. A 454 is temporary."""
+    return isinstance(error, aiosmtplib.SMTPAuthenticationError) and 500 <= error.code < 600
+
+
+async def _try_login(url: ServerUrl, timeout: float, result: SendResult, feed: _Feed) -> None:
+    """Connect and log in without sending, to learn whether a refused login has been fixed."""
+    smtp = _client(url, timeout)
+    try:
+        await smtp.connect()
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
+        if _login_refused(error):
+            feed.login_refused = error
+        else:
+            result.errors.append(f"SMTP {url.redacted()}: {error}")
+    else:
+        result.connections += 1
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            smtp.close()
 
 
 @contextmanager
@@ -403,6 +458,7 @@ class _Feed:
         self.fresh_until = float("inf")  # after this the claimed jobs' leases may be running out
         self.untouched: list[int] = []  # claimed and never started: their leases are given back
         self.error: peewee.OperationalError | None = None  # a claim that failed: the run ends, then raises
+        self.login_refused: aiosmtplib.SMTPException | None = None  # a 5xx to AUTH: no worker starts another job
 
     def refill(self, recorder: _Recorder | None = None) -> int:
         if self.exhausted or time.monotonic() > self.deadline:
@@ -427,7 +483,7 @@ class _Feed:
         return len(claimed)
 
     def next(self, recorder: _Recorder) -> _Job | None:
-        if self.error is not None:
+        if self.error is not None or self.login_refused is not None:
             return None
         if time.monotonic() > self.deadline:
             # untouched: they stay queued, due now, for the next run (or another instance)
@@ -519,18 +575,31 @@ async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: Send
                 try:
                     await smtp.connect()
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
+                    if _login_refused(error):
+                        # our user or password is wrong: every try would fail the same way, so the
+                        # job goes back untouched (no attempt charged) and no worker starts another
+                        feed.untouched.append(job.delivery_id)
+                        feed.login_refused = error
+                        smtp = None
+                        return
                     recorder.add(_Outcome(job, "retry", getattr(error, "code", None), f"connect: {error}"))
                     message = f"SMTP {url.redacted()}: {error}"
                     if message not in result.errors:
                         result.errors.append(message)
                     smtp = None
                     return  # the server is down or full: leave the rest to the other connections, or to later
+                except Exception as error:  # a bug or an error no one foresaw: this connection only
+                    log.exception("SMTP %s: unexpected error while connecting", url.redacted())
+                    recorder.add(_Outcome(job, "retry", None, f"connect: unexpected {type(error).__name__}: {error}"))
+                    result.errors.append(f"SMTP {url.redacted()}: unexpected {type(error).__name__}: {error}")
+                    smtp = None
+                    return
                 result.connections += 1
             outcome = await _send_one(smtp, job)
             if outcome.status == "sent":
                 crashpoints.hit("after-data-before-mark-sent")
-            elif outcome.status == "retry" and outcome.code is None:
-                smtp.close()  # disconnect or timeout: the session state is unknown, start a new one
+            elif outcome.session_lost:
+                smtp.close()  # the session's state is unknown: start a new one
                 smtp = None
             recorder.add(outcome)
     finally:
@@ -541,9 +610,36 @@ async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: Send
                 smtp.close()
 
 
+def _needs_smtputf8(job: _Job) -> bool:
+    """Whether the envelope or the header block has anything but ASCII (a customer `josé@…`):
+    such mail can only go through a server that offers SMTPUTF8 (RFC 6531)."""
+    head = job.raw[:job.raw.find(b"\r\n\r\n")]  # the header block only: no copy of the body per send
+    return not (job.mail_from.isascii() and job.recipient.isascii() and head.isascii())
+
+
 async def _send_one(smtp: aiosmtplib.SMTP, job: _Job) -> _Outcome:
+    """One delivery's SMTP transaction and its outcome. Never raises: whatever goes wrong with
+    one delivery is that delivery's outcome, and the other deliveries go on."""
     try:
-        await smtp.sendmail(job.mail_from, [job.recipient], job.raw)
+        return await _transaction(smtp, job)
+    except Exception as error:  # a bug or an error no one foresaw: this delivery fails, not the outbox
+        log.exception("outbox %s to %s: unexpected error while sending", job.outbox_id, job.recipient)
+        return _Outcome(job, "failed", None, f"unexpected {type(error).__name__}: {error}"[:500], session_lost=True)
+
+
+async def _transaction(smtp: aiosmtplib.SMTP, job: _Job) -> _Outcome:
+    # aiosmtplib encodes the envelope as UTF-8 with SMTPUTF8 and refuses it (SMTPNotSupported,
+    # before MAIL FROM) when the server does not offer it; without it, a non-ASCII address
+    # would raise UnicodeEncodeError
+    options = ["SMTPUTF8"] if _needs_smtputf8(job) else []
+    try:
+        await smtp.sendmail(job.mail_from, [job.recipient], job.raw, mail_options=options)
+    except aiosmtplib.SMTPNotSupported as error:
+        if not options:
+            raise
+        return _Outcome(job, "failed", None,
+                        f"the address {job.recipient} (or the mail's headers) is not plain ASCII, and the SMTP "
+                        f"server does not offer SMTPUTF8 to carry it ({error}); not retried")
     except aiosmtplib.SMTPRecipientsRefused as error:
         [refusal] = error.recipients or [aiosmtplib.SMTPRecipientRefused(550, "refused", job.recipient)]
         status = "retry" if 400 <= refusal.code < 500 else "refused"
@@ -554,7 +650,7 @@ async def _send_one(smtp: aiosmtplib.SMTP, job: _Job) -> _Outcome:
         return _Outcome(job, status, error.code, f"{stage} {error.code} {error.message}")
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
         # disconnect or timeout, possibly after the final "." — retry; the same Message-ID goes again
-        return _Outcome(job, "retry", None, f"{type(error).__name__}: {error}")
+        return _Outcome(job, "retry", None, f"{type(error).__name__}: {error}", session_lost=True)
     return _Outcome(job, "sent")
 
 

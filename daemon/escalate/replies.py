@@ -23,6 +23,7 @@ from .commands import COMMANDS, CommandContext, CommandError, find_commands
 from .models import Outbox, Ticket
 from .notify import queue_command_help, queue_confirmation, queue_refusal
 from .parse import ParsedMail
+from .rules.durations import format_duration
 from .rules.model import Ruleset, Tier
 from .templates import Renderer
 from .tickets import TicketStateError
@@ -48,7 +49,7 @@ def authorise(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, r
     if not notification.tier or not tokens.verify(keys, notification.message_id, ticket.ref, notification.tier):
         return Verdict(False, "the reply token does not verify")
     if now - notification.created_at > ttl:
-        return Verdict(False, f"the notification answered is older than the token lifetime ({ttl.days} days); "
+        return Verdict(False, f"the notification answered is older than the token lifetime ({format_duration(ttl)}); "
                               "reply to a newer one")
     if not parsed.from_addr:
         return Verdict(False, "the sender address cannot be parsed")

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import peewee
 import schedule
 
-from . import clock, db, digest, engine, notify, outbox
+from . import attachments, clock, db, digest, engine, notify, outbox
 from .config import ConfigError, Settings
 from .heartbeat import Heartbeat
 from .ingest import IngestResult
@@ -65,6 +65,7 @@ def open_app(settings: Settings) -> App:
     renderer = Renderer(settings.templates_dir)
     ruleset = load_rules(settings, renderer)
     db.connect(settings.db_url)
+    attachments.keep_private(settings)
     return App(settings, ruleset, renderer)
 
 
@@ -73,6 +74,7 @@ class CycleResult:
     ingest: IngestResult = field(default_factory=IngestResult)
     tick: engine.TickResult = field(default_factory=engine.TickResult)
     send: outbox.SendResult = field(default_factory=outbox.SendResult)
+    send_error: outbox.SmtpUnavailable | None = None  # the SMTP server was down or refused the login
 
 
 def ingest(app: App, now: datetime, *, poller: Poller | None = None,
@@ -104,7 +106,12 @@ def send(app: App, now: datetime) -> outbox.SendResult:
 def run_once(app: App, now: datetime) -> CycleResult:
     """One full cycle: fetch new mail, evaluate due tickets, send what is queued."""
     app.secret  # fail before touching the mailbox when the secret is missing
-    return CycleResult(ingest=ingest(app, now), tick=tick(app, now), send=send(app, now))
+    cycle = CycleResult(ingest=ingest(app, now), tick=tick(app, now))
+    try:
+        cycle.send = send(app, now)
+    except outbox.SmtpUnavailable as error:  # what was ingested and decided still gets reported
+        cycle.send, cycle.send_error = error.result, error
+    return cycle
 
 
 class Stage(threading.Thread):
@@ -143,6 +150,8 @@ class Stage(threading.Thread):
             try:
                 self.last_result = self.function(self.owner.app, clock.now())
             except (MailboxUnavailable, outbox.SmtpUnavailable, OSError, peewee.OperationalError) as error:
+                if isinstance(error, outbox.SmtpUnavailable):
+                    self.owner.count_sends(error.result)  # what the failed run did record still counts
                 self._failed(str(error))
             except Exception as error:  # a bug in one stage must not stop the others; say so loudly
                 log.exception("%s failed unexpectedly", self.stage)
@@ -242,18 +251,24 @@ class Daemon:
             metrics.notifications_queued.inc(result.notifications)
             self._status["tick"] = f"tick ok ({result.evaluated} due, {result.notifications} queued)"
         elif stage.stage == "send":
-            metrics.sent.inc(result.sent)
-            if result.retrying:
-                metrics.send_failures.labels("retry").inc(result.retrying)
-            if result.failed:
-                metrics.send_failures.labels("permanent").inc(result.failed)
+            self.count_sends(result)
             self._status["send"] = f"send ok ({result.sent} sent)" + (f", {result.retrying} to retry" if result.retrying else "")
         self.notifier.status("; ".join(self._status[k] for k in ("ingest", "tick", "send") if k in self._status))
+
+    def count_sends(self, result: outbox.SendResult) -> None:
+        metrics = self.metrics
+        metrics.sent.inc(result.sent)
+        if result.retrying:
+            metrics.send_failures.labels("retry").inc(result.retrying)
+        if result.failed:  # refused, undeliverable (no SMTPUTF8), or an unexpected error in one delivery
+            metrics.send_failures.labels("permanent").inc(result.failed)
 
     def stage_failed(self, stage: Stage, error: str) -> None:
         if stage.stage == "ingest":
             self.metrics.imap_up.set(0)
             self._status["ingest"] = "IMAP unavailable"
+        elif stage.stage == "send" and error:
+            self._status["send"] = f"send failing: {error[:200]}"  # e.g. the SMTP login refused: what to fix
         else:
             self._status[stage.stage] = f"{stage.stage} failing"
         self.notifier.status("; ".join(self._status.values()))

@@ -9,7 +9,7 @@ from typing import Any
 
 from peewee import fn
 
-from . import heartbeat, migrations
+from . import heartbeat, migrations, problems
 from .clock import iso, shown_iso
 from .config import Settings, redact_url
 from .db import sqlite_path
@@ -44,6 +44,12 @@ def outbox_backlog(now: datetime) -> tuple[int, float | None]:
     return count, max((now - Outbox.created_at.python_value(oldest)).total_seconds(), 0.0)
 
 
+def outbox_failed() -> int:
+    """Mail that failed for good: a recipient refused, an address the server cannot carry, an
+    unexpected error in its delivery. It waits for a person (`outbox retry`)."""
+    return Outbox.select().where(Outbox.status == "failed").count()
+
+
 def collect(settings: Settings, now: datetime) -> dict[str, Any]:
     holder = InstanceLock(settings.db_url).holder()
     instances = heartbeat.listing(heartbeat.wall_now())  # wall clock: --now simulates tickets, not processes
@@ -73,8 +79,9 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
         "outbox": {
             "queued": queued,
             "oldest_queued_age_seconds": round(oldest_age) if oldest_age is not None else None,
-            "failed": Outbox.select().where(Outbox.status == "failed").count(),
+            "failed": outbox_failed(),
         },
+        "problems": problems.listing(),
         "imap_accounts": [account.redacted() for account in settings.mailboxes],
         "folders": [{"folder": f.folder, "account": f.account, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,
                      "last_polled_at": iso(f.polled_at), "last_mail_at": iso(f.mail_at),
@@ -112,6 +119,7 @@ def describe(status: dict[str, Any]) -> str:
         + (f" (oldest {status['outbox']['oldest_queued_age_seconds']} s)" if status["outbox"]["queued"] else "")
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
+        *(f"PROBLEM {p['name']} since {p['since']}: {p['detail']}" for p in status["problems"]),
         f"schema:      migration {status['schema_version']}",
     ]
     for instance in status["instances"]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from escalate import db, notify, outbox, tickets, verp
+from escalate import db, notify, outbox, problems, tickets, verp
 from escalate.config import parse_server_url
 from escalate.loopback import SmtpSink
 from escalate.rules.ladder import MailStep
@@ -63,6 +63,12 @@ class World:
         options.setdefault("on_failed", notify.lead_notifier(self.ruleset, self.renderer, SECRET))
         return outbox.send_due(self.url, now, **options)
 
+    def send_unreachable(self, now: datetime) -> outbox.SendResult:
+        """A run while the server is down: it raises (a runtime failure), having recorded the retries."""
+        with pytest.raises(outbox.SmtpUnavailable) as down:
+            self.send(now)
+        return down.value.result
+
     @staticmethod
     def statuses() -> dict[str, int]:
         return dict(collections.Counter(row.status for row in Outbox.select(Outbox.status)))
@@ -81,7 +87,7 @@ def test_n1_smtp_down_five_minutes_then_everything_delivered_once(world):
     world.escalate(200)
     world.sink.stop()
     now = DUE
-    first = world.send(now)
+    first = world.send_unreachable(now)
     assert first.sent == 0 and first.retrying == 200 and first.connections == 0
     assert "connect" in first.errors[0].lower()
     row = Outbox.get_by_id(1)
@@ -91,7 +97,7 @@ def test_n1_smtp_down_five_minutes_then_everything_delivered_once(world):
     waits = []
     for _ in range(3):
         now = Outbox.get_by_id(1).next_attempt_at
-        assert world.send(now).sent == 0
+        assert world.send_unreachable(now).sent == 0
         waits.append(Outbox.get_by_id(1).next_attempt_at - now)
     assert waits == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
     assert now - DUE < timedelta(minutes=5)
@@ -389,11 +395,16 @@ def test_tls_and_starttls_with_authentication(world, certificate, monkeypatch, s
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         [row] = world.escalate(1)
         bad = parse_server_url("ESCALATE_SMTP_URL", f"{scheme}://escalate:wrong@127.0.0.1:{port}", (scheme,))
-        refused = outbox.send_due(bad, DUE)
-        assert refused.sent == 0 and received == [] and "535" in refused.errors[0]
-        assert "wrong" not in " ".join(refused.errors)  # the password never reaches a message
+        with pytest.raises(outbox.SmtpLoginRefused) as refused:
+            outbox.send_due(bad, DUE)
+        assert received == [] and "535" in str(refused.value)
+        assert "wrong" not in str(refused.value)  # the password never reaches a message
+        # a configuration error, not a temporary one: the mail is not charged an attempt, and it says so
+        assert (Delivery.get().status, Delivery.get().attempts) == ("queued", 0)
+        assert [p["name"] for p in problems.listing()] == ["smtp-login"]
         good = parse_server_url("ESCALATE_SMTP_URL", f"{scheme}://escalate:s3cret%2Fpw@127.0.0.1:{port}", (scheme,))
         assert outbox.send_due(good, DUE + timedelta(minutes=1)).sent == 1
+        assert problems.listing() == []  # fixed: no longer shown
         assert received == [(True, Delivery.get().mail_from, ["tier1@example.com"])]
     finally:
         controller.stop()

@@ -40,8 +40,8 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import (Attachment, Delivery, Digest, Escalation, FolderState, Incident, Instance, Outbox, Quarantine,
-                      Ticket, UTCDateTimeField, database)
+from ..models import (Attachment, Delivery, Digest, Escalation, FolderState, Incident, Instance, Outbox, Problem,
+                      Quarantine, Ticket, UTCDateTimeField, database)
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,8 @@ MIGRATIONS: list[Migration] = [
                     add_column(Incident.rules_fired),
                     run_sql(sqlite=_FOLD_LADDERS, postgresql=_FOLD_LADDERS),
                     run_sql(sqlite=_ONE_ACTIVE_LADDER, postgresql=_ONE_ACTIVE_LADDER))),
-
+    Migration(10, "problems: what stops a stage until a person fixes it (an SMTP login refused), for status",
+              create_table(Problem)),
     Migration(12, "folder_state: when a folder was last polled and when mail last arrived, apart",
               steps(add_column(FolderState.polled_at), add_column(FolderState.mail_at),
                     # until now updated_at moved only when mail came: it is the last arrival
