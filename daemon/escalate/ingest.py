@@ -13,6 +13,7 @@ is repaired on the next run by marking (flagged_uid, last_uid] again — harmles
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import Counter
@@ -31,6 +32,7 @@ from .db import savepoint, write_transaction
 from .mailbox import Fetched, Mailbox
 from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket, database
 from .parse import ParsedMail, UnparseableMail, parse_message
+from .quoted import reply_text
 from .replies import handle_commands
 from .rules.model import Ruleset
 from .templates import Renderer
@@ -252,6 +254,10 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return "ticket"
 
     ticket = match.ticket
+    if match.notification is not None:
+        # what the member wrote is what is left once the notification's own lines are set aside:
+        # the quote detector does not know every client's header above a quote (stored so too)
+        parsed = dataclasses.replace(parsed, new_text=reply_text(parsed.new_text, match.notification.raw))
     kind = classify_sender(parsed, ticket.requester, ruleset)
     message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket)
     _audit_threading(parsed, match, kind, ruleset, now)
