@@ -170,6 +170,7 @@ def init_command(directory: Path, force: bool) -> None:
 
 OUTCOME_WORDS = {"ticket": ("new ticket", "new tickets"), "reply": ("reply", "replies"),
                  "duplicate": ("duplicate", "duplicates"), "own": ("own notification", "own notifications"),
+                 "own-address": ("mail from our own address", "mails from our own addresses"),
                  "quarantined": ("quarantined", "quarantined")}
 
 

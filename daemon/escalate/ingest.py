@@ -26,7 +26,7 @@ import peewee
 
 from . import audit, crashpoints, incidents, outbox, rows, tickets
 from .attachments import AttachmentStore, AttachmentWriteError
-from .classify import Verdict, classify
+from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import savepoint, write_transaction
 from .mailbox import Fetched, Mailbox
@@ -206,7 +206,7 @@ def classify_sender(parsed: ParsedMail, requester: str | None, ruleset: Ruleset)
 def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
                now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> str:
     """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "duplicate",
-    "own", "machine", "bounce" or "quarantined". Call inside a transaction."""
+    "own", "own-address", "machine", "bounce" or "quarantined". Call inside a transaction."""
     if len(raw) > options.max_message_bytes:
         return _quarantine(raw, source, f"too large: {len(raw)} bytes (limit {options.max_message_bytes})", now)
     try:
@@ -227,6 +227,15 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return _bounce(parsed, raw, source, dedupe_key, verdict, secret, now, options)
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
+    ours = own_address(parsed.from_addr, ruleset)
+    if ours is not None:  # our own or a group's address: kept, on its ticket if it threads; never acted on
+        message = _store(parsed, raw, source, dedupe_key, "own-address", now, options, collision, ours,
+                         ticket=match.ticket if match is not None else None)
+        if match is not None:
+            tickets.add_message(match.ticket, message, now)
+        audit.record(match.ticket if match is not None else None, now, parsed.from_addr, "mail-from-own-address",
+                     reason=ours, message_id=parsed.message_id, stored_as=message.id)
+        return "own-address"
     if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
         message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason,
                          ticket=match.ticket if match is not None else None)
