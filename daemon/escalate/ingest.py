@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from . import audit, crashpoints, incidents, outbox, rows, tickets
+from . import audit, crashpoints, dedupe, incidents, outbox, rows, tickets
 from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
@@ -215,7 +215,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return _quarantine(raw, source, error.reason, now)
     crashpoints.hit("after-parse")
 
-    dedupe_key, collision = _dedupe_key(parsed, raw)
+    dedupe_key, collision = dedupe.dedupe_key(parsed, raw)
     if dedupe_key is None:
         return "duplicate"
     if parsed.message_id and database.execute_sql("SELECT 1 FROM outbox WHERE message_id = ?",
@@ -227,21 +227,15 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return _bounce(parsed, raw, source, dedupe_key, verdict, secret, now, options)
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
+    if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
+        _record_only(parsed, raw, source, dedupe_key, verdict.kind, verdict.reason, match, now, options, collision)
+        return "machine"
     ours = own_address(parsed.from_addr, ruleset)
-    if ours is not None:  # our own or a group's address: kept, on its ticket if it threads; never acted on
-        message = _store(parsed, raw, source, dedupe_key, "own-address", now, options, collision, ours,
-                         ticket=match.ticket if match is not None else None)
-        if match is not None:
-            tickets.add_message(match.ticket, message, now)
+    if ours is not None:  # our own or a group's address: likewise, and never acted on
+        message = _record_only(parsed, raw, source, dedupe_key, "own-address", ours, match, now, options, collision)
         audit.record(match.ticket if match is not None else None, now, parsed.from_addr, "mail-from-own-address",
                      reason=ours, message_id=parsed.message_id, stored_as=message.id)
         return "own-address"
-    if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
-        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason,
-                         ticket=match.ticket if match is not None else None)
-        if match is not None:
-            tickets.add_message(match.ticket, message, now)
-        return "machine"
 
     if match is None:
         requester = parsed.from_addr or "unknown"
@@ -285,42 +279,22 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
     return "reply"
 
 
+def _record_only(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, reason: str,
+                 match: Match | None, now: datetime, options: IngestOptions, collision: bool) -> Message:
+    """Keep a mail nobody answers, on its ticket when it threads to one."""
+    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, reason,
+                     ticket=match.ticket if match is not None else None)
+    if match is not None:
+        tickets.add_message(match.ticket, message, now)
+    return message
+
+
 def _stored_meanwhile(raw: bytes) -> bool:
     """After a unique-key conflict: is this mail stored now (by another writer)?"""
     try:
-        return _dedupe_key(parse_message(raw), raw)[0] is None
+        return dedupe.dedupe_key(parse_message(raw), raw)[0] is None
     except Exception:  # unparseable after all: not a duplicate, the caller quarantines it
         return False
-
-
-def _dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
-    """(dedupe key, collision?) — None when this mail is already stored. Message-ID first, else
-    the sha256 of the bytes. The same Message-ID with another body is kept as its own message
-    and flagged (I13); the same body under other transport headers (a second delivery, another
-    folder) is the same message. Plain SQL: this runs for every mail (see conversations.py)."""
-    if not parsed.message_id:
-        key = f"sha256:{parsed.sha256}"
-        exists = database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone()
-        return (None, False) if exists else (key, False)
-    same_id = database.execute_sql("SELECT id, sha256 FROM message WHERE message_id = ?", [parsed.message_id]).fetchall()
-    if not same_id:
-        return parsed.message_id, False
-    if any(sha256 == parsed.sha256 for _, sha256 in same_id):
-        return None, False
-    body = _body_digest(raw)
-    for message_id, _ in same_id:
-        (stored,) = database.execute_sql("SELECT raw FROM message WHERE id = ?", [message_id]).fetchone()
-        if _body_digest(bytes(stored)) == body:
-            return None, False
-    return f"{parsed.message_id}#sha256:{parsed.sha256}", True
-
-
-def _body_digest(raw: bytes) -> str:
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = raw.find(separator)
-        if index >= 0:
-            return hashlib.sha256(raw[index + len(separator):].replace(b"\r\n", b"\n")).hexdigest()
-    return hashlib.sha256(b"").hexdigest()
 
 
 def _audit_threading(parsed: ParsedMail, match: Match, kind: str, ruleset: Ruleset, now: datetime) -> None:
