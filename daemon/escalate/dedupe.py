@@ -34,8 +34,11 @@ IDENTITY_HEADERS = ("message-id", "from", "sender", "reply-to", "to", "cc", "sub
 # ever other bodies cannot make each new one read all before it (past this: stored, flagged)
 MAX_COMPARED = 50
 
-_FIELD = re.compile(rb"^(" + b"|".join(name.encode() for name in IDENTITY_HEADERS) + rb")[ \t]*:(.*(?:\r?\n[ \t].*)*)",
-                    re.IGNORECASE | re.MULTILINE)
+# lines end as the parser ends them: CRLF, CR or LF; the header block at the first empty line
+_BREAK = rb"(?:\r\n|\r(?!\n)|\n)"
+_BLANK_LINE = re.compile(_BREAK + _BREAK)
+_FIELD = re.compile(rb"(?:\A|(?<=[\r\n]))(" + b"|".join(name.encode() for name in IDENTITY_HEADERS) +
+                    rb")[ \t]*:([^\r\n]*(?:" + _BREAK + rb"[ \t][^\r\n]*)*)", re.IGNORECASE)
 _IDENTITY_NAMES = tuple(name.encode() for name in IDENTITY_HEADERS)
 _OUR_KEY = re.compile(r"^id:[0-9a-f]{64}(?:#sha256:[0-9a-f]{64})?$")
 
@@ -58,9 +61,8 @@ def body_digest(raw: bytes) -> str:
 
 def _header_end(raw: bytes) -> tuple[int, int]:
     """(where the header block ends, where the body starts); (len, len) when there is no body."""
-    ends = [(index, index + len(separator)) for separator in (b"\r\n\r\n", b"\n\n")
-            if (index := raw.find(separator)) >= 0]
-    return min(ends) if ends else (len(raw), len(raw))
+    blank = _BLANK_LINE.search(raw)
+    return (blank.start(), blank.end()) if blank else (len(raw), len(raw))
 
 
 def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
@@ -74,7 +76,7 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
     same_id = database.execute_sql("SELECT id, sha256, dedupe_key FROM message WHERE message_id = ?",
                                    [parsed.message_id]).fetchall()
     if not same_id:
-        return key, False
+        return _new_key(key, parsed)
     if any(sha256 == parsed.sha256 for _, sha256, _ in same_id):
         return None, False
     body = None
@@ -92,5 +94,21 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
         if body_digest(stored) == body:
             return None, False  # the same mail delivered again, under other transport headers
     if same_identity or len(same_id) > MAX_COMPARED:
-        return f"{key}#sha256:{parsed.sha256}", True
+        return _unique(key, parsed)
     return key, True
+
+
+def _new_key(key: str, parsed: ParsedMail) -> tuple[str | None, bool]:
+    """`key` for a Message-ID not stored yet — unless a mail with another Message-ID has that
+    identity (headers so broken that they read differently to the parser): kept apart, flagged."""
+    if database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone():
+        return _unique(key, parsed)
+    return key, False
+
+
+def _unique(key: str, parsed: ParsedMail) -> tuple[str | None, bool]:
+    """The key of a second mail with one identity: with its own sha256 (stored already: the same bytes)."""
+    unique = f"{key}#sha256:{parsed.sha256}"
+    if database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [unique]).fetchone():
+        return None, False
+    return unique, True

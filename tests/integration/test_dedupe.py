@@ -41,3 +41,29 @@ def test_the_identity_is_the_headers_an_author_wrote_not_the_transport_or_foldin
                             (b"Date: Mon, 02 Nov 2026 09:00:00", b"Date: Mon, 02 Nov 2026 09:00:01")):
         assert dedupe.identity_key(raw.replace(header, changed)) != dedupe.identity_key(raw), header
     assert dedupe.identity_key(raw.replace(b"x\n", b"y\n")) == dedupe.identity_key(raw)  # the body is compared apart
+
+
+def test_an_identity_already_stored_under_another_message_id_is_kept_apart_not_a_crash(database_url):
+    """Headers broken enough to read one way to the parser and another to the identity (found by
+    the mutation fuzz): the unique key must never fail the insert."""
+    db.connect(database_url)
+    raw = make_mail(sender="carl@customer.example", subject="Printer", body="It jams.", message_id="new@example.net")
+    with db.write_transaction():
+        rows.create(Message, dedupe_key=dedupe.identity_key(raw), message_id="read-otherwise@example.net",
+                    sha256="0" * 64, kind="customer", received_at=NOW, raw=b"x")
+    parsed = parse_message(raw)
+    key, flagged = dedupe.dedupe_key(parsed, raw)
+    assert key == f"{dedupe.identity_key(raw)}#sha256:{parsed.sha256}" and flagged
+    with db.write_transaction():
+        rows.create(Message, dedupe_key=key, message_id=parsed.message_id, sha256=parsed.sha256, kind="customer",
+                    received_at=NOW, raw=raw)
+    assert dedupe.dedupe_key(parsed, raw) == (None, False)
+
+
+def test_line_ends_are_read_as_the_parser_reads_them():
+    crlf = make_mail(sender="carl@customer.example", subject="Printer", body="x", message_id="m@example.net")
+    crlf = crlf.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    cr_only = crlf.replace(b"\r\n", b"\r")
+    assert dedupe.identity_key(cr_only) == dedupe.identity_key(crlf)
+    other = cr_only.replace(b"m@example.net", b"n@example.net")
+    assert dedupe.identity_key(other) != dedupe.identity_key(cr_only)
