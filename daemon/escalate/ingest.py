@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from . import audit, crashpoints, dedupe, incidents, outbox, rows, tickets
+from . import audit, crashpoints, dedupe, incidents, outbox, ratelimit, rows, tickets
 from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
@@ -205,7 +205,8 @@ def classify_sender(parsed: ParsedMail, requester: str | None, ruleset: Ruleset)
 
 def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
                now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> str:
-    """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "duplicate",
+    """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "limited" (a new
+    conversation put on the sender's latest ticket: they reached their ticket limit), "duplicate",
     "own", "own-address", "machine", "bounce" or "quarantined". Call inside a transaction."""
     if len(raw) > options.max_message_bytes:
         return _quarantine(raw, source, f"too large: {len(raw)} bytes (limit {options.max_message_bytes})", now)
@@ -237,6 +238,9 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
                      reason=ours, message_id=parsed.message_id, stored_as=message.id)
         return "own-address"
 
+    limited = match is None and _at_ticket_limit(parsed, ruleset, now)
+    if limited:
+        match = limited
     if match is None:
         requester = parsed.from_addr or "unknown"
         ticket = tickets.open_ticket(
@@ -266,8 +270,8 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
     _audit_threading(parsed, match, kind, ruleset, now)
     tickets.add_message(ticket, message, now)
     if kind != "other" or match.notification is not None:
-        # a reply to one of our notifications — from a roster member or not (S1: a forwarded
-        # notification answered by someone else is refused, audited and told once an hour)
+        # a reply to one of our notifications — from a roster member or not (a forwarded
+        # notification answered by someone else is refused and audited; replies.py says who is told)
         handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now,
                         previous_secret=options.previous_secret, token_ttl=options.token_ttl)
     else:  # T4: a stranger's mail is kept on the ticket as a note, and can neither act nor be answered
@@ -276,7 +280,22 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         if find_commands(parsed.new_text):
             audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
                          reason="sender not on ticket", message_id=parsed.message_id)
-    return "reply"
+    return "limited" if limited else "reply"
+
+
+def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime) -> Match | None:
+    """The sender's latest ticket, when one more ticket would pass its limit (ratelimit.py says why
+    its mail goes there and is not held); recorded on that ticket. Team members have no limit."""
+    if not parsed.from_addr or ruleset.is_roster_member(parsed.from_addr):
+        return None
+    limited = ratelimit.sender_ticket_limit(parsed.from_addr, now)
+    if limited is None:
+        return None
+    reason, ticket_id = limited
+    match = Match(rows.get_by_id(Ticket, ticket_id), "sender-limit")
+    audit.record(match.ticket, now, parsed.from_addr, "sender-ticket-limit", reason=reason, subject=parsed.subject,
+                 message_id=parsed.message_id)
+    return match
 
 
 def _record_only(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, reason: str,

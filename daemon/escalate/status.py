@@ -4,17 +4,17 @@ instances sharing the database and the folders each holds (heartbeat.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from peewee import fn
 
-from . import heartbeat, migrations
+from . import heartbeat, migrations, ratelimit
 from .clock import iso
 from .config import Settings, redact_url
 from .db import sqlite_path
 from .instance import InstanceLock
-from .models import ACTIVE_STATUSES, FolderState, Outbox, Quarantine, Ticket, database
+from .models import ACTIVE_STATUSES, Event, FolderState, Outbox, Quarantine, Ticket, database
 
 
 def ticket_counts() -> list[tuple[str, str, int]]:
@@ -30,6 +30,17 @@ def outbox_backlog(now: datetime) -> tuple[int, float | None]:
     if not count:
         return 0, None
     return count, max((now - Outbox.created_at.python_value(oldest)).total_seconds(), 0.0)
+
+
+def ticket_limit(now: datetime) -> dict[str, Any]:
+    """The per-sender ticket limit over the last day: how many outside addresses it held to their
+    latest ticket, and how many of their mails it put there (ratelimit.NEW_TICKETS_PER_SENDER)."""
+    senders, mails = (Event.select(fn.COUNT(Event.actor.distinct()), fn.COUNT(Event.id))
+                      .where((Event.action == "sender-ticket-limit") & (Event.at > now - timedelta(days=1)))
+                      .tuples().first())
+    return {"senders_limited_last_24h": senders, "mails_threaded_last_24h": mails,
+            "limit": [{"window_seconds": int(window.total_seconds()), "new_tickets": count}
+                      for window, count in ratelimit.NEW_TICKETS_PER_SENDER]}
 
 
 def collect(settings: Settings, now: datetime) -> dict[str, Any]:
@@ -66,6 +77,7 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
                      "last_polled_at": iso(f.updated_at)}
                     for f in FolderState.select().order_by(FolderState.account, FolderState.folder)],
         "quarantined": Quarantine.select().count(),
+        "ticket_limit": ticket_limit(now),
         "instances": instances,
         "schema_version": migrations.current_version(database),
     }
@@ -86,6 +98,7 @@ def describe(status: dict[str, Any]) -> str:
         + (f" (oldest {status['outbox']['oldest_queued_age_seconds']} s)" if status["outbox"]["queued"] else "")
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
+        _describe_ticket_limit(status["ticket_limit"]),
         f"schema:      migration {status['schema_version']}",
     ]
     for instance in status["instances"]:
@@ -95,3 +108,10 @@ def describe(status: dict[str, Any]) -> str:
     for folder in status["folders"]:
         lines.append(f"folder {folder['account'] + '/' if len(status['imap_accounts']) > 1 else ''}{folder['folder']}: last UID {folder['last_uid']}, polled {folder['last_polled_at']}")
     return "\n".join(lines)
+
+
+def _describe_ticket_limit(limit: dict[str, Any]) -> str:
+    windows = ", ".join(f"{w['new_tickets']} per {ratelimit.span(timedelta(seconds=w['window_seconds']))}"
+                        for w in limit["limit"])
+    return (f"ticket limit: {limit['mails_threaded_last_24h']} mail(s) from {limit['senders_limited_last_24h']} "
+            f"sender(s) put on their latest ticket in 24 h (new tickets per outside address: {windows})")
