@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from escalate import db, dedupe, rows
 from escalate.models import Message
 from escalate.parse import parse_message
@@ -12,6 +14,7 @@ from escalate.parse import parse_message
 from ..conftest import make_mail
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def store_as_before(raw: bytes) -> None:
@@ -21,6 +24,7 @@ def store_as_before(raw: bytes) -> None:
                     kind="customer", received_at=NOW, raw=raw)
 
 
+@BOTH
 def test_a_row_keyed_the_old_way_is_found_again_by_its_identity(database_url):
     db.connect(database_url)
     raw = make_mail(sender="carl@customer.example", subject="Printer", body="It jams.", message_id="old@example.net")
@@ -43,6 +47,7 @@ def test_the_identity_is_the_headers_an_author_wrote_not_the_transport_or_foldin
     assert dedupe.identity_key(raw.replace(b"x\n", b"y\n")) == dedupe.identity_key(raw)  # the body is compared apart
 
 
+@BOTH
 def test_an_identity_already_stored_under_another_message_id_is_kept_apart_not_a_crash(database_url):
     """Headers broken enough to read one way to the parser and another to the identity (found by
     the mutation fuzz): the unique key must never fail the insert."""
