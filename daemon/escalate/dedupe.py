@@ -73,15 +73,19 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
         exists = database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone()
         return (None, False) if exists else (key, False)
     key = identity_key(raw)
-    same_id = database.execute_sql("SELECT id, sha256, dedupe_key FROM message WHERE message_id = ?",
-                                   [parsed.message_id]).fetchall()
-    if not same_id:
-        return _new_key(key, parsed)
-    if any(sha256 == parsed.sha256 for _, sha256, _ in same_id):
-        return None, False
+    # one query for both: the rows with this Message-ID, and a row that has this key already
+    # (headers broken enough to read one way to the parser and another here)
+    found = database.execute_sql("SELECT id, sha256, dedupe_key, message_id FROM message "
+                                 "WHERE message_id = ? OR dedupe_key = ?", [parsed.message_id, key]).fetchall()
+    if not found:
+        return key, False
+    if any(sha256 == parsed.sha256 for _, sha256, _, _ in found):
+        return None, False  # the very same bytes
+    same_id = [(row_id, stored_key) for row_id, _, stored_key, message_id in found if message_id == parsed.message_id]
+    key_taken = any(stored_key == key for _, _, stored_key, _ in found)
     body = None
     same_identity = False
-    for row_id, _, stored_key in same_id[:MAX_COMPARED]:
+    for row_id, stored_key in same_id[:MAX_COMPARED]:
         known = _OUR_KEY.match(stored_key) is not None
         if known and stored_key != key and not stored_key.startswith(key + "#"):
             continue  # another identity, told by its key alone
@@ -93,17 +97,9 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
         body = body or body_digest(raw)
         if body_digest(stored) == body:
             return None, False  # the same mail delivered again, under other transport headers
-    if same_identity or len(same_id) > MAX_COMPARED:
+    if same_identity or key_taken or len(same_id) > MAX_COMPARED:
         return _unique(key, parsed)
     return key, True
-
-
-def _new_key(key: str, parsed: ParsedMail) -> tuple[str | None, bool]:
-    """`key` for a Message-ID not stored yet — unless a mail with another Message-ID has that
-    identity (headers so broken that they read differently to the parser): kept apart, flagged."""
-    if database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone():
-        return _unique(key, parsed)
-    return key, False
 
 
 def _unique(key: str, parsed: ParsedMail) -> tuple[str | None, bool]:

@@ -286,10 +286,11 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
 def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime) -> Match | None:
     """The sender's latest ticket, when one more ticket would pass its limit (ratelimit.py says why
     its mail goes there and is not held); recorded on that ticket. Team members have no limit."""
-    if not parsed.from_addr or ruleset.is_roster_member(parsed.from_addr):
+    if not parsed.from_addr:
         return None
     limited = ratelimit.sender_ticket_limit(parsed.from_addr, now)
-    if limited is None:
+    # the roster only asked of an address at its limit: parsing each new sender costs more than the query
+    if limited is None or ruleset.is_roster_member(parsed.from_addr):
         return None
     reason, ticket_id = limited
     match = Match(rows.get_by_id(Ticket, ticket_id), "sender-limit")
