@@ -238,9 +238,8 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
                      reason=ours, message_id=parsed.message_id, stored_as=message.id)
         return "own-address"
 
-    limited = match is None and _at_ticket_limit(parsed, ruleset, now)
-    if limited:
-        match = limited
+    limited = _at_ticket_limit(parsed, ruleset, now) if match is None else None
+    match = match or limited
     if match is None:
         requester = parsed.from_addr or "unknown"
         ticket = tickets.open_ticket(
@@ -280,7 +279,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         if find_commands(parsed.new_text):
             audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
                          reason="sender not on ticket", message_id=parsed.message_id)
-    return "limited" if limited else "reply"
+    return "limited" if limited is not None else "reply"
 
 
 def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime) -> Match | None:
