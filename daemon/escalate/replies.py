@@ -21,7 +21,7 @@ from typing import Iterable
 
 from . import audit, tokens
 from .classify import own_address
-from .commands import COMMANDS, CommandContext, CommandError, find_commands
+from .commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
 from .models import Outbox, Ticket
 from .notify import queue_command_help, queue_confirmation, queue_refusal
 from .parse import ParsedMail
@@ -83,6 +83,11 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
     """Run the commands in a reply if it is authorised; returns the names of the commands run."""
     found = find_commands(parsed.new_text)
     if not found:
+        below = [line.strip().split()[0] for line in parsed.new_text.splitlines() if is_command_line(line)]
+        if below:  # the member's own words, not the quote: say on the ticket why nothing ran
+            audit.record(ticket, now, parsed.from_addr or "unknown", "commands-not-at-top", commands=below[:10],
+                         reason="commands count only on the first lines of a reply, before any other text",
+                         message_id=parsed.message_id)
         return []
     actor = parsed.from_addr or "unknown"
     keys = [secret] + ([previous_secret] if previous_secret else [])

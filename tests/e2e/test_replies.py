@@ -111,6 +111,17 @@ def test_ack_from_each_client_acts_and_the_quoted_resolve_never_does(client, bod
     assert "Acknowledged by alice@example.com" in confirmation.message["Subject"]
 
 
+def test_a_command_below_other_text_does_not_run_and_the_ticket_says_why(escalated, cli, dovecot, smtp_sink):
+    """Commands count only at the top: a greeting first, and #resolve below it is text."""
+    dovecot.append(reply("alice@example.com", escalated, "Hi all,\n#resolve\n\n" + QUOTE))
+    cycle(cli, 20)
+    detail = show(cli)
+    assert detail["status"] == "new" and "resolved" not in actions(detail)
+    [ignored] = [e for e in detail["events"] if e["action"] == "commands-not-at-top"]
+    assert ignored["detail"]["commands"] == ["#resolve"] and "first lines" in ignored["detail"]["reason"]
+    assert smtp_sink.messages == []
+
+
 def test_outlook_without_in_reply_to_threads_by_reference_but_cannot_act(escalated, cli, dovecot, smtp_sink):
     """Outlook may send only Thread-Index: the [T-1] tag threads it, but without a token it is no proof."""
     dovecot.append(reply("alice@example.com", escalated, "#ack", in_reply_to=False,

@@ -47,7 +47,8 @@ def test_a_thank_you_in_any_layout_does_nothing_and_a_first_line_ack_acts(env, r
         detail = show(cli, f"T-{n}")
         assert detail["message_count"] == 2, (layout, detail["messages"])  # the reply threaded to its ticket
         acted[layout] = [e["action"] for e in detail["events"]
-                         if e["action"] in ("acknowledged", "resolved", "note", "command-refused", "command-unknown")]
+                         if e["action"] in ("acknowledged", "resolved", "note", "command-refused", "command-unknown",
+                                            "commands-not-at-top")]
         acted[layout] += [] if detail["status"] == "new" else [f"status {detail['status']}"]
         texts[layout] = detail["messages"][-1]["text"]
     assert acted == {layout: [] for layout in LAYOUTS}
