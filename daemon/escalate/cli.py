@@ -205,6 +205,9 @@ def init_command(directory: Path, force: bool) -> None:
 
 OUTCOME_WORDS = {"ticket": ("new ticket", "new tickets"), "reply": ("reply", "replies"),
                  "duplicate": ("duplicate", "duplicates"), "own": ("own notification", "own notifications"),
+                 "own-address": ("mail from our own address", "mails from our own addresses"),
+                 "limited": ("mail on the sender's latest ticket (ticket limit)",
+                             "mails on their senders' latest tickets (ticket limit)"),
                  "quarantined": ("quarantined", "quarantined")}
 
 

@@ -2,8 +2,11 @@
 
 Each command is one small function registered with `@command`; adding one is adding a function.
 The same functions serve the CLI (`escalate tickets ack REF`), so both leave the same audit trail.
-A command is a line of the reply's *new* text that starts with `#word`; the lines after it, up to
-the next command, are its body (the text of `#reply`, the fields of `#escalate`).
+A command is a line of the reply's *new* text that starts with `#word`, and commands count only at
+the top of the reply, before anything else the person wrote: "Thanks, looking at it." followed by
+a quote whose header no detector knows must never run the commands quoted below it. The lines
+after a command that takes text (`#note`, `#reply`, `#escalate`), up to the next command, are its
+body; after any other command, the first line of plain text ends the commands.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Command:
     usage: str
     description: str
     run: Callable[[CommandContext, str], str]  # returns what happened, for the confirmation ("acknowledged")
+    takes_body: bool = False  # the lines below the command are its text (#note, #reply, #escalate)
 
 
 @dataclass(frozen=True)
@@ -62,15 +66,18 @@ COMMANDS: dict[str, Command] = {}
 _COMMAND_LINE = re.compile(r"^\s*#([A-Za-z][A-Za-z-]*)\b[ \t]*(.*?)\s*$")
 
 
-def command(name: str, usage: str, description: str):
+def command(name: str, usage: str, description: str, *, takes_body: bool = False):
     def register(function: Callable[[CommandContext, str], str]) -> Callable[[CommandContext, str], str]:
-        COMMANDS[name] = Command(name, usage, description, function)
+        COMMANDS[name] = Command(name, usage, description, function, takes_body)
         return function
     return register
 
 
 def find_commands(new_text: str) -> list[FoundCommand]:
-    """Each command line in the text a person just wrote, with the lines that follow it."""
+    """The commands at the top of the text a person just wrote, each with the lines that follow it.
+
+    The first line with text must be a command, or there are none; a command that takes no text
+    ends the commands at the next line of plain text (blank lines between commands are fine)."""
     found: list[FoundCommand] = []
     body: list[str] = []
     for line in new_text.splitlines():
@@ -80,11 +87,24 @@ def find_commands(new_text: str) -> list[FoundCommand]:
                 found[-1] = FoundCommand(found[-1].name, found[-1].argument, "\n".join(body).strip())
             found.append(FoundCommand(match.group(1).lower(), match.group(2), ""))
             body = []
-        elif found:
+        elif not line.strip():
+            body.append(line)
+        elif not found or not _takes_body(found[-1].name):
+            break  # other text first, or after a command without text: what follows is not commands
+        else:
             body.append(line)
     if found:
         found[-1] = FoundCommand(found[-1].name, found[-1].argument, "\n".join(body).strip())
     return found
+
+
+def is_command_line(line: str) -> bool:
+    return _COMMAND_LINE.match(line) is not None
+
+
+def _takes_body(name: str) -> bool:
+    known = COMMANDS.get(name)
+    return known is not None and known.takes_body
 
 
 def _text(argument: str, ctx: CommandContext) -> str:
@@ -137,7 +157,7 @@ def _close(ctx: CommandContext, argument: str) -> str:
     return "closed"
 
 
-@command("note", "note TEXT", "an internal note on the ticket (the customer never sees it)")
+@command("note", "note TEXT", "an internal note on the ticket (the customer never sees it)", takes_body=True)
 def _note(ctx: CommandContext, argument: str) -> str:
     text = _text(argument, ctx)
     if not text:
@@ -147,7 +167,7 @@ def _note(ctx: CommandContext, argument: str) -> str:
 
 
 @command("escalate", "escalate [TIER] [reason]",
-         "ask for escalation; lines impact:, tried:, needed:, deadline: below it describe it")
+         "ask for escalation; lines impact:, tried:, needed:, deadline: below it describe it", takes_body=True)
 def _escalate(ctx: CommandContext, argument: str) -> str:
     words = argument.split(maxsplit=1)
     tier = None
@@ -205,7 +225,7 @@ def _snooze(ctx: CommandContext, argument: str) -> str:
     return f"snoozed for {format_duration(length)}:"
 
 
-@command("reply", "reply", "the rest of your mail goes to the customer, from the support address")
+@command("reply", "reply", "the rest of your mail goes to the customer, from the support address", takes_body=True)
 def _reply(ctx: CommandContext, argument: str) -> str:
     from .notify import queue_customer_reply  # notify imports this module's neighbours; import late
 

@@ -46,7 +46,7 @@ def normalise_subject(subject: str, prefix: str = "T") -> str:
 @dataclass(frozen=True)
 class Match:
     ticket: Ticket
-    how: str  # "subject-reference", "in-reply-to", "references", "notification", "fallback"
+    how: str  # "subject-reference", "in-reply-to", "references", "notification", "fallback", "sender-limit"
     notification: Outbox | None = None
 
 

@@ -13,6 +13,7 @@ is repaired on the next run by marking (flagged_uid, last_uid] again — harmles
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import Counter
@@ -23,14 +24,15 @@ from typing import Callable, Iterable
 
 import peewee
 
-from . import audit, crashpoints, incidents, outbox, rows, tickets
+from . import audit, crashpoints, dedupe, incidents, outbox, ratelimit, rows, tickets
 from .attachments import AttachmentStore, AttachmentWriteError
-from .classify import Verdict, classify
+from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import savepoint, write_transaction
 from .mailbox import Fetched, Mailbox
 from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket, database
 from .parse import ParsedMail, UnparseableMail, parse_message
+from .quoted import reply_text
 from .replies import handle_commands
 from .rules.model import Ruleset
 from .templates import Renderer
@@ -207,8 +209,9 @@ def classify_sender(parsed: ParsedMail, requester: str | None, ruleset: Ruleset)
 
 def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
                now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> str:
-    """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "duplicate",
-    "own", "machine", "bounce" or "quarantined". Call inside a transaction."""
+    """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "limited" (a new
+    conversation put on the sender's latest ticket: they reached their ticket limit), "duplicate",
+    "own", "own-address", "machine", "bounce" or "quarantined". Call inside a transaction."""
     if len(raw) > options.max_message_bytes:
         return _quarantine(raw, source, f"too large: {len(raw)} bytes (limit {options.max_message_bytes})", now)
     try:
@@ -217,7 +220,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return _quarantine(raw, source, error.reason, now)
     crashpoints.hit("after-parse")
 
-    dedupe_key, collision = _dedupe_key(parsed, raw)
+    dedupe_key, collision = dedupe.dedupe_key(parsed, raw)
     if dedupe_key is None:
         return "duplicate"
     if parsed.message_id and database.execute_sql("SELECT 1 FROM outbox WHERE message_id = ?",
@@ -230,13 +233,22 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
     if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
-        message = _store(parsed, raw, source, dedupe_key, verdict.kind, now, options, collision, verdict.reason,
-                         ticket=match.ticket if match is not None else None)
+        _record_only(parsed, raw, source, dedupe_key, verdict.kind, verdict.reason, match, now, options, collision)
         if match is not None:
-            tickets.add_message(match.ticket, message, now)
             _hold_history(match.ticket, options)
         return "machine"
+    ours = own_address(parsed.from_addr, ruleset)
+    if ours is not None:  # our own or a group's address: likewise, and never acted on
+        message = _record_only(parsed, raw, source, dedupe_key, "own-address", ours, match, now, options, collision)
+        if match is not None:
+            _hold_history(match.ticket, options)
+        audit.record(match.ticket if match is not None else None, now, parsed.from_addr, "mail-from-own-address",
+                     reason=ours, message_id=parsed.message_id, stored_as=message.id)
+        return "own-address"
 
+    # an import replays history: the limit is for a flood arriving now, not for a mailbox's past
+    limited = _at_ticket_limit(parsed, ruleset, now) if match is None and not options.history else None
+    match = match or limited
     if match is None:
         requester = parsed.from_addr or "unknown"
         ticket = tickets.open_ticket(
@@ -258,6 +270,10 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return "ticket"
 
     ticket = match.ticket
+    if match.notification is not None:
+        # what the member wrote is what is left once the notification's own lines are set aside:
+        # the quote detector does not know every client's header above a quote (stored so too)
+        parsed = dataclasses.replace(parsed, new_text=reply_text(parsed.new_text, match.notification.raw))
     kind = classify_sender(parsed, ticket.requester, ruleset)
     message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket)
     _audit_threading(parsed, match, kind, ruleset, now)
@@ -266,8 +282,8 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
     if options.history:
         pass  # a command in old mail was acted on (or not) back then
     elif kind != "other" or match.notification is not None:
-        # a reply to one of our notifications — from a roster member or not (S1: a forwarded
-        # notification answered by someone else is refused, audited and told once an hour)
+        # a reply to one of our notifications — from a roster member or not (a forwarded
+        # notification answered by someone else is refused and audited; replies.py says who is told)
         handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now,
                         previous_secret=options.previous_secret, token_ttl=options.token_ttl)
     else:  # T4: a stranger's mail is kept on the ticket as a note, and can neither act nor be answered
@@ -276,7 +292,33 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         if find_commands(parsed.new_text):
             audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
                          reason="sender not on ticket", message_id=parsed.message_id)
-    return "reply"
+    return "limited" if limited is not None else "reply"
+
+
+def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime) -> Match | None:
+    """The sender's latest ticket, when one more ticket would pass its limit (ratelimit.py says why
+    its mail goes there and is not held); recorded on that ticket. Team members have no limit."""
+    if not parsed.from_addr:
+        return None
+    limited = ratelimit.sender_ticket_limit(parsed.from_addr, now)
+    # the roster only asked of an address at its limit: parsing each new sender costs more than the query
+    if limited is None or ruleset.is_roster_member(parsed.from_addr):
+        return None
+    reason, ticket_id = limited
+    match = Match(rows.get_by_id(Ticket, ticket_id), "sender-limit")
+    audit.record(match.ticket, now, parsed.from_addr, "sender-ticket-limit", reason=reason, subject=parsed.subject,
+                 message_id=parsed.message_id)
+    return match
+
+
+def _record_only(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, reason: str,
+                 match: Match | None, now: datetime, options: IngestOptions, collision: bool) -> Message:
+    """Keep a mail nobody answers, on its ticket when it threads to one."""
+    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, reason,
+                     ticket=match.ticket if match is not None else None)
+    if match is not None:
+        tickets.add_message(match.ticket, message, now)
+    return message
 
 
 def _hold_history(ticket: Ticket, options: IngestOptions) -> None:
@@ -290,39 +332,9 @@ def _hold_history(ticket: Ticket, options: IngestOptions) -> None:
 def _stored_meanwhile(raw: bytes) -> bool:
     """After a unique-key conflict: is this mail stored now (by another writer)?"""
     try:
-        return _dedupe_key(parse_message(raw), raw)[0] is None
+        return dedupe.dedupe_key(parse_message(raw), raw)[0] is None
     except Exception:  # unparseable after all: not a duplicate, the caller quarantines it
         return False
-
-
-def _dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
-    """(dedupe key, collision?) — None when this mail is already stored. Message-ID first, else
-    the sha256 of the bytes. The same Message-ID with another body is kept as its own message
-    and flagged (I13); the same body under other transport headers (a second delivery, another
-    folder) is the same message. Plain SQL: this runs for every mail (see conversations.py)."""
-    if not parsed.message_id:
-        key = f"sha256:{parsed.sha256}"
-        exists = database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone()
-        return (None, False) if exists else (key, False)
-    same_id = database.execute_sql("SELECT id, sha256 FROM message WHERE message_id = ?", [parsed.message_id]).fetchall()
-    if not same_id:
-        return parsed.message_id, False
-    if any(sha256 == parsed.sha256 for _, sha256 in same_id):
-        return None, False
-    body = _body_digest(raw)
-    for message_id, _ in same_id:
-        (stored,) = database.execute_sql("SELECT raw FROM message WHERE id = ?", [message_id]).fetchone()
-        if _body_digest(bytes(stored)) == body:
-            return None, False
-    return f"{parsed.message_id}#sha256:{parsed.sha256}", True
-
-
-def _body_digest(raw: bytes) -> str:
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = raw.find(separator)
-        if index >= 0:
-            return hashlib.sha256(raw[index + len(separator):].replace(b"\r\n", b"\n")).hexdigest()
-    return hashlib.sha256(b"").hexdigest()
 
 
 def _audit_threading(parsed: ParsedMail, match: Match, kind: str, ruleset: Ruleset, now: datetime) -> None:

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from . import clock, db
 from .models import Quarantine
 from .problems import listing
-from .status import ladder_counts, outbox_backlog, outbox_failed, ticket_counts
+from .status import ladder_counts, outbox_backlog, outbox_failed, ticket_counts, ticket_limit
 
 
 class DatabaseCollector:
@@ -54,6 +54,15 @@ class DatabaseCollector:
         for problem in listing():
             problems.add_metric([problem["name"]], 1)
         yield problems
+        limit = ticket_limit(clock.now())
+        senders = GaugeMetricFamily("escalate_ticket_limit_senders",
+                                    "Outside addresses held to their latest ticket by the ticket limit, last 24 h")
+        senders.add_metric([], limit["senders_limited_last_24h"])
+        yield senders
+        threaded = GaugeMetricFamily("escalate_ticket_limit_mails",
+                                     "Mails the ticket limit put on their sender's latest ticket, last 24 h")
+        threaded.add_metric([], limit["mails_threaded_last_24h"])
+        yield threaded
         quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
         quarantined.add_metric([], Quarantine.select().count())
         yield quarantined

@@ -45,7 +45,7 @@ from email.policy import Compat32
 
 from .mimetree import split_mime
 
-__all__ = ["Attachment", "ParsedMail", "UnparseableMail", "extract_new_text", "parse_message"]
+__all__ = ["Attachment", "ParsedMail", "UnparseableMail", "extract_new_text", "html_to_text", "parse_message"]
 
 # Limits. Each one that bites adds a defect note; none of them is reached by ordinary mail.
 MAX_HEADERS = 2_000            # header fields read from the top-level header block
@@ -512,6 +512,15 @@ def _address_tokens(value: str) -> set[str] | None:
 
 
 _REJECTED_FROM_DEFECTS = (email.errors.InvalidHeaderDefect, email.errors.HeaderMissingRequiredValue)
+# ...except these, about how the display name is encoded, never which address it is: QQ Mail writes
+# `From: "=?gb18030?B?…?=" <a@b>` (an encoded-word inside quotes), and its users must be able to act
+_NAME_ENCODING_DEFECTS = frozenset({"encoded word inside quoted string",
+                                    "missing trailing whitespace after encoded-word",
+                                    "missing whitespace before encoded word"})
+
+
+def _rejects_from(defect) -> bool:
+    return type(defect) in _REJECTED_FROM_DEFECTS and str(defect) not in _NAME_ENCODING_DEFECTS
 
 
 # Fast paths for what nearly all mail carries (`Name <a@b>`, `a@b`, `=?utf-8?q?…?= <a@b>`): the
@@ -562,7 +571,7 @@ def _from(values: list[str], defects: _Defects) -> tuple[str | None, str]:
         return None, ""
     defects.add_from(header_defects)
     if (len(values) > 1 or len(addresses) != 1 or groups[0].display_name is not None
-            or any(type(defect) in _REJECTED_FROM_DEFECTS for defect in header_defects)):
+            or any(_rejects_from(defect) for defect in header_defects)):
         return None, name
     addr = _valid_address(addr_spec)
     if addr is None:
@@ -907,6 +916,11 @@ class _Lines:
         return re.sub(r"\n(?:[ \t>]*\n){2,}", "\n\n", "\n".join(self.lines)).strip()
 
 
+def html_to_text(markup: str) -> str:
+    """Readable text from an HTML part, as the body of a mail without a text part is read."""
+    return _clean_text(_html_to_text(markup))
+
+
 def _html_to_text(markup: str) -> str:
     """Readable text from HTML: tags stripped, block elements and <br> → newlines, blockquotes
     → "> " lines, entities unescaped, script/style/title dropped. Linear in the input (no
@@ -963,18 +977,23 @@ def _html_to_text(markup: str) -> str:
 
 _QUOTE = re.compile(r"^\s*>")
 _ATTRIBUTION_VERB = (r"(?:wrote|writes|schrieb|a écrit|escribió|escreveu|scrisse|ha scritto|schreef|skrev|"
-                     r"kirjoitti|napisał)")
+                     r"kirjoitti|napisał(?:\(a\))?|napsal(?:\(a\))?|написал(?:\(а\)|а)?|yazdı)")
 _ATTRIBUTION_END = re.compile(_ATTRIBUTION_VERB + r"\s*:\s*$", re.I)      # "… Alice <a@b> wrote:"
 _ATTRIBUTION_INNER = re.compile(r"\b" + _ATTRIBUTION_VERB + r"\b.*:\s*$", re.I)  # "Am … schrieb Alice <a@b>:"
 _ATTRIBUTION_START = re.compile(r"^\s*(?:On|Am|Le|El|Em|Il|Op|Den|Dne|W dniu)\s", re.I)
 _ORIGINAL_MESSAGE = re.compile(
     r"^\s*-{2,}\s*(?:Original Message|Ursprüngliche Nachricht|Originalnachricht|Message d'origine|"
     r"Mensaje original|Messaggio originale|Oorspronkelijk bericht|Forwarded message|"
-    r"Weitergeleitete Nachricht)\s*-{2,}\s*$|^\s*Begin forwarded message:\s*$", re.I)
-_HEADER_FROM = re.compile(r"^\s*\*?\s*(?:From|Von|De|Van|Da|Från|Fra|Od)\s*:\s*\*?\s*\S", re.I)
+    r"Weitergeleitete Nachricht|Исходное сообщение|Wiadomość oryginalna|Původní zpráva|Özgün ileti|"
+    r"Alkuperäinen viesti|元のメッセージ|原始邮件)\s*-{2,}\s*$|^\s*Begin forwarded message:\s*$", re.I)
+# the header block Outlook, QQ Mail and others put above a quote, in the languages seen in replies
+_HEADER_FROM = re.compile(r"^\s*\*?\s*(?:From|Von|De|Van|Da|Från|Fra|Od|От|Kimden|Lähettäjä|差出人|发件人|寄件者)"
+                          r"\s*[:：]\s*\*?\s*\S", re.I)
 _HEADER_OTHER = re.compile(
     r"^\s*\*?\s*(?:Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inviato|Verzonden|Skickat|Sendt|To|An|À|Para|A|"
-    r"Aan|Till|Til|Cc|Subject|Betreff|Objet|Asunto|Oggetto|Onderwerp|Ämne|Emne)\s*:", re.I)
+    r"Aan|Till|Til|Cc|Subject|Betreff|Objet|Asunto|Oggetto|Onderwerp|Ämne|Emne|"
+    r"Отправлено|Дата|Кому|Копия|Тема|Wysłano|Do|DW|Temat|Odesláno|Komu|Kopie|Předmět|Gönderildi|Tarih|Kime|"
+    r"Bilgi|Konu|Lähetetty|Vastaanottaja|Kopio|Aihe|送信日時|宛先|件名|发送时间|收件人|抄送|主题|日期)\s*[:：]", re.I)
 _SEPARATOR = re.compile(r"^\s*(?:_{5,}|-{5,})\s*$")
 _MOBILE_FOOTER = re.compile(
     r"^\s*(?:Sent from my \S+|Sent from (?:Outlook|Mail|Yahoo Mail|Gmail|Samsung|Proton Mail)\b|"

@@ -1,4 +1,5 @@
-"""Loop caps: how much mail one ticket, and one outside address, may cause in a time window.
+"""Loop caps: how much mail one ticket, and one outside address, may cause in a time window, and
+how many tickets one outside address may open.
 
 A loop needs two automatic senders; we are one, so every outgoing stream is capped whatever the
 other side does (RELIABILITY.md §0.4). The defaults are Zammad's loop-protection tables
@@ -6,6 +7,14 @@ other side does (RELIABILITY.md §0.4). The defaults are Zammad's loop-protectio
 customer acknowledgements are held tighter (C4, S13: ≤ 3 an hour, ≤ 10 a day per address, and at
 most one per sender per ticket). An address that refused a recipient permanently or bounced is
 blocked for a day (C9), so a dead mailbox gets one attempt, not one per notification.
+
+Tickets per sender: an outside address (not on a roster) opens at most NEW_TICKETS_PER_SENDER
+tickets in each window; past that, its mail about something new threads into its latest ticket
+(the one still active, else the latest it opened, which the mail reopens) instead of opening
+another. That is what a helpdesk user expects of a customer writing a flurry of mails: everything
+they wrote is on their ticket, in front of the team, and they escalate once, not per mail —
+holding the mail aside would hide a real customer's words until an admin released them. 200
+"urgent" mails from one address make 5 tickets an hour, not 200 escalation ladders.
 
 Capped mail is not dropped silently: the caller records it as "suppressed" with the reason.
 Counting is over the rows we queued (queued, sent or failed; not those already suppressed), so a
@@ -19,7 +28,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 
 from . import rows
-from .models import Delivery, Outbox
+from .models import ACTIVE_STATUSES, Delivery, Outbox, Ticket
 
 Window = tuple[timedelta, int]  # at most `count` mails within `timedelta`
 
@@ -33,6 +42,7 @@ PER_TICKET: tuple[Window, ...] = _table((10, 10), (30, 15), (60, 25), (180, 50),
 PER_ADDRESS: tuple[Window, ...] = _table((10, 30), (30, 60), (60, 120), (180, 240), (600, 360))
 ACKNOWLEDGEMENTS_PER_ADDRESS: tuple[Window, ...] = _table((60, 3), (24 * 60, 10))
 DEAD_ADDRESS_BLOCK = timedelta(hours=24)
+NEW_TICKETS_PER_SENDER: tuple[Window, ...] = _table((60, 5), (24 * 60, 20))
 
 # "rendering": decided by a tick, its mail not yet rendered by the sender (render.py)
 COUNTED = ("rendering", "queued", "sent", "failed", "refused", "bounced")
@@ -59,13 +69,14 @@ _DEAD_ADDRESS = ('SELECT "failed_at", "code", "status" FROM "delivery" WHERE "re
                  'AND "status" IN (\'refused\', \'bounced\') AND "failed_at" > ? ORDER BY "failed_at" DESC LIMIT 1')
 
 
-def _over(times: list[datetime], windows: tuple[Window, ...], now: datetime, what: str) -> str | None:
+def _over(times: list[datetime], windows: tuple[Window, ...], now: datetime, what: str, *,
+          cap: str = "loop cap", things: str = "mails") -> str | None:
     if len(times) < _smallest_limit(windows):  # the usual case, decided without counting per window
         return None
     for window, limit in windows:
         recent = sum(1 for at in times if at > now - window)
         if recent >= limit:
-            return f"loop cap: {what} already had {recent} mails in the last {_span(window)} (limit {limit})"
+            return f"{cap}: {what} already had {recent} {things} in the last {span(window)} (limit {limit})"
     return None
 
 
@@ -74,7 +85,8 @@ def _smallest_limit(windows: tuple[Window, ...]) -> int:
     return min(limit for _, limit in windows)
 
 
-def _span(window: timedelta) -> str:
+def span(window: timedelta) -> str:
+    """A window as people write it: "10 min", "24 h"."""
     minutes = int(window.total_seconds() // 60)
     return f"{minutes // 60} h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} min"
 
@@ -135,4 +147,25 @@ def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str 
     failed_at = Delivery.failed_at.python_value(failed_at)
     how = "bounced" if status == "bounced" else f"was refused permanently ({code})"
     return (f"dead address: {address} {how} at {failed_at:%Y-%m-%d %H:%M} UTC; blocked for "
-            f"{_span(caps.dead_address_block)} (`escalate outbox retry` overrides)")
+            f"{span(caps.dead_address_block)} (`escalate outbox retry` overrides)")
+
+
+# the sender's latest tickets (the requester index); plain SQL as in conversations.py, once per new ticket
+_SENDER_TICKETS = ('SELECT "id", "created_at", "status" FROM "ticket" WHERE "requester" = ? AND "created_at" > ? '
+                   'ORDER BY "created_at" DESC, "id" DESC LIMIT ?')
+_LATEST_ACTIVE = ('SELECT "id" FROM "ticket" WHERE "requester" = ? AND "status" IN ({}) '
+                  'ORDER BY "created_at" DESC, "id" DESC LIMIT 1').format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
+
+
+def sender_ticket_limit(sender: str, now: datetime,
+                        windows: tuple[Window, ...] = NEW_TICKETS_PER_SENDER) -> tuple[str, int] | None:
+    """(why, the ticket to thread into) when `sender` has opened its limit of tickets, else None."""
+    span, most = _longest(windows)
+    found = rows.select(_SENDER_TICKETS, [sender, Ticket.created_at.db_value(now - span), most])
+    why = _over([Ticket.created_at.python_value(at) for _, at, _ in found], windows, now, sender,
+                cap="ticket limit", things="new tickets")
+    if why is None:
+        return None
+    active = rows.select(_LATEST_ACTIVE, [sender])
+    return why, active[0][0] if active else found[0][0]
+

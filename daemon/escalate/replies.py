@@ -6,9 +6,10 @@
 2. The sender is on that tier's roster now (From alone is never proof, but without it nothing
    acts). Address parsing in parse.py already refuses the confusable forms (S10).
 
-Commands are read from the new text of the reply only, never from quoted history (S5). Anything
-refused is recorded on the ticket and audited, and the sender is told at most once an hour —
-never machine mail, and never a stranger who only quoted a reference (T4).
+Commands are read from the top of the new text of the reply only, never from quoted history.
+Anything refused is recorded on the ticket and audited; the sender is told at most once an hour,
+and only when they are on a tier's roster — never machine mail, a stranger (backscatter to a
+forged From), a list, a group or our own address.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from . import audit, tokens
-from .commands import COMMANDS, CommandContext, CommandError, find_commands
+from .classify import own_address
+from .commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
 from .models import Outbox, Ticket
 from .notify import queue_command_help, queue_confirmation, queue_refusal
 from .parse import ParsedMail
@@ -62,21 +64,42 @@ def authorise(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, r
     return Verdict(True, "ok", tier)
 
 
+def _why_not_told(sender: str | None, ruleset: Ruleset) -> str | None:
+    """Why a refusal is not sent to `sender`, or None when it may be. Only someone who could act
+    — a member of any tier's roster — is told: a stranger would be backscatter (their From may be
+    forged), and a list, a group or our own address would echo it back to the team."""
+    if not sender:
+        return "the sender address cannot be parsed"
+    ours = own_address(sender, ruleset)
+    if ours is not None:
+        return f"mail {ours}"
+    if not ruleset.is_roster_member(sender):
+        return "not on any tier's roster"
+    return None
+
+
 def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, ruleset: Ruleset,
                     renderer: Renderer, secret: bytes, now: datetime, *,
                     previous_secret: bytes | None = None, token_ttl: timedelta = DEFAULT_TOKEN_TTL) -> list[str]:
     """Run the commands in a reply if it is authorised; returns the names of the commands run."""
     found = find_commands(parsed.new_text)
     if not found:
+        below = [line.strip().split()[0] for line in parsed.new_text.splitlines() if is_command_line(line)]
+        if below:  # the member's own words, not the quote: say on the ticket why nothing ran
+            audit.record(ticket, now, parsed.from_addr or "unknown", "commands-not-at-top", commands=below[:10],
+                         reason="commands count only on the first lines of a reply, before any other text",
+                         message_id=parsed.message_id)
         return []
     actor = parsed.from_addr or "unknown"
     keys = [secret] + ([previous_secret] if previous_secret else [])
     verdict = authorise(parsed, ticket, notification, ruleset, keys, now, token_ttl)
     if not verdict.allowed:
+        silent = _why_not_told(parsed.from_addr, ruleset)
         audit.record(ticket, now, actor, "command-refused", commands=[c.name for c in found],
-                     reason=verdict.reason, message_id=parsed.message_id)
+                     reason=verdict.reason, message_id=parsed.message_id,
+                     **({"not_told": silent} if silent else {}))
         log.warning("refused commands from %s on %s: %s", actor, ticket.ref, verdict.reason)
-        if parsed.from_addr:  # a person we can answer: told once an hour at most, with no ticket details
+        if silent is None:  # a team member: told once an hour at most, with no ticket details
             queue_refusal(recipient=parsed.from_addr, commands=[f"#{c.name}" for c in found],
                           reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
         return []

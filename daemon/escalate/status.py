@@ -9,12 +9,12 @@ from typing import Any
 
 from peewee import fn
 
-from . import heartbeat, migrations, problems
+from . import heartbeat, migrations, problems, ratelimit
 from .clock import iso, shown_iso
 from .config import Settings, redact_url
 from .db import sqlite_path
 from .instance import InstanceLock
-from .models import ACTIVE_STATUSES, Escalation, FolderState, Outbox, Quarantine, Ticket, database
+from .models import ACTIVE_STATUSES, Escalation, Event, FolderState, Outbox, Quarantine, Ticket, database
 from .rules.durations import age_text
 
 
@@ -48,6 +48,17 @@ def outbox_failed() -> int:
     """Mail that failed for good: a recipient refused, an address the server cannot carry, an
     unexpected error in its delivery. It waits for a person (`outbox retry`)."""
     return Outbox.select().where(Outbox.status == "failed").count()
+
+
+def ticket_limit(now: datetime) -> dict[str, Any]:
+    """The per-sender ticket limit over the last day: how many outside addresses it held to their
+    latest ticket, and how many of their mails it put there (ratelimit.NEW_TICKETS_PER_SENDER)."""
+    senders, mails = (Event.select(fn.COUNT(Event.actor.distinct()), fn.COUNT(Event.id))
+                      .where((Event.action == "sender-ticket-limit") & (Event.at > now - timedelta(days=1)))
+                      .tuples().first())
+    return {"senders_limited_last_24h": senders, "mails_threaded_last_24h": mails,
+            "limit": [{"window_seconds": int(window.total_seconds()), "new_tickets": count}
+                      for window, count in ratelimit.NEW_TICKETS_PER_SENDER]}
 
 
 def collect(settings: Settings, now: datetime) -> dict[str, Any]:
@@ -88,6 +99,7 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
                      "polled_seconds_ago": _ago(now, f.polled_at), "mail_seconds_ago": _ago(now, f.mail_at)}
                     for f in FolderState.select().order_by(FolderState.account, FolderState.folder)],
         "quarantined": Quarantine.select().count(),
+        "ticket_limit": ticket_limit(now),
         "instances": instances,
         "schema_version": migrations.current_version(database),
     }
@@ -120,6 +132,9 @@ def describe(status: dict[str, Any]) -> str:
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
         *(f"PROBLEM {p['name']} since {p['since']}: {p['detail']}" for p in status["problems"]),
+
+
+        _describe_ticket_limit(status["ticket_limit"]),
         f"schema:      migration {status['schema_version']}",
     ]
     for instance in status["instances"]:
@@ -132,3 +147,10 @@ def describe(status: dict[str, Any]) -> str:
                      f"polled {_when(folder['last_polled_at'], folder['polled_seconds_ago'], 'not yet')}, "
                      f"last mail {_when(folder['last_mail_at'], folder['mail_seconds_ago'], 'none yet')}")
     return "\n".join(lines)
+
+
+def _describe_ticket_limit(limit: dict[str, Any]) -> str:
+    windows = ", ".join(f"{w['new_tickets']} per {ratelimit.span(timedelta(seconds=w['window_seconds']))}"
+                        for w in limit["limit"])
+    return (f"ticket limit: {limit['mails_threaded_last_24h']} mail(s) from {limit['senders_limited_last_24h']} "
+            f"sender(s) put on their latest ticket in 24 h (new tickets per outside address: {windows})")

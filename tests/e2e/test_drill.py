@@ -53,8 +53,9 @@ def test_drill_walks_the_real_path_and_reports_each_tiers_time_to_ack(cli, dovec
     cycle(cli, 3)
     assert len(smtp_sink.messages) == 2
 
-    # tier 1 acknowledges after 4 minutes; someone off the roster is refused like on a real ticket
-    reply(dovecot, mail, "mallory@elsewhere.example", tier1, "#ack\n")
+    # tier 1 acknowledges after 4 minutes; someone off its roster (carol, of tier 2) is refused like on a
+    # real ticket
+    reply(dovecot, mail, "carol@example.com", tier1, "#ack\n")
     reply(dovecot, mail, "Alice <alice@example.com>", tier1, "#ack\nDrill received.\n")
     cycle(cli, 5)
     confirmation = next(m for m in smtp_sink.wait_for(3) if "alice@example.com" in m.message["Subject"])
@@ -96,7 +97,7 @@ def test_drill_walks_the_real_path_and_reports_each_tiers_time_to_ack(cli, dovec
     reply(dovecot, mail, "alice@example.com", tier1, "#resolve drill done\n")
     cycle(cli, 20)
     assert json.loads(cli("tickets", "show", "T-1", "--json").stdout)["status"] == "resolved"
-    # every mail about the drill says so in subject and body (the refusal to mallory names no ticket
+    # every mail about the drill says so in subject and body (the refusal to carol names no ticket
     # at all, by design: its sender may be a stranger)
     about_drills = [m for m in smtp_sink.messages if m.message["X-Escalate-Ticket"]]
     assert [m.message["X-Escalate-Kind"] for m in about_drills] == [

@@ -237,6 +237,37 @@ def test_same_message_id_with_another_body_is_kept_and_flagged(cli, env, dovecot
     assert cycle(cli)["ingested"] == {"duplicate": 1}
 
 
+def test_a_mail_is_a_duplicate_only_when_its_whole_identity_is_the_same(cli, env, dovecot: Dovecot, mail):
+    """The same Message-ID and body under another From or Subject, or two Message-IDs alike in their
+    first 998 characters, are different mails: each is stored (flagged), none silently dropped."""
+    body = "The export is empty."
+    dovecot.append(mail(sender="carl@customer.example", subject="Export", body=body, message_id="reused@example.net"))
+    dovecot.append(mail(sender="eve@other.example", subject="Export", body=body, message_id="reused@example.net"))
+    dovecot.append(mail(sender="carl@customer.example", subject="Export, again", body=body,
+                        message_id="reused@example.net"))
+    long_prefix = "x" * 1100
+    dovecot.append(mail(sender="fay@customer.example", subject="Long", body=body, message_id=f"{long_prefix}a@example.net"))
+    dovecot.append(mail(sender="fay@customer.example", subject="Long", body=body, message_id=f"{long_prefix}b@example.net"))
+    # a true collision of the key: every identity header the same, another body
+    same_headers = dict(sender="gus@customer.example", subject="Invoice", message_id="gus-1@customer.example")
+    dovecot.append(mail(body="Invoice 1 is wrong.", **same_headers))
+    dovecot.append(mail(body="Invoice 2 is wrong.", **same_headers))
+    result = cycle(cli)
+    assert sum(result["ingested"].values()) == 7 and "duplicate" not in result["ingested"], result["ingested"]
+    assert scalar(env, "SELECT count(*) FROM message") == 7
+    flagged = rows(env, "SELECT from_addr, subject FROM message WHERE collision = 1 ORDER BY id")
+    assert flagged == [("eve@other.example", "Export"), ("carl@customer.example", "Export, again"),
+                       ("fay@customer.example", "Long"), ("gus@customer.example", "Invoice")]
+    keys = [k for (k,) in rows(env, "SELECT dedupe_key FROM message")]
+    assert len(set(keys)) == 7 and max(len(k) for k in keys) < 255  # a fixed-size key, whatever the Message-ID
+    # each of them delivered again (another relay in front): all duplicates now
+    for raw in [mail(sender="eve@other.example", subject="Export", body=body, message_id="reused@example.net"),
+                mail(body="Invoice 2 is wrong.", **same_headers),
+                mail(sender="fay@customer.example", subject="Long", body=body, message_id=f"{long_prefix}b@example.net")]:
+        dovecot.append(b"Received: from relay3.example by mx.example\r\n" + raw)
+    assert cycle(cli)["ingested"] == {"duplicate": 3}
+
+
 # --- several folders, each on its own schedule -------------------------------------------------------
 
 def test_several_folders_are_ingested(cli, env, dovecot: Dovecot, mail):

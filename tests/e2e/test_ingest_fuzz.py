@@ -26,7 +26,7 @@ SEED = 20261102
 MUTANTS = 1_000
 APPENDED = 100
 
-OUTCOMES = {"ticket", "reply", "machine", "bounce", "own", "quarantined", "duplicate"}
+OUTCOMES = {"ticket", "reply", "limited", "machine", "bounce", "own", "own-address", "quarantined", "duplicate"}
 
 
 def _header_end(raw: bytes) -> int:

@@ -9,13 +9,12 @@ from datetime import datetime
 
 import pytest
 
-from escalate import ingest
+from escalate import dedupe, ingest
 from escalate.clock import parse_time
 from escalate.config import load_settings
 from escalate.db import write_transaction
 from escalate.ingest import IngestResult, Source, store_mail
 from escalate.models import FolderState, Message, Quarantine, Ticket
-from escalate.parse import parse_message
 from escalate.poller import options_for
 from escalate.service import open_app
 
@@ -38,9 +37,9 @@ def test_a_mail_another_writer_stored_meanwhile_is_a_duplicate_not_a_quarantined
 
     assert store(1) == "ticket"  # the other instance wins the race
     # ours checked for the mail before theirs committed: the first dedupe check says "new"
-    stale = iter([(parse_message(raw).message_id, False)])
-    real = ingest._dedupe_key
-    monkeypatch.setattr(ingest, "_dedupe_key", lambda parsed, data: next(stale, None) or real(parsed, data))
+    stale = iter([(dedupe.identity_key(raw), False)])
+    real = dedupe.dedupe_key
+    monkeypatch.setattr(dedupe, "dedupe_key", lambda parsed, data: next(stale, None) or real(parsed, data))
     assert store(2) == "duplicate"
     assert Message.select().count() == 1 and Ticket.select().count() == 1
     assert Quarantine.select().count() == 0

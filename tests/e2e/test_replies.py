@@ -111,6 +111,17 @@ def test_ack_from_each_client_acts_and_the_quoted_resolve_never_does(client, bod
     assert "Acknowledged by alice@example.com" in confirmation.message["Subject"]
 
 
+def test_a_command_below_other_text_does_not_run_and_the_ticket_says_why(escalated, cli, dovecot, smtp_sink):
+    """Commands count only at the top: a greeting first, and #resolve below it is text."""
+    dovecot.append(reply("alice@example.com", escalated, "Hi all,\n#resolve\n\n" + QUOTE))
+    cycle(cli, 20)
+    detail = show(cli)
+    assert detail["status"] == "new" and "resolved" not in actions(detail)
+    [ignored] = [e for e in detail["events"] if e["action"] == "commands-not-at-top"]
+    assert ignored["detail"]["commands"] == ["#resolve"] and "first lines" in ignored["detail"]["reason"]
+    assert smtp_sink.messages == []
+
+
 def test_outlook_without_in_reply_to_threads_by_reference_but_cannot_act(escalated, cli, dovecot, smtp_sink):
     """Outlook may send only Thread-Index: the [T-1] tag threads it, but without a token it is no proof."""
     dovecot.append(reply("alice@example.com", escalated, "#ack", in_reply_to=False,
@@ -209,8 +220,9 @@ def test_unknown_command_gets_one_short_help_an_hour(escalated, cli, dovecot, sm
     assert show(cli)["status"] == "new"
 
 
-def test_non_member_with_a_valid_token_is_refused_and_told_once_an_hour(escalated, cli, dovecot, smtp_sink):
-    """S1: the notification was forwarded to someone not on the roster."""
+def test_non_member_with_a_valid_token_is_refused_and_never_told(escalated, cli, dovecot, smtp_sink):
+    """The notification was forwarded to someone on no roster: refused and recorded, but no mail goes
+    back to them — their From may be forged (backscatter), and they could not act anyway."""
     for n in range(3):
         dovecot.append(reply("frank@partner.example", escalated, f"#ack\nattempt {n}\n"))
     cycle(cli, 20)
@@ -218,13 +230,43 @@ def test_non_member_with_a_valid_token_is_refused_and_told_once_an_hour(escalate
     assert detail["status"] == "new" and detail["message_count"] == 4
     refusals = [e for e in detail["events"] if e["action"] == "command-refused"]
     assert len(refusals) == 3 and all("not on the roster" in e["detail"]["reason"] for e in refusals)
-    notices = [m for m in smtp_sink.messages if m.rcpt_tos == ["frank@partner.example"]]
-    assert len(notices) == 1
+    assert all(e["detail"]["not_told"] == "not on any tier's roster" for e in refusals)
+    assert smtp_sink.messages == []
+
+
+def test_a_member_of_another_tier_is_refused_and_told_once_an_hour(escalated, cli, dovecot, smtp_sink):
+    """carol is on tier 2's roster, not tier 1's: she may be told why, at most once an hour."""
+    for n in range(3):
+        dovecot.append(reply("carol@example.com", escalated, f"#ack\nattempt {n}\n"))
+    cycle(cli, 20)
+    assert show(cli)["status"] == "new"
+    notices = [m for m in smtp_sink.wait_for(1) if m.rcpt_tos == ["carol@example.com"]]
+    assert len(notices) == 1 and notices[0].message["X-Escalate-Kind"] == "refusal"
     # an auto-reply from the same address is machine mail: recorded, never answered
-    dovecot.append(reply("frank@partner.example", escalated, "#ack\nI am out of office.",
+    dovecot.append(reply("carol@example.com", escalated, "#ack\nI am out of office.",
                          headers={"Auto-Submitted": "auto-replied"}))
     cycle(cli, 90)
-    assert len([m for m in smtp_sink.messages if m.rcpt_tos == ["frank@partner.example"]]) == 1
+    assert len([m for m in smtp_sink.messages if m.rcpt_tos == ["carol@example.com"]]) == 1
+
+
+@pytest.mark.parametrize("sender", ["support@example.com", "support+esc.1234@example.com", "tier1@example.com",
+                                    "Tier 2 <TIER2@example.com>"])
+def test_mail_from_our_own_or_a_group_address_is_kept_and_never_answered(sender, escalated, cli, dovecot, smtp_sink,
+                                                                        mail):
+    """A group that echoes a reply, or someone writing as the shared mailbox: no refusal to it (a
+    loop with ourselves), no command, and a new subject from it opens no ticket."""
+    dovecot.append(reply(sender, escalated, "#resolve\n"))
+    dovecot.append(mail(sender=sender, subject="Fwd: please look at the checkout", body="urgent, outage"))
+    outcome = cycle(cli, 20)
+    assert outcome["ingested"] == {"own-address": 2} and outcome["tickets_created"] == []
+    detail = show(cli)
+    assert detail["status"] == "new" and "command-refused" not in actions(detail)
+    [recorded] = [e for e in detail["events"] if e["action"] == "mail-from-own-address"]
+    assert recorded["detail"]["reason"].startswith(("from the support address", "from the group address"))
+    cycle(cli, 60 * 24)  # a day on: still one ticket, and nothing ever answered that mail
+    assert len(json.loads(cli("tickets", "list", "--json").output)) == 1
+    answers = [m.message["X-Escalate-Kind"] for m in smtp_sink.messages]
+    assert not {"refusal", "acknowledgement", "confirmation", "command-help"} & set(answers), answers
 
 
 @pytest.mark.parametrize("forged_id", [None, "esc.0123456789abcdef.abcdefghijklmnopqrstuvwxyz@example.com"])

@@ -110,3 +110,19 @@ def test_a_ladder_mail_names_every_rule_that_holds_and_marks_a_passed_target_ove
     mail = Renderer().render("escalation", context)
     assert 'Also holding: "matrix/urgent/4h"' in mail.text and "OVERDUE by 2h" in mail.text
     assert "matrix/urgent/4h" in mail.html and "overdue by 2h" in mail.html
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_no_line_of_any_mail_reads_as_a_command(kind):
+    """A reply quoting our mail inline, under a header no quote detector knows, must not find a
+    command in it: the help names #ack and #resolve, never at the start of a line, in either part
+    (the HTML part as our own reader and clients turn it into text)."""
+    from escalate.commands import find_commands, is_command_line
+    from escalate.parse import html_to_text
+
+    mail = Renderer().render(kind, KINDS[kind])
+    for text in (mail.text, html_to_text(mail.html)):
+        assert [line for line in text.splitlines() if is_command_line(line)] == []
+        assert find_commands(text) == []
+    if kind in ("escalation", "reminder", "next-tier"):
+        assert "#ack" in mail.text and "#resolve" in mail.text and "#ack" in mail.html  # still told how to act

@@ -933,3 +933,12 @@ def test_split_mime_builds_the_tree_feedparser_builds_or_leaves_the_mail_to_it()
         split += 1
         assert _tree(ours) == _tree(email.message_from_bytes(raw, policy=_COMPAT32)), raw[:400]
     assert split > 1_500  # the fast path is taken by ordinary mail, not only by the odd case
+
+
+def test_an_encoded_name_inside_quotes_still_gives_the_sender_qq_mail_style():
+    """QQ Mail writes `"=?gb18030?B?…?=" <addr>`: the name's encoding is odd, the address is not in doubt."""
+    parsed = parse_message(b'From: "=?gb18030?B?QWxpY2U=?=" <alice@example.com>\r\nSubject: x\r\n\r\nhi\r\n')
+    assert parsed.from_addr == "alice@example.com" and parsed.from_name == "Alice"
+    # still refused: a second address outside the quotes
+    doubtful = parse_message(b'From: "=?gb18030?B?QWxpY2U=?=" <alice@example.com> mallory@evil.example\r\n\r\nhi\r\n')
+    assert doubtful.from_addr is None
