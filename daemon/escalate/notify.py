@@ -763,14 +763,15 @@ def queue_customer_reply(*, ticket: Ticket, actor: str, text: str, ruleset: Rule
 
 
 def queue_refusal(*, recipient: str, commands: list[str], reason: str, ruleset: Ruleset,
-                  renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
-    """Tell someone their commands were not acted on — at most once an hour per address, naming
-    no ticket (they may be a stranger quoting someone else's reference)."""
+                  renderer: Renderer, secret: bytes, now: datetime, ref: str | None = None) -> Outbox | None:
+    """Tell a team member their commands were not acted on — at most once an hour per address.
+    It names the ticket by its reference (refusals go only to roster members, replies.py), so they
+    know which reply it was; nothing else of the ticket."""
     if ratelimit.address_cap(recipient, now, REFUSALS_PER_ADDRESS, kinds=("refusal",)):
         return None
-    # the sender's own subject is not quoted back either: the notice carries nothing from the ticket
-    context = {"commands": commands, "reason": reason, "support_address": ruleset.support_address}
-    return _queue(ticket=None, kind="refusal", recipients=[recipient], subject="Your reply was not acted on",
+    context = {"commands": commands, "reason": reason, "support_address": ruleset.support_address, "ref": ref}
+    subject = f"[{ref}] Your reply was not acted on" if ref else "Your reply was not acted on"
+    return _queue(ticket=None, kind="refusal", recipients=[recipient], subject=subject,
                   template="refusal", context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
 
 

@@ -99,9 +99,10 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
                      reason=verdict.reason, message_id=parsed.message_id,
                      **({"not_told": silent} if silent else {}))
         log.warning("refused commands from %s on %s: %s", actor, ticket.ref, verdict.reason)
-        if silent is None:  # a team member: told once an hour at most, with no ticket details
+        if silent is None:  # a team member: told once an hour at most, which ticket and why
             queue_refusal(recipient=parsed.from_addr, commands=[f"#{c.name}" for c in found],
-                          reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+                          reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
+                          ref=ticket.ref)
         return []
     done: list[str] = []
     unknown: list[str] = []

@@ -242,6 +242,9 @@ def test_a_member_of_another_tier_is_refused_and_told_once_an_hour(escalated, cl
     assert show(cli)["status"] == "new"
     notices = [m for m in smtp_sink.wait_for(1) if m.rcpt_tos == ["carol@example.com"]]
     assert len(notices) == 1 and notices[0].message["X-Escalate-Kind"] == "refusal"
+    # it names the ticket it refused (a roster member may be answering several), nothing more of it
+    assert notices[0].message["Subject"].startswith("[T-1] ")
+    assert "on T-1 contained #ack" in notices[0].message.get_body(("plain",)).get_content()
     # an auto-reply from the same address is machine mail: recorded, never answered
     dovecot.append(reply("carol@example.com", escalated, "#ack\nI am out of office.",
                          headers={"Auto-Submitted": "auto-replied"}))
