@@ -53,16 +53,9 @@ def _periods(ticket: Ticket) -> tuple[tuple[datetime, datetime], ...]:
 
 def incident_joins(ticket: Ticket) -> tuple[tuple[datetime, ...], bool]:
     """When each distinct customer joined the ticket's incident, and whether this is its primary ticket."""
-    if ticket.incident_id is None:
-        return (), True
-    members = list(Ticket.select(Ticket.id, Ticket.requester, Ticket.created_at, Ticket.status)
-                   .where(Ticket.incident == ticket.incident_id).order_by(Ticket.created_at, Ticket.id))
-    first_by_customer: dict[str, datetime] = {}
-    for member in members:
-        first_by_customer.setdefault(member.requester, member.created_at)
-    active = [m for m in members if m.status in ACTIVE_STATUSES]
-    primary = bool(active) and active[0].id == ticket.id
-    return tuple(sorted(first_by_customer.values())), primary
+    from .incidents import incident_facts  # the incident's own rows, not its members
+
+    return incident_facts(ticket)
 
 
 def facts_of(ticket: Ticket) -> TicketFacts:

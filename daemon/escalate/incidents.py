@@ -5,26 +5,54 @@ Similarity is the share of subject words two tickets have in common (Jaccard ove
 the normalised subjects, short and common words left out); the window and the threshold come
 from the `incidents:` section of rules.yaml. Ingest calls `link_new_ticket` in the transaction
 that opens the ticket.
+
+What a mail storm costs stays the same per mail, however large the storm (hundreds of customers
+reporting ten outages within the hour):
+- each ticket's subject words are stored once (`TicketWord`), and a new ticket reads, for each of
+  its words, only the most recent tickets in the window that share it — their id and incident,
+  never their models or subjects;
+- an incident keeps its own facts: one row per distinct customer with when it joined
+  (`IncidentCustomer`) and its primary ticket, so evaluating a ticket reads those, not its members
+  (`incident_facts`, and `incident_facts_many` for a tick batch), and joining costs one insert
+  (tickets.join_incident).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Iterable
 
-from . import tickets
-from .models import ACTIVE_STATUSES, Incident, Ticket
+from . import rows, tickets
+from .models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord
 from .rules.model import Ruleset
 
-CANDIDATES = 500  # recent tickets compared per new ticket: bounds the cost in a mail storm
+# For each word of a new ticket, the most recent tickets sharing it that are looked at: bounds the
+# cost per mail in a storm. A similar ticket shares several words, so it is found under one of them
+# unless every word it shares was used by this many newer tickets — which are then as similar.
+PER_WORD = 20
+MAX_WORDS = 12  # a long subject is looked up by its longest words (its score still counts them all)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _COMMON = frozenset("the and for with from our your you are not can cannot has have this that was were any all "
                     "re fwd fw aw sv please help issue problem".split())
+# What mail clients put where there is no subject: it says nothing about the problem, so two such
+# tickets are never one incident ("(no subject)" is what open_ticket stores for an empty one).
+_PLACEHOLDER = re.compile(r"\s*(?:(?:re|fwd?|aw|sv|wg|tr)\s*(?:\[\d+\])?\s*:\s*)*(?:\(no subject\))?\s*",
+                          re.IGNORECASE)
 
 
 def subject_words(subject: str) -> frozenset[str]:
-    """The words that say what a subject is about: lowercased, 3+ letters, common words left out."""
-    return frozenset(w for w in _WORD.findall((subject or "").lower()) if len(w) >= 3 and w not in _COMMON)
+    """The words that say what a subject is about: lowercased, 3+ letters, common words left out;
+    none for a placeholder subject (empty, "(no subject)", "Re:", "Fwd:")."""
+    subject = subject or ""
+    if _PLACEHOLDER.fullmatch(subject):
+        return frozenset()
+    return frozenset(w for w in _WORD.findall(subject.lower()) if len(w) >= 3 and w not in _COMMON)
+
+
+def ticket_words(normalised_subject: str | None, subject: str | None) -> frozenset[str]:
+    """The words a ticket is compared by: its normalised subject's, else its subject's."""
+    return subject_words(normalised_subject or subject or "")
 
 
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:
@@ -33,38 +61,114 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> Incident | None:
-    """Link `ticket` with a similar recent ticket from another customer, under one incident.
+def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> int | None:
+    """Index the new `ticket`'s subject words and link it with a similar recent ticket from another
+    customer, under one incident.
 
-    Returns the incident, or None when incidents are off or nothing similar came in the window.
+    Returns the incident's id, or None when incidents are off or nothing similar came in the window.
     """
     policy = ruleset.incidents
     if policy is None:
         return None
-    words = subject_words(ticket.normalised_subject or ticket.subject)
+    words = ticket_words(ticket.normalised_subject, ticket.subject)
     if not words:
         return None
-    recent = (Ticket.select().where((Ticket.created_at >= ticket.created_at - policy.window)
-                                    & (Ticket.id != ticket.id) & (Ticket.requester != ticket.requester)
-                                    & Ticket.status.in_(ACTIVE_STATUSES))
-              .order_by(Ticket.created_at.desc()).limit(CANDIDATES))
-    best, best_score = None, 0.0
-    for candidate in recent:
-        score = similarity(words, subject_words(candidate.normalised_subject or candidate.subject))
-        # prefer a candidate already in an incident, so one problem stays one incident
-        if score >= policy.similarity and (score, candidate.incident_id is not None) > (best_score, False):
-            best, best_score = candidate, score
+    best = _most_similar(ticket, words, ticket.created_at - policy.window, policy.similarity)
+    index_words(ticket.id, words, ticket.created_at)  # after the look-up: a ticket is not its own candidate
     if best is None:
         return None
-    incident = best.incident if best.incident_id is not None else None
-    if incident is None:
-        incident = Incident.create(subject=best.subject, created_at=now, last_ticket_at=now, customers=1)
-        tickets.join_incident(best, incident, now, similar_to=ticket.ref)
-    tickets.join_incident(ticket, incident, now, similar_to=best.ref)
-    incident.customers = (Ticket.select(Ticket.requester).where(Ticket.incident == incident).distinct().count())
-    incident.last_ticket_at = now
-    incident.save()
-    return incident
+    best_id, incident_id = best
+    best_ref = rows.select('SELECT "ref" FROM "ticket" WHERE "id" = ?', [best_id])[0][0]
+    if incident_id is None:
+        best_ticket = rows.get_by_id(Ticket, best_id)
+        incident_id = rows.create(Incident, subject=best_ticket.subject, created_at=now, last_ticket_at=now,
+                                  customers=0).id
+        tickets.join_incident(best_ticket, incident_id, now, similar_to=ticket.ref)
+    tickets.join_incident(ticket, incident_id, now, similar_to=best_ref)
+    return incident_id
+
+
+def index_words(ticket_id: int, words: Iterable[str], created_at: datetime) -> None:
+    words = list(words)
+    rows.insert_many(TicketWord, [{"word": word, "ticket": ticket_id, "created_at": created_at,
+                                   "word_count": len(words)} for word in words])
+
+
+def _most_similar(ticket: Ticket, words: frozenset[str], since: datetime,
+                  threshold: float) -> tuple[int, int | None] | None:
+    """(id, incident id) of the most similar active ticket of another customer since `since`, one
+    already in an incident preferred at equal score, the newest at equal everything; or None."""
+    looked_up = sorted(words, key=lambda w: (-len(w), w))[:MAX_WORDS]
+    since_value = TicketWord.created_at.db_value(since)
+    params: list = []
+    for word in looked_up:
+        params += [word, since_value, ticket.requester, PER_WORD]
+    found: dict[int, list] = {}  # ticket id -> [words shared, incident id, its word count, created_at]
+    for ticket_id, incident_id, word_count, created_at in rows.select(_candidates_sql(len(looked_up)), params):
+        entry = found.get(ticket_id)
+        if entry is None:
+            found[ticket_id] = [1, incident_id, word_count, created_at]
+        else:
+            entry[0] += 1
+    best, best_key = None, (0.0, False)
+    for ticket_id, (shared, incident_id, word_count, _created) in sorted(
+            found.items(), key=lambda item: (item[1][3], item[0]), reverse=True):
+        score = shared / (len(words) + word_count - shared)
+        # prefer a candidate already in an incident, so one problem stays one incident
+        if score >= threshold and (score, incident_id is not None) > best_key:
+            best, best_key = (ticket_id, incident_id), (score, incident_id is not None)
+    return best
+
+
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
+
+
+def _candidates_sql(words: int) -> str:
+    """One index range per word, newest first (CROSS JOIN keeps SQLite on the word index rather
+    than the ticket status index; PostgreSQL plans it as an inner join)."""
+    one = ('SELECT * FROM (SELECT w."ticket_id", t."incident_id", w."word_count", w."created_at" '
+           'FROM "ticket_word" w CROSS JOIN "ticket" t WHERE t."id" = w."ticket_id" '
+           'AND w."word" = ? AND w."created_at" >= ? AND t."requester" <> ? '
+           f'AND t."status" IN ({_ACTIVE_SQL}) ORDER BY w."created_at" DESC LIMIT ?) AS w{{}}')
+    return " UNION ALL ".join(one.format(i) for i in range(words))
+
+
+# ------------------------------------------------------------------------------------------------
+# what the rules read about a ticket's incident
+
+
+def incident_facts(ticket: Ticket) -> tuple[tuple[datetime, ...], bool]:
+    """When each distinct customer joined the ticket's incident (in order), and whether the ticket
+    is the incident's primary (the one whose rules act on it); ((), True) outside an incident."""
+    if ticket.incident_id is None:
+        return (), True
+    return incident_facts_many([ticket])[ticket.id]
+
+
+def incident_facts_many(batch: Iterable[Ticket]) -> dict[int, tuple[tuple[datetime, ...], bool]]:
+    """`incident_facts` for a batch of tickets, by ticket id, in one query."""
+    batch = list(batch)
+    incident_ids = sorted({t.incident_id for t in batch if t.incident_id is not None})
+    joins: dict[int, list[datetime]] = {}
+    primaries: dict[int, int | None] = {}
+    if incident_ids:
+        read = IncidentCustomer.joined_at.python_value
+        for incident_id, primary_id, joined_at in rows.select(
+                'SELECT i."id", i."primary_ticket_id", c."joined_at" FROM "incident" i '
+                'LEFT JOIN "incident_customer" c ON c."incident_id" = i."id" '
+                f'WHERE i."id" IN ({", ".join("?" * len(incident_ids))})', incident_ids):
+            primaries[incident_id] = primary_id
+            times = joins.setdefault(incident_id, [])
+            if joined_at is not None:
+                times.append(read(joined_at))
+    by_incident = {incident_id: tuple(sorted(times)) for incident_id, times in joins.items()}
+    facts: dict[int, tuple[tuple[datetime, ...], bool]] = {}
+    for ticket in batch:
+        if ticket.incident_id is None:
+            facts[ticket.id] = ((), True)
+        else:  # (an incident that is gone: ON DELETE SET NULL would have cleared the ticket's link)
+            facts[ticket.id] = (by_incident.get(ticket.incident_id, ()), primaries.get(ticket.incident_id) == ticket.id)
+    return facts
 
 
 def incident_summary(incident: Incident) -> dict:

@@ -124,6 +124,9 @@ class Incident(BaseModel):
     created_at = UTCDateTimeField()
     last_ticket_at = UTCDateTimeField(index=True)  # the window for joining runs from here
     customers = peewee.IntegerField(default=1)  # distinct requesters among its tickets
+    # the ticket that speaks for the incident (its first active ticket): only its rules act on it;
+    # kept by tickets.py as tickets join, resolve and reopen (no foreign key: Ticket comes later)
+    primary_ticket_id = peewee.IntegerField(null=True)
 
 
 class Ticket(BaseModel):
@@ -157,6 +160,33 @@ class Ticket(BaseModel):
     # a practice escalation (drill.py): walks the real mail path, but the engine's rules never act
     # on it and the report leaves it out unless asked
     drill = peewee.BooleanField(default=False)
+
+
+class IncidentCustomer(BaseModel):
+    """One distinct customer of an incident and when it joined (its first ticket's creation): the
+    Nth row by `joined_at` is when `customers_affected: N` began to hold, read without the members."""
+
+    incident = peewee.ForeignKeyField(Incident, on_delete="CASCADE", index=False)
+    requester = peewee.CharField()
+    joined_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("incident", "requester"), True),)
+
+
+class TicketWord(BaseModel):
+    """One word of a ticket's subject (incidents.subject_words), stored once per ticket while
+    incidents are on: a new ticket finds the recent tickets sharing a word through the index on
+    (word, created_at) instead of re-reading and re-tokenising recent subjects."""
+
+    word = peewee.CharField()
+    ticket = peewee.ForeignKeyField(Ticket, on_delete="CASCADE", index=False)
+    created_at = UTCDateTimeField()  # the ticket's: the incident window is on it
+    word_count = peewee.IntegerField()  # how many words the ticket's subject has (for the similarity)
+
+    class Meta:
+        primary_key = False
+        indexes = ((("word", "created_at"), False),)  # (tickets are never deleted: no index on ticket)
 
 
 class Message(BaseModel):
@@ -356,5 +386,5 @@ class Instance(BaseModel):
     holds = JSONField(default=list)  # the folders it holds the ingest lock of, "user@host:port/folder"
 
 
-ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine,
-              Digest, Instance]
+ALL_MODELS = [FolderState, Incident, IncidentCustomer, Ticket, TicketWord, Message, Attachment, Escalation, Outbox,
+              Delivery, Event, Quarantine, Digest, Instance]

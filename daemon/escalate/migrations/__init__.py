@@ -40,7 +40,8 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import Attachment, Delivery, Digest, FolderState, Instance, Outbox, Quarantine, UTCDateTimeField, database
+from ..models import (Attachment, Delivery, Digest, FolderState, Incident, IncidentCustomer, Instance, Outbox, Quarantine,
+                      TicketWord, UTCDateTimeField, database)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,30 @@ _LEGACY_ATTACHMENT_DIGESTS = ("UPDATE attachment SET sha256 = substr(stored_path
                               "WHERE sha256 IS NULL AND stored_offset IS NULL AND length(stored_path) = 71 "
                               "AND substr(stored_path, 3, 1) = '/' AND substr(stored_path, 68) = '.bin'")
 
+_INCIDENT_CUSTOMERS = ('INSERT INTO "incident_customer" ("incident_id", "requester", "joined_at") '
+                       'SELECT "incident_id", "requester", MIN("created_at") FROM "ticket" '
+                       'WHERE "incident_id" IS NOT NULL GROUP BY "incident_id", "requester"')
+_INCIDENT_PRIMARIES = ('UPDATE "incident" SET "primary_ticket_id" = (SELECT t."id" FROM "ticket" t '
+                       'WHERE t."incident_id" = "incident"."id" AND t."status" IN (\'new\', \'open\', \'waiting\') '
+                       'ORDER BY t."created_at", t."id" LIMIT 1)')
+
+
+def _index_open_ticket_words(db: peewee.Database) -> None:
+    """The subject words of the tickets still open, so incidents find them as they find new ones."""
+    from ..incidents import ticket_words
+
+    found = db.execute_sql('SELECT "id", "normalised_subject", "subject", "created_at" FROM "ticket" '
+                           "WHERE \"status\" IN ('new', 'open', 'waiting')").fetchall()
+    rows = []
+    for ticket_id, normalised, subject, created_at in found:
+        words = ticket_words(normalised, subject)
+        rows += [(word, ticket_id, created_at, len(words)) for word in sorted(words)]
+    if rows:  # created_at as read: the same stored form
+        param = db.param
+        db.cursor().executemany(f'INSERT INTO "ticket_word" ("word", "ticket_id", "created_at", "word_count") '
+                                f"VALUES ({param}, {param}, {param}, {param})", rows)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
@@ -166,6 +191,11 @@ MIGRATIONS: list[Migration] = [
                     add_index(Attachment, ("sha256",)),
                     # the files of before were named after their digest ("ab/<sha256>.bin"): reuse them
                     run_sql(sqlite=_LEGACY_ATTACHMENT_DIGESTS, postgresql=_LEGACY_ATTACHMENT_DIGESTS))),
+    Migration(9, "incidents keep their own facts (customers, primary ticket); subject words indexed for candidates",
+              steps(add_column(Incident.primary_ticket_id), create_table(IncidentCustomer, TicketWord),
+                    run_sql(sqlite=_INCIDENT_CUSTOMERS, postgresql=_INCIDENT_CUSTOMERS),
+                    run_sql(sqlite=_INCIDENT_PRIMARIES, postgresql=_INCIDENT_PRIMARIES),
+                    _index_open_ticket_words)),
 ]
 
 
