@@ -20,11 +20,12 @@ reporting ten outages within the hour):
 from __future__ import annotations
 
 import re
+import weakref
 from datetime import datetime
 from typing import Iterable
 
 from . import rows, tickets
-from .models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord
+from .models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord, database
 from .rules.model import Ruleset
 
 # For each word of a new ticket, the most recent tickets sharing it that are looked at: bounds the
@@ -78,6 +79,7 @@ def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> int | No
     if best is None:
         return None
     best_id, incident_id = best
+    forget_joins()  # this transaction adds a customer, and may yet roll back
     best_ref = rows.select('SELECT "ref" FROM "ticket" WHERE "id" = ?', [best_id])[0][0]
     if incident_id is None:
         best_ticket = rows.get_by_id(Ticket, best_id)
@@ -146,29 +148,60 @@ def incident_facts(ticket: Ticket) -> tuple[tuple[datetime, ...], bool]:
 
 
 def incident_facts_many(batch: Iterable[Ticket]) -> dict[int, tuple[tuple[datetime, ...], bool]]:
-    """`incident_facts` for a batch of tickets, by ticket id, in one query."""
+    """`incident_facts` for a batch of tickets, by ticket id: one query for the incidents' rows, and
+    one more for the join times of those whose customers changed since this process last read them."""
     batch = list(batch)
     incident_ids = sorted({t.incident_id for t in batch if t.incident_id is not None})
-    joins: dict[int, list[datetime]] = {}
     primaries: dict[int, int | None] = {}
+    stale: list[int] = []
+    joins = _joins_known()
     if incident_ids:
-        read = IncidentCustomer.joined_at.python_value
-        for incident_id, primary_id, joined_at in rows.select(
-                'SELECT i."id", i."primary_ticket_id", c."joined_at" FROM "incident" i '
-                'LEFT JOIN "incident_customer" c ON c."incident_id" = i."id" '
-                f'WHERE i."id" IN ({", ".join("?" * len(incident_ids))})', incident_ids):
+        marks = ", ".join("?" * len(incident_ids))
+        for incident_id, customers, primary_id in rows.select(
+                f'SELECT "id", "customers", "primary_ticket_id" FROM "incident" WHERE "id" IN ({marks})', incident_ids):
             primaries[incident_id] = primary_id
-            times = joins.setdefault(incident_id, [])
-            if joined_at is not None:
-                times.append(read(joined_at))
-    by_incident = {incident_id: tuple(sorted(times)) for incident_id, times in joins.items()}
+            cached = joins.get(incident_id)
+            if cached is None or len(cached) != customers:
+                stale.append(incident_id)
+    if stale:
+        _read_joins(joins, stale)
     facts: dict[int, tuple[tuple[datetime, ...], bool]] = {}
     for ticket in batch:
-        if ticket.incident_id is None:
-            facts[ticket.id] = ((), True)
-        else:  # (an incident that is gone: ON DELETE SET NULL would have cleared the ticket's link)
-            facts[ticket.id] = (by_incident.get(ticket.incident_id, ()), primaries.get(ticket.incident_id) == ticket.id)
+        if ticket.incident_id is None or ticket.incident_id not in primaries:
+            facts[ticket.id] = ((), True)  # (an incident that is gone: its tickets' link goes with it)
+        else:
+            facts[ticket.id] = (joins.get(ticket.incident_id, ()), primaries[ticket.incident_id] == ticket.id)
     return facts
+
+
+# An incident's join times, as this process last read them from the database bound now. Customers
+# are only ever added (one row each), and every addition raises the incident's `customers`: a kept
+# tuple as long as that count is current, so a tick over a storm's thousands of tickets reads each
+# incident's joins once, not once per ticket. This process's own joins (link_new_ticket) drop what
+# it keeps, lest a join its transaction then rolls back be kept.
+_JOINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # database -> {incident id: join times}
+_JOINS_KEPT = 1000  # incidents remembered; past that the memory starts afresh
+
+
+def _joins_known() -> dict[int, tuple[datetime, ...]]:
+    return _JOINS.setdefault(database.obj, {})
+
+
+def _read_joins(joins: dict[int, tuple[datetime, ...]], incident_ids: list[int]) -> None:
+    if len(joins) + len(incident_ids) > _JOINS_KEPT:
+        joins.clear()
+    read = IncidentCustomer.joined_at.python_value
+    found: dict[int, list[datetime]] = {incident_id: [] for incident_id in incident_ids}
+    for incident_id, joined_at in rows.select(
+            'SELECT "incident_id", "joined_at" FROM "incident_customer" '
+            f'WHERE "incident_id" IN ({", ".join("?" * len(incident_ids))})', incident_ids):
+        found[incident_id].append(read(joined_at))
+    for incident_id, times in found.items():
+        joins[incident_id] = tuple(sorted(times))
+
+
+def forget_joins() -> None:
+    _joins_known().clear()
 
 
 def incident_summary(incident: Incident) -> dict:

@@ -80,7 +80,7 @@ def test_joining_costs_the_same_whatever_the_incident_s_size_and_makes_only_the_
     assert costs[3] == costs[60]
 
 
-def test_incident_facts_come_from_the_incident_in_one_query(world):
+def test_incident_facts_come_from_the_incident_not_its_tickets(world):
     ruleset, _tick = world
     a = arrive(ruleset, "Login page returns error 500", "ann@one.example", 0)
     b = arrive(ruleset, "login page error 500 again", "bob@two.example", 10)
@@ -88,13 +88,19 @@ def test_incident_facts_come_from_the_incident_in_one_query(world):
     c = arrive(ruleset, "Cannot log in: login page error 500", "cid@three.example", 30)
     alone = arrive(ruleset, "Invoice address change", "dan@four.example", 31)
     batch = [Ticket.get_by_id(t.id) for t in (a, b, again, c, alone)]
+    incidents.forget_joins()
     with statements() as seen:
         facts = incidents.incident_facts_many(batch)
-    assert len(seen) == 1 and '"ticket"' not in seen[0]
+    assert len(seen) == 2 and not [s for s in seen if '"ticket"' in s], seen  # the incident, its customers
     joins = tuple(T0 + timedelta(minutes=m) for m in (0, 10, 30))
     assert facts == {a.id: (joins, True), b.id: (joins, False), again.id: (joins, False), c.id: (joins, False),
                      alone.id: ((), True)}
-    assert incidents.incident_facts(batch[1]) == (joins, False)
+    with statements() as seen:  # the join times already read: the incident's row alone
+        assert incidents.incident_facts(batch[1]) == (joins, False)
+    assert len(seen) == 1 and '"incident_customer"' not in seen[0], seen
+    # another customer joins: read again
+    d = arrive(ruleset, "login page error 500 for us too", "eve@five.example", 40)
+    assert incidents.incident_facts(Ticket.get_by_id(d.id)) == ((*joins, T0 + timedelta(minutes=40)), False)
 
 
 def customer_writes(ticket: Ticket, at) -> None:
