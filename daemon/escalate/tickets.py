@@ -142,7 +142,9 @@ def set_severity(ticket: Ticket, severity: str, *, by: str, now: datetime, rule:
         return
     ticket.severity = severity
     audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via)
-    _touch(ticket, now)
+    # only what changed: an incident rule sets the severity of each of its tickets (hundreds in a storm)
+    _mark_due(ticket, now)
+    rows.update(ticket, "severity", "updated_at", "next_due_at")
 
 
 def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
