@@ -14,7 +14,7 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import click
 
@@ -111,6 +111,17 @@ def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
         click.echo("  ".join(v[:60].ljust(w) for v, w in zip(row, widths)).rstrip())
     if not rows:
         click.echo("(none)")
+
+
+def _emit_json_list(rows: Iterable[Any]) -> None:
+    """`_emit(list(rows), True)`, the same text, written an item at a time (a listing of tens of
+    thousands is never held whole, as objects or as text)."""
+    first = True
+    for row in rows:  # (json.dumps escapes newlines inside strings: each one here is indentation)
+        item = json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        click.echo(("[\n  " if first else ",\n  ") + item, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -300,10 +311,10 @@ def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int
                                  drills=not no_drills)
     if limit is None:
         limit = 0 if as_json else PEOPLE_LIMIT
-    rows, total = queries.find_tickets(where, sort=sort, descending=descending, limit=limit or None,
-                                       severity_rank=[s.name for s in ruleset.severities] if ruleset else None)
+    rows, total = queries.stream_tickets(where, sort=sort, descending=descending, limit=limit or None,
+                                         severity_rank=[s.name for s in ruleset.severities] if ruleset else None)
     if as_json:
-        _emit(rows, True)
+        _emit_json_list(rows)
     else:
         views.tickets_table(rows, total)
 

@@ -4,7 +4,7 @@ field names are the JSON contract in DESIGN.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import peewee
 
@@ -69,6 +69,15 @@ class TicketFilter:
 def find_tickets(where: TicketFilter, *, sort: str = "created", descending: bool = False,
                  severity_rank: list[str] | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Tickets matching `where`, sorted; returns (up to `limit` of them, how many match)."""
+    found, total = stream_tickets(where, sort=sort, descending=descending, severity_rank=severity_rank, limit=limit)
+    return list(found), total
+
+
+def stream_tickets(where: TicketFilter, *, sort: str = "created", descending: bool = False,
+                   severity_rank: list[str] | None = None,
+                   limit: int | None = None) -> tuple[Iterator[dict[str, Any]], int]:
+    """`find_tickets`, the tickets read one at a time as the caller takes them (`tickets list
+    --limit 0` over tens of thousands writes each out and keeps none)."""
     condition = peewee.Value(1) == 1
     if where.statuses:
         condition &= Ticket.status.in_(where.statuses)
@@ -94,10 +103,10 @@ def find_tickets(where: TicketFilter, *, sort: str = "created", descending: bool
     query = Ticket.select().where(condition).order_by(*order)
     if where.only_ids is not None and len(where.only_ids) > MAX_IN_LIST:
         # a very large computed set is applied here rather than as a huge IN (...) in SQL
-        matched = [t for t in query if t.id in where.only_ids]
-        return [ticket_summary(t) for t in (matched[:limit] if limit else matched)], len(matched)
+        matched = [t for t in query.iterator() if t.id in where.only_ids]
+        return (ticket_summary(t) for t in (matched[:limit] if limit else matched)), len(matched)
     total = query.count()
-    return [ticket_summary(t) for t in (query.limit(limit) if limit else query)], total
+    return (ticket_summary(t) for t in (query.limit(limit) if limit else query).iterator()), total
 
 
 def get_ticket(ref: str) -> Ticket:
