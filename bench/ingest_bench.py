@@ -23,8 +23,11 @@ own process, which reports its own peak RSS (ru_maxrss) and
 its own CPU time (process_time: what the run costs, whatever else the machine is doing; the Dovecot
 side is left out of both).
 
-Targets: ≥ 400 msgs/s end-to-end on 2,000 mails on the 2-core reference machine, ≥ 50% of the
-library limit, peak RSS ≤ 300 MiB at 20,000.
+Targets, with the shipped rules: ≥ 400 msgs/s end to end on 2,000 mails on the 2-core reference
+machine, ≥ 50% of the library limit, peak RSS ≤ 300 MiB at 20,000; on the storm corpus, CPU per
+mail at 10,000 ≤ 1.5× that at 1,000, and ingest CPU per mail with incidents ≤ 1.3× without
+(`--rules shipped,no-incidents`; `--repeat 3` keeps the run with the least CPU of three, as the
+machine's other load inflates CPU time too).
 """
 
 from __future__ import annotations
@@ -286,7 +289,7 @@ def child(mode: str, env: dict[str, str]) -> dict:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corpus: str) -> None:
+def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corpus: str, repeat: int = 1) -> None:
     from escalate.loopback import Dovecot, SmtpSink
 
     with Dovecot(workdir / f"dovecot-{count}") as dovecot, SmtpSink() as sink:  # nothing leaves loopback
@@ -310,12 +313,16 @@ def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corp
         for name in rule_sets:
             rules = workdir / f"rules-{name}.yaml"
             rules.write_text(RULE_SETS[name], encoding="utf-8")
-            env = {**base, "ESCALATE_RULES": str(rules), "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}-{name}.db",
-                   "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}-{name}")}
+
+            def fresh(n: int) -> dict[str, str]:  # a database and attachment store of its own per run
+                return {**base, "ESCALATE_RULES": str(rules),
+                        "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}-{name}-{n}.db",
+                        "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}-{name}-{n}")}
             if kills:
-                print(kill_run(env, kills, count, corpus))
+                print(kill_run(fresh(0), kills, count, corpus))
                 continue
-            ours = child("escalate", env)
+            # the run with the least CPU of --repeat (this machine's other load inflates CPU time too)
+            ours = min((child("escalate", fresh(n)) for n in range(repeat)), key=lambda run: run["cpu_seconds"])
             rate = ours["messages"] / ours["seconds"]
             stages = ", ".join(f"{stage} {wall:.1f} s wall / {cpu:.1f} s CPU" for stage, (wall, cpu) in ours["stages"].items())
             print(f"  {name + ' rules':<20} run --once {rate:7.0f} msgs/s ({ours['seconds']:.1f} s wall, "
@@ -358,6 +365,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=0)
     parser.add_argument("--rules", default="shipped,test", help=f"rule sets, one row each: {', '.join(RULE_SETS)}")
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="support")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per rule set; the one with the least CPU is shown")
     parser.add_argument("--child", choices=["escalate", "limit"])
     args = parser.parse_args()
     if args.child:
@@ -368,7 +376,7 @@ def main() -> None:
         workdir = Path(directory)
         os.chmod(workdir, 0o755)
         for size in (int(s) for s in args.sizes.split(",")):
-            bench_size(size, workdir, args.kills, args.rules.split(","), args.corpus)
+            bench_size(size, workdir, args.kills, args.rules.split(","), args.corpus, args.repeat)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ reporting ten outages within the hour):
 
 from __future__ import annotations
 
+import functools
 import re
 import weakref
 from datetime import datetime
@@ -31,7 +32,7 @@ from .rules.model import Ruleset
 # For each word of a new ticket, the most recent tickets sharing it that are looked at: bounds the
 # cost per mail in a storm. A similar ticket shares several words, so it is found under one of them
 # unless every word it shares was used by this many newer tickets — which are then as similar.
-PER_WORD = 20
+PER_WORD = 6
 MAX_WORDS = 12  # a long subject is looked up by its longest words (its score still counts them all)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _COMMON = frozenset("the and for with from our your you are not can cannot has have this that was were any all "
@@ -78,9 +79,8 @@ def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> int | No
     index_words(ticket.id, words, ticket.created_at)  # after the look-up: a ticket is not its own candidate
     if best is None:
         return None
-    best_id, incident_id = best
+    best_id, incident_id, best_ref = best
     forget_joins()  # this transaction adds a customer, and may yet roll back
-    best_ref = rows.select('SELECT "ref" FROM "ticket" WHERE "id" = ?', [best_id])[0][0]
     if incident_id is None:
         best_ticket = rows.get_by_id(Ticket, best_id)
         incident_id = rows.create(Incident, subject=best_ticket.subject, created_at=now, last_ticket_at=now,
@@ -97,42 +97,41 @@ def index_words(ticket_id: int, words: Iterable[str], created_at: datetime) -> N
 
 
 def _most_similar(ticket: Ticket, words: frozenset[str], since: datetime,
-                  threshold: float) -> tuple[int, int | None] | None:
-    """(id, incident id) of the most similar active ticket of another customer since `since`, one
-    already in an incident preferred at equal score, the newest at equal everything; or None."""
+                  threshold: float) -> tuple[int, int | None, str] | None:
+    """(id, incident id, ref) of the most similar active ticket of another customer since `since`, one
+    already in an incident preferred at equal score, the newest at equal everything; or None.
+    Scored and chosen in SQL: a storm's candidates never come back to Python one by one."""
     looked_up = sorted(words, key=lambda w: (-len(w), w))[:MAX_WORDS]
     since_value = TicketWord.created_at.db_value(since)
     params: list = []
     for word in looked_up:
         params += [word, since_value, ticket.requester, PER_WORD]
-    found: dict[int, list] = {}  # ticket id -> [words shared, incident id, its word count, created_at]
-    for ticket_id, incident_id, word_count, created_at in rows.select(_candidates_sql(len(looked_up)), params):
-        entry = found.get(ticket_id)
-        if entry is None:
-            found[ticket_id] = [1, incident_id, word_count, created_at]
-        else:
-            entry[0] += 1
-    best, best_key = None, (0.0, False)
-    for ticket_id, (shared, incident_id, word_count, _created) in sorted(
-            found.items(), key=lambda item: (item[1][3], item[0]), reverse=True):
-        score = shared / (len(words) + word_count - shared)
-        # prefer a candidate already in an incident, so one problem stays one incident
-        if score >= threshold and (score, incident_id is not None) > best_key:
-            best, best_key = (ticket_id, incident_id), (score, incident_id is not None)
-    return best
+    size = len(words)
+    params += [threshold, size, size]
+    found = rows.select(_most_similar_sql(len(looked_up)), params)
+    return tuple(found[0]) if found else None
 
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 
 
-def _candidates_sql(words: int) -> str:
+@functools.lru_cache(maxsize=None)
+def _most_similar_sql(words: int) -> str:
     """One index range per word, newest first (CROSS JOIN keeps SQLite on the word index rather
-    than the ticket status index; PostgreSQL plans it as an inner join)."""
+    than the ticket status index; PostgreSQL plans it as an inner join); then per candidate the
+    words it shares, its Jaccard score (shared / (ours + its - shared)) against the threshold, and
+    the best first, with its ref. Parameters: per word (word, since, requester, limit), then (threshold, ours, ours)."""
     one = ('SELECT * FROM (SELECT w."ticket_id", t."incident_id", w."word_count", w."created_at" '
            'FROM "ticket_word" w CROSS JOIN "ticket" t WHERE t."id" = w."ticket_id" '
            'AND w."word" = ? AND w."created_at" >= ? AND t."requester" <> ? '
            f'AND t."status" IN ({_ACTIVE_SQL}) ORDER BY w."created_at" DESC LIMIT ?) AS w{{}}')
-    return " UNION ALL ".join(one.format(i) for i in range(words))
+    found = " UNION ALL ".join(one.format(i) for i in range(words))
+    return ('SELECT "ticket_id", "incident_id", (SELECT r."ref" FROM "ticket" r WHERE r."id" = scored."ticket_id") FROM ('
+            'SELECT "ticket_id", "incident_id", COUNT(*) AS shared, MAX("word_count") AS theirs, '
+            f'MAX("created_at") AS created FROM ({found}) AS found GROUP BY "ticket_id", "incident_id") AS scored '
+            'WHERE shared >= ? * (? + theirs - shared) '
+            'ORDER BY shared * 1.0 / (? + theirs - shared) DESC, CASE WHEN "incident_id" IS NULL THEN 1 ELSE 0 END, '
+            'created DESC, "ticket_id" DESC LIMIT 1')
 
 
 # ------------------------------------------------------------------------------------------------

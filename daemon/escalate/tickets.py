@@ -166,32 +166,38 @@ def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to
     ticket.incident = incident_id
     new_customer = rows.insert(IncidentCustomer, {"incident": incident_id, "requester": ticket.requester,
                                                   "joined_at": ticket.created_at}, ignore_conflict=True) is not None
-    customers, primary_id = rows.select(
+    # the count, and who speaks for the incident since when, in the same statement
+    customers, primary_id, primary_created = rows.select(
         'UPDATE "incident" SET "customers" = "customers" + ?, "last_ticket_at" = ? WHERE "id" = ? '
-        'RETURNING "customers", "primary_ticket_id"', [int(new_customer), _when(now), incident_id])[0]
+        'RETURNING "customers", "primary_ticket_id", '
+        '(SELECT t."created_at" FROM "ticket" t WHERE t."id" = "incident"."primary_ticket_id")',
+        [int(new_customer), _when(now), incident_id])[0]
     audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident_id, similar_to=similar_to,
                  customers=customers)
     _mark_due(ticket, now)
     rows.update(ticket, "incident", "updated_at", "next_due_at")
-    if ticket.status in ACTIVE_STATUSES and _precedes(ticket, primary_id):
+    if ticket.status in ACTIVE_STATUSES and _precedes(ticket, primary_id, primary_created):
         _set_primary(incident_id, ticket.id, previous=primary_id, now=now)
-    else:
+    elif new_customer:  # the primary's count of customers changed (another ticket of a counted one: nothing did)
         _make_due(primary_id, now)
 
 
 # An incident's primary ticket is its first active ticket (by creation): kept on the incident as
 # tickets join, resolve and reopen, so evaluating a ticket never reads the incident's members.
 
-def _precedes(ticket: Ticket, primary_id: int | None) -> bool:
-    """Whether `ticket` comes before the incident's primary (or there is none): it speaks for it."""
+def _precedes(ticket: Ticket, primary_id: int | None, primary_created=None) -> bool:
+    """Whether `ticket` comes before the incident's primary (or there is none): it speaks for it.
+    `primary_created`: the primary's stored created_at, when the caller has read it already."""
     if primary_id is None:
         return True
     if primary_id == ticket.id:
         return False
-    found = rows.select('SELECT "created_at" FROM "ticket" WHERE "id" = ?', [primary_id])
-    if not found:
-        return True
-    return (ticket.created_at, ticket.id) < (Ticket.created_at.python_value(found[0][0]), primary_id)
+    if primary_created is None:
+        found = rows.select('SELECT "created_at" FROM "ticket" WHERE "id" = ?', [primary_id])
+        if not found:
+            return True
+        primary_created = found[0][0]
+    return (ticket.created_at, ticket.id) < (Ticket.created_at.python_value(primary_created), primary_id)
 
 
 def _set_primary(incident_id: int, ticket_id: int | None, *, previous: int | None, now: datetime) -> None:

@@ -7,8 +7,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
+
 from escalate import db, incidents, rows, tickets
 from escalate.models import Incident, Message, Outbox, Ticket, TicketWord
+from escalate.rules.loader import load_ruleset
+from escalate.templates import Renderer
+from tests.integration.test_engine_rules import RULES
 from tests.integration.test_incidents import T0, arrive, world  # noqa: F401  (the fixture)
 
 
@@ -41,8 +46,8 @@ def test_a_similar_ticket_behind_hundreds_of_newer_ones_is_still_found(world):
 def test_candidates_are_read_through_the_word_index(world):
     ruleset, _tick = world
     arrive(ruleset, "Payment gateway timeout", "ann@one.example", 0)
-    sql = incidents._candidates_sql(2)
-    params = ["payment", TicketWord.created_at.db_value(T0), "bob@two.example", 20] * 2
+    sql = incidents._most_similar_sql(2)
+    params = [*["payment", TicketWord.created_at.db_value(T0), "bob@two.example", 10] * 2, 0.5, 3, 3]
     plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
     assert any("ticket_word_word_created_at" in step for step in plan), plan
     assert not any(step.startswith("SCAN") and "ticket" in step for step in plan), plan
@@ -143,3 +148,20 @@ def test_the_next_active_ticket_speaks_for_the_incident_when_the_primary_resolve
         for ticket in (a, b):
             tickets.resolve(Ticket.get_by_id(ticket.id), "agent@example.com", reopened_at, via="cli")
     assert Incident.get().primary_ticket_id is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_linking_and_facts_on_both_databases(database_url, rules_file):
+    db.connect(database_url)
+    ruleset = load_ruleset(rules_file(RULES), template_names=Renderer().names())
+    a = arrive(ruleset, "Login page returns error 500", "ann@one.example", 0)
+    near = arrive(ruleset, "Login page slow", "zed@nine.example", 1)  # one word in four shared: not similar
+    b = arrive(ruleset, "login page error 500 again", "bob@two.example", 10)
+    c = arrive(ruleset, "Cannot log in: login page error 500", "cid@three.example", 30)
+    assert Ticket.get_by_id(near.id).incident_id is None
+    incident = Incident.get()
+    assert {t.id for t in Ticket.select().where(Ticket.incident == incident)} == {a.id, b.id, c.id}
+    assert (incident.customers, incident.primary_ticket_id) == (3, a.id)
+    joins = tuple(T0 + timedelta(minutes=m) for m in (0, 10, 30))
+    assert incidents.incident_facts_many([Ticket.get_by_id(t.id) for t in (a, c)]) == {a.id: (joins, True),
+                                                                                      c.id: (joins, False)}
