@@ -31,8 +31,10 @@ from .rules.model import Ruleset
 
 # For each word of a new ticket, the most recent tickets sharing it that are looked at: bounds the
 # cost per mail in a storm. A similar ticket shares several words, so it is found under one of them
-# unless every word it shares was used by this many newer tickets — which are then as similar.
-PER_WORD = 6
+# unless each word it shares came in that many newer tickets of other customers since. In a storm
+# those are mostly reports of the same problem, found in the first, shallow look; a ticket that
+# finds nothing similar there looks again, deeper (a rare word's list is short either way).
+PER_WORD = (6, 60)
 MAX_WORDS = 12  # a long subject is looked up by its longest words (its score still counts them all)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _COMMON = frozenset("the and for with from our your you are not can cannot has have this that was were any all "
@@ -55,12 +57,6 @@ def subject_words(subject: str) -> frozenset[str]:
 def ticket_words(normalised_subject: str | None, subject: str | None) -> frozenset[str]:
     """The words a ticket is compared by: its normalised subject's, else its subject's."""
     return subject_words(normalised_subject or subject or "")
-
-
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
 
 
 def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> int | None:
@@ -103,13 +99,15 @@ def _most_similar(ticket: Ticket, words: frozenset[str], since: datetime,
     Scored and chosen in SQL: a storm's candidates never come back to Python one by one."""
     looked_up = sorted(words, key=lambda w: (-len(w), w))[:MAX_WORDS]
     since_value = TicketWord.created_at.db_value(since)
-    params: list = []
-    for word in looked_up:
-        params += [word, since_value, ticket.requester, PER_WORD]
     size = len(words)
-    params += [threshold, size, size]
-    found = rows.select(_most_similar_sql(len(looked_up)), params)
-    return tuple(found[0]) if found else None
+    for depth in PER_WORD:
+        params: list = []
+        for word in looked_up:
+            params += [word, since_value, ticket.requester, depth]
+        found = rows.select(_most_similar_sql(len(looked_up)), [*params, threshold, size, size])
+        if found:
+            return tuple(found[0])
+    return None
 
 
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
@@ -120,14 +118,15 @@ def _most_similar_sql(words: int) -> str:
     """One index range per word, newest first (CROSS JOIN keeps SQLite on the word index rather
     than the ticket status index; PostgreSQL plans it as an inner join); then per candidate the
     words it shares, its Jaccard score (shared / (ours + its - shared)) against the threshold, and
-    the best first, with its ref. Parameters: per word (word, since, requester, limit), then (threshold, ours, ours)."""
+    the best first, with its ref. Parameters: per word (word, since, requester, limit), then
+    (threshold, our word count, our word count)."""
     one = ('SELECT * FROM (SELECT w."ticket_id", t."incident_id", w."word_count", w."created_at" '
            'FROM "ticket_word" w CROSS JOIN "ticket" t WHERE t."id" = w."ticket_id" '
            'AND w."word" = ? AND w."created_at" >= ? AND t."requester" <> ? '
            f'AND t."status" IN ({_ACTIVE_SQL}) ORDER BY w."created_at" DESC LIMIT ?) AS w{{}}')
     found = " UNION ALL ".join(one.format(i) for i in range(words))
-    return ('SELECT "ticket_id", "incident_id", (SELECT r."ref" FROM "ticket" r WHERE r."id" = scored."ticket_id") FROM ('
-            'SELECT "ticket_id", "incident_id", COUNT(*) AS shared, MAX("word_count") AS theirs, '
+    return ('SELECT "ticket_id", "incident_id", (SELECT r."ref" FROM "ticket" r WHERE r."id" = scored."ticket_id") '
+            'FROM (SELECT "ticket_id", "incident_id", COUNT(*) AS shared, MAX("word_count") AS theirs, '
             f'MAX("created_at") AS created FROM ({found}) AS found GROUP BY "ticket_id", "incident_id") AS scored '
             'WHERE shared >= ? * (? + theirs - shared) '
             'ORDER BY shared * 1.0 / (? + theirs - shared) DESC, CASE WHEN "incident_id" IS NULL THEN 1 ELSE 0 END, '
