@@ -116,12 +116,16 @@ def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
 def _emit_json_list(rows: Iterable[Any]) -> None:
     """`_emit(list(rows), True)`, the same text, written an item at a time (a listing of tens of
     thousands is never held whole, as objects or as text)."""
-    first = True
+    chunk: list[str] = []
+    written = 0
     for row in rows:  # (json.dumps escapes newlines inside strings: each one here is indentation)
-        item = json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        click.echo(("[\n  " if first else ",\n  ") + item, nl=False)
-        first = False
-    click.echo("[]" if first else "\n]")
+        chunk.append(("[\n  " if not written and not chunk else ",\n  ")
+                     + json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+        if len(chunk) == 500:  # written in pieces of some hundred items
+            click.echo("".join(chunk), nl=False)
+            written += len(chunk)
+            chunk.clear()
+    click.echo("".join(chunk) + ("[]" if not written and not chunk else "\n]"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
