@@ -186,7 +186,9 @@ class TicketWord(BaseModel):
 
     class Meta:
         primary_key = False
-        indexes = ((("word", "created_at"), False),)  # (tickets are never deleted: no index on ticket)
+        # the look-up reads the index alone (it covers what it returns); tickets are never deleted,
+        # so there is no index on ticket alone
+        indexes = ((("word", "created_at", "ticket", "word_count"), False),)
 
 
 class Message(BaseModel):
