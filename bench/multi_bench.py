@@ -4,6 +4,7 @@ from one run.
 
     .venv/bin/python bench/multi_bench.py                  # 2,000 mails in, 2,000 notifications out
     .venv/bin/python bench/multi_bench.py --mails 500 --notifications 500
+    .venv/bin/python bench/multi_bench.py --rules test     # the suite's rules instead of the shipped rules.yaml
 
 Ingest: the mail (bench/ingest_bench.py's generator: threads, charsets, attachments) is delivered
 into three folders of one Dovecot mailbox before the daemons start. One instance polls all three
@@ -51,7 +52,8 @@ from escalate.models import Message, Outbox, Quarantine, Ticket  # noqa: E402
 from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.templates import Renderer  # noqa: E402
 
-RULES = (REPO / "tests" / "conftest.py").read_text().split('TEST_RULES = """\\\n', 1)[1].split('"""', 1)[0]
+TEST_RULES = (REPO / "tests" / "conftest.py").read_text().split('TEST_RULES = """\\\n', 1)[1].split('"""', 1)[0]
+RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8"), "test": TEST_RULES}
 FOLDERS = ("INBOX", "Billing", "Sales")
 # The measured stage runs every 0.2 s, the others every 5 s: each stage run opens its own database
 # connection (service.Stage closes it after the run), which on PostgreSQL costs a backend start and
@@ -205,6 +207,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--notifications", type=int, default=2000)
+    parser.add_argument("--rules", choices=sorted(RULE_SETS), default="shipped",
+                        help="the shipped rules.yaml (default) or the suite's test rules")
     args = parser.parse_args()
     postgres = Postgres()
     postgres.start()
@@ -212,7 +216,7 @@ def main() -> None:
         workdir = Path(directory)
         os.chmod(workdir, 0o755)
         rules = workdir / "rules.yaml"
-        rules.write_text(RULES, encoding="utf-8")
+        rules.write_text(RULE_SETS[args.rules], encoding="utf-8")
         base = {"ESCALATE_RULES": str(rules), "ESCALATE_SECRET": secrets.token_hex(32)}
         dovecot = mailbox(workdir, args.mails)
         try:

@@ -1,7 +1,7 @@
 """Outbox throughput (RELIABILITY.md L3, N7): 10,000 queued notifications sent to the loopback
 aiosmtpd sink, beside the raw aiosmtplib limit measured in the same run.
 
-    .venv/bin/python bench/outbox_bench.py [--count 10000] [--connections 8]
+    .venv/bin/python bench/outbox_bench.py [--count 10000] [--connections 8] [--rules shipped|test]
 
 The raw limit is 8 aiosmtplib connections pushing pre-rendered mail as fast as they can (no
 database, no rendering, no bookkeeping). The outbox run is the real thing: claim due deliveries
@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import TEST_RULES  # noqa: E402  (the suite's rules: two tiers, one urgent rule)
+
+RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8"), "test": TEST_RULES}
 
 from escalate import db, engine, outbox, render, tickets  # noqa: E402
 from escalate.config import parse_server_url  # noqa: E402
@@ -74,11 +76,11 @@ class RemoteSink:
         self.process.join(10)
 
 
-def queue_notifications(count: int, workdir: Path) -> list[tuple[str, str, bytes]]:
+def queue_notifications(count: int, workdir: Path, rules_text: str) -> list[tuple[str, str, bytes]]:
     """`count` urgent tickets past their first-response target, evaluated by the real engine:
     one escalation notification each, queued in the outbox. Returns (from, rcpt, raw) for the raw run."""
     rules = workdir / "rules.yaml"
-    rules.write_text(TEST_RULES, encoding="utf-8")
+    rules.write_text(rules_text, encoding="utf-8")
     db.connect(f"sqlite:///{workdir / 'bench.db'}")
     renderer = Renderer()
     ruleset = load_ruleset(rules, template_names=renderer.names())
@@ -119,12 +121,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=outbox.CONNECTIONS)
+    parser.add_argument("--rules", choices=sorted(RULE_SETS), default="shipped",
+                        help="the shipped rules.yaml (default) or the suite's test rules")
     args = parser.parse_args()
     sink = RemoteSink()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            mails = queue_notifications(args.count, Path(tmp))
+            mails = queue_notifications(args.count, Path(tmp), RULE_SETS[args.rules])
             print(f"queued {len(mails)} notifications through the engine in {time.perf_counter() - started:.1f} s")
 
             raw_rate = asyncio.run(raw_limit(sink.port, mails, 8))

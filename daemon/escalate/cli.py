@@ -15,7 +15,7 @@ import shutil
 import sys
 import zoneinfo
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import click
 import peewee
@@ -144,6 +144,21 @@ def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
         click.echo("  ".join(v[:60].ljust(w) for v, w in zip(row, widths)).rstrip())
     if not rows:
         click.echo("(none)")
+
+
+def _emit_json_list(rows: Iterable[Any]) -> None:
+    """`_emit(list(rows), True)`, the same text, written an item at a time (a listing of tens of
+    thousands is never held whole, as objects or as text)."""
+    chunk: list[str] = []
+    written = 0
+    for row in rows:  # (json.dumps escapes newlines inside strings: each one here is indentation)
+        chunk.append(("[\n  " if not written and not chunk else ",\n  ")
+                     + json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+        if len(chunk) == 500:  # written in pieces of some hundred items
+            click.echo("".join(chunk), nl=False)
+            written += len(chunk)
+            chunk.clear()
+    click.echo("".join(chunk) + ("[]" if not written and not chunk else "\n]"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -341,10 +356,10 @@ def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int
                                  drills=not no_drills)
     if limit is None:
         limit = 0 if as_json else PEOPLE_LIMIT
-    rows, total = queries.find_tickets(where, sort=sort, descending=descending, limit=limit or None,
-                                       severity_rank=[s.name for s in ruleset.severities] if ruleset else None)
+    rows, total = queries.stream_tickets(where, sort=sort, descending=descending, limit=limit or None,
+                                         severity_rank=[s.name for s in ruleset.severities] if ruleset else None)
     if as_json:
-        _emit(rows, True)
+        _emit_json_list(rows)
     else:
         views.tickets_table(rows, total)
 

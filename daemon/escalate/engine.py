@@ -24,7 +24,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import audit, clock, crashpoints, db, ladders, notify, rows, tickets
+from . import audit, clock, crashpoints, db, incidents, ladders, notify, rows, tickets
+from .incidents import IncidentFacts
 from .clock import parse_time
 from .db import write_transaction
 from .models import ACTIVE_STATUSES, Escalation, Incident, Ticket
@@ -54,30 +55,11 @@ def _periods(ticket: Ticket) -> tuple[tuple[datetime, datetime], ...]:
     return tuple((parse_time(start), parse_time(end)) for start, end in (ticket.waiting_periods or []))
 
 
-def incident_joins(ticket: Ticket) -> tuple[tuple[datetime, ...], bool]:
-    """When each distinct customer joined the ticket's incident, and whether this is its primary ticket."""
-    if ticket.incident_id is None:
-        return (), True
-    members = list(Ticket.select(Ticket.id, Ticket.requester, Ticket.created_at, Ticket.status)
-                   .where(Ticket.incident == ticket.incident_id).order_by(Ticket.created_at, Ticket.id))
-    first_by_customer: dict[str, datetime] = {}
-    for member in members:
-        first_by_customer.setdefault(member.requester, member.created_at)
-    active = [m for m in members if m.status in ACTIVE_STATUSES]
-    primary = bool(active) and active[0].id == ticket.id
-    return tuple(sorted(first_by_customer.values())), primary
-
-
-def incident_rules_fired(ticket: Ticket) -> frozenset[str]:
-    """The incident-wide rules that acted for the ticket's incident already."""
-    if ticket.incident_id is None:
-        return frozenset()
-    incident = Incident.select(Incident.rules_fired).where(Incident.id == ticket.incident_id).first()
-    return frozenset(incident.rules_fired or ()) if incident is not None else frozenset()
-
-
-def facts_of(ticket: Ticket) -> TicketFacts:
-    joins, primary = incident_joins(ticket)
+def facts_of(ticket: Ticket, incident: IncidentFacts | None = None) -> TicketFacts:
+    """The ticket as the rules see it; `incident`: its incident's facts when the caller read them
+    for a whole batch (incidents.incident_facts_many), else they are read here."""
+    if incident is None:
+        incident = incidents.incident_facts(ticket)
     return TicketFacts(
         status=ticket.status,
         severity=ticket.severity,
@@ -90,9 +72,9 @@ def facts_of(ticket: Ticket) -> TicketFacts:
         waiting_periods=_periods(ticket),
         waiting_since=ticket.waiting_since,
         escalation_requested_at=ticket.escalation_requested_at,
-        incident_joins=joins,
-        incident_primary=primary,
-        incident_rules_fired=incident_rules_fired(ticket),
+        incident_joins=incident.joins,
+        incident_primary=incident.primary,
+        incident_rules_fired=incident.rules_fired,
     )
 
 
@@ -119,16 +101,19 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if not due:
                     continue
             escalations = _escalations_of(due)
+            incident_facts = incidents.incident_facts_many(due)  # one read for the batch's incidents
             mail.look_up([ticket.id for ticket in due])
             for ticket in due:
-                if ticket.id in touched:
+                if ticket.id in touched:  # an action changed it (and maybe its incident): read both again
                     ticket = Ticket.get_by_id(ticket.id)
+                    incident_facts.pop(ticket.id, None)
                 before, tier_before, fired_before = len(touched), ticket.tier, ticket.rules_fired
                 try:
                     # a failing ticket is rolled back alone, its pending notifications and events with it
                     with db.savepoint(mail, events):
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
-                                                            escalations.get(ticket.id, []), touched)
+                                                            escalations.get(ticket.id, []), touched,
+                                                            incident_facts.get(ticket.id))
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
@@ -197,12 +182,13 @@ def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes
 
 
 def _evaluate_ticket(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-                     escalations: list[Escalation], touched: set[int]) -> tuple[int, datetime | None]:
+                     escalations: list[Escalation], touched: set[int],
+                     incident: IncidentFacts | None = None) -> tuple[int, datetime | None]:
     """(notifications queued, when the ticket is next due) — the caller stores the due time."""
     if ticket.snoozed_until is not None and ticket.snoozed_until > now:
         return 0, ticket.snoozed_until  # #snooze: look again when it ends
     ladder = ladders.ladder_of(ticket, escalations)
-    decision = decide(facts_of(ticket), ladder, ruleset, now)
+    decision = decide(facts_of(ticket, incident), ladder, ruleset, now)
     row = _apply_ladder(ticket, ladders.current_row(escalations), ladder, decision, ruleset, now)
     queued = 0
     if decision.mail is not None:  # the tier's mail first, then what the rules that fired do

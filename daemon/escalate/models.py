@@ -130,6 +130,9 @@ class Incident(BaseModel):
     # incident-wide rules (customers_affected) that acted for it: once per incident, whichever
     # of its tickets is primary when they hold (rules/ladder.py)
     rules_fired = JSONField(null=True)
+    # the ticket that speaks for the incident (its first active ticket): only its rules act on it;
+    # kept by tickets.py as tickets join, resolve and reopen (no foreign key: Ticket comes later)
+    primary_ticket_id = peewee.IntegerField(null=True)
 
 
 class Ticket(BaseModel):
@@ -166,6 +169,35 @@ class Ticket(BaseModel):
     # the rules that have fired on the ticket, each with the moment it began to hold: a rule acts
     # again only when that moment changes (rules/ladder.py); NULL for tickets from before ladders
     rules_fired = JSONField(null=True)
+
+
+class IncidentCustomer(BaseModel):
+    """One distinct customer of an incident and when it joined (its first ticket's creation): the
+    Nth row by `joined_at` is when `customers_affected: N` began to hold, read without the members."""
+
+    incident = peewee.ForeignKeyField(Incident, on_delete="CASCADE", index=False)
+    requester = peewee.CharField()
+    joined_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("incident", "requester"), True),)
+
+
+class TicketWord(BaseModel):
+    """One word of a ticket's subject (incidents.subject_words), stored once per ticket while
+    incidents are on: a new ticket finds the recent tickets sharing a word through the index on
+    (word, created_at) instead of re-reading and re-tokenising recent subjects."""
+
+    word = peewee.CharField()
+    ticket = peewee.ForeignKeyField(Ticket, on_delete="CASCADE", index=False)
+    created_at = UTCDateTimeField()  # the ticket's: the incident window is on it
+    word_count = peewee.IntegerField()  # how many words the ticket's subject has (for the similarity)
+
+    class Meta:
+        primary_key = False
+        # the look-up reads the index alone (it covers what it returns); tickets are never deleted,
+        # so there is no index on ticket alone
+        indexes = ((("word", "created_at", "ticket", "word_count"), False),)
 
 
 class Message(BaseModel):
@@ -388,5 +420,5 @@ class Problem(BaseModel):
     seen_at = UTCDateTimeField()  # last seen
 
 
-ALL_MODELS = [FolderState, Incident, Ticket, Message, Attachment, Escalation, Outbox, Delivery, Event, Quarantine,
-              Digest, Instance, Problem]
+ALL_MODELS = [FolderState, Incident, IncidentCustomer, Ticket, TicketWord, Message, Attachment, Escalation, Outbox,
+              Delivery, Event, Quarantine, Digest, Instance, Problem]

@@ -3,8 +3,9 @@ field names are the JSON contract in DESIGN.md."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import peewee
 
@@ -87,6 +88,15 @@ class TicketFilter:
 def find_tickets(where: TicketFilter, *, sort: str = "created", descending: bool = False,
                  severity_rank: list[str] | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Tickets matching `where`, sorted; returns (up to `limit` of them, how many match)."""
+    found, total = stream_tickets(where, sort=sort, descending=descending, severity_rank=severity_rank, limit=limit)
+    return list(found), total
+
+
+def stream_tickets(where: TicketFilter, *, sort: str = "created", descending: bool = False,
+                   severity_rank: list[str] | None = None,
+                   limit: int | None = None) -> tuple[Iterator[dict[str, Any]], int]:
+    """`find_tickets`, the tickets read one at a time as the caller takes them (`tickets list
+    --limit 0` over tens of thousands writes each out and keeps none)."""
     condition = peewee.Value(1) == 1
     if where.statuses:
         condition &= Ticket.status.in_(where.statuses)
@@ -112,12 +122,17 @@ def find_tickets(where: TicketFilter, *, sort: str = "created", descending: bool
     query = Ticket.select().where(condition).order_by(*order)
     if where.only_ids is not None and len(where.only_ids) > MAX_IN_LIST:
         # a very large computed set is applied here rather than as a huge IN (...) in SQL
-        matched = [t for t in query if t.id in where.only_ids]
-        shown = matched[:limit] if limit else matched
-        return with_ladders([ticket_summary(t) for t in shown], shown), len(matched)
+        matched = [t for t in query.iterator() if t.id in where.only_ids]
+        return _with_ladders_streamed(iter(matched[:limit] if limit else matched)), len(matched)
     total = query.count()
-    shown = list(query.limit(limit) if limit else query)
-    return with_ladders([ticket_summary(t) for t in shown], shown), total
+    return _with_ladders_streamed((query.limit(limit) if limit else query).iterator()), total
+
+
+def _with_ladders_streamed(tickets: Iterator[Ticket]) -> Iterator[dict[str, Any]]:
+    """Summaries with their ladder state, a chunk of tickets at a time (one query per chunk), so a
+    listing of tens of thousands still holds only a chunk."""
+    while chunk := list(itertools.islice(tickets, 500)):
+        yield from with_ladders([ticket_summary(t) for t in chunk], chunk)
 
 
 def get_ticket(ref: str) -> Ticket:

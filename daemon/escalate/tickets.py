@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import audit, rows
-from .models import ACTIVE_STATUSES, Escalation, Message, Ticket
+from .models import ACTIVE_STATUSES, Escalation, IncidentCustomer, Message, Ticket
 
 
 class TicketStateError(ValueError):
@@ -59,6 +59,7 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
         rows.update(message, "ticket")
     changed = ["message_count", "updated_at", "next_due_at"]
     ticket.message_count += 1
+    reopened = False
     if message.kind == "customer":
         ticket.last_customer_message_at = now
         changed.append("last_customer_message_at")
@@ -69,6 +70,7 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
             changed += ["status", "waiting_since", "waiting_periods"]
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
                          previous=previous, message_id=message.message_id)
+            reopened = previous != "waiting"
     elif message.kind == "agent":
         ticket.last_agent_message_at = now
         changed.append("last_agent_message_at")
@@ -79,6 +81,8 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
                  message_id=message.message_id, subject=message.subject)
     _mark_due(ticket, now)
     rows.update(ticket, *changed)
+    if reopened:
+        _reclaim_primary(ticket, now)
 
 
 def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int | None = None) -> None:
@@ -122,6 +126,7 @@ def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "")
      .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
     audit.record(ticket, now, by, "resolved", via=via, note=note)
     _touch(ticket, now)
+    _hand_over_primary(ticket, now)
 
 
 def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
@@ -152,7 +157,9 @@ def set_severity(ticket: Ticket, severity: str, *, by: str, now: datetime, rule:
         return
     ticket.severity = severity
     audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via)
-    _touch(ticket, now)
+    # only what changed: an incident rule sets the severity of each of its tickets (hundreds in a storm)
+    _mark_due(ticket, now)
+    rows.update(ticket, "severity", "updated_at", "next_due_at")
 
 
 def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
@@ -164,18 +171,87 @@ def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note
     _touch(ticket, now)
 
 
-def join_incident(ticket: Ticket, incident, now: datetime, *, similar_to: str) -> None:
+def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to: str) -> None:
     """incidents.py found the ticket's problem reported by other customers too.
 
-    Every open ticket of the incident becomes due: the count of customers affected changed, and
-    the incident's primary ticket is the one whose rules act on it.
+    Costs the same whatever the incident's size: a customer is counted once, by a unique row of
+    its own, and only the incident's primary ticket becomes due (its rules act on the incident and
+    see the count of customers change); the other tickets' facts do not change when one joins.
     """
-    ticket.incident = incident
-    audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident.id, similar_to=similar_to,
-                 customers=incident.customers)
-    _touch(ticket, now)
-    (Ticket.update(next_due_at=now)
-     .where((Ticket.incident == incident) & Ticket.status.in_(ACTIVE_STATUSES)).execute())
+    ticket.incident = incident_id
+    new_customer = rows.insert(IncidentCustomer, {"incident": incident_id, "requester": ticket.requester,
+                                                  "joined_at": ticket.created_at}, ignore_conflict=True) is not None
+    # the count, and who speaks for the incident since when, in the same statement
+    customers, primary_id, primary_created = rows.select(
+        'UPDATE "incident" SET "customers" = "customers" + ?, "last_ticket_at" = ? WHERE "id" = ? '
+        'RETURNING "customers", "primary_ticket_id", '
+        '(SELECT t."created_at" FROM "ticket" t WHERE t."id" = "incident"."primary_ticket_id")',
+        [int(new_customer), _when(now), incident_id])[0]
+    audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident_id, similar_to=similar_to,
+                 customers=customers)
+    _mark_due(ticket, now)
+    rows.update(ticket, "incident", "updated_at", "next_due_at")
+    if ticket.status in ACTIVE_STATUSES and _precedes(ticket, primary_id, primary_created):
+        _set_primary(incident_id, ticket.id, previous=primary_id, now=now)
+    elif new_customer:  # the primary's count of customers changed (another ticket of a counted one: nothing did)
+        _make_due(primary_id, now)
+
+
+# An incident's primary ticket is its first active ticket (by creation): kept on the incident as
+# tickets join, resolve and reopen, so evaluating a ticket never reads the incident's members.
+
+def _precedes(ticket: Ticket, primary_id: int | None, primary_created=None) -> bool:
+    """Whether `ticket` comes before the incident's primary (or there is none): it speaks for it.
+    `primary_created`: the primary's stored created_at, when the caller has read it already."""
+    if primary_id is None:
+        return True
+    if primary_id == ticket.id:
+        return False
+    if primary_created is None:
+        found = rows.select('SELECT "created_at" FROM "ticket" WHERE "id" = ?', [primary_id])
+        if not found:
+            return True
+        primary_created = found[0][0]
+    return (ticket.created_at, ticket.id) < (Ticket.created_at.python_value(primary_created), primary_id)
+
+
+def _set_primary(incident_id: int, ticket_id: int | None, *, previous: int | None, now: datetime) -> None:
+    """The incident's rules now act on `ticket_id`: it becomes due, and so does the ticket that
+    stops speaking for it (its incident rules no longer hold there)."""
+    rows.select('UPDATE "incident" SET "primary_ticket_id" = ? WHERE "id" = ? RETURNING "id"', [ticket_id, incident_id])
+    for due in (ticket_id, previous):
+        _make_due(due, now)
+
+
+def _make_due(ticket_id: int | None, now: datetime) -> None:
+    if ticket_id is not None:
+        rows.select(f'UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ? AND "status" IN ({_ACTIVE_SQL}) '
+                    'AND NOT "drill" RETURNING "id"', [_when(now), ticket_id])
+
+
+def _hand_over_primary(ticket: Ticket, now: datetime) -> None:
+    """`ticket` was resolved: if it spoke for its incident, the next active ticket does."""
+    if ticket.incident_id is None:
+        return
+    found = rows.select('SELECT "primary_ticket_id" FROM "incident" WHERE "id" = ?', [ticket.incident_id])
+    if not found or found[0][0] != ticket.id:
+        return
+    following = rows.select(f'SELECT "id" FROM "ticket" WHERE "incident_id" = ? AND "status" IN ({_ACTIVE_SQL}) '
+                            'AND "id" <> ? ORDER BY "created_at", "id" LIMIT 1', [ticket.incident_id, ticket.id])
+    _set_primary(ticket.incident_id, following[0][0] if following else None, previous=None, now=now)
+
+
+def _reclaim_primary(ticket: Ticket, now: datetime) -> None:
+    """`ticket` was reopened: if it comes first among the incident's active tickets, it speaks for it again."""
+    if ticket.incident_id is None:
+        return
+    found = rows.select('SELECT "primary_ticket_id" FROM "incident" WHERE "id" = ?', [ticket.incident_id])
+    if found and _precedes(ticket, found[0][0]):
+        _set_primary(ticket.incident_id, ticket.id, previous=found[0][0], now=now)
+
+
+_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
+_when = Ticket.next_due_at.db_value
 
 
 def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str) -> None:

@@ -7,10 +7,11 @@ a fixed width with no colour codes, so the output can be pasted into a mail or a
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from rich import box
 from rich.console import Console
@@ -82,20 +83,62 @@ def ticket_ref(row: dict[str, Any]) -> Text:
     return ref
 
 
-def tickets_table(rows: list[dict[str, Any]], total: int | None = None) -> None:
+RICH_ROWS = 200  # a table rich lays out whole (~1 ms a row); a longer listing is written as plain columns
+
+
+def tickets_table(rows: Iterable[dict[str, Any]], total: int | None = None) -> None:
+    """The tickets as a table. Up to RICH_ROWS it is rich's, fitted to the terminal; a longer
+    listing (`--limit 0` over tens of thousands) is written a row at a time in plain columns,
+    sized by its first rows, so it costs what the rows do and holds none of them."""
     out = console()
-    if not rows:
+    rows = iter(rows)
+    first = list(itertools.islice(rows, RICH_ROWS + 1))
+    if not first:
         out.print("No tickets match. (Without filters `escalate tickets list` shows every ticket.)")
         return
-    table = _table(None, "Ref", "Status", "Severity", "Tier", "Ladder", "Msgs", "Opened", "Next due", "Requester",
-                   "Subject", right=("Tier", "Msgs"), wrap=("Requester",))
-    for row in rows:
-        table.add_row(ticket_ref(row), row["status"], row["severity"], _cell(row["tier"]), _cell(row.get("ladder")),
-                      str(row["message_count"]), when(row["created_at"]), when(row["next_due_at"]), row["requester"],
-                      row["subject"])
-    out.print(table)
-    if total is not None and total > len(rows):
-        out.print(f"Showing {len(rows)} of {total} tickets; use --limit 0 for all, or narrow with filters.")
+    if len(first) > RICH_ROWS:
+        shown = _plain_tickets(itertools.chain(first, rows))
+    else:
+        table = _table(None, "Ref", "Status", "Severity", "Tier", "Ladder", "Msgs", "Opened", "Next due", "Requester",
+                       "Subject", right=("Tier", "Msgs"), wrap=("Requester",))
+        for row in first:
+            table.add_row(ticket_ref(row), row["status"], row["severity"], _cell(row["tier"]), _cell(row.get("ladder")),
+                          str(row["message_count"]), when(row["created_at"]), when(row["next_due_at"]), row["requester"],
+                          row["subject"])
+        out.print(table)
+        shown = len(first)
+    if total is not None and total > shown:
+        out.print(f"Showing {shown} of {total} tickets; use --limit 0 for all, or narrow with filters.")
+
+
+_PLAIN_COLUMNS = ("Ref", "Status", "Severity", "Tier", "Ladder", "Msgs", "Opened", "Next due", "Requester", "Subject")
+
+
+def _plain_row(row: dict[str, Any]) -> tuple[str, ...]:
+    return (row["ref"] or "?") + (f" {DRILL}" if row.get("drill") else ""), row["status"], row["severity"], \
+        _cell(row["tier"]), _cell(row.get("ladder")), str(row["message_count"]), when(row["created_at"]), \
+        when(row["next_due_at"]), \
+        row["requester"], " ".join((row["subject"] or "").split())
+
+
+def _plain_tickets(rows: Iterator[dict[str, Any]]) -> int:
+    """Rows as columns two spaces apart, each line written as it comes; returns how many."""
+    write = sys.stdout.write
+    head = [_plain_row(row) for row in itertools.islice(rows, RICH_ROWS)]
+    widths = [max(len(column), *(len(cells[i]) for cells in head)) for i, column in enumerate(_PLAIN_COLUMNS[:-1])]
+    right = {3, 5}  # tier, messages
+
+    def line(cells: tuple[str, ...]) -> str:
+        fitted = [cell.rjust(width) if i in right else cell.ljust(width)
+                  for i, (cell, width) in enumerate(zip(cells, widths))]
+        return "  ".join([*fitted, cells[-1]]).rstrip() + "\n"
+
+    write(line(_PLAIN_COLUMNS))
+    count = 0
+    for cells in itertools.chain(head, map(_plain_row, rows)):
+        write(line(cells))
+        count += 1
+    return count
 
 
 def ticket_detail(detail: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ def run(tmp_path: Path):
         db.close()
         assert result.exit_code == expect, result.output
         return result
+    invoke.db_url = env["ESCALATE_DB_URL"]
     return invoke
 
 
@@ -127,3 +128,41 @@ def test_shell_completion(run, tmp_path: Path):
     commands = CliRunner().invoke(main, [], prog_name="escalate", env={
         "_ESCALATE_COMPLETE": "bash_complete", "COMP_WORDS": "escalate dr", "COMP_CWORD": "1"})
     assert commands.output.split() == ["plain,drill"]
+
+
+def add_tickets(run, count: int) -> None:
+    """`count` more open tickets beside the six of the history."""
+    from datetime import datetime, timezone
+
+    from escalate.models import Ticket
+
+    db.connect(run.db_url)
+    at = datetime(2026, 11, 5, 9, 0, tzinfo=timezone.utc)
+    with db.write_transaction():
+        for start in range(0, count, 500):
+            Ticket.insert_many([{"ref": f"T-{n}", "subject": f"Storm report number {n}\nsecond line",
+                                 "normalised_subject": f"storm report number {n}", "requester": f"c{n}@many.example",
+                                 "status": "open", "severity": "normal", "created_at": at, "updated_at": at,
+                                 "message_count": 1} for n in range(7 + start, 7 + min(count, start + 500))]).execute()
+    db.close()
+
+
+def test_a_long_listing_is_written_row_by_row_in_plain_columns_and_its_json_is_unchanged(run):
+    add_tickets(run, 400)
+    out = run("tickets", "list", "--limit", "0").stdout
+    lines = out.splitlines()
+    assert len(lines) == 1 + 406 and "Showing" not in out  # a header and every ticket
+    assert lines[0].split() == ["Ref", "Status", "Severity", "Tier", "Ladder", "Msgs", "Opened", "Next", "due",
+                                "Requester", "Subject"]
+    assert lines[-1].split() == ["T-406", "open", "normal", "-", "-", "1", "2026-11-05", "09:00", "UTC", "-",
+                                 "c406@many.example", "Storm", "report", "number", "406", "second", "line"]
+    assert lines[6].split()[:3] == ["T-6", "DRILL", "open"]
+    starts = {line.index("c406@") if "c406@" in line else None for line in lines[-1:]}
+    assert starts == {lines[0].index("Requester")}  # columns line up
+    assert "Showing 200 of 406 tickets" in run("tickets", "list").stdout  # the default stays a rich table
+
+    streamed = run("tickets", "list", "--limit", "0", "--json").stdout
+    listed = json.loads(streamed)
+    assert len(listed) == 406 and all(CONTRACT <= set(t) for t in listed)
+    assert streamed == json.dumps(listed, indent=2, ensure_ascii=False) + "\n"  # the same text as written whole
+    assert run("tickets", "list", "--tier", "9", "--json").stdout == "[]\n"

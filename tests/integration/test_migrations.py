@@ -15,8 +15,9 @@ from click.testing import CliRunner
 
 from escalate import db, migrations
 from escalate.cli import main
-from escalate.models import ALL_MODELS, Instance, Ticket
+from escalate.models import ALL_MODELS, Instance, Ticket, UTCDateTimeField
 
+MIGRATIONS_NOW = list(migrations.MIGRATIONS)
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
@@ -160,3 +161,38 @@ def test_per_rule_escalations_are_folded_into_one_ladder_per_ticket(database_url
     # and the database now refuses a second active ladder for the ticket
     with pytest.raises(peewee.IntegrityError), db.write_transaction():
         Escalation.create(ticket=ticket, rule="x", tier=1, started_at=t, last_step_due_at=t, state="active")
+
+
+def test_the_incident_migration_backfills_customers_primaries_and_the_words_of_open_tickets(database_url, monkeypatch):
+    database = db.connect(database_url, migrate=False)
+    before = [m for m in migrations.MIGRATIONS if m.version < 9]
+    monkeypatch.setattr(migrations, "MIGRATIONS", before)
+    migrations.migrate(database)  # the schema as it was before incidents kept their own facts
+    t0 = datetime(2026, 11, 4, 9, 0, tzinfo=timezone.utc)
+    when = UTCDateTimeField().db_value
+    database.execute_sql('INSERT INTO "incident" ("subject", "created_at", "last_ticket_at", "customers") '
+                         "VALUES ('Login error 500', ?, ?, 2)", [when(t0), when(t0)])
+    for number, (subject, requester, status, incident) in enumerate([
+            ("Login error 500", "ann@one.example", "resolved", 1),  # no longer speaks for it
+            ("login error 500 again", "bob@two.example", "open", 1),
+            ("Login error 500 still", "ann@one.example", "new", 1),
+            ("Invoice address change", "cid@three.example", "closed", None),
+            ("(no subject)", "dan@four.example", "new", None)]):
+        at = when(t0.replace(minute=number))
+        database.execute_sql(
+            'INSERT INTO "ticket" ("ref", "subject", "normalised_subject", "requester", "requester_name", "status", '
+            '"severity", "created_at", "updated_at", "message_count", "waiting_periods", "incident_id", "drill") '
+            "VALUES (?, ?, ?, ?, '', ?, 'normal', ?, ?, 1, '[]', ?, ?)",
+            [f"T-{number + 1}", subject, subject.lower() if subject[0] != "(" else "", requester, status, at, at,
+             incident, False])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*before, *[m for m in MIGRATIONS_NOW if m.version >= 9]])
+    assert [m.version for m in migrations.migrate(database)][0] == 9
+
+    customers = database.execute_sql('SELECT "requester", "joined_at" FROM "incident_customer" ORDER BY "requester"')
+    assert [(r, UTCDateTimeField().python_value(at).minute) for r, at in customers.fetchall()] == [
+        ("ann@one.example", 0), ("bob@two.example", 1)]  # each customer once, from its first ticket
+    assert database.execute_sql('SELECT "primary_ticket_id" FROM "incident"').fetchall() == [(2,)]
+    words = database.execute_sql('SELECT "ticket_id", "word" FROM "ticket_word" ORDER BY 1, 2').fetchall()
+    # open tickets only, and a placeholder subject gives none
+    assert words == [(2, "500"), (2, "again"), (2, "error"), (2, "login"),
+                     (3, "500"), (3, "error"), (3, "login"), (3, "still")]

@@ -40,8 +40,8 @@ from typing import Callable, Iterable
 
 import peewee
 
-from ..models import (Attachment, Delivery, Digest, Escalation, FolderState, Incident, Instance, Outbox, Problem,
-                      Quarantine, Ticket, UTCDateTimeField, database)
+from ..models import (Attachment, Delivery, Digest, Escalation, FolderState, Incident, IncidentCustomer, Instance,
+                      Outbox, Problem, Quarantine, Ticket, TicketWord, UTCDateTimeField, database)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,30 @@ _ONE_ACTIVE_LADDER = ('CREATE UNIQUE INDEX IF NOT EXISTS "escalation_one_active_
 
 _MAIL_AT_FROM_CHECKPOINT = "UPDATE folder_state SET mail_at = updated_at WHERE last_uid > 0 AND mail_at IS NULL"
 
+_INCIDENT_CUSTOMERS = ('INSERT INTO "incident_customer" ("incident_id", "requester", "joined_at") '
+                       'SELECT "incident_id", "requester", MIN("created_at") FROM "ticket" '
+                       'WHERE "incident_id" IS NOT NULL GROUP BY "incident_id", "requester"')
+_INCIDENT_PRIMARIES = ('UPDATE "incident" SET "primary_ticket_id" = (SELECT t."id" FROM "ticket" t '
+                       'WHERE t."incident_id" = "incident"."id" AND t."status" IN (\'new\', \'open\', \'waiting\') '
+                       'ORDER BY t."created_at", t."id" LIMIT 1)')
+
+
+def _index_open_ticket_words(db: peewee.Database) -> None:
+    """The subject words of the tickets still open, so incidents find them as they find new ones."""
+    from ..incidents import ticket_words
+
+    found = db.execute_sql('SELECT "id", "normalised_subject", "subject", "created_at" FROM "ticket" '
+                           "WHERE \"status\" IN ('new', 'open', 'waiting')").fetchall()
+    rows = []
+    for ticket_id, normalised, subject, created_at in found:
+        words = ticket_words(normalised, subject)
+        rows += [(word, ticket_id, created_at, len(words)) for word in sorted(words)]
+    if rows:  # created_at as read: the same stored form
+        param = db.param
+        db.cursor().executemany(f'INSERT INTO "ticket_word" ("word", "ticket_id", "created_at", "word_count") '
+                                f"VALUES ({param}, {param}, {param}, {param})", rows)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema from before migrations", sql_file("0001_baseline")),
     Migration(2, "instances: heartbeats of the daemons sharing the database", create_table(Instance)),
@@ -195,6 +219,11 @@ MIGRATIONS: list[Migration] = [
                     add_column(Incident.rules_fired),
                     run_sql(sqlite=_FOLD_LADDERS, postgresql=_FOLD_LADDERS),
                     run_sql(sqlite=_ONE_ACTIVE_LADDER, postgresql=_ONE_ACTIVE_LADDER))),
+    Migration(9, "incidents keep their own facts (customers, primary ticket); subject words indexed for candidates",
+              steps(add_column(Incident.primary_ticket_id), create_table(IncidentCustomer, TicketWord),
+                    run_sql(sqlite=_INCIDENT_CUSTOMERS, postgresql=_INCIDENT_CUSTOMERS),
+                    run_sql(sqlite=_INCIDENT_PRIMARIES, postgresql=_INCIDENT_PRIMARIES),
+                    _index_open_ticket_words)),
     Migration(10, "problems: what stops a stage until a person fixes it (an SMTP login refused), for status",
               create_table(Problem)),
     Migration(12, "folder_state: when a folder was last polled and when mail last arrived, apart",
