@@ -179,3 +179,29 @@ def test_after_downtime_a_ticket_with_every_rule_holding_gets_one_tier_mail(cli,
     before = len(smtp_sink.messages)
     cycle(cli, OPENED + timedelta(days=10, minutes=15))
     assert tier_mails(smtp_sink.messages[before:]) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_unanswered_normal_ticket_gets_a_ladder_step_every_working_day(cli, dovecot: Dovecot,
+                                                                         smtp_sink: SmtpSink, mail):
+    """Every severity's unanswered tickets escalate: a normal one (first response 4h on the office
+    calendar) reaches tier 1 within its target and climbs a step each working day until its ladder
+    ends. Ticked hourly through five working days, Monday to Friday."""
+    dovecot.append(mail(sender="carl@customer.example", subject="Invoice address change",
+                        body="Please change our invoice address.", date=OPENED.isoformat()))
+    steps_by_day: Counter = Counter()
+    first_at = None
+    for at in list(working_ticks(5))[::4]:  # on the hour
+        before = len(smtp_sink.messages)
+        cycle(cli, at)
+        sent = tier_mails(smtp_sink.messages[before:])
+        assert len(sent) <= 1
+        if sent:
+            first_at = first_at or at
+            steps_by_day[at.date()] += 1
+    assert show(cli, "T-1")["severity"] == "normal"
+    # Monday 08:30 + 4h of working time: by 12:30 Berlin (11:30 UTC); the first hourly tick after it
+    assert first_at is not None and first_at <= OPENED + timedelta(hours=5)
+    days = sorted(steps_by_day)
+    assert len(days) >= 4, steps_by_day  # a step on (nearly) every working day: the last may be the lead's notice
+    assert all((later - earlier).days == 1 for earlier, later in zip(days, days[1:])), days
