@@ -16,7 +16,8 @@ from prometheus_client.core import GaugeMetricFamily
 from . import clock, db
 from .models import Quarantine
 from .problems import listing
-from .status import ladder_counts, outbox_backlog, outbox_failed, ticket_counts, ticket_limit
+from .status import (held_by_group_ceiling, ladder_counts, outbox_backlog, outbox_failed, ticket_counts,
+                     ticket_limit)
 
 
 class DatabaseCollector:
@@ -54,6 +55,12 @@ class DatabaseCollector:
         for problem in listing():
             problems.add_metric([problem["name"]], 1)
         yield problems
+        held = GaugeMetricFamily("escalate_group_ceiling_held",
+                                 "Ladder mails past a tier group's hourly ceiling in the last hour (sent as one summary)",
+                                 labels=["tier"])
+        for tier, count in held_by_group_ceiling(clock.now()).items():
+            held.add_metric([tier], count)
+        yield held
         limit = ticket_limit(clock.now())
         senders = GaugeMetricFamily("escalate_ticket_limit_senders",
                                     "Outside addresses held to their latest ticket by the ticket limit, last 24 h")

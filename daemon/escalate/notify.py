@@ -235,6 +235,18 @@ def team_addresses(ruleset: Ruleset) -> frozenset[str]:
     return cached[1]
 
 
+_groups: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
+
+
+def group_addresses(ruleset: Ruleset) -> frozenset[str]:
+    """The tier groups' addresses (the hourly ceiling on ladder mail is theirs)."""
+    global _groups
+    cached = _groups
+    if cached is None or cached[0] is not ruleset:
+        cached = _groups = (ruleset, frozenset(normalise_address(tier.group) for tier in ruleset.tiers))
+    return cached[1]
+
+
 def _team_addresses(ruleset: Ruleset) -> set[str]:
     found = {ruleset.support_address}
     for tier in ruleset.tiers:
@@ -260,6 +272,12 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
         return dead
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
+    if kind in ESCALATION_KINDS and recipient in group_addresses(ruleset):
+        if batch is None:
+            return ratelimit.group_ceiling(recipient, now, ratelimit.group_times(recipient, now))
+        if recipient not in batch.group_times:  # read once per batch: the tick's own mail counts as `also`
+            batch.group_times[recipient] = ratelimit.group_times(recipient, now)
+        return ratelimit.group_ceiling(recipient, now, batch.group_times[recipient], also=batch.per_address[recipient])
     if recipient not in team_addresses(ruleset):
         return ratelimit.address_cap(recipient, now, caps.per_address,
                                      also=batch.per_address[recipient] if batch is not None else 0)
@@ -281,6 +299,7 @@ class DeferredMail:
         # new escalations, without an id until written: their outbox rows refer to them, so they go first
         self.escalations: list[Escalation] = []
         self.dead: dict[str, str | None] = {}  # recipient -> dead-address reason, asked once per batch
+        self.group_times: dict[str, list] = {}  # tier group -> its recent ladder mails (the hourly ceiling)
         self.per_ticket: collections.Counter[int] = collections.Counter()
         self.per_address: collections.Counter[str] = collections.Counter()
         self.lookups = BatchLookups([])  # the engine names the batch's tickets (`look_up`)
@@ -622,6 +641,47 @@ def queue_input_request(*, ticket: Ticket, department: str, address: str, questi
                   subject=f"[{ticket.ref}] Input needed from {department}: {ticket.subject}",
                   template="input-request", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
                   now=now, rule=f"input-request:{normalise_address(address)}", step=0, due_at=now)
+
+
+GROUP_SUMMARY_EVERY = timedelta(minutes=15)  # a held ladder mail reaches its group this late at most
+
+
+def held_by_ceiling(tier: Tier, since: datetime):
+    """The ladder mails to `tier`'s group held back by its hourly ceiling since `since`."""
+    return (Outbox.select().where((Outbox.status == "suppressed") & Outbox.kind.in_(ESCALATION_KINDS)
+                                  & (Outbox.tier == tier.level) & (Outbox.created_at > since)
+                                  & Outbox.last_error.contains(ratelimit.GROUP_CEILING))
+            .order_by(Outbox.created_at, Outbox.id))
+
+
+def queue_group_summaries(*, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> int:
+    """One mail per tier group listing the ladder mails its hourly ceiling held back since its last
+    summary, at most every GROUP_SUMMARY_EVERY: a flood reaches the group as one list it can work
+    through, not as hundreds of mails, and nothing is dropped without a word."""
+    queued = 0
+    for tier in ruleset.tiers:
+        # usually nothing: read through the status index, where suppressed mail is rare
+        held = list(held_by_ceiling(tier, now - timedelta(hours=24)))
+        if not held:
+            continue
+        key = f"group-summary:{normalise_address(tier.group)}"
+        last = (Delivery.select(Delivery.created_at).join(Outbox)
+                .where((Delivery.recipient == normalise_address(tier.group)) & (Outbox.kind == "group-summary"))
+                .order_by(Delivery.created_at.desc()).first())
+        if last is not None and now - last.created_at < GROUP_SUMMARY_EVERY:
+            continue
+        held = [row for row in held if last is None or row.created_at > last.created_at]
+        if not held:
+            continue
+        context = {"tier": {"level": tier.level, "name": tier.name, "group": tier.group},
+                   "held": [{"subject": row.subject, "kind": row.kind, "at": _when(row.created_at)} for row in held],
+                   "support_address": ruleset.support_address}
+        row = _queue(ticket=None, kind="group-summary", recipients=[tier.group],
+                     subject=f"{len(held)} escalations to {tier.name} held back by its hourly limit",
+                     template="group-summary", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
+                     now=now, tier_level=tier.level, rule=key, step=0, due_at=now)
+        queued += row is not None
+    return queued
 
 
 def queue_digest(*, recipients: list[str], period_start: datetime, period_end: datetime, ruleset: Ruleset,

@@ -43,6 +43,12 @@ PER_ADDRESS: tuple[Window, ...] = _table((10, 30), (30, 60), (60, 120), (180, 24
 ACKNOWLEDGEMENTS_PER_ADDRESS: tuple[Window, ...] = _table((60, 3), (24 * 60, 10))
 DEAD_ADDRESS_BLOCK = timedelta(hours=24)
 NEW_TICKETS_PER_SENDER: tuple[Window, ...] = _table((60, 5), (24 * 60, 20))
+# A tier group gets at most this many ladder mails (escalation, reminder, next tier) an hour; past
+# it they are held and the group gets one summary of them instead (notify.queue_group_summaries):
+# a flood of tickets must not bury the people who have to act on them
+GROUP_LADDER_MAILS: tuple[Window, ...] = _table((60, 30))
+GROUP_CEILING = "hourly ceiling"
+LADDER_KINDS = ("escalation", "reminder", "next-tier")
 
 # "rendering": decided by a tick, its mail not yet rendered by the sender (render.py)
 COUNTED = ("rendering", "queued", "sent", "failed", "refused", "bounced")
@@ -136,6 +142,21 @@ def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kin
         query = query.where(Outbox.kind.in_(kinds))
     times = [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)] + [now] * also
     return _over(times, windows, now, address)
+
+
+def group_times(group: str, now: datetime) -> list[datetime]:
+    """When the tier group got its ladder mails within the ceiling's window (newest first, at most
+    as many as the ceiling counts)."""
+    window, most = _longest(GROUP_LADDER_MAILS)
+    query = (Delivery.select(Delivery.created_at).join(Outbox)
+             .where((Delivery.recipient == group) & (Delivery.created_at > now - window)
+                    & Delivery.status.in_(COUNTED) & Outbox.kind.in_(LADDER_KINDS)))
+    return [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)]
+
+
+def group_ceiling(group: str, now: datetime, times: list[datetime], *, also: int = 0) -> str | None:
+    """Why one more ladder mail to the tier group would pass its hourly ceiling, or None."""
+    return _over(times + [now] * also, GROUP_LADDER_MAILS, now, group, cap=GROUP_CEILING)
 
 
 def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:

@@ -29,6 +29,14 @@ def ladder_counts() -> list[tuple[str, int]]:
     return [(state, count) for state, count in query.tuples()]
 
 
+def held_by_group_ceiling(now: datetime) -> dict[str, int]:
+    """Ladder mails each tier level's hourly ceiling held back in the last hour (they went out in a summary)."""
+    found = (Outbox.select(Outbox.tier, fn.COUNT(Outbox.id))
+             .where((Outbox.status == "suppressed") & (Outbox.created_at > now - timedelta(hours=1))
+                    & Outbox.last_error.contains(ratelimit.GROUP_CEILING)).group_by(Outbox.tier).tuples())
+    return {str(tier): count for tier, count in found}
+
+
 def ticket_counts() -> list[tuple[str, str, int]]:
     """(status, tier or "none", count) in one grouped query — for `status` and the metrics."""
     rows = Ticket.select(Ticket.status, Ticket.tier, fn.COUNT(Ticket.id)).group_by(Ticket.status, Ticket.tier).tuples()
@@ -93,6 +101,8 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
             "failed": outbox_failed(),
         },
         "problems": problems.listing(),
+        # per tier: ladder mails past the group's hourly ceiling in the last hour, sent as one summary instead
+        "held_by_group_ceiling_last_hour": held_by_group_ceiling(now),
         "imap_accounts": [account.redacted() for account in settings.mailboxes],
         "folders": [{"folder": f.folder, "account": f.account, "uidvalidity": f.uidvalidity, "last_uid": f.last_uid,
                      "last_polled_at": iso(f.polled_at), "last_mail_at": iso(f.mail_at),
@@ -132,8 +142,11 @@ def describe(status: dict[str, Any]) -> str:
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
         *(f"PROBLEM {p['name']} since {p['since']}: {p['detail']}" for p in status["problems"]),
-
-
+        "ladders:     " + (", ".join(f"{n} {state}" for state, n in sorted(status["open_tickets_by_ladder"].items()))
+                           or "none"),
+        "group limit: " + (", ".join(f"tier {t}: {n} held back for a summary"
+                                      for t, n in sorted(status["held_by_group_ceiling_last_hour"].items()))
+                           or "no mail held back in the last hour"),
         _describe_ticket_limit(status["ticket_limit"]),
         f"schema:      migration {status['schema_version']}",
     ]
