@@ -239,11 +239,12 @@ _groups: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, ask
 
 
 def group_addresses(ruleset: Ruleset) -> frozenset[str]:
-    """The tier groups' addresses (the hourly ceiling on ladder mail is theirs)."""
+    """The tier groups' and leads' addresses: the hourly ceiling on ladder mail is theirs."""
     global _groups
     cached = _groups
     if cached is None or cached[0] is not ruleset:
-        cached = _groups = (ruleset, frozenset(normalise_address(tier.group) for tier in ruleset.tiers))
+        addresses = {normalise_address(a) for tier in ruleset.tiers for a in (tier.group, tier.lead) if a}
+        cached = _groups = (ruleset, frozenset(addresses))
     return cached[1]
 
 
@@ -272,7 +273,7 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
         return dead
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
-    if kind in ESCALATION_KINDS and recipient in group_addresses(ruleset):
+    if kind in ratelimit.LADDER_KINDS and recipient in group_addresses(ruleset):
         if batch is None:
             return ratelimit.group_ceiling(recipient, now, ratelimit.group_times(recipient, now))
         if recipient not in batch.group_times:  # read once per batch: the tick's own mail counts as `also`
@@ -646,42 +647,50 @@ def queue_input_request(*, ticket: Ticket, department: str, address: str, questi
 GROUP_SUMMARY_EVERY = timedelta(minutes=15)  # a held ladder mail reaches its group this late at most
 
 
-def held_by_ceiling(tier: Tier, since: datetime):
-    """The ladder mails to `tier`'s group held back by its hourly ceiling since `since`."""
-    return (Outbox.select().where((Outbox.status == "suppressed") & Outbox.kind.in_(ESCALATION_KINDS)
+def held_by_ceiling(tier: Tier, since: datetime, kinds: tuple[str, ...] = ESCALATION_KINDS):
+    """The mails of `kinds` to `tier`'s group (or, for "unanswered", its lead) held back by the
+    hourly ceiling since `since`."""
+    return (Outbox.select().where((Outbox.status == "suppressed") & Outbox.kind.in_(kinds)
                                   & (Outbox.tier == tier.level) & (Outbox.created_at > since)
                                   & Outbox.last_error.contains(ratelimit.GROUP_CEILING))
             .order_by(Outbox.created_at, Outbox.id))
 
 
 def queue_group_summaries(*, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> int:
-    """One mail per tier group listing the ladder mails its hourly ceiling held back since its last
-    summary, at most every GROUP_SUMMARY_EVERY: a flood reaches the group as one list it can work
-    through, not as hundreds of mails, and nothing is dropped without a word."""
+    """One mail per tier group (and lead) listing the ladder mails its hourly ceiling held back
+    since its last summary, at most every GROUP_SUMMARY_EVERY: a flood reaches them as one list they
+    can work through, not as hundreds of mails, and nothing is dropped without a word."""
     queued = 0
     for tier in ruleset.tiers:
-        # usually nothing: read through the status index, where suppressed mail is rare
-        held = list(held_by_ceiling(tier, now - timedelta(hours=24)))
-        if not held:
-            continue
-        key = f"group-summary:{normalise_address(tier.group)}"
-        last = (Delivery.select(Delivery.created_at).join(Outbox)
-                .where((Delivery.recipient == normalise_address(tier.group)) & (Outbox.kind == "group-summary"))
-                .order_by(Delivery.created_at.desc()).first())
-        if last is not None and now - last.created_at < GROUP_SUMMARY_EVERY:
-            continue
-        held = [row for row in held if last is None or row.created_at > last.created_at]
-        if not held:
-            continue
-        context = {"tier": {"level": tier.level, "name": tier.name, "group": tier.group},
-                   "held": [{"subject": row.subject, "kind": row.kind, "at": _when(row.created_at)} for row in held],
-                   "support_address": ruleset.support_address}
-        row = _queue(ticket=None, kind="group-summary", recipients=[tier.group],
-                     subject=f"{len(held)} escalations to {tier.name} held back by its hourly limit",
-                     template="group-summary", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
-                     now=now, tier_level=tier.level, rule=key, step=0, due_at=now)
-        queued += row is not None
+        audiences = [(tier.group, ESCALATION_KINDS, False)] + ([(tier.lead, ("unanswered",), True)] if tier.lead else [])
+        for address, kinds, lead in audiences:
+            queued += _queue_summary(tier, normalise_address(address), kinds, lead, ruleset, renderer, secret, now)
     return queued
+
+
+def _queue_summary(tier: Tier, address: str, kinds: tuple[str, ...], lead: bool, ruleset: Ruleset,
+                   renderer: Renderer, secret: bytes, now: datetime) -> int:
+    # usually nothing: read through the status index, where suppressed mail is rare
+    held = list(held_by_ceiling(tier, now - timedelta(hours=24), kinds))
+    if not held:
+        return 0
+    last = (Delivery.select(Delivery.created_at).join(Outbox)
+            .where((Delivery.recipient == address) & (Outbox.kind == "group-summary"))
+            .order_by(Delivery.created_at.desc()).first())
+    if last is not None and now - last.created_at < GROUP_SUMMARY_EVERY:
+        return 0
+    held = [row for row in held if last is None or row.created_at > last.created_at]
+    if not held:
+        return 0
+    what = "tickets nobody acknowledged to the end of their ladder" if lead else "escalations"
+    context = {"tier": {"level": tier.level, "name": tier.name, "group": tier.group}, "lead": lead, "what": what,
+               "held": [{"subject": row.subject, "kind": row.kind, "at": _when(row.created_at)} for row in held],
+               "support_address": ruleset.support_address}
+    row = _queue(ticket=None, kind="group-summary", recipients=[address],
+                 subject=f"{len(held)} {what} ({tier.name}) held back by the hourly limit",
+                 template="group-summary", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
+                 now=now, tier_level=tier.level, rule=f"group-summary:{address}", step=0, due_at=now)
+    return int(row is not None)
 
 
 def queue_digest(*, recipients: list[str], period_start: datetime, period_end: datetime, ruleset: Ruleset,

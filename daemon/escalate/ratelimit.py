@@ -43,12 +43,12 @@ PER_ADDRESS: tuple[Window, ...] = _table((10, 30), (30, 60), (60, 120), (180, 24
 ACKNOWLEDGEMENTS_PER_ADDRESS: tuple[Window, ...] = _table((60, 3), (24 * 60, 10))
 DEAD_ADDRESS_BLOCK = timedelta(hours=24)
 NEW_TICKETS_PER_SENDER: tuple[Window, ...] = _table((60, 5), (24 * 60, 20))
-# A tier group gets at most this many ladder mails (escalation, reminder, next tier) an hour; past
-# it they are held and the group gets one summary of them instead (notify.queue_group_summaries):
-# a flood of tickets must not bury the people who have to act on them
+# A tier group gets at most this many ladder mails (escalation, reminder, next tier) an hour, and a
+# lead as many "unanswered" notices; past it they are held and one summary of them goes out instead
+# (notify.queue_group_summaries): a flood of tickets must not bury the people who have to act on them
 GROUP_LADDER_MAILS: tuple[Window, ...] = _table((60, 30))
 GROUP_CEILING = "hourly ceiling"
-LADDER_KINDS = ("escalation", "reminder", "next-tier")
+LADDER_KINDS = ("escalation", "reminder", "next-tier", "unanswered")
 
 # "rendering": decided by a tick, its mail not yet rendered by the sender (render.py)
 COUNTED = ("rendering", "queued", "sent", "failed", "refused", "bounced")
@@ -145,8 +145,8 @@ def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kin
 
 
 def group_times(group: str, now: datetime) -> list[datetime]:
-    """When the tier group got its ladder mails within the ceiling's window (newest first, at most
-    as many as the ceiling counts)."""
+    """When the tier group (or lead) got its ladder mails within the ceiling's window (newest
+    first, at most as many as the ceiling counts)."""
     window, most = _longest(GROUP_LADDER_MAILS)
     query = (Delivery.select(Delivery.created_at).join(Outbox)
              .where((Delivery.recipient == group) & (Delivery.created_at > now - window)
