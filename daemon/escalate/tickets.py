@@ -105,7 +105,7 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
         ladder.state, ladder.acknowledged_at, ladder.acknowledged_by = "acknowledged", now, by
         ladder.ack_tier, ladder.ended_at, ladder.next_step_at = level, now, None
         rows.update(ladder, "state", "acknowledged_at", "acknowledged_by", "ack_tier", "ended_at", "next_step_at")
-    else:
+    elif not _acknowledged_last(ticket):
         # acknowledged with no ladder running: an acknowledged one is recorded, so rules at or below
         # the member's tier do not mail anyone about a ticket someone has taken
         rows.create(Escalation, ticket=ticket, rule="acknowledged", tier=level or 0, step=0, started_at=now,
@@ -114,6 +114,11 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
     audit.record(ticket, now, by, "acknowledged", via=via, escalations_stopped=1 if ladder is not None else 0,
                  tier=level)
     _touch(ticket, now)
+
+
+def _acknowledged_last(ticket: Ticket) -> bool:
+    latest = Escalation.select(Escalation.state).where(Escalation.ticket == ticket).order_by(Escalation.id.desc()).first()
+    return latest is not None and latest.state == "acknowledged"
 
 
 def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
