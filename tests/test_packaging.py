@@ -36,4 +36,5 @@ def test_wheel_ships_templates_and_rules_and_runs_from_them(tmp_path: Path):
     init = escalate("init", str(tmp_path / "site-config"))
     assert init.returncode == 0, init.stderr
     check = escalate("--env-file", str(tmp_path / "site-config" / "escalate.env"), "rules", "check")
-    assert check.returncode == 0 and check.stdout.strip().endswith(": ok"), check.stdout + check.stderr
+    # "ok", then the note on durations whose meaning changed with working days (the shipped file uses d and w)
+    assert check.returncode == 0 and check.stdout.splitlines()[0].endswith(": ok"), check.stdout + check.stderr
