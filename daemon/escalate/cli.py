@@ -58,6 +58,8 @@ def _translate_errors(function: Callable) -> Callable:
             raise RuntimeFailure(str(error)) from None
         except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
             raise RuntimeFailure(db.explain(error)) from None
+        except BrokenPipeError:  # the reader went away (`escalate tickets list | head`): nothing to report
+            raise
         except OSError as error:  # a file or directory escalate cannot use (read-only, full, not its own)
             where = f"{error.filename}: " if error.filename else ""
             raise RuntimeFailure(f"{where}{error.strerror or error}; check that this user may read and write it "

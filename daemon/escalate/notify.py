@@ -273,12 +273,14 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
         return dead
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
-    if kind in ratelimit.LADDER_KINDS and recipient in group_addresses(ruleset):
+    limit = ruleset.group_mails_per_hour
+    if limit and kind in ratelimit.LADDER_KINDS and recipient in group_addresses(ruleset):
         if batch is None:
-            return ratelimit.group_ceiling(recipient, now, ratelimit.group_times(recipient, now))
+            return ratelimit.group_ceiling(recipient, now, ratelimit.group_times(recipient, now, limit), limit)
         if recipient not in batch.group_times:  # read once per batch: the tick's own mail counts as `also`
-            batch.group_times[recipient] = ratelimit.group_times(recipient, now)
-        return ratelimit.group_ceiling(recipient, now, batch.group_times[recipient], also=batch.per_address[recipient])
+            batch.group_times[recipient] = ratelimit.group_times(recipient, now, limit)
+        return ratelimit.group_ceiling(recipient, now, batch.group_times[recipient], limit,
+                                       also=batch.per_address[recipient])
     if recipient not in team_addresses(ruleset):
         return ratelimit.address_cap(recipient, now, caps.per_address,
                                      also=batch.per_address[recipient] if batch is not None else 0)
@@ -428,7 +430,11 @@ def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], supp
 def _record_suppressed(row: Outbox, suppressed: dict[str, str]) -> None:
     audit.record(row.ticket, row.created_at, "escalate", "notification-suppressed", rule=row.rule, outbox=row.id,
                  kind=row.kind, reasons=suppressed)
-    log.warning("suppressed %s %s to %s: %s", row.kind, row.id, ", ".join(suppressed), "; ".join(set(suppressed.values())))
+    reasons = "; ".join(set(suppressed.values()))
+    # held for a group's summary is the ceiling doing its work (counted in status and metrics), not
+    # a warning per mail: a flood would write thousands of them
+    level = logging.INFO if ratelimit.GROUP_CEILING in reasons else logging.WARNING
+    log.log(level, "suppressed %s %s to %s: %s", row.kind, row.id, ", ".join(suppressed), reasons)
 
 
 def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: str, template: str,
@@ -645,6 +651,7 @@ def queue_input_request(*, ticket: Ticket, department: str, address: str, questi
 
 
 GROUP_SUMMARY_EVERY = timedelta(minutes=15)  # a held ladder mail reaches its group this late at most
+SUMMARY_LINES = 200  # held mails a summary lists one by one; beyond, how many more
 
 
 def held_by_ceiling(tier: Tier, since: datetime, kinds: tuple[str, ...] = ESCALATION_KINDS):
@@ -660,34 +667,38 @@ def queue_group_summaries(*, ruleset: Ruleset, renderer: Renderer, secret: bytes
     """One mail per tier group (and lead) listing the ladder mails its hourly ceiling held back
     since its last summary, at most every GROUP_SUMMARY_EVERY: a flood reaches them as one list they
     can work through, not as hundreds of mails, and nothing is dropped without a word."""
+    # usually nothing is held: one read of the day's suppressed mail, through the status index
+    pending = set(Outbox.select(Outbox.tier, Outbox.kind)
+                  .where((Outbox.status == "suppressed") & (Outbox.created_at > now - timedelta(hours=24))
+                         & Outbox.last_error.contains(ratelimit.GROUP_CEILING)).distinct().tuples())
     queued = 0
     for tier in ruleset.tiers:
         audiences = [(tier.group, ESCALATION_KINDS, False)] + ([(tier.lead, ("unanswered",), True)] if tier.lead else [])
         for address, kinds, lead in audiences:
-            queued += _queue_summary(tier, normalise_address(address), kinds, lead, ruleset, renderer, secret, now)
+            if any((tier.level, kind) in pending for kind in kinds):
+                queued += _queue_summary(tier, normalise_address(address), kinds, lead, ruleset, renderer, secret, now)
     return queued
 
 
 def _queue_summary(tier: Tier, address: str, kinds: tuple[str, ...], lead: bool, ruleset: Ruleset,
                    renderer: Renderer, secret: bytes, now: datetime) -> int:
-    # usually nothing: read through the status index, where suppressed mail is rare
-    held = list(held_by_ceiling(tier, now - timedelta(hours=24), kinds))
-    if not held:
-        return 0
     last = (Delivery.select(Delivery.created_at).join(Outbox)
             .where((Delivery.recipient == address) & (Outbox.kind == "group-summary"))
             .order_by(Delivery.created_at.desc()).first())
     if last is not None and now - last.created_at < GROUP_SUMMARY_EVERY:
         return 0
-    held = [row for row in held if last is None or row.created_at > last.created_at]
+    since = last.created_at if last is not None else now - timedelta(hours=24)
+    held = list(held_by_ceiling(tier, since, kinds).limit(SUMMARY_LINES + 1))
     if not held:
         return 0
+    more = held_by_ceiling(tier, since, kinds).count() - SUMMARY_LINES if len(held) > SUMMARY_LINES else 0
+    held = held[:SUMMARY_LINES]
     what = "tickets nobody acknowledged to the end of their ladder" if lead else "escalations"
     context = {"tier": {"level": tier.level, "name": tier.name, "group": tier.group}, "lead": lead, "what": what,
                "held": [{"subject": row.subject, "kind": row.kind, "at": _when(row.created_at)} for row in held],
-               "support_address": ruleset.support_address}
+               "more": more, "support_address": ruleset.support_address}
     row = _queue(ticket=None, kind="group-summary", recipients=[address],
-                 subject=f"{len(held)} {what} ({tier.name}) held back by the hourly limit",
+                 subject=f"{len(held) + more} {what} ({tier.name}) held back by the hourly limit",
                  template="group-summary", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
                  now=now, tier_level=tier.level, rule=f"group-summary:{address}", step=0, due_at=now)
     return int(row is not None)

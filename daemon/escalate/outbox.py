@@ -48,6 +48,7 @@ MAX_ATTEMPTS = 50  # about 8 hours at the capped interval; then failed, for a pe
 LEASE_SECONDS = 60.0  # PostgreSQL: how long a claim holds (Settings.send_lease_seconds)
 
 PENDING = "queued"
+WAITING = "rendering"  # a delivery whose mail is not rendered yet (render.WAITING: render.py imports this module)
 DELIVERY_FAILURES = ("failed", "refused", "bounced")
 
 
@@ -666,10 +667,18 @@ def retry(ids: list[int] | None, now: datetime) -> int:
         if ids:
             query = query.where(Delivery.outbox.in_(ids))
         rows = list(query)
-        for chunk in _chunks([row.id for row in rows], 500):
-            Delivery.update(status=PENDING, next_attempt_at=now, failed_at=None).where(Delivery.id.in_(chunk)).execute()
         touched = {row.outbox_id for row in rows}
-        settle(touched, now)
+        # a row held back by a cap was never rendered: its recipients wait for the renderer, which
+        # takes queued rows
+        unrendered = {row_id for (row_id,) in Outbox.select(Outbox.id).where(
+            Outbox.id.in_(sorted(touched)) & Outbox.context.is_null(False)).tuples()} if touched else set()
+        for chunk in _chunks([row.id for row in rows if row.outbox_id not in unrendered], 500):
+            Delivery.update(status=PENDING, next_attempt_at=now, failed_at=None).where(Delivery.id.in_(chunk)).execute()
+        for chunk in _chunks([row.id for row in rows if row.outbox_id in unrendered], 500):
+            Delivery.update(status=WAITING, next_attempt_at=now, failed_at=None).where(Delivery.id.in_(chunk)).execute()
+        for chunk in _chunks(sorted(unrendered), 500):
+            Outbox.update(status=PENDING, next_attempt_at=now).where(Outbox.id.in_(chunk)).execute()
+        settle(touched - unrendered, now)
     return len(touched)
 
 

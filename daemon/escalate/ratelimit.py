@@ -46,7 +46,8 @@ NEW_TICKETS_PER_SENDER: tuple[Window, ...] = _table((60, 5), (24 * 60, 20))
 # A tier group gets at most this many ladder mails (escalation, reminder, next tier) an hour, and a
 # lead as many "unanswered" notices; past it they are held and one summary of them goes out instead
 # (notify.queue_group_summaries): a flood of tickets must not bury the people who have to act on them
-GROUP_LADDER_MAILS: tuple[Window, ...] = _table((60, 30))
+# (rules.yaml `ladder: group_mails_per_hour`, default 30)
+GROUP_CEILING_WINDOW = timedelta(hours=1)
 GROUP_CEILING = "hourly ceiling"
 LADDER_KINDS = ("escalation", "reminder", "next-tier", "unanswered")
 
@@ -144,19 +145,18 @@ def address_cap(address: str, now: datetime, windows: tuple[Window, ...], *, kin
     return _over(times, windows, now, address)
 
 
-def group_times(group: str, now: datetime) -> list[datetime]:
+def group_times(group: str, now: datetime, most: int) -> list[datetime]:
     """When the tier group (or lead) got its ladder mails within the ceiling's window (newest
     first, at most as many as the ceiling counts)."""
-    window, most = _longest(GROUP_LADDER_MAILS)
     query = (Delivery.select(Delivery.created_at).join(Outbox)
-             .where((Delivery.recipient == group) & (Delivery.created_at > now - window)
+             .where((Delivery.recipient == group) & (Delivery.created_at > now - GROUP_CEILING_WINDOW)
                     & Delivery.status.in_(COUNTED) & Outbox.kind.in_(LADDER_KINDS)))
     return [row.created_at for row in query.order_by(Delivery.created_at.desc()).limit(most)]
 
 
-def group_ceiling(group: str, now: datetime, times: list[datetime], *, also: int = 0) -> str | None:
-    """Why one more ladder mail to the tier group would pass its hourly ceiling, or None."""
-    return _over(times + [now] * also, GROUP_LADDER_MAILS, now, group, cap=GROUP_CEILING)
+def group_ceiling(group: str, now: datetime, times: list[datetime], limit: int, *, also: int = 0) -> str | None:
+    """Why one more ladder mail to the tier group would pass its hourly ceiling of `limit`, or None."""
+    return _over(times + [now] * also, ((GROUP_CEILING_WINDOW, limit),), now, group, cap=GROUP_CEILING)
 
 
 def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:

@@ -70,8 +70,10 @@ def compose(row: Outbox, renderer: Renderer) -> bytes:
 
 def _unrendered(batch: int, lock: bool, now: datetime) -> list[Outbox]:
     # a row that failed to render is tried again when its back-off has passed
+    # a suppressed row is not rendered unless someone retries it (outbox.retry queues it): a flood
+    # held by a cap must not keep the sender rendering mail nobody gets while real mail waits
     query = (Outbox.select().where(Outbox.context.is_null(False) & (
-        Outbox.status.in_(("queued", "suppressed")) | ((Outbox.status == "failed") & (Outbox.next_attempt_at <= now))))
+        (Outbox.status == "queued") | ((Outbox.status == "failed") & (Outbox.next_attempt_at <= now))))
              .order_by(Outbox.id).limit(batch))
     if lock:
         query = query.for_update(skip_locked=True)

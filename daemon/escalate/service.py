@@ -86,10 +86,11 @@ def ingest(app: App, now: datetime, *, poller: Poller | None = None,
     return (poller or Poller()).run(app, now, keep_waiting=keep_waiting)
 
 
-def tick(app: App, now: datetime) -> engine.TickResult:
+def tick(app: App, now: datetime, *, budget: float | None = None) -> engine.TickResult:
     """Evaluate the due tickets, then queue the informed lists' daily digest when its time has come
-    (digest.py: checked every tick on the daemon's clock, so `--now` reaches it; once per day)."""
-    result = engine.tick(app.ruleset, app.renderer, app.secret, now)
+    (digest.py: checked every tick on the daemon's clock, so `--now` reaches it; once per day).
+    `budget`: the daemon's tick leaves what is still due after it to the next tick."""
+    result = engine.tick(app.ruleset, app.renderer, app.secret, now, budget=budget)
     result.digests = len(digest.queue_due(app.ruleset, app.renderer, app.secret, now))
     return result
 
@@ -201,13 +202,20 @@ class Daemon:
         self.reload_requested = False
         self.scheduler = schedule.Scheduler()
         self.stages = {name: Stage(name, function, self) for name, function in
-                       (("ingest", self._ingest), ("tick", tick), ("send", send))}
+                       (("ingest", self._ingest), ("tick", self._tick), ("send", send))}
         self._poller = Poller()
         # its own thread on the wall clock: says which folders this instance holds (heartbeat.py)
         self.heartbeat = Heartbeat(self._poller.held)
         self._status: dict[str, str] = {}
         self._rules_stamp = _file_stamp(app.settings.rules_path)  # a changed rules file reloads like SIGHUP
         self._rules_checked = time.monotonic()
+
+    def _tick(self, app: App, now: datetime) -> engine.TickResult:
+        result = tick(app, now, budget=engine.DAEMON_TICK_BUDGET)
+        if result.more_due:  # a backlog: the next batches right after this tick, the sender meanwhile
+            self.stages["tick"].trigger()
+            self.stages["send"].trigger()
+        return result
 
     def _ingest(self, app: App, now: datetime) -> IngestResult:
         # the ingest thread keeps its connection and IDLEs until the next wake-up or a stop

@@ -118,7 +118,7 @@ KINDS: dict[str, dict[str, Any]] = {
                    "tier": {"level": 3, "name": "Critical response", "group": "tier3@example.com",
                             "lead": "lead3@example.com"}},
     "group-summary": {"tier": {"level": 1, "name": "Frontline", "group": "tier1@example.com"}, "lead": False,
-                      "what": "escalations",
+                      "what": "escalations", "more": 0,
                       "held": [{"subject": "[T-9] Escalation to Frontline: Checkout is down",
                                 "kind": "escalation", "at": "2026-11-02 09:16 UTC"}],
                       "support_address": "support@example.com"},

@@ -11,6 +11,8 @@ import pytest
 
 from escalate.loopback import Dovecot, SmtpSink
 
+from ..conftest import TEST_RULES
+
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 CUSTOMERS = 36  # distinct customers (the per-sender ticket limit is not what this tests)
 
@@ -20,8 +22,9 @@ def cycle(cli, minutes: int) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_flood_reaches_a_tier_group_as_thirty_mails_and_one_summary_an_hour(cli, dovecot: Dovecot,
+def test_a_flood_reaches_a_tier_group_as_thirty_mails_and_one_summary_an_hour(cli, rules_file, dovecot: Dovecot,
                                                                               smtp_sink: SmtpSink, mail):
+    rules_file(TEST_RULES.replace("group_mails_per_hour: 0", "group_mails_per_hour: 30"))  # as rules.yaml ships
     for n in range(CUSTOMERS):
         dovecot.append(mail(sender=f"shop{n}@customer{n}.example", subject=f"Checkout outage at shop {n}",
                             body="Nothing works.", message_id=f"flood{n}@customer.example"))

@@ -107,3 +107,18 @@ def test_after_a_long_pause_one_mail_says_where_the_ladder_is(shipped):
     assert decision.mail.kind == NEXT_TIER and decision.mail.tier == 3  # climbed while nobody looked
     assert decision.ladder.state == ACTIVE  # the tier it reached hears of it before the ladder gives up
     assert decision.next_due > OPENED + timedelta(hours=10)
+
+
+def test_the_ladder_settings_are_read_and_checked(rules_file):
+    from escalate.rules.loader import RulesError
+    from tests.conftest import TEST_RULES
+
+    ruleset = load_ruleset(rules_file(TEST_RULES.replace("group_mails_per_hour: 0",
+                                                         "top_reminders: 5\n  group_mails_per_hour: 12")))
+    assert (ruleset.top_reminders, ruleset.group_mails_per_hour) == (5, 12)
+    assert (load_ruleset(REPO / "rules.yaml").top_reminders, load_ruleset(REPO / "rules.yaml").group_mails_per_hour) \
+        == (3, 30)
+    with pytest.raises(RulesError) as refused:
+        load_ruleset(rules_file(TEST_RULES.replace("group_mails_per_hour: 0", "top_reminders: 500")))
+    assert "ladder.top_reminders: at most 100 reminders, got 500" in str(refused.value)
+    assert "rules.yaml:" in str(refused.value)  # the file and line, as every rules error

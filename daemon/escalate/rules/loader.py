@@ -29,7 +29,7 @@ from . import criteria as _criteria  # noqa: F401  (importing it registers every
 from .calendar import ALWAYS_NAME, WEEKDAYS, Calendar, parse_days, parse_span
 from .durations import format_duration, parse_duration
 from .matrix import MATRIX_CLOCKS, Matrix, matrix_rules
-from .model import DEFAULT_TOP_REMINDERS, BoundAction, BoundCriterion, Rule, Ruleset, Severity, Tier
+from .model import DEFAULT_GROUP_MAILS_PER_HOUR, DEFAULT_TOP_REMINDERS, BoundAction, BoundCriterion, Rule, Ruleset, Severity, Tier
 from .registry import ACTIONS, UnknownCriterion, did_you_mean, load_actions, lookup, show
 from .sanity import IncidentPolicy, never_fires, overlap
 
@@ -65,8 +65,9 @@ CALENDAR_KEYS = ("timezone", "hours", "holidays")
 INCIDENT_KEYS = ("window", "similarity")
 DIGEST_KEYS = ("at",)
 DEFAULT_DIGEST_AT = time(8, 0)
-LADDER_KEYS = ("top_reminders",)
+LADDER_KEYS = ("top_reminders", "group_mails_per_hour")
 MAX_TOP_REMINDERS = 100
+MAX_GROUP_MAILS_PER_HOUR = 10_000
 _TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 MATRIX_KEYS = ("clock", "after", "rows", "repeat_every")
 TIER_KEYS = ("level", "name", "group", "roster", "lead", "consulted", "informed")
@@ -379,7 +380,8 @@ class _Converter:
         acknowledge = get("acknowledge_customers", self.boolean, False)
         plus_replies = get("plus_address_replies", self.boolean, False)
         digest_at = get("digest", self.digest, DEFAULT_DIGEST_AT)
-        top_reminders = get("ladder", self.ladder, DEFAULT_TOP_REMINDERS)
+        ladder = get("ladder", self.ladder, {})
+        ladder = ladder if isinstance(ladder, dict) else {}
 
         good_severities = tuple(severities) if isinstance(severities, list) else ()
         good_tiers = tuple(sorted(tiers, key=lambda tier: tier.level)) if isinstance(tiers, list) else ()
@@ -423,7 +425,8 @@ class _Converter:
             acknowledge_customers=acknowledge is True,
             plus_address_replies=plus_replies is True,
             digest_at=digest_at if isinstance(digest_at, time) else DEFAULT_DIGEST_AT,
-            top_reminders=top_reminders if isinstance(top_reminders, int) else DEFAULT_TOP_REMINDERS,
+            top_reminders=ladder.get("top_reminders", DEFAULT_TOP_REMINDERS),
+            group_mails_per_hour=ladder.get("group_mails_per_hour", DEFAULT_GROUP_MAILS_PER_HOUR),
         )
         if isinstance(rules, list) and isinstance(severities, list) and isinstance(tiers, list) and good_severities \
                 and any(s.default for s in good_severities):
@@ -646,18 +649,22 @@ class _Converter:
         return self.time_of_day(fields["at"][1], _join(where, "at"))
 
     def ladder(self, node: Node, where: str) -> Any:
-        """`ladder: {top_reminders: 3}`: how often the top tier is reminded before the ladder stops."""
+        """`ladder: {top_reminders: 3, group_mails_per_hour: 30}`: how often the top tier is reminded
+        before a ladder stops, and how many ladder mails a tier group gets an hour (0: no ceiling)."""
         fields = self.mapping(node, where, LADDER_KEYS, what="a mapping like {top_reminders: 3}")
         if fields is None:
             return _INVALID
-        if "top_reminders" not in fields:
-            return DEFAULT_TOP_REMINDERS
-        value = self.integer(fields["top_reminders"][1], _join(where, "top_reminders"), 0,
-                             f"a number of reminders from 0 to {MAX_TOP_REMINDERS}")
-        if isinstance(value, int) and value > MAX_TOP_REMINDERS:
-            return self.error(fields["top_reminders"][1], _join(where, "top_reminders"),
-                              f"at most {MAX_TOP_REMINDERS} reminders, got {value}")
-        return value
+        found = {}
+        for key, maximum, what in (("top_reminders", MAX_TOP_REMINDERS, "reminders"),
+                                   ("group_mails_per_hour", MAX_GROUP_MAILS_PER_HOUR, "mails an hour")):
+            if key not in fields:
+                continue
+            value = self.integer(fields[key][1], _join(where, key), 0, f"a number of {what} from 0 to {maximum}")
+            if isinstance(value, int) and value > maximum:
+                value = self.error(fields[key][1], _join(where, key), f"at most {maximum} {what}, got {value}")
+            if isinstance(value, int):
+                found[key] = value
+        return found
 
     def time_of_day(self, node: Node, where: str) -> Any:
         # the node's own text: YAML 1.1 reads an unquoted 12:30 as the number 750 (base 60)

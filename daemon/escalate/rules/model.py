@@ -20,6 +20,8 @@ from .facts import TicketFacts
 # how often the top tier of a ladder is reminded before the ladder stops, as PagerDuty's and
 # GoAlert's escalation policies repeat 3 times by default
 DEFAULT_TOP_REMINDERS = 3
+# ladder mails a tier group gets an hour before the rest wait for one summary (notify.py)
+DEFAULT_GROUP_MAILS_PER_HOUR = 30
 
 
 @functools.lru_cache(maxsize=4096)  # the same few team addresses, for every notification a tick queues
@@ -198,6 +200,7 @@ class Ruleset:
     acknowledge_customers: bool = False  # tell a customer their mail became a ticket (notify.queue_acknowledgement)
     plus_address_replies: bool = False  # Reply-To support+<token>@…: replies prove themselves without In-Reply-To
     digest_at: time = time(8, 0)  # the informed lists' daily digest goes out then, in `timezone` (digest.py)
+    group_mails_per_hour: int = DEFAULT_GROUP_MAILS_PER_HOUR  # a tier group's ceiling on ladder mail (0: none)
     top_reminders: int = DEFAULT_TOP_REMINDERS  # reminders at the top of a ladder before it stops (rules/ladder.py)
     _tiers: dict[int, Tier] = field(init=False, repr=False, compare=False)
     _severities: dict[str, Severity] = field(init=False, repr=False, compare=False)
