@@ -28,7 +28,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import TEST_RULES  # noqa: E402  (the suite's rules: two tiers, one urgent rule)
 
-RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8"), "test": TEST_RULES}
+# what is measured is the mail path's throughput, not policy: the tier groups' hourly ceiling on
+# ladder mail (which would hold all but 30 of them for a summary) is lifted in both rule sets
+RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8").replace("group_mails_per_hour: 30",
+                                                                                  "group_mails_per_hour: 0"),
+             "test": TEST_RULES}
 
 from escalate import db, engine, outbox, render, tickets  # noqa: E402
 from escalate.config import parse_server_url  # noqa: E402

@@ -44,6 +44,8 @@ version: 1
 timezone: UTC
 support_address: support@example.com
 reference_prefix: T
+ladder:
+  group_mails_per_hour: 0  # hundreds of tickets escalate at once here: no ceiling on the group's mail
 severities:
   urgent:
     keywords: [outage, down]
