@@ -157,7 +157,8 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
                 outcome = _quarantine(fetched.raw, one, f"too large: {fetched.size} bytes (limit "
                                       f"{options.max_message_bytes}); only the headers were fetched", now)
             else:
-                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, fetched.at or now, created, options)
+                outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, message_time(fetched, now),
+                                         created, options)
             outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
         events.flush()
@@ -319,6 +320,22 @@ def _record_only(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str
     if match is not None:
         tickets.add_message(match.ticket, message, now)
     return message
+
+
+LATE = timedelta(hours=1)  # mail the server has held longer than this came while escalate was not looking
+
+
+def message_time(fetched: Fetched, now: datetime) -> datetime:
+    """When a message counts as having come, for the ticket's clocks: an imported message's own
+    time; for live mail the time the IMAP server received it when that is over an hour ago (the
+    daemon was down, or the mailbox unreachable, for a while), so its clocks show how long the
+    customer has really waited; else now. Never a time in the future (a clock skewed server) and
+    never used for order or deduplication (the folder's UIDs and the mail's identity are)."""
+    if fetched.at is not None:
+        return fetched.at
+    if fetched.arrived_at is not None and fetched.arrived_at <= now - LATE:
+        return fetched.arrived_at
+    return now
 
 
 def _hold_history(ticket: Ticket, options: IngestOptions) -> None:

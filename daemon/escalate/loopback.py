@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import datetime
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -185,13 +186,15 @@ class Dovecot:
         user: str = "support",
         folder: str = "INBOX",
         flags: Iterable[str | bytes] = (),
+        arrived_at: datetime | None = None,
     ) -> int:
-        """Deliver ``raw`` with IMAP APPEND (creating ``folder`` if needed); returns its UID."""
+        """Deliver ``raw`` with IMAP APPEND (creating ``folder`` if needed); returns its UID.
+        ``arrived_at``: the server's arrival time (INTERNALDATE), e.g. mail that came while escalate was down."""
         with IMAPClient(self.host, self.port, ssl=False, timeout=10) as client:
             client.login(user, self.users[user])
             if not client.folder_exists(folder):
                 client.create_folder(folder)
-            response = client.append(folder, raw, flags=tuple(flags))
+            response = client.append(folder, raw, flags=tuple(flags), msg_time=arrived_at)
         match = re.search(rb"APPENDUID \d+ (\d+)", response)  # Dovecot always has UIDPLUS
         if match is None:
             raise LoopbackServerError(f"APPEND gave no APPENDUID: {response!r}")

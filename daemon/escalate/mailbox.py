@@ -23,7 +23,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 import imapclient
@@ -52,9 +52,17 @@ class Fetched:
     size: int               # RFC822.SIZE as the server reports it
     headers_only: bool = False
     at: datetime | None = None  # imported history: the message's own time, stored as when it came (history.py)
+    arrived_at: datetime | None = None  # when the IMAP server received it (INTERNALDATE)
 
 
 _ERRORS = (OSError, socket.timeout, IMAPClientError, ssl.SSLError)
+
+
+def _aware(value) -> datetime | None:
+    """INTERNALDATE as an aware UTC time (imapclient gives it naive, in this machine's zone)."""
+    if not isinstance(value, datetime):
+        return None
+    return (value.astimezone() if value.tzinfo is None else value).astimezone(timezone.utc)
 
 
 class Mailbox:
@@ -197,7 +205,7 @@ class Mailbox:
     def _fetch_locked(self, uids: list[int], sizes: dict[int, int], *, headers_only: bool = False) -> list[Fetched]:
         item, key = (b"BODY.PEEK[HEADER]", b"BODY[HEADER]") if headers_only else (b"BODY.PEEK[]", b"BODY[]")
         try:
-            data = self.client.fetch(uids, [item])
+            data = self.client.fetch(uids, [item, b"INTERNALDATE"])
         except IMAPClientError as error:
             if len(uids) == 1 or "expunge" not in str(error).lower():
                 if len(uids) == 1 and "expunge" in str(error).lower():
@@ -216,7 +224,8 @@ class Mailbox:
             if raw is None:
                 log.info("uid %s in %s expunged during fetch", uid, self.selected)
                 continue
-            fetched.append(Fetched(uid, bytes(raw), sizes.get(uid, len(raw)), headers_only))
+            fetched.append(Fetched(uid, bytes(raw), sizes.get(uid, len(raw)), headers_only,
+                                   arrived_at=_aware(data[uid].get(b"INTERNALDATE"))))
         return fetched
 
     def mark_processed(self, uids: list[int], action: str) -> None:

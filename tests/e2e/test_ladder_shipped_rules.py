@@ -205,3 +205,24 @@ def test_an_unanswered_normal_ticket_gets_a_ladder_step_every_working_day(cli, d
     days = sorted(steps_by_day)
     assert len(days) >= 4, steps_by_day  # a step on (nearly) every working day: the last may be the lead's notice
     assert all((later - earlier).days == 1 for earlier, later in zip(days, days[1:])), days
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_mail_that_waited_on_the_server_counts_from_when_it_arrived(cli, dovecot: Dovecot, smtp_sink: SmtpSink, mail):
+    """The daemon was down for two hours while an urgent mail sat in the mailbox: the ticket's
+    clocks start when the server received it (not when escalate got round to it), and the first
+    tick sends one tier mail saying where its ladder is now, not the burst of the steps it missed."""
+    arrived = OPENED - timedelta(hours=2)
+    dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down", body="502 everywhere.",
+                        date=arrived.isoformat()), arrived_at=arrived)
+    cycle(cli, OPENED)
+    detail = show(cli, "T-1")
+    assert detail["created_at"] == arrived.isoformat()
+    assert detail["messages"][0]["received_at"] == arrived.isoformat()
+    sent = tier_mails(smtp_sink.messages)
+    assert len(sent) == 1 and GROUPS[sent[0].rcpt_tos[0]] >= 2  # two hours of an urgent ticket unanswered
+    # mail that arrives while the daemon runs keeps the daemon's time (its clocks are not moved)
+    dovecot.append(mail(sender="dana@other.example", subject="Invoice question", body="Where is it?",
+                        date=arrived.isoformat()))
+    cycle(cli, OPENED + timedelta(minutes=5))
+    assert show(cli, "T-2")["created_at"] == (OPENED + timedelta(minutes=5)).isoformat()
