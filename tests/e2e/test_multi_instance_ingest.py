@@ -116,7 +116,9 @@ def test_a_daemon_that_loses_its_lock_session_recovers_and_ingests_once(env, cli
         # its folder-lock session ends under it (what a PostgreSQL restart does to every session)
         database = db.connect(database_url)
         [(terminated,)] = database.execute_sql(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE %s",
+            # this test's database only: other runs may share the cluster
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE %s "
+            "AND datname = current_database()",
             ("escalate folders %",)).fetchall()
         db.close()
         assert terminated == 1
