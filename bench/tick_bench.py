@@ -22,6 +22,7 @@ machine (the limit is still on wall time).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -150,7 +151,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     renderer = Renderer()
-    ruleset = load_ruleset(REPO / "rules.yaml", template_names=renderer.names())
+    # the shipped rules, with the tier groups' hourly ceiling lifted: every repetition escalates 100
+    # tickets to tier 1, and what is measured is deciding and queueing them, not holding 70 back
+    ruleset = dataclasses.replace(load_ruleset(REPO / "rules.yaml", template_names=renderer.names()),
+                                  group_mails_per_hour=0)
     figures: dict[tuple[str, int], float] = {}
     references: list[float] = []
     with tempfile.TemporaryDirectory() as workdir:
