@@ -606,8 +606,10 @@ def rules_group() -> None:
 
 @command(rules_group, "check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--notes", "all_notes", is_flag=True,
+              help="List every d/w duration whose meaning changed when they became working days.")
 @click.pass_context
-def rules_check(ctx: click.Context, file: Path | None) -> None:
+def rules_check(ctx: click.Context, file: Path | None, all_notes: bool) -> None:
     """Validate rules.yaml; every error names the file, line and reason (exit 2 on errors)."""
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
@@ -624,7 +626,11 @@ def rules_check(ctx: click.Context, file: Path | None) -> None:
     from .rules.loader import load_ruleset
     from .rules.working_days import note_text
 
-    for line in note_text(load_ruleset(path, template_names=renderer.names())):
+    notes = note_text(load_ruleset(path, template_names=renderer.names()))
+    if notes and not all_notes:  # one line on every check; the list when asked for
+        notes = [notes[0].replace("Check these still say what you mean:",
+                                  f"{len(notes) - 1} durations here count so (`rules check --notes` lists them).")]
+    for line in notes:
         click.echo(line)
 
 

@@ -12,7 +12,9 @@ from tests.conftest import TEST_RULES
 
 
 def test_rules_check_notes_durations_that_now_mean_working_days(tmp_path: Path):
-    out = run("rules", "check", str(REPO / "rules.yaml")).output
+    short = run("rules", "check", str(REPO / "rules.yaml")).output
+    assert len(short.splitlines()) == 2 and "durations here count so (`rules check --notes` lists them)" in short
+    out = run("rules", "check", str(REPO / "rules.yaml"), "--notes").output
     assert out.splitlines()[0].endswith(": ok")
     assert "note: days (d) and weeks (w) now count working days and weeks" in out
     assert "severity normal, resolution: 2d on office is now 20h of working time (was 48h)" in out
