@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import audit, clock, crashpoints, db, incidents, ladders, notify, rows, tickets
@@ -219,8 +219,14 @@ def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decisi
     """Write the ladder as the decision leaves it (a new row when a new ladder starts) and audit it."""
     ladder = decision.ladder
     if decision.started:
-        if row is not None and row.state == ACTIVE:  # cannot happen: a new ladder starts only when none is active
-            raise RuntimeError(f"{ticket.ref}: a new ladder while one is active")
+        if row is not None and row.state == ACTIVE:
+            # the active ladder ran its course within this decision (a late tick), then a rule
+            # started a new one: the old row ends as it did, then the new row
+            closed = decision.closed or replace(before, state=EXHAUSTED, ended_at=now, next_step_at=None)
+            ladders.write(row, closed)
+            if closed.state == EXHAUSTED:
+                audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=closed.rule, tier=closed.tier,
+                             reminders=closed.step)
         row = notify.new_escalation(ladders.values_of(ticket, ladder))
     elif row is not None:
         ladders.write(row, ladder)

@@ -99,6 +99,9 @@ class Decision:
     next_due: datetime | None  # when the ticket next needs looking at
     started: bool = False  # a new ladder (a new row in the database)
     ended: str | None = None  # why the ladder ended without a mail, if it did
+    # with `started`: the ladder that was active before, as it ended in this decision (exhausted),
+    # to be written before the new one
+    closed: Ladder | None = None
 
 
 def is_forced(rule: Rule) -> bool:
@@ -205,7 +208,7 @@ def decide(facts: TicketFacts, ladder: Ladder, ruleset: Ruleset, now: datetime) 
     if new.state == ACTIVE and new.next_step_at is not None:
         due.append(new.next_step_at)
     return Decision(ladder=new, mail=replay.mail(), firings=firings, severity=facts.severity,
-                    next_due=min(due) if due else None, started=replay.started, ended=ended)
+                    next_due=min(due) if due else None, started=replay.started, ended=ended, closed=replay.closed)
 
 
 class _Replay:
@@ -215,6 +218,7 @@ class _Replay:
         self.start, self.ladder = start, start
         self.facts, self.ruleset, self.calendar, self.holding, self.now = facts, ruleset, calendar, holding, now
         self.started = False  # a new ladder began (the tier it is at has not heard of it yet)
+        self.closed: Ladder | None = None  # the ladder active at the start, if it ended before a new one began
         self.raised: set[str] = set()  # rules that moved the ladder (the rest that fired were absorbed)
         self.mover: str | None = None  # the rule behind the last move up or start
 
@@ -259,6 +263,8 @@ class _Replay:
         level = max(top_rule.escalate_to, covered)  # a forced rule below what is covered: never down
         cadence = _cadence_rule([(top_rule, at)] + self.holding, top_rule.name)
         moving_up = ladder.active
+        if not moving_up and self.start.active and self.closed is None:
+            self.closed = ladder  # it ran its course in this decision; a new one begins
         self.ladder = Ladder(
             state=ACTIVE, tier=level, step=0, rule=cadence.name, last_step_due_at=at, tier_since=at,
             reasons=ladder.reasons if moving_up else tuple(dict.fromkeys(rule.name for rule, _ in group)),
