@@ -118,7 +118,9 @@ class Settings:
                   self.previous_secret.decode() if self.previous_secret else None]
         values += [url.password for url in (*self.mailboxes, self.smtp) if url is not None]
         db_password = urlsplit(self.db_url).password
-        return [v for v in values + [db_password] if v]
+        from .chat import secret_parts  # chat channel URLs carry their tokens in host and path
+
+        return [v for v in values + [db_password] + secret_parts() if v]
 
     def require_secret(self) -> bytes:
         """The signing key, refused when missing or too short to resist a brute-force search from a

@@ -84,6 +84,9 @@ class Metrics:
         self.sent = Counter("escalate_mail_sent", "Mail sent", registry=self.registry)
         self.send_failures = Counter("escalate_send_failures", "Send attempts that failed, by kind", ["kind"],
                                      registry=self.registry)
+        # chat posts (chatsend.py), by outcome: sent, retry (will be tried again), failed (for good)
+        self.chat_posts = Counter("escalate_chat_posts", "Chat posts attempted, by outcome", ["outcome"],
+                                  registry=self.registry)
         self.tick_seconds = Histogram("escalate_tick_duration_seconds", "Time to evaluate the due tickets",
                                       registry=self.registry)
         self.imap_up = Gauge("escalate_imap_up", "1 when the last IMAP poll reached the server", registry=self.registry)

@@ -1,0 +1,205 @@
+"""Chat channels end to end: customer mail in Dovecot → escalation → the aiosmtpd sink AND a
+loopback webhook receiver, posted through Apprise's real code path (its json:// and mmost://
+plugins making real HTTP requests), with the receiver up, down, or refusing."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+
+from escalate.clock import parse_time
+from escalate.loopback import Dovecot, SmtpSink
+from tests.conftest import TEST_RULES
+
+T0 = "2026-11-02T09:00:00+00:00"
+JSON_TOKEN = "jsonSecretToken7f3a"
+MM_TOKEN = "mmostSecretToken9c1e"
+
+CHAT_RULES = TEST_RULES.replace(
+    "    lead: lead1@example.com\n",
+    "    lead: lead1@example.com\n    chat: [frontline, ops]\n", 1)
+
+
+def at(minutes: float) -> str:
+    return (parse_time(T0) + timedelta(minutes=minutes)).isoformat()
+
+
+class Receiver:
+    """A loopback HTTP server that records each POST (path, JSON body) and answers `status`;
+    `stop()` closes its port (connection refused) and `start()` opens the same port again."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict]] = []
+        self.status = 200
+        self.port = 0
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.posts.append((self.path, json.loads(body)))
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"message": "invalid webhook"}' if receiver.status >= 400 else b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def urls(self) -> dict[str, str]:
+        return {"ESCALATE_CHAT_FRONTLINE": f"json://127.0.0.1:{self.port}/hook/{JSON_TOKEN}",
+                "ESCALATE_CHAT_OPS": f"mmost://127.0.0.1:{self.port}/{MM_TOKEN}"}
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(env, receiver, rules_file):
+    env = dict(env, **receiver.urls())
+    env["ESCALATE_RULES"] = str(rules_file(CHAT_RULES))
+    return env
+
+
+def cycle(cli, minutes: float) -> dict:
+    return json.loads(cli("run", "--once", "--now", at(minutes), "--json").output)
+
+
+def escalate_one(cli, dovecot: Dovecot, mail) -> None:
+    dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down for everyone",
+                        body="No order goes through.", message_id="c1@customer.example"))
+    cycle(cli, 0)
+    cycle(cli, 16)  # no first response within 15 minutes: tier 1 is told
+
+
+def chat_deliveries(cli) -> list[dict]:
+    rows = json.loads(cli("outbox", "list", "--json").output)
+    found = []
+    for row in rows:
+        detail = json.loads(cli("outbox", "show", str(row["id"]), "--json").output)
+        found += [dict(d, outbox=row["id"], kind=row["kind"]) for d in detail["deliveries"]
+                  if d["recipient"].startswith("chat:")]
+    return found
+
+
+def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot, smtp_sink: SmtpSink, receiver, mail):
+    escalate_one(cli, dovecot, mail)
+    [escalation] = smtp_sink.wait_for(1)
+    assert escalation.rcpt_tos == ["tier1@example.com"]
+    paths = sorted(path for path, _ in receiver.posts)
+    assert paths == [f"/hook/{JSON_TOKEN}", f"/hooks/{MM_TOKEN}"]
+    posted = dict(receiver.posts)
+    generic = posted[f"/hook/{JSON_TOKEN}"]
+    assert generic["title"] == "Escalation T-1"
+    for words in ("**T-1** Checkout is down for everyone", "severity **urgent**", "tier 1 Frontline", "age 16m",
+                  "Needed: Acknowledge the ticket", "Next: Unless someone acknowledges, reminder 1 to Frontline at 2026-11-02 09:25 UTC", "Reply #ack to the mail"):
+        assert words in generic["message"], (words, generic["message"])
+    assert "Checkout is down for everyone" in posted[f"/hooks/{MM_TOKEN}"]["text"]
+
+    # later cycles post nothing again, and the mail is not sent again either
+    cycle(cli, 17)
+    cycle(cli, 18)
+    assert len(receiver.posts) == 2 and len(smtp_sink.messages) == 1
+    deliveries = chat_deliveries(cli)
+    assert sorted((d["recipient"], d["status"], d["attempts"]) for d in deliveries) == [
+        ("chat:frontline", "sent", 1), ("chat:ops", "sent", 1)]
+
+    # what a person reads never shows a channel's token
+    listed = cli("chat", "list").output
+    assert "frontline  ESCALATE_CHAT_FRONTLINE  json://…  last: outbox #1 sent" in listed
+    assert "ops  ESCALATE_CHAT_OPS  mmost://…" in listed
+    for output in (listed, cli("chat", "list", "--json").output, cli("status").output, cli("status", "--json").output,
+                   cli("outbox", "show", "1").output):
+        assert JSON_TOKEN not in output and MM_TOKEN not in output
+
+
+def test_the_receiver_down_is_retried_and_the_mail_goes_regardless(cli, dovecot, smtp_sink, receiver, mail):
+    receiver.stop()
+    escalate_one(cli, dovecot, mail)
+    [escalation] = smtp_sink.wait_for(1)
+    assert escalation.rcpt_tos == ["tier1@example.com"]
+    deliveries = chat_deliveries(cli)
+    assert {(d["recipient"], d["status"], d["attempts"]) for d in deliveries} == {
+        ("chat:frontline", "queued", 1), ("chat:ops", "queued", 1)}
+    assert all("Connection error" in d["last_error"] for d in deliveries)
+    assert [row["status"] for row in json.loads(cli("outbox", "list", "--json").output)] == ["queued"]
+
+    receiver.start()  # the same port, back up
+    cycle(cli, 16.2)  # inside the first back-off (30 s): nothing is tried yet
+    assert receiver.posts == []
+    cycle(cli, 17)
+    assert len(receiver.posts) == 2
+    assert {(d["status"], d["attempts"]) for d in chat_deliveries(cli)} == {("sent", 2)}
+    assert [row["status"] for row in json.loads(cli("outbox", "list", "--json").output)] == ["sent"]
+    assert len(smtp_sink.messages) == 1  # the mail went once, at the first try
+
+
+def test_a_400_fails_the_post_with_the_reason_and_tells_the_lead_once(cli, dovecot, smtp_sink, receiver, mail):
+    receiver.status = 400
+    escalate_one(cli, dovecot, mail)
+    deliveries = {d["recipient"]: d for d in chat_deliveries(cli)}
+    assert deliveries["chat:frontline"]["status"] == "failed"
+    assert deliveries["chat:frontline"]["code"] == 400
+    assert "error=400" in deliveries["chat:frontline"]["last_error"]
+    assert JSON_TOKEN not in deliveries["chat:frontline"]["last_error"]
+    for minutes in (17, 20, 24):  # before the first reminder (25), which would post again
+        cycle(cli, minutes)
+    assert len(receiver.posts) == 2  # never posted again
+    mails = smtp_sink.wait_for(2)
+    assert sorted(m.rcpt_tos[0] for m in mails) == ["lead1@example.com", "tier1@example.com"]
+    [notice] = [m for m in mails if m.rcpt_tos == ["lead1@example.com"]]
+    assert "Undeliverable" in notice.message["Subject"]
+    assert len(smtp_sink.messages) == 2  # the lead is told once
+
+
+def test_chat_test_posts_now_and_says_what_the_service_answered(cli, receiver):
+    assert "frontline: posted" in cli("chat", "test", "frontline").output
+    assert receiver.posts[-1][1]["title"] == "escalate test message"
+    receiver.status = 400
+    failed = cli("chat", "test", "ops", expect=1)
+    assert "error=400" in failed.output and MM_TOKEN not in failed.output
+    assert "has no URL" in cli("chat", "test", "frontlin", expect=2).output
+
+
+@pytest.mark.parametrize(("variable", "url", "expected"), [
+    ("ESCALATE_CHAT_FRONTLINES", "json://127.0.0.1:9/x", 'chat channel "frontline" has no URL: set '
+                                                          'ESCALATE_CHAT_FRONTLINE in the environment; did you mean "frontlines"?'),
+    ("ESCALATE_CHAT_FRONTLINE", "slak://TokenA/TokenB/TokenC", 'ESCALATE_CHAT_FRONTLINE has the scheme "slak://", '
+                                                               'which Apprise does not know (did you mean "slack://"?)'),
+])
+def test_rules_check_names_a_channel_without_a_usable_url(env, rules_file, variable, url, expected):
+    from click.testing import CliRunner
+
+    from escalate.cli import main
+
+    path = rules_file(CHAT_RULES.replace("chat: [frontline, ops]", "chat: [frontline]"))
+    environ = {k: v for k, v in env.items() if not k.startswith("ESCALATE_CHAT_")}
+    environ[variable] = url
+    result = CliRunner().invoke(main, ["rules", "check", str(path)], env=environ | {"ESCALATE_CHAT_OPS": ""})
+    assert result.exit_code == 2, result.output
+    line = CHAT_RULES.splitlines().index("    chat: [frontline, ops]") + 1
+    assert f"{path}:{line}:12: tiers[0].chat[0]: {expected}" in result.output
+    assert "TokenB" not in result.output
