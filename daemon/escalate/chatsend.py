@@ -102,6 +102,7 @@ def send_due(now: datetime, *, on_failed: Callable[[Outbox, datetime], None] | N
         else:
             outcome = post(url, message.get("title", ""), message.get("body", ""), timeout=timeout)
             if outcome.ok:
+                log.info("outbox %s posted to %s (%s)", delivery.outbox_id, delivery.recipient, chat.redacted(url))
                 crashpoints.hit("after-chat-post-before-mark-sent")
         status = "sent" if outcome.ok else "retry" if _retryable(outcome) else "failed"
         error = f"{delivery.recipient}: {outcome.reason}"
@@ -128,3 +129,4 @@ def channels(environ: Mapping[str, str] | None = None) -> list[dict]:
                 "error": last.last_error},
         })
     return found
+

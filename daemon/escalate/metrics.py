@@ -13,7 +13,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from . import clock, db
+from . import chat, clock, db
 from .models import Quarantine
 from .problems import listing
 from .status import (held_by_group_ceiling, ladder_counts, outbox_backlog, outbox_failed, ticket_counts,
@@ -70,6 +70,12 @@ class DatabaseCollector:
                                      "Mails the ticket limit put on their sender's latest ticket, last 24 h")
         threaded.add_metric([], limit["mails_threaded_last_24h"])
         yield threaded
+        posts = GaugeMetricFamily("escalate_chat_posts_pending", "Chat posts queued or failed, by state",
+                                 labels=["state"])
+        backlog = chat.backlog()
+        for state in ("queued", "failed"):
+            posts.add_metric([state], backlog[state])
+        yield posts
         quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
         quarantined.add_metric([], Quarantine.select().count())
         yield quarantined

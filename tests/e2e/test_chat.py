@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import threading
 from datetime import timedelta
 
@@ -84,15 +85,15 @@ def env(env, receiver, rules_file):
     return env
 
 
-def cycle(cli, minutes: float) -> dict:
-    return json.loads(cli("run", "--once", "--now", at(minutes), "--json").output)
+def cycle(cli, minutes: float, *options: str) -> dict:
+    return json.loads(cli(*options, "run", "--once", "--now", at(minutes), "--json").stdout)
 
 
-def escalate_one(cli, dovecot: Dovecot, mail) -> None:
+def escalate_one(cli, dovecot: Dovecot, mail, *options: str) -> None:
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down for everyone",
                         body="No order goes through.", message_id="c1@customer.example"))
-    cycle(cli, 0)
-    cycle(cli, 16)  # no first response within 15 minutes: tier 1 is told
+    cycle(cli, 0, *options)
+    cycle(cli, 16, *options)  # no first response within 15 minutes: tier 1 is told
 
 
 def chat_deliveries(cli) -> list[dict]:
@@ -105,8 +106,10 @@ def chat_deliveries(cli) -> list[dict]:
     return found
 
 
-def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot, smtp_sink: SmtpSink, receiver, mail):
-    escalate_one(cli, dovecot, mail)
+def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot, smtp_sink: SmtpSink, receiver, mail,
+                                                                     caplog):
+    caplog.set_level(logging.DEBUG)  # even the debug logs (Apprise's and urllib3's name URLs) show no token
+    escalate_one(cli, dovecot, mail, "-vv")
     [escalation] = smtp_sink.wait_for(1)
     assert escalation.rcpt_tos == ["tier1@example.com"]
     paths = sorted(path for path, _ in receiver.posts)
@@ -131,9 +134,33 @@ def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot
     listed = cli("chat", "list").output
     assert "frontline  ESCALATE_CHAT_FRONTLINE  json://…  last: outbox #1 sent" in listed
     assert "ops  ESCALATE_CHAT_OPS  mmost://…" in listed
-    for output in (listed, cli("chat", "list", "--json").output, cli("status").output, cli("status", "--json").output,
-                   cli("outbox", "show", "1").output):
+    status = cli("status").output
+    assert "chat:        frontline (json://…), ops (mmost://…); 0 posts queued, 0 failed" in status
+    for output in (listed, cli("chat", "list", "--json").output, status, cli("status", "--json").output,
+                   cli("outbox", "show", "1").output, caplog.text):
         assert JSON_TOKEN not in output and MM_TOKEN not in output
+    assert "outbox 1 posted to chat:frontline (json://…)" in caplog.text  # the daemon's logs were captured
+
+
+def test_with_plus_address_replies_the_post_links_the_signed_reply_address_with_ack(cli, env, rules_file, dovecot,
+                                                                                   smtp_sink, receiver, mail):
+    rules_file(CHAT_RULES.replace("reference_prefix: T\n", "reference_prefix: T\nplus_address_replies: true\n"))
+    escalate_one(cli, dovecot, mail)
+    [escalation] = smtp_sink.wait_for(1)
+    reply_to = escalation.message["Reply-To"]
+    assert reply_to.startswith("support+esc.")
+    message = dict(receiver.posts)[f"/hook/{JSON_TOKEN}"]["message"]
+    assert f"[Acknowledge by mail (#ack)](mailto:{reply_to}?subject=Re%3A%20%5BT-1%5D&body=%23ack)" in message
+    assert "Reply #ack to the mail" not in message
+
+
+def test_a_drill_is_marked_drill_in_the_post(cli, smtp_sink, receiver):
+    cli("drill", "--tier", "1", "--now", T0)
+    cycle(cli, 1)
+    smtp_sink.wait_for(1)
+    post = dict(receiver.posts)[f"/hook/{JSON_TOKEN}"]
+    assert post["title"].startswith("DRILL ")
+    assert post["message"].startswith("**DRILL** — a practice escalation, no customer is waiting.")
 
 
 def test_the_receiver_down_is_retried_and_the_mail_goes_regardless(cli, dovecot, smtp_sink, receiver, mail):
