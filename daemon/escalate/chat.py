@@ -154,10 +154,17 @@ _KIND_LABEL = {
 }
 
 
+def _one_line(text: Any) -> str:
+    """Our own words (what is needed, what happens next): one line, as written."""
+    return " ".join(str(text).split())[:300]
+
+
 def _md(text: Any) -> str:
-    """Customer text in a Markdown post: one line, no markup it could inject (links, emphasis)."""
+    """Customer text in a Markdown post: one line, no markup it could inject (links, emphasis), and
+    no mention that would notify a whole channel (@channel, @here): a zero-width space after "@"."""
     text = " ".join(str(text).split())
-    return re.sub(r"([\\`*_\[\]<>|#~])", r"\\\1", text)[:300]
+    text = re.sub(r"([\\`*_\[\]<>|#~])", r"\\\1", text)
+    return re.sub(r"@(?=\w)", "@\u200b", text)[:300]
 
 
 def message(*, kind: str, subject: str, context: Mapping[str, Any] | None, reply_to: str | None,
@@ -195,11 +202,11 @@ def message(*, kind: str, subject: str, context: Mapping[str, Any] | None, reply
         due = ticket.get("resolution_due_at")
         overdue = ticket.get("resolution_overdue")
         when = f" Resolution due {due}{f' ({overdue} overdue)' if overdue else ''}." if due else ""
-        lines.append(f"Needed: {_md(context['needed'])}{when}")
+        lines.append(f"Needed: {_one_line(context['needed'])}{when}")
     if context.get("action_text") and context.get("actor"):
         lines.append(f"{_md(context['action_text']).capitalize()} by {_md(context['actor'])}")
     if context.get("next_step"):
-        lines.append(f"Next: {_md(context['next_step'])}")
+        lines.append(f"Next: {_one_line(context['next_step'])}")
     if ref and kind in ("escalation", "reminder", "next-tier", "unanswered", "breach"):
         if plus_address_replies and reply_to:
             link = f"mailto:{reply_to}?subject={quote('Re: [' + ref + ']')}&body={quote('#ack')}"
@@ -207,3 +214,18 @@ def message(*, kind: str, subject: str, context: Mapping[str, Any] | None, reply
         else:
             lines.append("Reply #ack to the mail to acknowledge.")
     return {"title": title, "body": "\n".join(lines)}
+
+
+def backlog(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Chat posts queued (due or backing off) and failed, and the channels configured, URLs
+    redacted: for `status` and the metrics."""
+    from peewee import fn
+
+    from .models import Delivery
+
+    failures = ("failed", "refused", "bounced")
+    counts = dict(Delivery.select(Delivery.status, fn.COUNT(Delivery.id))
+                  .where(Delivery.recipient.startswith(RECIPIENT_PREFIX) & Delivery.status.in_(("queued",) + failures))
+                  .group_by(Delivery.status).tuples())
+    return {"channels": {name: redacted(url) for name, url in sorted(configured(environ).items())},
+            "queued": counts.get("queued", 0), "failed": sum(counts.get(status, 0) for status in failures)}

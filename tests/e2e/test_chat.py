@@ -118,7 +118,7 @@ def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot
     generic = posted[f"/hook/{JSON_TOKEN}"]
     assert generic["title"] == "Escalation T-1"
     for words in ("**T-1** Checkout is down for everyone", "severity **urgent**", "tier 1 Frontline", "age 16m",
-                  "Needed: Acknowledge the ticket", "Next: Unless someone acknowledges, reminder 1 to Frontline at 2026-11-02 09:25 UTC", "Reply #ack to the mail"):
+                  "Needed: Acknowledge the ticket (reply #ack)", "Next: Unless someone acknowledges, reminder 1 to Frontline at 2026-11-02 09:25 UTC", "Reply #ack to the mail"):
         assert words in generic["message"], (words, generic["message"])
     assert "Checkout is down for everyone" in posted[f"/hooks/{MM_TOKEN}"]["text"]
 
