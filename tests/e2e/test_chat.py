@@ -230,3 +230,39 @@ def test_rules_check_names_a_channel_without_a_usable_url(env, rules_file, varia
     line = CHAT_RULES.splitlines().index("    chat: [frontline, ops]") + 1
     assert f"{path}:{line}:12: tiers[0].chat[0]: {expected}" in result.output
     assert "TokenB" not in result.output
+
+
+@pytest.mark.parametrize("crashpoint", ["in-tick-before-commit", "after-chat-post-before-mark-sent"])
+def test_a_kill_mid_post_repeats_at_most_that_post_and_loses_none(crashpoint, env, rules_file, dovecot, smtp_sink,
+                                                                  receiver, mail):
+    """`escalate run --once` killed (os._exit) at the crash point the 3rd time, then run again twice."""
+    import collections
+    import os
+    import subprocess
+    import sys
+
+    env["ESCALATE_RULES"] = str(rules_file(CHAT_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")))
+    count = 5
+    for n in range(count):
+        dovecot.append(mail(sender=f"customer{n}@example.net", subject=f"Outage number {n}", body="down",
+                            message_id=f"m{n}@example.net"))
+
+    def run_once(crash: str | None = None) -> subprocess.CompletedProcess:
+        environment = {k: v for k, v in os.environ.items() if k != "ESCALATE_CRASHPOINT"}
+        extra = {"ESCALATE_CRASHPOINT": crash} if crash else {}
+        return subprocess.run([sys.executable, "-m", "escalate", "run", "--once", "--now", T0],
+                              env={**environment, **env, **extra}, capture_output=True, text=True, timeout=60)
+
+    assert run_once(f"{crashpoint}:3").returncode == 137
+    assert run_once().returncode == 0
+    assert run_once().returncode == 0
+    posted = collections.Counter((path, body.get("title") or body["text"].split("\r\n")[0]) for path, body in receiver.posts)
+    # every ticket's escalation reached both channels …
+    assert {title for (path, title) in posted if path.startswith("/hook/")} == {f"Escalation T-{n}" for n in range(1, 6)}
+    assert len({title for (path, title) in posted if path.startswith("/hooks/")}) == count
+    # … once, but for the one post whose outcome the kill kept from being recorded
+    duplicates = [key for key, n in posted.items() if n > 1]
+    assert len(duplicates) == (1 if crashpoint == "after-chat-post-before-mark-sent" else 0)
+    assert all(n <= 2 for n in posted.values())
+    mails = collections.Counter(m.message["Message-ID"] for m in smtp_sink.wait_for(count))
+    assert len(mails) == count and set(mails.values()) == {1}  # the mail is untouched by chat's trouble
