@@ -209,6 +209,8 @@ def init_command(directory: Path, force: bool) -> None:
         f"ESCALATE_SECRET={secrets.token_hex(32)}\n"
         "# Optional: your own templates (looked up before the shipped ones)\n"
         "# ESCALATE_TEMPLATES=/etc/escalate/templates\n"
+        "# Optional: chat channels, one Apprise URL each, named in rules.yaml (a tier's chat: [frontline])\n"
+        "# ESCALATE_CHAT_FRONTLINE=slack://TokenA/TokenB/TokenC/#support-escalations\n"
         "# How often to poll the mailbox, evaluate tickets and send, in seconds\n"
         "ESCALATE_POLL_SECONDS=60\nESCALATE_TICK_SECONDS=30\nESCALATE_SEND_SECONDS=10\n",
         encoding="utf-8")

@@ -106,6 +106,10 @@ def chat_deliveries(cli) -> list[dict]:
     return found
 
 
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@BOTH_DATABASES
 def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot, smtp_sink: SmtpSink, receiver, mail,
                                                                      caplog):
     caplog.set_level(logging.DEBUG)  # even the debug logs (Apprise's and urllib3's name URLs) show no token
@@ -163,6 +167,7 @@ def test_a_drill_is_marked_drill_in_the_post(cli, smtp_sink, receiver):
     assert post["message"].startswith("**DRILL** — a practice escalation, no customer is waiting.")
 
 
+@BOTH_DATABASES
 def test_the_receiver_down_is_retried_and_the_mail_goes_regardless(cli, dovecot, smtp_sink, receiver, mail):
     receiver.stop()
     escalate_one(cli, dovecot, mail)
