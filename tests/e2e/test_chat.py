@@ -4,9 +4,12 @@ plugins making real HTTP requests), with the receiver up, down, or refusing."""
 
 from __future__ import annotations
 
+import collections
 import http.server
 import json
-import logging
+import os
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 
@@ -85,6 +88,14 @@ def env(env, receiver, rules_file):
     return env
 
 
+def run_once(env: dict[str, str], now: str, *options: str, crashpoint: str | None = None) -> subprocess.CompletedProcess:
+    """`escalate run --once` as a process of its own, with its own logging set up."""
+    environment = {k: v for k, v in os.environ.items() if k != "ESCALATE_CRASHPOINT"}
+    extra = {"ESCALATE_CRASHPOINT": crashpoint} if crashpoint else {}
+    return subprocess.run([sys.executable, "-m", "escalate", *options, "run", "--once", "--now", now],
+                          env={**environment, **env, **extra}, capture_output=True, text=True, timeout=60)
+
+
 def cycle(cli, minutes: float, *options: str) -> dict:
     return json.loads(cli(*options, "run", "--once", "--now", at(minutes), "--json").stdout)
 
@@ -110,10 +121,13 @@ BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"
 
 
 @BOTH_DATABASES
-def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot, smtp_sink: SmtpSink, receiver, mail,
-                                                                     caplog):
-    caplog.set_level(logging.DEBUG)  # even the debug logs (Apprise's and urllib3's name URLs) show no token
-    escalate_one(cli, dovecot, mail, "-vv")
+def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(env, cli, dovecot, smtp_sink: SmtpSink, receiver,
+                                                                     mail):
+    dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down for everyone",
+                        body="No order goes through.", message_id="c1@customer.example"))
+    cycle(cli, 0)
+    # the cycle that posts, as its own process at debug level: what the daemon's log shows
+    logged = run_once(env, at(16), "-vv").stderr
     [escalation] = smtp_sink.wait_for(1)
     assert escalation.rcpt_tos == ["tier1@example.com"]
     paths = sorted(path for path, _ in receiver.posts)
@@ -141,9 +155,9 @@ def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(cli, dovecot
     status = cli("status").output
     assert "chat:        frontline (json://…), ops (mmost://…); 0 posts queued, 0 failed" in status
     for output in (listed, cli("chat", "list", "--json").output, status, cli("status", "--json").output,
-                   cli("outbox", "show", "1").output, caplog.text):
+                   cli("outbox", "show", "1").output, logged):
         assert JSON_TOKEN not in output and MM_TOKEN not in output
-    assert "outbox 1 posted to chat:frontline (json://…)" in caplog.text  # the daemon's logs were captured
+    assert "outbox 1 posted to chat:frontline (json://…)" in logged  # the log is there, only without tokens
 
 
 def test_with_plus_address_replies_the_post_links_the_signed_reply_address_with_ack(cli, env, rules_file, dovecot,
@@ -241,26 +255,15 @@ def test_rules_check_names_a_channel_without_a_usable_url(env, rules_file, varia
 def test_a_kill_mid_post_repeats_at_most_that_post_and_loses_none(crashpoint, env, rules_file, dovecot, smtp_sink,
                                                                   receiver, mail):
     """`escalate run --once` killed (os._exit) at the crash point the 3rd time, then run again twice."""
-    import collections
-    import os
-    import subprocess
-    import sys
-
     env["ESCALATE_RULES"] = str(rules_file(CHAT_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")))
     count = 5
     for n in range(count):
         dovecot.append(mail(sender=f"customer{n}@example.net", subject=f"Outage number {n}", body="down",
                             message_id=f"m{n}@example.net"))
 
-    def run_once(crash: str | None = None) -> subprocess.CompletedProcess:
-        environment = {k: v for k, v in os.environ.items() if k != "ESCALATE_CRASHPOINT"}
-        extra = {"ESCALATE_CRASHPOINT": crash} if crash else {}
-        return subprocess.run([sys.executable, "-m", "escalate", "run", "--once", "--now", T0],
-                              env={**environment, **env, **extra}, capture_output=True, text=True, timeout=60)
-
-    assert run_once(f"{crashpoint}:3").returncode == 137
-    assert run_once().returncode == 0
-    assert run_once().returncode == 0
+    assert run_once(env, T0, crashpoint=f"{crashpoint}:3").returncode == 137
+    assert run_once(env, T0).returncode == 0
+    assert run_once(env, T0).returncode == 0
     posted = collections.Counter((path, body.get("title") or body["text"].split("\r\n")[0]) for path, body in receiver.posts)
     # every ticket's escalation reached both channels …
     assert {title for (path, title) in posted if path.startswith("/hook/")} == {f"Escalation T-{n}" for n in range(1, 6)}
@@ -271,3 +274,29 @@ def test_a_kill_mid_post_repeats_at_most_that_post_and_loses_none(crashpoint, en
     assert all(n <= 2 for n in posted.values())
     mails = collections.Counter(m.message["Message-ID"] for m in smtp_sink.wait_for(count))
     assert len(mails) == count and set(mails.values()) == {1}  # the mail is untouched by chat's trouble
+
+
+def test_a_post_that_goes_before_its_mail_is_rendered_leaves_the_mail_to_be_sent(env, cli, dovecot, smtp_sink,
+                                                                                  receiver, mail, monkeypatch):
+    """The daemon ticks, posts and mails in separate stages: chat may record its posts while the
+    mail is still waiting to be rendered. The mail must go all the same."""
+    from escalate import chatsend, db, service
+    from escalate.config import load_settings
+
+    dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down for everyone",
+                        body="No order goes through.", message_id="c1@customer.example"))
+    cycle(cli, 0)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = service.open_app(load_settings())
+    try:
+        service.tick(app, parse_time(at(16)))  # the tick stage decides the escalation
+        chatsend.send_due(parse_time(at(16)), environ=env)  # the chat stage runs before the send stage
+    finally:
+        db.close()
+    assert len(receiver.posts) == 2 and smtp_sink.messages == []
+    assert [row["status"] for row in json.loads(cli("outbox", "list", "--json").stdout)] == ["queued"]
+    cycle(cli, 16.5)  # the send stage: renders the mail and sends it
+    assert [m.rcpt_tos for m in smtp_sink.wait_for(1)] == [["tier1@example.com"]]
+    assert [row["status"] for row in json.loads(cli("outbox", "list", "--json").stdout)] == ["sent"]
+    assert len(receiver.posts) == 2
