@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -39,6 +40,8 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict]] = []
         self.status = 200
+        self.delay = 0.0  # seconds before answering: a slow service
+        self.answered = 0
         self.port = 0
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -49,10 +52,12 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.posts.append((self.path, json.loads(body)))
+                time.sleep(receiver.delay)
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"message": "invalid webhook"}' if receiver.status >= 400 else b"{}")
+                receiver.answered += 1
 
             def log_message(self, *args) -> None:
                 pass
@@ -300,3 +305,51 @@ def test_a_post_that_goes_before_its_mail_is_rendered_leaves_the_mail_to_be_sent
     assert [m.rcpt_tos for m in smtp_sink.wait_for(1)] == [["tier1@example.com"]]
     assert [row["status"] for row in json.loads(cli("outbox", "list", "--json").stdout)] == ["sent"]
     assert len(receiver.posts) == 2
+
+
+def test_the_daemon_posts_in_a_stage_of_its_own_so_neither_outage_holds_up_the_other(env, rules_file, dovecot,
+                                                                                     smtp_sink, receiver, mail):
+    """`escalate run`: while the chat service takes 3 s per post, a new ticket's mail still goes at
+    once; while the SMTP server takes 8 s per mail, a new ticket's posts still go at once. The
+    metrics count the posts."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fast = {"ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2", "ESCALATE_SEND_SECONDS": "0.2",
+            "ESCALATE_METRICS": f"127.0.0.1:{port}",
+            "ESCALATE_RULES": str(rules_file(CHAT_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")))}
+    daemon = subprocess.Popen([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env, **fast},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait(condition, seconds: float) -> float:
+        started = time.monotonic()
+        while not condition() and time.monotonic() - started < seconds:
+            time.sleep(0.05)
+        assert condition()
+        return time.monotonic() - started
+
+    try:
+        receiver.delay = 3.0  # the chat service is slow on every post (within its client's 4 s read timeout)
+        dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
+        wait(lambda: len(receiver.posts) == 1, 20)  # T-1's first post has begun: 6 s of posting ahead
+        dovecot.append(mail(sender="dana@other.example", subject="Database down", body="Timeouts."))
+        took = wait(lambda: any("Database down" in m.message["Subject"] for m in smtp_sink.messages), 20)
+        assert took < 3, f"T-2's mail waited {took:.1f} s for the chat service"
+
+        wait(lambda: receiver.answered == 4, 30)  # T-2's posts done too
+        receiver.delay = 0.0
+        smtp_sink.mode, smtp_sink.delay = "slow", 8.0  # now the SMTP server hangs on every mail
+        dovecot.append(mail(sender="erin@third.example", subject="Login down", body="Nobody can log in."))
+        took = wait(lambda: any(body.get("title") == "Escalation T-3" for _, body in receiver.posts), 20)
+        assert took < 3, f"T-3's post waited {took:.1f} s for the SMTP server"
+
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'escalate_chat_posts_total{outcome="sent"}' in metrics
+        assert 'escalate_chat_posts_pending{state="failed"} 0.0' in metrics
+    finally:
+        daemon.send_signal(subprocess.signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=30)
+    assert JSON_TOKEN not in err and MM_TOKEN not in err
