@@ -203,6 +203,11 @@ def message(*, kind: str, subject: str, context: Mapping[str, Any] | None, reply
         overdue = ticket.get("resolution_overdue")
         when = f" Resolution due {due}{f' ({overdue} overdue)' if overdue else ''}." if due else ""
         lines.append(f"Needed: {_one_line(context['needed'])}{when}")
+    if kind == "delivery-failure":
+        failed = context.get("failed") or {}
+        lines.append(f"Not delivered: {_md(failed.get('kind', 'notification'))} #{failed.get('id')}")
+        lines += [f"- {_md(d['recipient'])}: {_md(d.get('error') or d.get('status'))}"
+                  for d in (context.get("deliveries") or []) if d.get("status") != "sent"][:5]
     if context.get("action_text") and context.get("actor"):
         lines.append(f"{_md(context['action_text']).capitalize()} by {_md(context['actor'])}")
     if context.get("next_step"):

@@ -208,7 +208,10 @@ def test_the_receiver_down_is_retried_and_the_mail_goes_regardless(cli, dovecot,
     assert len(smtp_sink.messages) == 1  # the mail went once, at the first try
 
 
-def test_a_400_fails_the_post_with_the_reason_and_tells_the_lead_once(cli, dovecot, smtp_sink, receiver, mail):
+def test_a_400_fails_the_post_with_the_reason_and_tells_the_lead_once(cli, rules_file, dovecot, smtp_sink, receiver,
+                                                                      mail):
+    # the lead's own channel is on the refusing service too: its failure notice fails there, and stops
+    rules_file(CHAT_RULES.replace("    chat: [frontline, ops]\n", "    chat: [frontline, ops]\n    lead_chat: [ops]\n"))
     receiver.status = 400
     escalate_one(cli, dovecot, mail)
     deliveries = {d["recipient"]: d for d in chat_deliveries(cli)}
@@ -218,7 +221,11 @@ def test_a_400_fails_the_post_with_the_reason_and_tells_the_lead_once(cli, dovec
     assert JSON_TOKEN not in deliveries["chat:frontline"]["last_error"]
     for minutes in (17, 20, 24):  # before the first reminder (25), which would post again
         cycle(cli, minutes)
-    assert len(receiver.posts) == 2  # never posted again
+    # the escalation's two posts, and the lead's notice on the lead's channel: each tried once
+    assert len(receiver.posts) == 3
+    assert receiver.posts[-1][1]["text"].startswith("Undeliverable notification T-1")
+    notices = [d for d in chat_deliveries(cli) if d["kind"] == "delivery-failure"]
+    assert [(d["recipient"], d["status"]) for d in notices] == [("chat:ops", "failed")]
     mails = smtp_sink.wait_for(2)
     assert sorted(m.rcpt_tos[0] for m in mails) == ["lead1@example.com", "tier1@example.com"]
     [notice] = [m for m in mails if m.rcpt_tos == ["lead1@example.com"]]

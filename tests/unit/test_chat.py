@@ -73,3 +73,14 @@ def test_without_a_channel_apprise_is_never_imported(tmp_path):
             "print('apprise' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_failure_notice_says_what_was_not_delivered_to_whom_and_why():
+    post = chat.message(kind="delivery-failure", subject="[T-3] Undeliverable escalation notification #9", context={
+        "ticket": {"ref": "T-3", "subject": "Checkout down", "severity": "urgent"},
+        "failed": {"id": 9, "kind": "escalation"},
+        "deliveries": [{"recipient": "tier1@example.com", "status": "sent", "error": None},
+                       {"recipient": "chat:frontline", "status": "failed", "error": "Bad Request, error=400."}]},
+        reply_to=None, plus_address_replies=False, drill=False)
+    assert post["title"] == "Undeliverable notification T-3"
+    assert post["body"].splitlines()[-2:] == ["Not delivered: escalation #9", "- chat:frontline: Bad Request, error=400."]
