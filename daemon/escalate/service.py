@@ -276,7 +276,10 @@ class Daemon:
             metrics.chat_posts.labels("retry").inc(result.retrying)
             metrics.chat_posts.labels("failed").inc(result.failed)
             if result.sent or result.retrying or result.failed:
-                self._status["chat"] = f"chat {result.sent} posted" + (f", {result.retrying} to retry" if result.retrying else "")
+                self._status["chat"] = (f"chat ok ({result.sent} posted" + (f", {result.retrying} to retry" if result.retrying
+                                                                              else "") + ")")
+            else:  # nothing to post (as for everyone without chat): no word, and a failure before is over
+                self._status.pop("chat", None)
         self.notifier.status("; ".join(self._status[k] for k in ("ingest", "tick", "send", "chat") if k in self._status))
 
     def count_sends(self, result: outbox.SendResult) -> None:
