@@ -130,19 +130,21 @@ def channel_problem(name: str, environ: Mapping[str, str] | None = None) -> str 
     return f"{env_name(name)} {problem}" if problem else None
 
 
-def channels_for(ruleset, recipients: Iterable[str]) -> list[str]:
-    """The chat recipients ("chat:<name>") of a notification mailed to `recipients`: the channels of
-    each tier whose group, lead or informed list is among them. [] for anyone else (a customer)."""
-    wanted = set(recipients)
-    names: list[str] = []
+def channels_for(ruleset, recipients: Iterable[str]) -> dict[str, list[str]]:
+    """The chat recipients ("chat:<name>") of a notification mailed to `recipients`, each with the
+    addresses it stands beside: the channels of each tier whose group, lead or informed list is
+    among them. Empty for anyone else (a customer)."""
+    wanted = list(recipients)
+    found: dict[str, list[str]] = {}
     for tier in ruleset.tiers:
-        if tier.chat and tier.group in wanted:
-            names += tier.chat
-        if tier.lead_chat and tier.lead in wanted:
-            names += tier.lead_chat
-        if tier.informed_chat and wanted & set(tier.informed):
-            names += tier.informed_chat
-    return [recipient(name) for name in dict.fromkeys(names)]
+        for names, addresses in ((tier.chat, [tier.group]), (tier.lead_chat, [tier.lead]),
+                                 (tier.informed_chat, list(tier.informed))):
+            for address in (a for a in wanted if a in addresses) if names else ():
+                for name in names:
+                    found.setdefault(recipient(name), [])
+                    if address not in found[recipient(name)]:
+                        found[recipient(name)].append(address)
+    return found
 
 
 # -- what a post says -------------------------------------------------------------------------------

@@ -483,11 +483,16 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
     # the channels of the tiers, leads and informed lists mailed: deliveries of this same row
     posts = chat.channels_for(ruleset, recipients)
     if posts:
-        headers["chat"] = {"to": posts, **chat.message(
+        headers["chat"] = {"to": list(posts), **chat.message(
             kind=kind, subject=subject, context=context, reply_to=headers["reply_to"],
             plus_address_replies=ruleset.plus_address_replies, drill=bool(ticket is not None and ticket.drill))}
-        if ticket_reason:  # the ticket's loop cap holds for its posts too; the per-address caps are for mail
-            suppressed.update({post: ticket_reason for post in posts})
+        # the ticket's loop cap holds for its posts too, and so does a group's hourly ceiling (the
+        # channel gets the group's summary instead); an address's own caps (dead, per address) do not
+        for post, beside in posts.items():
+            held = [suppressed.get(r) for r in beside if ratelimit.GROUP_CEILING in (suppressed.get(r) or "")]
+            reason = ticket_reason or (held[0] if held and len(held) == len(beside) else None)
+            if reason:
+                suppressed[post] = reason
     values = {
         "ticket": ticket, "escalation": escalation, "kind": kind, "rule": rule, "step": step, "due_at": due_at,
         "tier": tier_level, "message_id": message_id, "mail_from": ruleset.support_address,

@@ -283,7 +283,7 @@ def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox
         for row in (Outbox.select().where(Outbox.id.in_(others)) if others else ()):
             mine = deliveries.get(row.id, [])
             statuses = {d.status for d in mine}
-            if "rendering" in statuses:
+            if WAITING in statuses:
                 # its mail is not rendered yet (a chat post recorded first): render.py owns the row until it is
                 continue
             attempts = max((d.attempts for d in mine), default=row.attempts)

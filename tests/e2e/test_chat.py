@@ -360,3 +360,18 @@ def test_the_daemon_posts_in_a_stage_of_its_own_so_neither_outage_holds_up_the_o
         daemon.send_signal(subprocess.signal.SIGTERM)
         _out, err = daemon.communicate(timeout=30)
     assert JSON_TOKEN not in err and MM_TOKEN not in err
+
+
+def test_a_groups_hourly_ceiling_holds_its_channel_too_which_gets_the_summary(cli, rules_file, dovecot, smtp_sink,
+                                                                              receiver, mail):
+    rules_file(CHAT_RULES.replace("group_mails_per_hour: 0", "group_mails_per_hour: 30")
+               .replace("chat: [frontline, ops]", "chat: [frontline]"))
+    for n in range(36):
+        dovecot.append(mail(sender=f"shop{n}@customer{n}.example", subject=f"Checkout outage at shop {n}",
+                            body="Nothing works.", message_id=f"flood{n}@customer.example"))
+    cycle(cli, 0)
+    cycle(cli, 16)  # every ticket escalates to tier 1 at once
+    titles = collections.Counter(body["title"].split(" T-")[0] for _, body in receiver.posts)
+    kinds = collections.Counter(m.message["X-Escalate-Kind"] for m in smtp_sink.messages)
+    assert kinds == {"escalation": 30, "group-summary": 1}
+    assert titles == {"Escalation": 30, "Group summary": 1}  # the channel is told as the group is, no more

@@ -25,11 +25,14 @@ def test_a_notification_goes_to_the_channels_of_the_tiers_leads_and_lists_it_is_
                                "    informed_chat: [managers]\n", 1)
     (tmp_path / "rules.yaml").write_text(rules)
     ruleset = load_ruleset(tmp_path / "rules.yaml")
-    assert chat.channels_for(ruleset, ["tier1@example.com"]) == ["chat:frontline"]
-    assert chat.channels_for(ruleset, ["lead1@example.com"]) == ["chat:leads", "chat:frontline"]
-    assert chat.channels_for(ruleset, ["boss@example.com"]) == ["chat:managers"]
+    assert chat.channels_for(ruleset, ["tier1@example.com"]) == {"chat:frontline": ["tier1@example.com"]}
+    assert chat.channels_for(ruleset, ["lead1@example.com"]) == {"chat:leads": ["lead1@example.com"],
+                                                                 "chat:frontline": ["lead1@example.com"]}
+    assert chat.channels_for(ruleset, ["tier1@example.com", "lead1@example.com"])["chat:frontline"] == [
+        "tier1@example.com", "lead1@example.com"]
+    assert chat.channels_for(ruleset, ["boss@example.com"]) == {"chat:managers": ["boss@example.com"]}
     # tier 2 has no channel, and a customer or a roster member is never posted about
-    assert chat.channels_for(ruleset, ["tier2@example.com", "carl@customer.example", "alice@example.com"]) == []
+    assert chat.channels_for(ruleset, ["tier2@example.com", "carl@customer.example", "alice@example.com"]) == {}
 
 
 def test_customer_text_cannot_turn_a_post_into_a_link_markup_or_a_channel_wide_mention():
