@@ -209,6 +209,8 @@ def init_command(directory: Path, force: bool) -> None:
         f"ESCALATE_SECRET={secrets.token_hex(32)}\n"
         "# Optional: your own templates (looked up before the shipped ones)\n"
         "# ESCALATE_TEMPLATES=/etc/escalate/templates\n"
+        "# Optional: chat channels, one Apprise URL each, named in rules.yaml (a tier's chat: [frontline])\n"
+        "# ESCALATE_CHAT_FRONTLINE=slack://TokenA/TokenB/TokenC/#support-escalations\n"
         "# How often to poll the mailbox, evaluate tickets and send, in seconds\n"
         "ESCALATE_POLL_SECONDS=60\nESCALATE_TICK_SECONDS=30\nESCALATE_SEND_SECONDS=10\n",
         encoding="utf-8")
@@ -881,3 +883,52 @@ def demo_command(workdir: Path | None, rules: Path | None) -> None:
     kept = run_demo(workdir, rules or example_rules_path())
     click.echo(f"\nThe demo's state is in {kept} (inspect it with "
                f"`escalate --env-file {kept / 'escalate.env'} tickets list`).")
+
+
+@main.group("chat")
+def chat_group() -> None:
+    """Chat channels beside the email groups (ESCALATE_CHAT_<NAME>=<Apprise URL>)."""
+
+
+@command(chat_group, "list")
+@json_option
+@click.pass_context
+def chat_list(ctx: click.Context, as_json: bool) -> None:
+    """The configured channels (URLs redacted) and each one's last delivery."""
+    from . import chatsend
+
+    _open_db(ctx)
+    found = chatsend.channels()
+    if as_json:
+        _emit(found, True)
+        return
+    if not found:
+        click.echo("no chat channels: set ESCALATE_CHAT_<NAME>=<URL> and name the channel in rules.yaml (chat: [name])")
+        return
+    for channel in found:
+        last = channel["last_delivery"]
+        said = "never posted" if last is None else (
+            f"last: outbox #{last['outbox']} {last['status']} {last['sent_at'] or last['created_at']}"
+            + (f" ({last['error']})" if last["error"] else ""))
+        click.echo(f"{channel['name']}  {channel['variable']}  {channel['url']}  {said}")
+
+
+@command(chat_group, "test")
+@click.argument("name")
+@click.pass_context
+def chat_test(ctx: click.Context, name: str) -> None:
+    """Post a test message to channel NAME now and print the service's answer."""
+    from . import chat, chatsend
+
+    _settings(ctx)  # the log redactor learns the channel URLs
+    name = name.lower()
+    problem = chat.channel_problem(name)
+    if problem:
+        raise click.UsageError(problem)
+    outcome = chatsend.post(chat.channel_url(name), "escalate test message",
+                            f"A test from escalate: channel **{name}** reaches this chat.")
+    if outcome.ok:
+        click.echo(f"{name}: posted; the service accepted it")
+        return
+    click.echo(f"{name}: not posted: {outcome.reason}", err=True)
+    ctx.exit(1)

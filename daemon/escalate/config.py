@@ -118,7 +118,9 @@ class Settings:
                   self.previous_secret.decode() if self.previous_secret else None]
         values += [url.password for url in (*self.mailboxes, self.smtp) if url is not None]
         db_password = urlsplit(self.db_url).password
-        return [v for v in values + [db_password] if v]
+        from .chat import secret_parts  # chat channel URLs carry their tokens in host and path
+
+        return [v for v in values + [db_password] + secret_parts() if v]
 
     def require_secret(self) -> bytes:
         """The signing key, refused when missing or too short to resist a brute-force search from a
@@ -200,7 +202,13 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Non
     if file_name:
         if not Path(file_name).exists():
             raise ConfigError(f"env file {file_name} does not exist (write one with `escalate init DIR`)")
-        merged.update(read_env_file(Path(file_name)))
+        from_file = read_env_file(Path(file_name))
+        merged.update(from_file)
+        # chat channels (chat.py) are read where they are used, from the environment: the file's
+        # fill what the environment lacks there too, as systemd's EnvironmentFile would
+        for key, value in from_file.items():
+            if key.startswith("ESCALATE_CHAT_"):
+                os.environ.setdefault(key, value)
     merged.update(env if env is not None else os.environ)
 
     accounts = tuple(parse_server_url("ESCALATE_IMAP_URL", text, ("imap", "imaps", "imap+starttls"))

@@ -13,7 +13,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from . import clock, db
+from . import chat, clock, db
 from .models import Quarantine
 from .problems import listing
 from .status import (held_by_group_ceiling, ladder_counts, outbox_backlog, outbox_failed, ticket_counts,
@@ -70,6 +70,12 @@ class DatabaseCollector:
                                      "Mails the ticket limit put on their sender's latest ticket, last 24 h")
         threaded.add_metric([], limit["mails_threaded_last_24h"])
         yield threaded
+        posts = GaugeMetricFamily("escalate_chat_posts_pending", "Chat posts queued or failed, by state",
+                                 labels=["state"])
+        backlog = chat.backlog()
+        for state in ("queued", "failed"):
+            posts.add_metric([state], backlog[state])
+        yield posts
         quarantined = GaugeMetricFamily("escalate_quarantined", "Mail in quarantine")
         quarantined.add_metric([], Quarantine.select().count())
         yield quarantined
@@ -84,6 +90,9 @@ class Metrics:
         self.sent = Counter("escalate_mail_sent", "Mail sent", registry=self.registry)
         self.send_failures = Counter("escalate_send_failures", "Send attempts that failed, by kind", ["kind"],
                                      registry=self.registry)
+        # chat posts (chatsend.py), by outcome: sent, retry (will be tried again), failed (for good)
+        self.chat_posts = Counter("escalate_chat_posts", "Chat posts attempted, by outcome", ["outcome"],
+                                  registry=self.registry)
         self.tick_seconds = Histogram("escalate_tick_duration_seconds", "Time to evaluate the due tickets",
                                       registry=self.registry)
         self.imap_up = Gauge("escalate_imap_up", "1 when the last IMAP poll reached the server", registry=self.registry)

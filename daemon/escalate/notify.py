@@ -20,7 +20,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from . import audit, clock, ratelimit, rows, tokens, verp
+from . import audit, chat, clock, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Incident, Message, Outbox, Ticket, load_json
 from .rules.durations import age_text, format_duration
 from .clock import parse_time
@@ -421,10 +421,16 @@ def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], supp
     """Delivery rows with every column that has a default (status, attempts) given: a tick batch
     writes them with rows.insert_many, which fills in no model defaults."""
     now = values["created_at"]
-    return [{"outbox": row_id, "recipient": r,
+    mail = [{"outbox": row_id, "recipient": r,
              "mail_from": verp.return_path(values["mail_from"], row_id, i, r, secret),
              "status": "suppressed" if r in suppressed else "rendering", "last_error": suppressed.get(r),
              "attempts": 0, "next_attempt_at": now, "created_at": now} for i, r in enumerate(recipients)]
+    # chat posts need no rendered mail: queued at once, so a broken template never holds up chat
+    posts = [{"outbox": row_id, "recipient": r, "mail_from": "",
+              "status": "suppressed" if r in suppressed else "queued", "last_error": suppressed.get(r),
+              "attempts": 0, "next_attempt_at": now, "created_at": now}
+             for r in ((values.get("headers") or {}).get("chat") or {}).get("to", ())]
+    return mail + posts
 
 
 def _record_suppressed(row: Outbox, suppressed: dict[str, str]) -> None:
@@ -474,11 +480,24 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
         ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps)
     reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
     suppressed = {r: why for r, why in reasons.items() if why}
+    # the channels of the tiers, leads and informed lists mailed: deliveries of this same row
+    posts = chat.channels_for(ruleset, recipients)
+    if posts:
+        headers["chat"] = {"to": list(posts), **chat.message(
+            kind=kind, subject=subject, context=context, reply_to=headers["reply_to"],
+            plus_address_replies=ruleset.plus_address_replies, drill=bool(ticket is not None and ticket.drill))}
+        # the ticket's loop cap holds for its posts too, and so does a group's hourly ceiling (the
+        # channel gets the group's summary instead); an address's own caps (dead, per address) do not
+        for post, beside in posts.items():
+            held = [suppressed.get(r) for r in beside if ratelimit.GROUP_CEILING in (suppressed.get(r) or "")]
+            reason = ticket_reason or (held[0] if held and len(held) == len(beside) else None)
+            if reason:
+                suppressed[post] = reason
     values = {
         "ticket": ticket, "escalation": escalation, "kind": kind, "rule": rule, "step": step, "due_at": due_at,
         "tier": tier_level, "message_id": message_id, "mail_from": ruleset.support_address,
         "recipients": recipients, "subject": subject, "raw": b"", "template": template, "context": context,
-        "headers": headers, "status": "suppressed" if len(suppressed) == len(recipients) else "queued",
+        "headers": headers, "status": "suppressed" if len(suppressed) == len(recipients) + len(posts) else "queued",
         "last_error": "; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
         "next_attempt_at": now, "created_at": now, "attempts": 0,
     }

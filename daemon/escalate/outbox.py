@@ -49,6 +49,8 @@ LEASE_SECONDS = 60.0  # PostgreSQL: how long a claim holds (Settings.send_lease_
 
 PENDING = "queued"
 WAITING = "rendering"  # a delivery whose mail is not rendered yet (render.WAITING: render.py imports this module)
+# chat posts are deliveries too ("chat:<name>"), posted by chatsend.py: never an SMTP recipient
+IS_MAIL = ~Delivery.recipient.startswith("chat:")
 DELIVERY_FAILURES = ("failed", "refused", "bounced")
 
 
@@ -281,6 +283,9 @@ def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox
         for row in (Outbox.select().where(Outbox.id.in_(others)) if others else ()):
             mine = deliveries.get(row.id, [])
             statuses = {d.status for d in mine}
+            if WAITING in statuses:
+                # its mail is not rendered yet (a chat post recorded first): render.py owns the row until it is
+                continue
             attempts = max((d.attempts for d in mine), default=row.attempts)
             before = row.status
             row.attempts = attempts
@@ -526,7 +531,7 @@ def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds:
         ids = _lease(now, batch, owner or identity(), lease_seconds)
         rows = list(query.where(Delivery.id.in_(ids))) if ids else []
     else:
-        rows = list(query.where((Delivery.status == PENDING) & (Delivery.next_attempt_at <= now)))
+        rows = list(query.where((Delivery.status == PENDING) & (Delivery.next_attempt_at <= now) & IS_MAIL))
     crashpoints.hit("after-outbox-claim")
     return [_Job(row.id, row.outbox.id, row.mail_from, row.recipient, row.attempts, bytes(row.outbox.raw),
                  row.outbox.message_id) for row in rows]
@@ -540,6 +545,7 @@ def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds:
 _LEASE = ('UPDATE "delivery" SET "lease_owner" = %s, '
           '"lease_until" = (now() AT TIME ZONE \'UTC\') + make_interval(secs => %s) '
           'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "status" = \'queued\' AND "next_attempt_at" <= %s '
+          'AND "recipient" NOT LIKE \'chat:%%\' '
           'AND ("lease_until" IS NULL OR "lease_until" < (now() AT TIME ZONE \'UTC\') OR "lease_owner" = %s) '
           'ORDER BY "next_attempt_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED) '
           'RETURNING "id"')

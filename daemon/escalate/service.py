@@ -22,7 +22,7 @@ from typing import Any, Callable
 import peewee
 import schedule
 
-from . import attachments, clock, db, digest, engine, notify, outbox
+from . import attachments, chatsend, clock, db, digest, engine, notify, outbox
 from .config import ConfigError, Settings
 from .heartbeat import Heartbeat
 from .ingest import IngestResult
@@ -75,6 +75,7 @@ class CycleResult:
     tick: engine.TickResult = field(default_factory=engine.TickResult)
     send: outbox.SendResult = field(default_factory=outbox.SendResult)
     send_error: outbox.SmtpUnavailable | None = None  # the SMTP server was down or refused the login
+    chat: outbox.SendResult = field(default_factory=outbox.SendResult)
 
 
 def ingest(app: App, now: datetime, *, poller: Poller | None = None,
@@ -104,14 +105,23 @@ def send(app: App, now: datetime) -> outbox.SendResult:
                            lease_seconds=app.settings.send_lease_seconds)
 
 
+def send_chat(app: App, now: datetime) -> outbox.SendResult:
+    """Post what is queued for chat channels (chatsend.py); its own stage, so neither mail nor
+    chat trouble holds up the other."""
+    return chatsend.send_due(now, on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret))
+
+
 def run_once(app: App, now: datetime) -> CycleResult:
-    """One full cycle: fetch new mail, evaluate due tickets, send what is queued."""
+    """One full cycle: fetch new mail, evaluate due tickets, send what is queued (mail, then chat
+    posts, which go even when the SMTP server is down)."""
     app.secret  # fail before touching the mailbox when the secret is missing
     cycle = CycleResult(ingest=ingest(app, now), tick=tick(app, now))
     try:
         cycle.send = send(app, now)
     except outbox.SmtpUnavailable as error:  # what was ingested and decided still gets reported
         cycle.send, cycle.send_error = error.result, error
+    finally:
+        cycle.chat = send_chat(app, now)
     return cycle
 
 
@@ -202,7 +212,7 @@ class Daemon:
         self.reload_requested = False
         self.scheduler = schedule.Scheduler()
         self.stages = {name: Stage(name, function, self) for name, function in
-                       (("ingest", self._ingest), ("tick", self._tick), ("send", send))}
+                       (("ingest", self._ingest), ("tick", self._tick), ("send", send), ("chat", send_chat))}
         self._poller = Poller()
         # its own thread on the wall clock: says which folders this instance holds (heartbeat.py)
         self.heartbeat = Heartbeat(self._poller.held)
@@ -261,7 +271,16 @@ class Daemon:
         elif stage.stage == "send":
             self.count_sends(result)
             self._status["send"] = f"send ok ({result.sent} sent)" + (f", {result.retrying} to retry" if result.retrying else "")
-        self.notifier.status("; ".join(self._status[k] for k in ("ingest", "tick", "send") if k in self._status))
+        elif stage.stage == "chat":
+            metrics.chat_posts.labels("sent").inc(result.sent)
+            metrics.chat_posts.labels("retry").inc(result.retrying)
+            metrics.chat_posts.labels("failed").inc(result.failed)
+            if result.sent or result.retrying or result.failed:
+                self._status["chat"] = (f"chat ok ({result.sent} posted" + (f", {result.retrying} to retry" if result.retrying
+                                                                              else "") + ")")
+            else:  # nothing to post (as for everyone without chat): no word, and a failure before is over
+                self._status.pop("chat", None)
+        self.notifier.status("; ".join(self._status[k] for k in ("ingest", "tick", "send", "chat") if k in self._status))
 
     def count_sends(self, result: outbox.SendResult) -> None:
         metrics = self.metrics
@@ -290,7 +309,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
-        intervals = {"ingest": settings.poll_seconds, "tick": settings.tick_seconds, "send": settings.send_seconds}
+        intervals = {"ingest": settings.poll_seconds, "tick": settings.tick_seconds, "send": settings.send_seconds,
+                     "chat": settings.send_seconds}
         for name, stage in self.stages.items():
             self.scheduler.every(intervals[name]).seconds.do(stage.trigger)
             stage.start()

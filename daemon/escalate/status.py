@@ -9,7 +9,7 @@ from typing import Any
 
 from peewee import fn
 
-from . import heartbeat, migrations, problems, ratelimit
+from . import chat, heartbeat, migrations, problems, ratelimit
 from .clock import iso, shown_iso
 from .config import Settings, redact_url
 from .db import sqlite_path
@@ -110,6 +110,7 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
                     for f in FolderState.select().order_by(FolderState.account, FolderState.folder)],
         "quarantined": Quarantine.select().count(),
         "ticket_limit": ticket_limit(now),
+        "chat": chat.backlog(),  # posts to chat channels, whose URLs are never shown
         "instances": instances,
         "schema_version": migrations.current_version(database),
     }
@@ -148,6 +149,8 @@ def describe(status: dict[str, Any]) -> str:
                                       for t, n in sorted(status["held_by_group_ceiling_last_hour"].items()))
                            or "no mail held back in the last hour"),
         _describe_ticket_limit(status["ticket_limit"]),
+        "chat:        " + (", ".join(f"{name} ({url})" for name, url in status["chat"]["channels"].items()) or "no channels")
+        + f"; {status['chat']['queued']} posts queued, {status['chat']['failed']} failed",
         f"schema:      migration {status['schema_version']}",
     ]
     for instance in status["instances"]:

@@ -212,7 +212,8 @@ CASES = [
      ['rules.yaml:11:14: severities.normal.default: expected true or false, got "maybe"']),
     ("    lead: lead1@example.com", "    leader: lead1@example.com",
      ['rules.yaml:18:5: tiers[0].leader: unknown key "leader"; did you mean "lead"? '
-      '(known keys: level, name, group, roster, lead, consulted, informed)']),
+      '(known keys: level, name, group, roster, lead, consulted, informed, chat, lead_chat, '
+      'informed_chat)']),
     ("    roster: [erin@example.com]\n", "",
      ['rules.yaml:19:5: tiers[1]: missing required key "roster"']),
     ("roster: [erin@example.com]", "roster: []",

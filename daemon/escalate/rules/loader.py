@@ -70,7 +70,8 @@ MAX_TOP_REMINDERS = 100
 MAX_GROUP_MAILS_PER_HOUR = 10_000
 _TIME_OF_DAY = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 MATRIX_KEYS = ("clock", "after", "rows", "repeat_every")
-TIER_KEYS = ("level", "name", "group", "roster", "lead", "consulted", "informed")
+TIER_KEYS = ("level", "name", "group", "roster", "lead", "consulted", "informed", "chat", "lead_chat", "informed_chat")
+CHAT_KEYS = ("chat", "lead_chat", "informed_chat")
 TIER_REQUIRED = ("level", "name", "group", "roster")
 RULE_KEYS = ("name", "description", "when", "then")
 RULE_REQUIRED = ("name", "when", "then")
@@ -844,12 +845,35 @@ class _Converter:
             items = self.sequence(fields["informed"][1], _join(where, "informed"), "a list of addresses")
             informed = [self.address(item, _join(_join(where, "informed"), i)) for i, item in enumerate(items or ())]
             values["informed"] = _INVALID if items is None or _INVALID in informed else tuple(informed)
+        for key in CHAT_KEYS:
+            values[key] = ()
+            if key in fields and not self.is_null(fields[key][1]):
+                values[key] = self.chat_channels(fields[key][1], _join(where, key))
         if not ok or any(value is _INVALID for value in values.values()):
             # Keep the level known when it is valid, so rules that point at it are not misreported.
             if values["level"] is not _INVALID:
                 return Tier(level=values["level"], name="", group="", roster=(), lead=None), fields["level"][1]
             return None, None
         return Tier(**values), fields["level"][1]
+
+    def chat_channels(self, node: Node, where: str) -> Any:
+        """chat: [frontline, oncall]: channel names whose URLs the environment holds (chat.py)."""
+        from .. import chat
+
+        items = self.sequence(node, where, "a list of chat channel names")
+        if items is None:
+            return _INVALID
+        names = []
+        for index, item in enumerate(items):
+            here = _join(where, index)
+            name = self.text(item, here, chat.NAME, "a chat channel name (lowercase letters, digits, _)")
+            if name is _INVALID:
+                return _INVALID
+            problem = chat.channel_problem(name)
+            if problem:
+                return self.error(item, here, problem)
+            names.append(name)
+        return tuple(dict.fromkeys(names))
 
     def consulted(self, node: Node, where: str) -> Any:
         """consulted: {Security: security@example.com, Legal: legal@example.com}"""

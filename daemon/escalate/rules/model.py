@@ -91,6 +91,10 @@ class Tier:
     lead: str | None  # accountable; told of breaches
     consulted: tuple[tuple[str, str], ...] = ()  # (department name, address): asked for input
     informed: tuple[str, ...] = ()  # addresses that get the digest, not a message per ticket
+    # chat channels (chat.py) that get what the group, the lead and the informed list are mailed
+    chat: tuple[str, ...] = ()
+    lead_chat: tuple[str, ...] = ()
+    informed_chat: tuple[str, ...] = ()
 
     def has_member(self, address: str) -> bool:
         """Whether `address` (an addr-spec, or a full "Name <addr>") is on this tier's roster."""
