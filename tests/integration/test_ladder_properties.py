@@ -6,7 +6,7 @@ generator, so a failure names the seed that reproduces it), on a real SQLite dat
 - "Reminder N" counts from 1 within each tier and only goes up;
 - a ladder nobody answers ends: it has a bounded number of mails;
 - `rules simulate` (the same decision function, in memory) predicts the engine's steps exactly
-  when the daemon ticks at least once per repeat interval.
+  when the daemon ticks whenever a ticket falls due (as simulate's ideal daemon does).
 """
 
 from __future__ import annotations
