@@ -1,4 +1,5 @@
-"""Loop protection on a real database and a real aiosmtpd sink (RELIABILITY.md C4, C9, S13).
+"""Loop protection on a real database and a real aiosmtpd sink (docs/reliability.md,
+"Machine mail and loops").
 
 Customer acknowledgements, mail to outside addresses and mail per ticket are capped with Zammad's
 defaults (tighter for acknowledgements); capped mail is recorded as "suppressed" with the reason,

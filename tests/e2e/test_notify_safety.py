@@ -1,7 +1,7 @@
 """Hostile customer mail through the whole loop (real Dovecot, real aiosmtpd): its text is data in
-the templates (S6), escaped in HTML (S7), never a header or a recipient (S8, on this machine's
+the templates, escaped in HTML, never a header or a recipient (on this machine's
 Python 3.11.7 without the CVE-2024-6923 fix), and our control headers in inbound mail mean
-nothing (S9)."""
+nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The outbox against a real aiosmtpd server with its fault modes (RELIABILITY.md N1–N10).
+"""The outbox against a real aiosmtpd server with its fault modes (docs/reliability.md,
+"Notifications out").
 
 Notifications are queued by the real notify code into a real SQLite database and sent by the real
 sender; time moves through the `now` parameter, never by sleeping. The sink records every envelope
@@ -466,8 +467,8 @@ def test_next_tier_and_resolution_notice_reach_every_tier_that_was_told(world):
 
 
 def test_n6_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_flight_mail(world):
-    """N6, the random half: SIGKILLs at uniform random moments of a sending run (seeded; 10 here —
-    ESCALATE_N6_KILLS=50 ESCALATE_N6_MAILS=5000 for the full figure), then one run to finish. Nothing is lost; a mail can
+    """Kills while sending, the random half: SIGKILLs at uniform random moments of a sending run
+    (seeded; 10 here — ESCALATE_N6_KILLS=50 ESCALATE_N6_MAILS=5000 for the full figure), then one run to finish. Nothing is lost; a mail can
     only go twice if its acknowledgement was in flight at a kill, and then with its own Message-ID."""
     import random
     import time
@@ -503,6 +504,6 @@ def test_n6_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_fl
     assert len(received) == mails  # 0 lost
     assert world.statuses() == {"sent": mails}
     doubled = sum(count - 1 for count in received.values())
-    print(f"N6: {landed} of {kills} kills landed while sending; {mails} delivered, {doubled} sent twice")
+    print(f"{landed} of {kills} kills landed while sending; {mails} delivered, {doubled} sent twice")
     assert doubled <= 2 * landed  # at most the mail in flight on each of the 2 connections at a kill
     assert landed >= kills // 2, "too few kills landed while sending; the test proves little"
