@@ -270,7 +270,7 @@ class Instance(threading.Thread):
             return True
 
 
-def test_m1_three_instances_one_killed_every_few_seconds_send_each_notification_once(
+def test_three_instances_one_killed_every_few_seconds_send_each_notification_once(
         instance_env, pg_url, smtp_sink: SmtpSink, tmp_path):
     refs = seed(pg_url, TICKETS, T0, HOUR)
     instance_env["ESCALATE_SEND_LEASE_SECONDS"] = "5"  # a killed sender's claims come back after 5 s
@@ -384,7 +384,7 @@ def restart_cluster(postgres: Postgres) -> None:
         time.sleep(0.5)
 
 
-def test_m2_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_twice(
+def test_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_twice(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     seed(pg_url, 0, T0, HOUR)  # the schema, before three daemons start on it
     instance_env["ESCALATE_NOW"] = (T0 + HOUR).isoformat()  # everything is due: ticks and sends overlap the crash
@@ -447,7 +447,7 @@ class BlackHole:
         self.socket.close()
 
 
-def test_m3_worker_cut_from_postgresql_holding_claims_another_sends_them_once_after_the_lease(
+def test_worker_cut_from_postgresql_holding_claims_another_sends_them_once_after_the_lease(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     refs = seed(pg_url, 5, T0, timedelta(minutes=1))
     instance_env["ESCALATE_NOW"] = (T0 + HOUR).isoformat()
