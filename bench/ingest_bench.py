@@ -332,7 +332,7 @@ def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corp
 
 
 def kill_run(env: dict[str, str], kills: int, count: int, corpus: str) -> str:
-    """I1 in full: SIGKILL `escalate run --once` at uniform random times until it has been killed
+    """Kill -9 during ingest, in full: SIGKILL `escalate run --once` at uniform random times until it has been killed
     `kills` times, then finish; check nothing was lost or stored twice."""
     rng = random.Random(11)
     done = 0

@@ -1,4 +1,4 @@
-"""L5: simulated days of support traffic stepped with the clock, then `rules simulate` over them.
+"""Simulated long run: days of support traffic stepped with the clock, then `rules simulate` over them.
 
 `run_l5(days, per_day)` opens a fresh SQLite database, loads the example rules.yaml (business-hours
 calendars in Europe/Berlin, the decision matrix, incidents, every action), and drives the daemon's

@@ -1,4 +1,4 @@
-"""L5 at full size: 30 simulated days, 500 tickets a day, business-hours calendars, stepped with the
+"""The simulated long run at full size: 30 simulated days, 500 tickets a day, business-hours calendars, stepped with the
 clock; then `rules simulate` replays the stored history. Prints the figures and whether the replay
 predicted exactly the escalations the daemon took (exit 1 if not).
 
@@ -31,7 +31,7 @@ def main() -> int:
                         fast_disk=True)
         elapsed = time.perf_counter() - started
     report = result.report
-    print(f"L5: {args.days} days x {args.per_day} tickets/day = {result.tickets} tickets, {result.ticks} ticks "
+    print(f"long run: {args.days} days x {args.per_day} tickets/day = {result.tickets} tickets, {result.ticks} ticks "
           f"(stepped --now), {elapsed:.0f} s wall")
     print(f"escalation steps taken by the daemon: {report['actual']} (outbox notifications: {result.notifications})")
     print(f"escalation steps predicted by rules simulate: {len(report['predicted'])}; agree: {report['agree']}; "

@@ -1,4 +1,4 @@
-"""Outbox throughput (RELIABILITY.md L3, N7): 10,000 queued notifications sent to the loopback
+"""Outbox throughput (≥ 50 msg/s over ≤ 10 connections): 10,000 queued notifications sent to the loopback
 aiosmtpd sink, beside the raw aiosmtplib limit measured in the same run.
 
     .venv/bin/python bench/outbox_bench.py [--count 10000] [--connections 8] [--rules shipped|test]

@@ -1,4 +1,4 @@
-"""O4: restart storm on a large database — time from exec to READY=1, 20 restarts, and proof
+"""Restart storm on a large database — time from exec to READY=1, 20 restarts, and proof
 that restarts do no duplicate work.
 
     .venv/bin/python bench/startup_bench.py [--tickets 100000] [--restarts 20]
@@ -7,7 +7,7 @@ Seeds a SQLite database with N open tickets (bulk SQL, not through the daemon), 
 `escalate run` under a notify socket as systemd would, and restarts it RESTARTS times with
 SIGTERM while mail keeps arriving in a real Dovecot. Prints READY latency (min/median/max),
 the stop time after SIGTERM, and the notifications the SMTP sink received per ticket.
-Target (RELIABILITY.md O4): READY ≤ 5 s on a 100k-ticket database; no duplicate work.
+Target: READY ≤ 5 s on a 100k-ticket database; no duplicate work.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""S14 as commands: the unit verifies and its sandbox exposure stays at or below 2.0."""
+"""The systemd hardening, checked as commands: the unit verifies and its sandbox exposure
+stays at or below 2.0."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Attachment contents on disk, under the state directory, with names the sender cannot choose.
 
-A sender's filename (`../../etc/passwd`, `CON`, NUL, 10 KB of RFC 2231 encoded traversal: S12) is
+A sender's filename (`../../etc/passwd`, `CON`, NUL, 10 KB of RFC 2231 encoded traversal) is
 only ever data in the database. Contents go into pack files that escalate names itself,
 `<root>/packs/<random>.pack`: one per fetched batch, the attachments one after another, each row
 saying where its bytes start (`stored_offset`) and how many there are (`size`). One file per batch,
@@ -10,7 +10,7 @@ allocator's scan past recently deleted inodes), more than parsing the mail that 
 Identical contents are kept once: a row records their SHA-256, and contents already stored (in a
 committed pack, or earlier in the batch's own) are pointed at instead of written again.
 
-Crash safety (I1, I2): a pack is written as `<name>.pack.tmp`, and sealed — fsync, renamed to
+Crash safety (a kill at any point loses nothing): a pack is written as `<name>.pack.tmp`, and sealed — fsync, renamed to
 `<name>.pack`, the directory fsynced — before the transaction that stores its rows commits. A
 crash before that commit leaves a `.tmp` file no row points to, never a row pointing at missing or
 half-written contents; such a file is deleted once it is an hour old, by the first batch after that
@@ -67,7 +67,7 @@ def keep_private(settings: Settings) -> None:
 class AttachmentWriteError(OSError):
     """Attachment contents could not be written (disk full, permissions): the environment's
     fault, not the mail's, so the batch fails and is fetched again later (like the database
-    being full, I12) instead of its mail going to quarantine."""
+    being full) instead of its mail going to quarantine."""
 
 
 class _Pack:

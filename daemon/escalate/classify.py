@@ -1,5 +1,6 @@
 """Machine mail: auto-replies, bounces, mailing-list and bulk mail. Recorded, never answered, never
-the start of a ticket that escalates (DESIGN.md "Classify"; RELIABILITY.md C1–C3, C7, C8).
+the start of a ticket that escalates (bounces, auto-replies and list mail
+are recorded but never answered nor escalated; a human reply is never taken for machine mail).
 
     verdict = classify(parsed, raw)      # None: a person wrote it
     verdict.kind                         # "auto-reply", "auto-generated", "bounce", "list", "bulk"
@@ -10,7 +11,7 @@ report-type=delivery-status`, Exim's `X-Failed-Recipients`, or a mailer-daemon s
 bounce subject or failures the detectors find); RFC 3834 `Auto-Submitted` other than "no";
 `X-Autoreply`/`X-Autorespond`; `Precedence: auto_reply/bulk/junk/list`; `List-Id`;
 `List-Unsubscribe`; and an auto-reply subject at the very start ("Automatic reply:"). A human
-reply from an ordinary mail client carries none of these (C2).
+reply from an ordinary mail client carries none of these, so it is never taken for machine mail.
 
 Non-standard bounces are read with flufl.bounce (Mailman's detectors for qmail, Postfix, Exchange,
 GroupWise, Yahoo …); it is only run on mail that already looks like a bounce, and its failures

@@ -1,7 +1,7 @@
 """The `escalate` command: a thin skin over the service layer (sqlite-utils style).
 
 Each command parses options, calls one library function and formats the result as a table or
-`--json`. Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input (DESIGN.md).
+`--json`. Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Build outgoing mail whose headers customer text cannot break.
 
 Python 3.11.7 here lacks the CVE-2024-6923 fix: an encoded newline in a header value can
-serialise into a real header, and a raw newline in a decoded subject raises (RELIABILITY.md 1.9).
+serialise into a real header, and a raw newline in a decoded subject raises.
 So every header value built from customer text goes through `clean_header_text`, and after
-building we parse our own bytes back and check that the header set is exactly what we wrote (S8).
+building we parse our own bytes back and check that the header set is exactly what we
+wrote (no header injection).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 rules are, and the signing secret.
 
 Secrets live only here, never in rules.yaml; `Settings.__repr__` redacts them so they cannot end up
-in a log line or a traceback (RELIABILITY.md S11).
+in a log line or a traceback (secrets never reach logs, the database or crash output).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ class Settings:
     # ingest (issue 3): what to do with processed mail on the server, size limits, where attachments go
     processed_action: str = "leave"  # leave | flag (\\Seen) | move:FOLDER
     folder_seconds: tuple[tuple[str, float], ...] = ()  # per-folder poll interval, e.g. (("Sent", 300.0),)
-    max_message_bytes: int = 25 * 1024 * 1024  # larger mail is quarantined "too large", headers kept (I10)
-    max_attachment_bytes: int = 10 * 1024 * 1024  # larger attachments keep name/type/size, not contents (S12)
+    max_message_bytes: int = 25 * 1024 * 1024  # larger mail is quarantined "too large", headers kept
+    max_attachment_bytes: int = 10 * 1024 * 1024  # larger attachments keep name/type/size, not contents
     attachments_dir: Path | None = None  # default: "attachments" beside the SQLite file (the state dir)
     imap_timeout: float = 60.0  # read timeout on every IMAP call
     idle: bool = True  # wait in IMAP IDLE between polls where the server offers it (daemon only)

@@ -1,6 +1,6 @@
 """Which ticket a message belongs to.
 
-In this order (DESIGN.md "Thread"): the ticket reference in the subject (`[T-1042]` anywhere,
+In this order: the ticket reference in the subject (`[T-1042]` anywhere,
 behind any `Re:`/`AW:`/`Fwd:`/`[EXT]`), then In-Reply-To/References against every Message-ID we
 have stored or sent, then a fallback (same sender, same normalised subject, recently active).
 Otherwise the message starts a new conversation.

@@ -2,7 +2,7 @@
 os._exit(137) the n-th time (default first) execution reaches `hit(name)`.
 
 Random kills rarely land in the millisecond windows that matter (after commit, before flag;
-after DATA, before marking sent), so the tests aim at them by name (RELIABILITY.md §2.1).
+after DATA, before marking sent), so the tests aim at them by name.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 that cannot fail half-way with "database is locked".
 
 SQLite runs in WAL mode with `synchronous=FULL` (commits survive power loss, not only process
-crashes: RELIABILITY.md 1.13), foreign keys on, and a busy timeout. Writers take the lock up
+crashes), foreign keys on, and a busy timeout. Writers take the lock up
 front (`BEGIN IMMEDIATE`), because a deferred transaction that reads then writes can fail without
 waiting for the busy timeout when it upgrades its lock.
 """

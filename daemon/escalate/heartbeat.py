@@ -115,7 +115,7 @@ class Heartbeat(threading.Thread):
         """Stop beating and record a clean stop."""
         self._stop_requested.set()
         if self.is_alive():
-            self.join(timeout=2.0)  # a beat in progress; the stop must stay within systemd's timeout (O3)
+            self.join(timeout=2.0)  # a beat in progress; the stop must stay within systemd's timeout
         try:
             mark_stopped(self.name_, wall_now())
         except peewee.PeeweeException as error:

@@ -2,9 +2,8 @@
 
 Each FETCH batch (≤ 100 messages) is stored in one transaction with a savepoint per message, and
 the folder's UID checkpoint advances in that same transaction: a crash re-fetches at most the
-batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op (RELIABILITY.md
-§0.1–0.2). One fsync per batch instead of one per message (and one for the batch's attachment pack). A message that makes its own
-savepoint fail is quarantined with the reason, and the batch goes on (§0.3).
+batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op. One fsync per batch instead of one per message (and one for the batch's attachment pack). A message that makes its own
+savepoint fail is quarantined with the reason, and the batch goes on.
 
 Only after the commit is the mail flagged or moved on the server (ESCALATE_PROCESSED); the
 folder remembers the last UID so marked (`flagged_uid`), and a crash between commit and marking
@@ -40,7 +39,7 @@ from .templates import Renderer
 log = logging.getLogger(__name__)
 
 # errors that mean "the database cannot take writes now" (disk full, locked, gone): the batch
-# must fail and be retried, never turn into a quarantine record (I12)
+# must fail and be retried, never turn into a quarantine record (a full disk pauses ingest)
 _DATABASE_DOWN = (peewee.OperationalError, peewee.InterfaceError)
 # likewise attachment contents that cannot be written (disk full): not the mail's fault
 _STORAGE_DOWN = (*_DATABASE_DOWN, AttachmentWriteError)
@@ -119,7 +118,7 @@ def _folder_state(account: str, folder: str, uidvalidity: int, now: datetime) ->
                                 updated_at=now).on_conflict_ignore().execute())
         state = FolderState.get(which)
     if state.uidvalidity != uidvalidity:
-        # the server renumbered the folder: rescan it all; dedupe makes the rescan store nothing twice (I5)
+        # the server renumbered the folder: rescan it all; dedupe makes the rescan store nothing twice
         with write_transaction():
             audit.record(None, now, "escalate", "uidvalidity-changed", folder=folder,
                          old=state.uidvalidity, new=uidvalidity, last_uid=state.last_uid)
@@ -131,7 +130,7 @@ def _folder_state(account: str, folder: str, uidvalidity: int, now: datetime) ->
 
 
 def _repair_marks(mailbox: Mailbox, state: FolderState, options: IngestOptions) -> None:
-    """Mark what was committed but not yet marked when the process died (I2)."""
+    """Mark what was committed but not yet marked when the process died."""
     flagged = state.flagged_uid or 0
     if options.processed_action == "leave" or flagged >= state.last_uid:
         return
@@ -179,10 +178,10 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
-    except Exception as error:  # one bad mail never stops the line (§0.3); the savepoint is undone
+    except Exception as error:  # one bad mail never stops the line; the savepoint is undone
         if isinstance(error, peewee.IntegrityError) and _stored_meanwhile(raw):
             # another instance stored this mail between our dedupe check and our insert (two
-            # ingesters on one folder, M4): the unique key kept it once; here it is a duplicate
+            # ingesters on one folder): the unique key kept it once; here it is a duplicate
             log.info("%s uid %s was stored by another instance meanwhile", source.folder, source.uid)
             return "duplicate"
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
@@ -226,14 +225,14 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         return "duplicate"
     if parsed.message_id and database.execute_sql("SELECT 1 FROM outbox WHERE message_id = ?",
                                                   [parsed.message_id]).fetchone():
-        return _own_mail(parsed, raw, source, dedupe_key, now, options)  # C5
+        return _own_mail(parsed, raw, source, dedupe_key, now, options)  # our own mail back: never a ticket
 
     verdict = classify(parsed, raw)
     if verdict is not None and verdict.kind == "bounce":
         return _bounce(parsed, raw, source, dedupe_key, verdict, secret, now, options)
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
-    if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered (C3, C7)
+    if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered
         _record_only(parsed, raw, source, dedupe_key, verdict.kind, verdict.reason, match, now, options, collision)
         if match is not None:
             _hold_history(match.ticket, options)
@@ -287,7 +286,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         # notification answered by someone else is refused and audited; replies.py says who is told)
         handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now,
                         previous_secret=options.previous_secret, token_ttl=options.token_ttl)
-    else:  # T4: a stranger's mail is kept on the ticket as a note, and can neither act nor be answered
+    else:  # a stranger's mail is kept on the ticket as a note, and can neither act nor be answered
         from .commands import find_commands
 
         if find_commands(parsed.new_text):
@@ -359,7 +358,7 @@ def _audit_threading(parsed: ParsedMail, match: Match, kind: str, ruleset: Rules
     refs = list(dict.fromkeys(subject_refs(parsed.subject, ruleset.reference_prefix)))
     if match.how == "subject-reference" and len(refs) > 1:
         audit.record(match.ticket, now, actor, "several-references", used=match.ticket.ref, found=refs,
-                     message_id=parsed.message_id)  # T2: the earliest that exists wins
+                     message_id=parsed.message_id)  # of several ticket tags, the earliest that exists wins
     if kind == "other":
         audit.record(match.ticket, now, actor, "sender-not-on-ticket", how=match.how, message_id=parsed.message_id)
 
@@ -376,7 +375,7 @@ def _own_mail(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, n
 def _bounce(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, verdict: Verdict, secret: bytes,
             now: datetime, options: IngestOptions) -> str:
     """A bounce is recorded; if it bounces one of our notifications, against that notification
-    and member (C8): VERP address first (cannot be forged), else the DSN's original Message-ID."""
+    and member: VERP address first (cannot be forged), else the DSN's original Message-ID."""
     message = _store(parsed, raw, source, dedupe_key, "bounce", now, options, False, verdict.reason)
     target = _bounce_target(parsed, verdict, secret)
     if target is None:

@@ -1,4 +1,5 @@
-"""One evaluator and sender per SQLite database (RELIABILITY.md M5).
+"""One evaluator and sender per SQLite database: a second daemon on the same file refuses to
+run them, so there are never two senders.
 
 Two daemons on one SQLite file would both evaluate and both send, so every notification would go
 out twice. The daemon (and `run --once`) holds an exclusive flock on `<database>.lock` for as long

@@ -1,6 +1,6 @@
 """Logging for journald and people: one line per event on stderr, key=value (logfmt), with the
 syslog priority prefix journald understands when running under systemd, and every known secret
-value replaced by *** before a line is written (RELIABILITY.md S11)."""
+value replaced by *** before a line is written."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Real mail servers on loopback for the demo and the test suite.
 
-DESIGN.md: nothing in an end-to-end test stands in for IMAP or SMTP, and nothing leaves
+By design nothing in an end-to-end test stands in for IMAP or SMTP, and nothing leaves
 127.0.0.1. So the demo and the tests run a real Dovecot (Debian ``dovecot-imapd``) from a
 private work directory, and a real aiosmtpd server that records what the daemon sends and can
-be told to misbehave the way real relays do (RELIABILITY.md §2.1).
+be told to misbehave the way real relays do.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 commit, wait in IDLE. The only module that imports imapclient.
 
 imapclient sets no socket timeout by default and leaves reconnection to us
-(RELIABILITY.md 1.10), so every connection gets a connect and a read timeout and any socket or
+(a silently dead TCP connection would otherwise hang a read forever), so every connection gets
+a connect and a read timeout and any socket or
 protocol error surfaces as `MailboxUnavailable`, which the caller answers with back-off.
 Messages are fetched with BODY.PEEK[] so reading them does not mark them \\Seen for people
 who share the mailbox; marking is a separate, explicit step done only after the commit.
@@ -33,9 +34,9 @@ from .config import ServerUrl
 
 log = logging.getLogger(__name__)
 
-FETCH_BATCH = 100                  # messages per FETCH (I11: ≤ 500)
+FETCH_BATCH = 100                  # messages per FETCH (at most 500: a backlog drains in bounded memory)
 FETCH_BATCH_BYTES = 16 * 1024 * 1024  # and at most this much mail per FETCH, so RSS stays flat
-IDLE_RENEW_SECONDS = 540.0         # re-issue IDLE at least every 9 minutes (I8)
+IDLE_RENEW_SECONDS = 540.0         # re-issue IDLE at least every 9 minutes, before the server's autologout
 IDLE_POLL_SECONDS = 1.0            # how often an IDLE wait looks at its stop condition
 
 
@@ -162,7 +163,7 @@ class Mailbox:
     def fetch_batches(self, uids: list[int], *, max_bytes: int) -> Iterator[list[Fetched]]:
         """The messages of `uids` in UID order, a batch per FETCH (≤ FETCH_BATCH messages and about
         FETCH_BATCH_BYTES). A message over `max_bytes` comes as its header block only. A UID that
-        another client expunged meanwhile is missing from the result (logged once, I6)."""
+        another client expunged meanwhile is missing from the result (logged once)."""
         sizes = self.sizes(uids)
         for uid in uids:
             if uid not in sizes:
@@ -251,7 +252,7 @@ class Mailbox:
     def wait_for_mail(self, seconds: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
         """IDLE on the selected folder for up to `seconds` (capped at IDLE_RENEW_SECONDS); True as
         soon as the server announces new mail. Ends with a NOOP, so a dead connection raises
-        MailboxUnavailable within the read timeout instead of hiding (RELIABILITY.md 1.10)."""
+        MailboxUnavailable within the read timeout instead of hanging."""
         seconds = min(seconds, IDLE_RENEW_SECONDS)
         client = self.client
         self._call("idle", client.idle)

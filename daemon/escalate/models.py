@@ -1,8 +1,8 @@
 """The peewee models: the database is the truth about every ticket, message and notification.
 
-Unique keys, not code paths, make repeated work harmless (RELIABILITY.md §0.2): a message is
+Unique keys, not code paths, make repeated work harmless: a message is
 stored once per `dedupe_key`, an escalation exists once per (ticket, rule), and an escalation
-notification once per (ticket, rule, step, due time) — test N10.
+notification once per (ticket, rule, step, due time) (tests/integration/test_engine.py).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class FolderState(BaseModel):
     uidvalidity = peewee.BigIntegerField()
     last_uid = peewee.BigIntegerField(default=0)
     updated_at = UTCDateTimeField()
-    # the last UID flagged/moved after its commit; (flagged_uid, last_uid] is re-done after a crash (I2)
+    # the last UID flagged/moved after its commit; (flagged_uid, last_uid] is re-done after a crash
     flagged_uid = peewee.BigIntegerField(default=0, null=True)
     # `status` tells these apart (migration 12): when the folder was last looked at, and when mail last came
     polled_at = UTCDateTimeField(null=True)
@@ -225,15 +225,15 @@ class Message(BaseModel):
     raw = peewee.BlobField()
     # why classify.py called it machine mail ("Auto-Submitted: auto-replied", "DSN", …); None for people
     machine_reason = peewee.TextField(null=True)
-    # the same Message-ID arrived with different bytes: kept as its own message, flagged (I13)
+    # the same Message-ID arrived with different bytes: kept as its own message, flagged
     collision = peewee.BooleanField(default=False)
-    # a bounce of one of our notifications: which outbox row and recipient (C8)
+    # a bounce of one of our notifications: which outbox row and recipient
     bounce_outbox_id = peewee.IntegerField(null=True)
     bounce_recipient = peewee.CharField(null=True)
 
 
 class Attachment(BaseModel):
-    """An attachment's name, type and size; its bytes in the state directory when within the limit (S12)."""
+    """An attachment's name, type and size; its bytes in the state directory when within the limit."""
 
     message = peewee.ForeignKeyField(Message, backref="attachment_rows", on_delete="CASCADE")
     filename = peewee.CharField(null=True)  # as the sender named it, decoded and sanitised for display
@@ -307,7 +307,7 @@ class Outbox(BaseModel):
     sent_at = UTCDateTimeField(null=True)
 
     class Meta:
-        # one notification per (ticket, rule, step, due time), whatever the interleaving (N10)
+        # one notification per (ticket, rule, step, due time), whatever the interleaving
         indexes = ((("ticket", "rule", "step", "due_at"), True),)
 
 
@@ -316,7 +316,7 @@ class Delivery(BaseModel):
 
     Each recipient gets its own SMTP transaction with its own VERP return path (`mail_from`), so a
     bounce names the notification and the member, and a refused recipient is retried or failed on
-    its own without re-sending to those who accepted (N4).
+    its own without re-sending to those who accepted.
     """
 
     outbox = peewee.ForeignKeyField(Outbox, backref="deliveries", on_delete="CASCADE")
@@ -387,7 +387,7 @@ class Quarantine(BaseModel):
     outcome = peewee.TextField(null=True)  # what `quarantine retry` made of it
 
     class Meta:
-        # a folder's message is quarantined once, even by two instances racing on it (M4; migration 3)
+        # a folder's message is quarantined once, even by two instances racing on it (migration 3)
         indexes = ((("folder", "uidvalidity", "uid"), True),)
 
 

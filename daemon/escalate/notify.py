@@ -4,7 +4,8 @@ the caller's transaction, so a state change and the mail announcing it commit to
 all. The sender renders the row into MIME bytes before sending it (render.py).
 
 Recipients always come from the rules (a tier's group, its lead, a consulted department, the
-informed list) or from the stored ticket (the customer), never from a message's headers (N9).
+informed list) or from the stored ticket (the customer), never from a message's headers:
+the envelope is exactly the roster.
 Before anything is queued the loop caps are checked (ratelimit.py); capped mail is recorded as
 "suppressed" with the reason and an audit event, never dropped silently.
 """
@@ -338,7 +339,7 @@ class DeferredMail:
 
     def flush(self) -> int:
         """Write the pending rows (inside the batch's transaction); returns how many were already
-        queued (N10: the unique key keeps the first) and so were not written again."""
+        queued (the unique key keeps the first) and so were not written again."""
         self._write_escalations()
         pending, self.rows = self.rows, []
         self.per_ticket.clear()
@@ -449,7 +450,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
            step: int | None = None, due_at: datetime | None = None,
            caps: ratelimit.Caps = ratelimit.DEFAULT_CAPS, thread: list[str] | None = None) -> Outbox | None:
     """Record one notification with a delivery per recipient; None when this (ticket, rule, step,
-    due) was queued already (N10).
+    due) was queued already.
 
     What the mail will say is decided here and stored — the template, a JSON snapshot of its
     variables, the Message-ID with its reply token, recipients, subject, reply address — but it is
@@ -507,7 +508,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
         return rows.unsaved(Outbox, values)
     row_id = rows.insert(Outbox, values, ignore_conflict=True)
     if row_id is None:
-        # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick (N10)
+        # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick
         return None
     row = Outbox(id=row_id, **values)
     rows.insert_many(Delivery, _deliveries(row_id, values, recipients, suppressed, secret))
@@ -792,7 +793,7 @@ def is_machine_mail(raw: bytes) -> str | None:
 def queue_acknowledgement(*, ticket: Ticket, message: Message, ruleset: Ruleset, renderer: Renderer,
                           secret: bytes, now: datetime) -> Outbox | None:
     """Tell a customer their mail became ticket `ticket.ref` (optional per the rules). At most one
-    per sender per ticket (a unique key), never to machine mail, capped per address (C4, S13).
+    per sender per ticket (a unique key), never to machine mail, capped per address.
     Returns None when nothing was queued or recorded."""
     sender = normalise_address(message.from_addr or "")
     if not sender or sender == ruleset.support_address or sender in team_addresses(ruleset):

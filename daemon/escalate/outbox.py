@@ -3,10 +3,10 @@ connections, record the outcomes in batches. The only module that imports aiosmt
 
 Each recipient of an outbox row is a `Delivery` with its own SMTP transaction and VERP return
 path, so a refused recipient is retried or failed on its own and those who accepted never get
-the mail twice (N4). Failures are classified as RELIABILITY.md 1.11 says: 4xx, disconnects and
+the mail twice. Failures are classified so: 4xx, disconnects and
 timeouts are retried with capped exponential back-off; 5xx is permanent (the tier lead is told
 once, through `on_failed`). Envelope sender and recipient are always passed explicitly —
-aiosmtplib would otherwise read them from the headers (N9). A crash after DATA and before the
+aiosmtplib would otherwise read them from the headers. A crash after DATA and before the
 outcome is recorded re-sends the same bytes with the same Message-ID: the one tolerated duplicate.
 """
 
@@ -40,7 +40,7 @@ CONNECTIONS = 8  # the pool: enough to hide round trips, few enough for any rela
 FLUSH_EVERY = 200
 TIMEOUT_SECONDS = 30.0  # per SMTP operation
 # stop starting new sends after this (the rest stays queued for the next run), so a slow server
-# cannot hold up the daemon's other stages for longer than this plus one send's timeout (N8)
+# cannot hold up the daemon's other stages for longer than this plus one send's timeout
 TIME_BUDGET_SECONDS = 20.0
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=10)
@@ -336,7 +336,7 @@ def send_due(url: ServerUrl, now: datetime, *, connections: int = CONNECTIONS, b
                                  time_budget=time_budget, on_failed=on_failed, lease_seconds=lease_seconds))
 
 
-# Outcomes of mail that was sent but could not be recorded because the database went away (M2):
+# Outcomes of mail that was sent but could not be recorded because the database went away:
 # kept with the database they belong to, and written first by the next run of this process,
 # before it claims anything. Recorded late, not sent twice. A process that dies loses them: those
 # are the mails sent again after the lease, with their identical Message-ID.
@@ -363,7 +363,7 @@ async def _send_due(url: ServerUrl, now: datetime, *, connections: int, batch: i
         if first:
             with _outcomes_without_fsync():
                 try:
-                    # one pool for the whole run: connections are reused across claim rounds (N7)
+                    # one pool for the whole run: connections are reused across claim rounds
                     await asyncio.gather(*(_worker(url, feed, recorder, result, timeout)
                                            for _ in range(max(1, min(connections, first)))))
                 finally:
@@ -431,7 +431,7 @@ async def _try_login(url: ServerUrl, timeout: float, result: SendResult, feed: _
 def _outcomes_without_fsync() -> Iterator[None]:
     """SQLite `synchronous=NORMAL` while recording send outcomes (db.py uses FULL).
 
-    WAL commits survive a process crash either way (RELIABILITY.md 1.13); NORMAL only risks the last
+    WAL commits survive a process crash either way; NORMAL only risks the last
     commits on power loss. Here that means a few "sent" marks roll back — together with anything
     written in their transaction — and those mails go again with their identical Message-ID: the
     tolerated duplicate. In exchange a commit per batch of replies costs no fsync.
@@ -520,7 +520,7 @@ class _Feed:
 
 def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds: float = LEASE_SECONDS) -> list[_Job]:
     """The next `batch` due deliveries, oldest first. A delivery stays "queued" until its outcome
-    is recorded, so a sender killed after this point finds it again on restart (N6).
+    is recorded, so a sender killed after this point finds it again on restart.
 
     SQLite has one sender per database (the daemon refuses a second): a plain read. On PostgreSQL
     several instances send at once, so the claim is a lease taken in one statement (`_lease`)."""
@@ -537,7 +537,7 @@ def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds:
                  row.outbox.message_id) for row in rows]
 
 
-# The claim on PostgreSQL (Procrastinate's fetch_job pattern, RELIABILITY.md 1.14): pick due rows
+# The claim on PostgreSQL (Procrastinate's fetch_job pattern): pick due rows
 # nobody holds, skipping rows another instance is claiming this instant, and stamp them ours in
 # the same statement. The lease runs on the database's clock, not the simulated `--now`: it is about
 # whether the claiming process is alive. Our own leases come back too (a run that ended early,
@@ -723,7 +723,7 @@ def bounce_target(address: str, secret: bytes) -> tuple[Outbox, Delivery] | None
 
 def record_bounce(address: str, secret: bytes, now: datetime, reason: str,
                   on_failed: Callable[[Outbox, datetime], None] | None = None) -> tuple[Outbox, Delivery] | None:
-    """Mark the delivery a VERP bounce names as bounced (which blocks the address for a day, C9).
+    """Mark the delivery a VERP bounce names as bounced (which blocks the address for a day).
     Returns what it names, or None for an address we did not mint. Joins the caller's transaction."""
     target = bounce_target(address, secret)
     if target is None:

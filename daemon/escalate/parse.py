@@ -8,11 +8,11 @@
     mail.new_text                          # what the person just wrote: commands are read from here
 
 The standard library's `email` package parses lazily and raises at *access* time — and, for a
-broken Content-Type, already inside `message_from_bytes` (RELIABILITY.md §1.9). So every access
+broken Content-Type, already inside `message_from_bytes` (known malformed-header inputs). So every access
 below is guarded and has a fallback that records a defect instead of raising:
 
 - structure: `compat32` (it does only the MIME split; policy.default's structured header parser
-  is ~3× slower, and raises on the §1.9 inputs) → headers only, the body kept as text;
+  is ~3× slower, and raises on those inputs) → headers only, the body kept as text;
 - header text: our own RFC 2047 decoder over the raw value, so an unknown charset maps through
   `email.charset.ALIASES`/codec-name normalisation or falls back, noted as `charset-fallback:NAME`;
 - structured headers (From, To, Cc, Date) go through the stdlib parser with a size cap, and fall
@@ -223,7 +223,7 @@ def _parse(raw: bytes) -> ParsedMail:
 
 def _load(raw: bytes, defects: _Defects) -> tuple[Message, str]:
     """compat32 → headers only. The structure comes from compat32: it never runs the structured
-    header parser (policy.default's costs ~5-10 µs per character and raises on §1.9 inputs);
+    header parser (policy.default's costs ~5-10 µs per character and raises on malformed-header inputs);
     everything we read from a header we decode ourselves, so nothing is lost by skipping it."""
     try:
         message = split_mime(raw, _COMPAT32)  # ordinary mail, without feeding every line through feedparser

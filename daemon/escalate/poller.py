@@ -9,7 +9,7 @@ the Sent folder can be read every few minutes while INBOX is watched all the tim
 the connection stays open between runs; between drains it waits in IMAP IDLE on the first
 folder where the server offers IDLE, so new mail is read within a second, and every IDLE is
 renewed within 9 minutes (mailbox.py). Any IMAP error closes the connection and propagates as
-MailboxUnavailable: the daemon's stage retries with capped back-off and never exits (I3, I4).
+MailboxUnavailable: the daemon's stage retries with capped back-off and never exits.
 
 Several instances on one PostgreSQL ingest each folder from one instance at a time (folderlock.py):
 a folder is polled only while this instance holds its lock; one held elsewhere is tried again
@@ -118,7 +118,7 @@ class Poller:
                 self._drain_account(app, account, now, result, options, intervals)
             except MailboxUnavailable as error:
                 if len(accounts) == 1:
-                    raise  # the stage backs off and retries, as it always has (I3, I4)
+                    raise  # the stage backs off and retries, as it always has
                 failures.append(error)
                 self._account_failed(account, error)
         if failures and len(failures) == len(accounts):

@@ -2,7 +2,7 @@
 
 Ingest puts a mail here when it cannot be handled (unparseable, too large, a failure while
 storing it), with its raw bytes and the reason; the folder checkpoint moves past it, so it is
-processed exactly once (I9). `retry` runs a held record through the same store path as ingest,
+processed exactly once. `retry` runs a held record through the same store path as ingest,
 in its own transaction, and marks it "retried" with the outcome — a second retry does nothing.
 """
 

@@ -1,5 +1,5 @@
 """Read-side views for the CLI and scripts: tickets, outbox and quarantine as plain dicts whose
-field names are the JSON contract in DESIGN.md."""
+field names are the JSON contract of the CLI's --json output."""
 
 from __future__ import annotations
 

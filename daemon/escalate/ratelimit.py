@@ -2,11 +2,12 @@
 how many tickets one outside address may open.
 
 A loop needs two automatic senders; we are one, so every outgoing stream is capped whatever the
-other side does (RELIABILITY.md §0.4). The defaults are Zammad's loop-protection tables
+other side does. The defaults are Zammad's loop-protection tables
 (`ticket_trigger_loop_protection_articles` per ticket, `..._articles_total` per recipient);
-customer acknowledgements are held tighter (C4, S13: ≤ 3 an hour, ≤ 10 a day per address, and at
+customer acknowledgements are held tighter (a hostile autoresponder, a flood from
+one sender: ≤ 3 an hour, ≤ 10 a day per address, and at
 most one per sender per ticket). An address that refused a recipient permanently or bounced is
-blocked for a day (C9), so a dead mailbox gets one attempt, not one per notification.
+blocked for a day, so a dead mailbox gets one attempt, not one per notification.
 
 Tickets per sender: an outside address (not on a roster) opens at most NEW_TICKETS_PER_SENDER
 tickets in each window; past that, its mail about something new threads into its latest ticket

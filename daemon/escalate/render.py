@@ -11,7 +11,7 @@ the same statement), so it is idempotent; a crash before its commit leaves the r
 again: nothing decided is lost.
 
 A row that cannot be rendered (a broken or missing template, or built headers that do not verify,
-S8) is marked failed with the reason, the lead is told once (`on_failed`), and it is tried again
+header injection) is marked failed with the reason, the lead is told once (`on_failed`), and it is tried again
 with the sender's back-off — so fixing the template sends it. Its deliveries stay in "rendering"
 meanwhile, so nothing (not `outbox retry`, not another sender) can send a mail that has no bytes.
 On PostgreSQL several senders may render at once: each claims its batch with FOR UPDATE SKIP

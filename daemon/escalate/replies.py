@@ -1,10 +1,10 @@
-"""Replies from tier members: commands act only with two proofs (RELIABILITY.md §0.6).
+"""Replies from tier members: commands act only with two proofs.
 
 1. The reply answers a notification we really sent: it quotes one of our Message-IDs (or writes
    to its plus-address), that ID's HMAC token verifies for this ticket and tier with the current
    or the previous secret, and the notification is younger than the token lifetime.
 2. The sender is on that tier's roster now (From alone is never proof, but without it nothing
-   acts). Address parsing in parse.py already refuses the confusable forms (S10).
+   acts). Address parsing in parse.py already refuses the confusable forms.
 
 Commands are read from the top of the new text of the reply only, never from quoted history.
 Anything refused is recorded on the ticket and audited; the sender is told at most once an hour,

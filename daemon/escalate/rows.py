@@ -34,7 +34,7 @@ def create(model: type[M], **values: Any) -> M:
 
 def insert(model: type[peewee.Model], values: dict[str, Any], *, ignore_conflict: bool = False) -> int | None:
     """INSERT one row of exactly these values (no model defaults); its id, or None when
-    `ignore_conflict` and a unique key already had it (N10: a step is written once)."""
+    `ignore_conflict` and a unique key already had it (a step is written once)."""
     names = tuple(values)
     sql = _insert_sql(model, names, True, ignore_conflict)
     row = database.execute_sql(sql, _stored(_writers(model, names), values)).fetchone()

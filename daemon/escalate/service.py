@@ -37,7 +37,7 @@ from .templates import Renderer
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
-STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; O3 wants an exit within 10 s
+STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; a graceful stop must exit within 10 s
 
 
 @dataclass
@@ -127,7 +127,8 @@ def run_once(app: App, now: datetime) -> CycleResult:
 
 class Stage(threading.Thread):
     """One stage (ingest, tick or send) in its own thread, so a slow SMTP server cannot delay
-    escalation decisions (N8). The scheduler wakes it; a wake-up while it is busy is coalesced.
+    escalation decisions (a slow SMTP server never delays a tick).
+    The scheduler wakes it; a wake-up while it is busy is coalesced.
     Failures back off exponentially, capped, and never end the thread."""
 
     def __init__(self, name: str, function: Callable[[App, datetime], Any], daemon: "Daemon"):
@@ -341,7 +342,7 @@ class Daemon:
             log.error("not telling the watchdog: stuck in %s", ", ".join(stuck))
 
     def _stop(self) -> None:
-        """Let in-flight work finish (bounded), then leave: exit 0 within the stop timeout (O3)."""
+        """Let in-flight work finish (bounded), then leave: exit 0 within the stop timeout."""
         self.notifier.stopping()
         for stage in self.stages.values():
             stage.trigger()  # wake idle threads so they see `stopping` and return

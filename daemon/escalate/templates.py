@@ -1,8 +1,8 @@
 """Render mail from Jinja templates in a sandbox.
 
 Customer text only ever enters as a variable's value, never as template source, so `{{ 7*7 }}` in
-a subject stays literal (S6). Admin templates run in an ImmutableSandboxedEnvironment with
-StrictUndefined, HTML templates autoescaped (S7). Templates are looked up first in the admin's
+a subject stays literal (no template injection). Admin templates run in an ImmutableSandboxedEnvironment with
+StrictUndefined, HTML templates autoescaped. Templates are looked up first in the admin's
 directory (ESCALATE_TEMPLATES), then in the ones shipped with escalate.
 """
 

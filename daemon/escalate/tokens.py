@@ -2,7 +2,8 @@
 
 A reply proves it answers a notification we really sent by quoting that Message-ID in
 In-Reply-To/References (or by writing to its plus-address); the token cannot be guessed without
-ESCALATE_SECRET (RELIABILITY.md §0.6). Form: `<esc.{nonce}.{mac}@{domain}>`,
+ESCALATE_SECRET (a reply acts only with two proofs: a roster sender and a valid token).
+Form: `<esc.{nonce}.{mac}@{domain}>`,
 mac = base32(HMAC-SHA256(secret, nonce|ticket|tier))[:26].
 
 Rotation: tokens are minted with the current secret and verified against the current one and,

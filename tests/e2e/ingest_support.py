@@ -1,5 +1,5 @@
 """Helpers for the ingest tests: run escalate as the admin would (CLI in-process or a subprocess),
-read the database as a script would, and check the ingest invariants (RELIABILITY.md §2.1)."""
+read the database as a script would, and check the ingest invariants (docs/reliability.md, "Mail in")."""
 
 from __future__ import annotations
 

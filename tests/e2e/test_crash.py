@@ -1,4 +1,4 @@
-"""Kill -9 at every stage of a cycle, then restart: nothing lost, nothing done twice (I2, N6).
+"""Kill -9 at every stage of a cycle, then restart: nothing lost, nothing done twice.
 
 Each named crash point (crashpoints.py) makes `escalate run --once` die with os._exit(137) the
 n-th time it gets there; the next run must finish the work exactly once. The one tolerated

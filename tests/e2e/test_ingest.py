@@ -30,7 +30,7 @@ def customer_mails(mail, count: int, prefix: str = "m") -> list[bytes]:
                  message_id=f"{prefix}{n}@example.net") for n in range(count)]
 
 
-# --- I1/I2: the server is told only after the commit; the admin chooses leave, flag or move --------
+# --- the server is told only after the commit; the admin chooses leave, flag or move --------
 
 def test_processed_mail_is_left_alone_by_default(cli, dovecot: Dovecot, mail):
     append_many(dovecot, customer_mails(mail, 3))
@@ -73,7 +73,7 @@ def test_move_takes_mail_out_of_the_inbox_after_the_commit(env, dovecot: Dovecot
 @pytest.mark.parametrize("crashpoint", ["after-fetch:3", "after-parse:3", "in-txn-before-commit:3", "after-commit:3",
                                         "after-flag-before-checkpoint:1"])
 def test_ingest_crashpoints_lose_and_duplicate_nothing(crashpoint, env, dovecot: Dovecot, mail):
-    """I2 for the ingest crash points, with flagging on: after the restart every mail is stored
+    """Crash points during ingest, with flagging on: after the restart every mail is stored
     once, and every mail on the server is flagged."""
     env["ESCALATE_PROCESSED"] = "flag"
     append_many(dovecot, customer_mails(mail, 5) + [mail(sender="m-customer0@example.net", subject="Re: Question 0 about invoices",
@@ -86,7 +86,7 @@ def test_ingest_crashpoints_lose_and_duplicate_nothing(crashpoint, env, dovecot:
     assert all(b"\\Seen" in flags for flags in server_flags(dovecot).values())
 
 
-# --- I5: UIDVALIDITY change -----------------------------------------------------------------------
+# --- UIDVALIDITY change -----------------------------------------------------------------------
 
 def test_uidvalidity_change_rescans_without_storing_twice(cli, env, dovecot: Dovecot, mail):
     append_many(dovecot, customer_mails(mail, 30))
@@ -117,7 +117,7 @@ def test_folder_deleted_and_refilled_with_the_same_mail_stores_nothing_new(cli, 
     assert_ingest_invariants(env, tickets=20)
 
 
-# --- I6: another client expunges mail while we fetch -----------------------------------------------
+# --- another client expunges mail while we fetch -----------------------------------------------
 
 class InterferedMailbox(Mailbox):
     """A real mailbox session; between our SEARCH and FETCH a second, real client expunges mail."""
@@ -152,7 +152,7 @@ def test_a_foreign_client_expunging_mid_fetch_does_not_crash_ingest(env, dovecot
     assert_ingest_invariants(env, tickets=40)
 
 
-# --- I9, I10: poison and oversized mail ------------------------------------------------------------
+# --- poison and oversized mail ------------------------------------------------------------
 
 POISON = [
     b"\r\n\r\nno header block at all\r\n",
@@ -216,7 +216,7 @@ def test_oversized_mail_is_quarantined_with_headers_and_bounded_memory(cli, env,
     assert scalar(env, "SELECT count(*) FROM outbox") == 0  # no auto-reply
 
 
-# --- I13: Message-ID collisions ---------------------------------------------------------------------
+# --- Message-ID collisions ---------------------------------------------------------------------
 
 def test_same_message_id_with_another_body_is_kept_and_flagged(cli, env, dovecot: Dovecot, mail):
     dovecot.append(mail(sender="carl@customer.example", subject="Printer", body="First body.", message_id="same@example.net"))
@@ -282,7 +282,7 @@ def test_several_folders_are_ingested(cli, env, dovecot: Dovecot, mail):
     assert kinds == [("INBOX", "customer"), ("Sent", "agent")]
 
 
-# --- attachments (S12) and import --------------------------------------------------------------------
+# --- attachments (names sanitised) and import ------------------------------------------------------
 
 def test_attachment_contents_are_stored_under_safe_names(cli, env, dovecot: Dovecot, tmp_path):
     from email.message import EmailMessage
@@ -333,7 +333,7 @@ def test_import_from_mbox_and_maildir(cli, env, tmp_path, mail):
 
 
 def test_attachment_contents_that_cannot_be_written_hold_the_mail_back_until_they_can(env, dovecot: Dovecot, tmp_path):
-    """Like a full disk (I12): the batch is not committed and nothing is quarantined; the mail is
+    """Like a full disk: the batch is not committed and nothing is quarantined; the mail is
     stored, with its contents, by the first run that can write them."""
     from email.message import EmailMessage
 
@@ -423,7 +423,7 @@ def test_fetched_mail_stays_out_of_the_imap_debug_log(env, dovecot: Dovecot, mai
 
 def test_a_batch_fetched_ahead_is_not_marked_until_its_own_commit(env, dovecot: Dovecot, mail):
     """Killed after the first batch's commit, with the second batch already fetched: the first
-    batch is stored and unmarked (repaired next run), the second neither stored nor marked (I1, I2)."""
+    batch is stored and unmarked (repaired next run), the second neither stored nor marked."""
     env["ESCALATE_PROCESSED"] = "flag"
     append_many(dovecot, customer_mails(mail, 150))
     crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": "after-commit:100"})
@@ -437,7 +437,7 @@ def test_a_batch_fetched_ahead_is_not_marked_until_its_own_commit(env, dovecot: 
 
 def test_a_failed_batch_stops_the_fetching_ahead_and_leaves_the_session_usable(env, dovecot: Dovecot, mail,
                                                                                 monkeypatch):
-    """The database refusing a batch (I12) ends the drain with the error; the thread that was
+    """The database refusing a batch (like a full disk) ends the drain with the error; the thread that was
     fetching the next batch is gone and the IMAP session answers the next command cleanly."""
     import threading
 

@@ -1,5 +1,5 @@
-"""Ingest under faults, bounded in time: random SIGKILLs of escalate (I1), Dovecot killed mid-drain
-(I3) or down at start (I4), a silent network black hole during IDLE (I7), IDLE renewal (I8).
+"""Ingest under faults, bounded in time: random SIGKILLs of escalate, Dovecot killed mid-drain
+or down at start, a silent network black hole during IDLE, IDLE renewal.
 Network faults come from an in-test asyncio TCP proxy in front of the real Dovecot."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def mails(mail, count: int, prefix: str = "m") -> list[bytes]:
                  message_id=f"{prefix}{n}@customer.example") for n in range(count)]
 
 
-# --- I3: Dovecot killed mid-drain -----------------------------------------------------------------
+# --- Dovecot killed mid-drain -----------------------------------------------------------------
 
 def test_dovecot_killed_mid_drain_loses_and_duplicates_nothing(env, dovecot: Dovecot, mail):
     # 600: with the next batch fetched while one is stored, a kill after a commit must still find
@@ -147,7 +147,7 @@ def test_dovecot_killed_mid_drain_loses_and_duplicates_nothing(env, dovecot: Dov
     assert_ingest_invariants(env, message_ids={f"m{n}@customer.example" for n in range(600)}, tickets=600)
 
 
-# --- I4: IMAP down when the daemon starts ----------------------------------------------------------
+# --- IMAP down when the daemon starts ----------------------------------------------------------
 
 def test_daemon_keeps_running_while_imap_is_down_and_catches_up(env, dovecot: Dovecot, mail):
     dovecot.stop()
@@ -177,7 +177,7 @@ def _stored(env: dict[str, str], message_id: str) -> bool:
         return False
 
 
-# --- I7, I8: IDLE over a path that goes silent, and IDLE renewal ---------------------------------
+# --- IDLE over a path that goes silent, and IDLE renewal ---------------------------------
 
 def test_a_black_hole_during_idle_is_noticed_within_the_read_timeout(env, dovecot: Dovecot, mail):
     with Proxy(dovecot.port) as proxy:
@@ -216,7 +216,7 @@ def test_idle_is_renewed_before_the_renewal_interval(env, dovecot: Dovecot, mail
     assert _stored(env, "idle@x.example")  # announced by IDLE and drained within the same run
 
 
-# --- I1: random SIGKILLs during a bounded ingest ---------------------------------------------------
+# --- random SIGKILLs during a bounded ingest ---------------------------------------------------
 
 def test_random_kills_during_ingest_lose_and_duplicate_nothing(env, dovecot: Dovecot, mail):
     """A few hundred mails (60% new threads, 30% replies, 10% re-sent duplicates), escalate

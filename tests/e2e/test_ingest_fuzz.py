@@ -1,4 +1,4 @@
-"""P2: 1,000 seeded mutants of the hard-mail fixtures (the RELIABILITY.md §1.9 mutation set)
+"""Fuzzed MIME: 1,000 seeded mutants of the hard-mail fixtures
 through the real store path, then a sample of 100 APPENDed to Dovecot and ingested by
 `escalate run --once`: no unhandled exception, and every input accounted for as a ticket message,
 a machine-mail record or a quarantine record (or a duplicate of one that is)."""
@@ -35,7 +35,7 @@ def _header_end(raw: bytes) -> int:
 
 
 def mutate(raw: bytes, rng: random.Random) -> bytes:
-    """One of the §1.9 mutations: truncation, unbalanced quotes, bogus charsets, empty boundary,
+    """One of the mutations: truncation, unbalanced quotes, bogus charsets, empty boundary,
     CR/LF mixing, broken encoded-words, bracketed Message-ID, `name*`, 200 KB header, bit rot, bad Date."""
     kind = rng.randrange(11)
     end = _header_end(raw)

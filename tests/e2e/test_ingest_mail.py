@@ -1,6 +1,6 @@
 """Real-world mail through real Dovecot: every hard-mail fixture is accounted for, machine mail
-is recorded but never answered or escalated (C1–C3, C7), our own mail and bounces of it never
-open tickets (C5, C8), and threading holds against mangled subjects and strangers (T1–T4)."""
+is recorded but never answered or escalated, our own mail and bounces of it never
+open tickets, and threading holds against mangled subjects and strangers."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def at(minutes: float) -> str:
 
 
 def test_every_hard_mail_fixture_is_accounted_for(cli, env, dovecot: Dovecot, smtp_sink: SmtpSink):
-    """P1/C1/C2/C7 on our fixtures: each becomes a ticket message, a machine-mail record or a
+    """On our fixtures: each becomes a ticket message, a machine-mail record or a
     quarantine record; no bounce, auto-reply or list mail opens a ticket; nothing is sent."""
     files = sorted(MAIL.glob("*.eml"))
     append_many(dovecot, [path.read_bytes() for path in files])
@@ -54,7 +54,7 @@ def test_every_hard_mail_fixture_is_accounted_for(cli, env, dovecot: Dovecot, sm
 
 
 def test_own_notification_coming_back_opens_no_ticket(cli, env, rules_file, dovecot: Dovecot, smtp_sink: SmtpSink, mail):
-    """C5: the tier group includes the support address; our notification lands in INBOX."""
+    """Own mail comes back: the tier group includes the support address; our notification lands in INBOX."""
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout down", body="Outage!", message_id="c1@x.example"))
     cycle(cli)
@@ -71,7 +71,7 @@ def test_own_notification_coming_back_opens_no_ticket(cli, env, rules_file, dove
 
 def test_rfc3834_autoresponder_is_recorded_and_never_answered(cli, env, rules_file, dovecot: Dovecot,
                                                                smtp_sink: SmtpSink, mail):
-    """C3: a responder answering everything with Auto-Submitted: auto-replied, for 2 simulated hours."""
+    """An RFC 3834 responder answering everything with Auto-Submitted: auto-replied, for 2 simulated hours."""
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout down", body="Outage!", message_id="c1@x.example"))
     cycle(cli)
@@ -100,7 +100,7 @@ def test_rfc3834_autoresponder_is_recorded_and_never_answered(cli, env, rules_fi
 
 
 def test_list_and_bulk_mail_never_open_an_escalating_ticket(cli, env, rules_file, dovecot: Dovecot, smtp_sink: SmtpSink):
-    """C7: List-Id, Precedence: bulk, GTUBE with Precedence: junk."""
+    """List and bulk mail: List-Id, Precedence: bulk, GTUBE with Precedence: junk."""
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
     append_many(dovecot, [(MAIL / name).read_bytes() for name in
                           ("list_id.eml", "bulk_precedence.eml", "junk_gtube.eml", "newsletter_unsubscribe.eml")])
@@ -120,7 +120,7 @@ def _dsn(to: str, original_id: str, recipient: str) -> bytes:
 
 def test_bounce_of_a_notification_is_attributed_to_it_and_opens_nothing(cli, env, rules_file, dovecot: Dovecot,
                                                                           smtp_sink: SmtpSink, mail):
-    """C8: a Postfix-style DSN to our VERP return path for one recipient; and one without VERP
+    """A bounce of ours: a Postfix-style DSN to our VERP return path for one recipient; and one without VERP
     that only names our Message-ID in the returned headers."""
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout down", body="Outage!", message_id="c1@x.example"))
@@ -154,8 +154,9 @@ def test_bounce_of_a_notification_is_attributed_to_it_and_opens_nothing(cli, env
 # --- threading ------------------------------------------------------------------------------------
 
 def test_threading_order_and_mangled_subjects(cli, env, dovecot: Dovecot, mail):
-    """T1, T2, T3: tag in any position behind any prefix (also encoded), In-Reply-To, References,
-    Outlook's Thread-Index-only replies by the fallback; two tags → the earliest that exists, audited."""
+    """Threading and mangled subjects: tag in any position behind any prefix (also encoded),
+    In-Reply-To, References, Outlook's Thread-Index-only replies by the fallback; two tags → the
+    earliest that exists, audited."""
     originals = [mail(sender=f"c{n}@customer.example", subject=f"Problem number {n}", body="help",
                       message_id=f"o{n}@customer.example") for n in range(4)]
     append_many(dovecot, originals)
@@ -182,7 +183,7 @@ def test_threading_order_and_mangled_subjects(cli, env, dovecot: Dovecot, mail):
 
 def test_a_stranger_quoting_a_reference_cannot_act_and_is_not_told(cli, env, rules_file, dovecot: Dovecot,
                                                                      smtp_sink: SmtpSink, mail):
-    """T4: an unknown sender quoting another customer's [T-1] with commands in it."""
+    """Tag spoofing: an unknown sender quoting another customer's [T-1] with commands in it."""
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout down", body="Outage!", message_id="c1@x.example"))
     cycle(cli)

@@ -1,4 +1,4 @@
-"""Two writers storing the same mail at once (two ingesters on one folder, M4; a CLI import beside
+"""Two writers storing the same mail at once (two ingesters on one folder; a CLI import beside
 the daemon): the database's unique keys keep one copy, and the loser treats the conflict as the
 duplicate it is — it must not quarantine a good mail as an "ingest failure" or stop polling.
 Both databases: PostgreSQL is where instances really race."""

@@ -1,4 +1,4 @@
-"""Several instances on one PostgreSQL (issue 9, RELIABILITY.md M1–M3): due tickets and outbox rows
+"""Several instances on one PostgreSQL (issue 9: several instances shared work): due tickets and outbox rows
 are claimed so that each ticket is evaluated and each notification sent once, whatever dies.
 
 Real parts only: Debian's PostgreSQL cluster, aiosmtpd on loopback, Dovecot for the ingest stage,
@@ -170,7 +170,7 @@ def test_the_database_refuses_a_second_escalation_or_notification_for_one_step(p
     assert engine.tick(ruleset, renderer, SECRET.encode(), T0).notifications == 1
     row = Outbox.get()
     escalation = Escalation.get()
-    # N10 by the database, not by code paths: whatever instance and interleaving tries it again
+    # one row per step, by the database, not by code paths: whatever instance and interleaving tries it again
     with pytest.raises(peewee.IntegrityError), db.write_transaction():
         Outbox.create(ticket=row.ticket_id, kind="escalation", rule=row.rule, step=row.step, due_at=row.due_at,
                       message_id="<another@example.com>", mail_from="support@example.com", recipients=["x@example.com"],
@@ -228,7 +228,7 @@ def test_outbox_claims_are_disjoint_and_an_expired_lease_is_claimed_again(pg_url
     assert (taken.lease_owner, taken.attempts, taken.last_error) == ("c", 0, None)
 
 
-# -- M1: three instances, 1,000 tickets over a simulated hour, one SIGKILLed every few seconds ------
+# -- three instances, 1,000 tickets over a simulated hour, one SIGKILLed every few seconds ------
 
 SPEED = 90.0  # simulated seconds per real second: the hour passes in 40 s
 KILL_EVERY = 4.0  # real seconds between SIGKILLs
@@ -270,13 +270,13 @@ class Instance(threading.Thread):
             return True
 
 
-def test_m1_three_instances_one_killed_every_few_seconds_send_each_notification_once(
+def test_three_instances_one_killed_every_few_seconds_send_each_notification_once(
         instance_env, pg_url, smtp_sink: SmtpSink, tmp_path):
     refs = seed(pg_url, TICKETS, T0, HOUR)
     instance_env["ESCALATE_SEND_LEASE_SECONDS"] = "5"  # a killed sender's claims come back after 5 s
     # One cycle before the three start: two first polls of a folder at once both insert its
     # FolderState and one fails on the unique key (ingest.py, get-or-create; the folder locks of
-    # issue 9 / M4 will serialise them). Not what M1 is about.
+    # issue 9 will serialise them). Not what this test is about.
     subprocess.run([sys.executable, "-m", "escalate", "run", "--once", "--now", (T0 - HOUR).isoformat()],
                    env=instance_env, check=True, capture_output=True, timeout=120)
     started = time.monotonic()
@@ -326,7 +326,7 @@ def test_m1_three_instances_one_killed_every_few_seconds_send_each_notification_
     assert outbox_state(pg_url) == {"sent": TICKETS}
 
 
-# -- M2: PostgreSQL crashes mid-run ------------------------------------------------------------------
+# -- PostgreSQL crashes mid-run ------------------------------------------------------------------
 
 PG_DOWN_SECONDS = 5.0  # other engineers' tests share the cluster: keep the outage short
 
@@ -384,7 +384,7 @@ def restart_cluster(postgres: Postgres) -> None:
         time.sleep(0.5)
 
 
-def test_m2_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_twice(
+def test_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_twice(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     seed(pg_url, 0, T0, HOUR)  # the schema, before three daemons start on it
     instance_env["ESCALATE_NOW"] = (T0 + HOUR).isoformat()  # everything is due: ticks and sends overlap the crash
@@ -431,7 +431,7 @@ def test_m2_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothin
     assert outbox_state(pg_url) == {"sent": TICKETS}
 
 
-# -- M3: a worker cut from the database while it holds claimed rows ------------------------------------
+# -- a worker cut from the database while it holds claimed rows ------------------------------------
 
 class BlackHole:
     """A TCP port that completes handshakes and never answers (the SMTP greeting never comes);
@@ -447,7 +447,7 @@ class BlackHole:
         self.socket.close()
 
 
-def test_m3_worker_cut_from_postgresql_holding_claims_another_sends_them_once_after_the_lease(
+def test_worker_cut_from_postgresql_holding_claims_another_sends_them_once_after_the_lease(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     refs = seed(pg_url, 5, T0, timedelta(minutes=1))
     instance_env["ESCALATE_NOW"] = (T0 + HOUR).isoformat()

@@ -1,4 +1,4 @@
-"""M4: two `escalate run` daemons on one PostgreSQL database and one IMAP folder. Exactly one of
+"""Two `escalate run` daemons on one PostgreSQL database and one IMAP folder. Exactly one of
 them ingests the folder (status says which); nothing is stored twice; when the holder is killed
 with SIGKILL the other takes the folder over and ingests the mail that arrives afterwards."""
 

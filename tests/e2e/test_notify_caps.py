@@ -1,4 +1,5 @@
-"""Loop protection on a real database and a real aiosmtpd sink (RELIABILITY.md C4, C9, S13).
+"""Loop protection on a real database and a real aiosmtpd sink (docs/reliability.md,
+"Machine mail and loops").
 
 Customer acknowledgements, mail to outside addresses and mail per ticket are capped with Zammad's
 defaults (tighter for acknowledgements); capped mail is recorded as "suppressed" with the reason,
@@ -62,7 +63,7 @@ def delivered_to(sink, address: str) -> int:
     return sum(address in m.rcpt_tos for m in sink.messages)
 
 
-def test_c4_s13_hostile_autoresponder_gets_at_most_three_acks_an_hour_and_ten_a_day(world):
+def test_hostile_autoresponder_gets_at_most_three_acks_an_hour_and_ten_a_day(world):
     # it strips Auto-Submitted/Precedence, changes subject and Message-ID: every mail is a new ticket
     bot = "bot@autoresponder.example"
     sent_at = []
@@ -142,7 +143,7 @@ def test_outside_addresses_are_capped_but_an_incident_storm_still_reaches_the_ti
     assert delivered_to(world.sink, "lead1@example.com") == 31
 
 
-def test_c9_a_dead_address_gets_one_attempt_a_day(world):
+def test_a_dead_address_gets_one_attempt_a_day(world):
     world.sink.mode = "refuse_rcpt"
     world.sink.refused = {"gone@partner.example"}
     attempts = []
@@ -164,7 +165,7 @@ def test_c9_a_dead_address_gets_one_attempt_a_day(world):
     assert notices.count() == 2 and {n.recipients[0] for n in notices} == {"lead1@example.com"}
 
 
-def test_c9_a_verp_bounce_blocks_the_address_and_is_attributed(world):
+def test_a_verp_bounce_blocks_the_address_and_is_attributed(world):
     ticket, _ = world.customer_mail("carl@customer.example", "Question", T0)
     with db.write_transaction():
         row = notify.queue_input_request(ticket=ticket, department="Partner", address="moved@partner.example",
@@ -188,7 +189,7 @@ def test_c9_a_verp_bounce_blocks_the_address_and_is_attributed(world):
     assert second.status == "suppressed"
 
 
-def test_c4_acknowledgements_through_the_mailbox(cli, env, rules_file, dovecot, smtp_sink, mail):
+def test_acknowledgements_through_the_mailbox(cli, env, rules_file, dovecot, smtp_sink, mail):
     """With `acknowledge_customers: true`, a person's new ticket is acknowledged once; machine
     mail never is; a hostile autoresponder opening ticket after ticket gets ≤ 3 an hour."""
     from tests.conftest import TEST_RULES

@@ -1,4 +1,5 @@
-"""The outbox against a real aiosmtpd server with its fault modes (RELIABILITY.md N1–N10).
+"""The outbox against a real aiosmtpd server with its fault modes (docs/reliability.md,
+"Notifications out").
 
 Notifications are queued by the real notify code into a real SQLite database and sent by the real
 sender; time moves through the `now` parameter, never by sleeping. The sink records every envelope
@@ -83,7 +84,7 @@ def message_ids(sink: SmtpSink) -> list[str]:
     return [m.message["Message-ID"] for m in sink.messages]
 
 
-def test_n1_smtp_down_five_minutes_then_everything_delivered_once(world):
+def test_smtp_down_five_minutes_then_everything_delivered_once(world):
     world.escalate(200)
     world.sink.stop()
     now = DUE
@@ -112,7 +113,7 @@ def test_n1_smtp_down_five_minutes_then_everything_delivered_once(world):
     assert {d.attempts for d in Delivery.select()} == {5}  # four failed attempts recorded, then the send
 
 
-def test_n2_451_for_thirty_minutes_backs_off_capped_then_delivers_once(world):
+def test_451_for_thirty_minutes_backs_off_capped_then_delivers_once(world):
     world.escalate(5)
     world.sink.mode = "tempfail"
     now, waits = DUE, []
@@ -131,7 +132,7 @@ def test_n2_451_for_thirty_minutes_backs_off_capped_then_delivers_once(world):
     assert world.sink.attempts == 5 * (len(waits) + 1)  # exactly one DATA per attempt, no storm
 
 
-def test_n3_554_fails_once_with_code_and_text_and_tells_the_lead_once(world):
+def test_554_fails_once_with_code_and_text_and_tells_the_lead_once(world):
     [row] = world.escalate(1)
     world.sink.mode = "reject"
     result = world.send(DUE)
@@ -157,7 +158,7 @@ def test_n3_554_fails_once_with_code_and_text_and_tells_the_lead_once(world):
     assert "554" in notice.message.get_body(("plain",)).get_content()
 
 
-def test_n4_one_refused_recipient_fails_alone_and_the_others_get_it_once(world):
+def test_one_refused_recipient_fails_alone_and_the_others_get_it_once(world):
     row = notify.queue_digest(recipients=["ann@example.org", "ben@example.org", "cy@example.org"],
                               period_start=T0, period_end=T0 + timedelta(days=1), ruleset=world.ruleset,
                               renderer=world.renderer, secret=SECRET, now=T0 + timedelta(days=1))
@@ -181,7 +182,7 @@ def test_n4_one_refused_recipient_fails_alone_and_the_others_get_it_once(world):
     assert Outbox.get_by_id(row.id).status == "sent"
 
 
-def test_n5_ambiguous_acks_only_duplicate_with_the_same_message_id(world):
+def test_ambiguous_acks_only_duplicate_with_the_same_message_id(world):
     world.escalate(20)
     world.sink.mode = "drop_after_data"  # the server keeps the mail but the client never hears "250"
     dropped = world.send(DUE)
@@ -199,7 +200,7 @@ def test_n5_ambiguous_acks_only_duplicate_with_the_same_message_id(world):
 
 
 @pytest.mark.parametrize("crashpoint", ["after-outbox-claim", "after-data-before-mark-sent:3"])
-def test_n6_a_killed_sender_loses_nothing(world, crashpoint):
+def test_a_killed_sender_loses_nothing(world, crashpoint):
     world.escalate(5)
     db.close()
     script = ("import sys; from datetime import datetime; from escalate import db, outbox;"
@@ -229,7 +230,7 @@ def test_n6_a_killed_sender_loses_nothing(world, crashpoint):
     assert world.statuses() == {"sent": 5}
 
 
-def test_n7_a_thousand_notifications_over_at_most_ten_connections(world):
+def test_a_thousand_notifications_over_at_most_ten_connections(world):
     world.escalate(1000)
     world.sink.clear()
     result = world.send(DUE)
@@ -239,7 +240,7 @@ def test_n7_a_thousand_notifications_over_at_most_ten_connections(world):
     assert len(set(message_ids(world.sink))) == 1000
 
 
-def test_n8_a_slow_server_times_out_and_the_retry_keeps_the_message_id(world):
+def test_a_slow_server_times_out_and_the_retry_keeps_the_message_id(world):
     [row] = world.escalate(1)
     world.sink.mode = "slow"
     world.sink.delay = 1.0
@@ -254,7 +255,7 @@ def test_n8_a_slow_server_times_out_and_the_retry_keeps_the_message_id(world):
     assert Delivery.get(Delivery.outbox == row.id).attempts == 2
 
 
-def test_n8_a_slow_server_cannot_hold_the_sender_past_its_time_budget(world):
+def test_a_slow_server_cannot_hold_the_sender_past_its_time_budget(world):
     world.escalate(20)
     world.sink.mode = "slow"
     world.sink.delay = 0.4
@@ -268,7 +269,7 @@ def test_n8_a_slow_server_cannot_hold_the_sender_past_its_time_budget(world):
     assert len(set(message_ids(world.sink))) == 20 == len(world.sink.messages)
 
 
-def test_n9_envelope_comes_from_the_rules_and_carries_a_verifiable_verp(world):
+def test_envelope_comes_from_the_rules_and_carries_a_verifiable_verp(world):
     hostile = "Invoice\r\nBcc: evil@attacker.example\r\nTo: evil2@attacker.example"
     [row] = world.escalate(1, subject=hostile)
     world.send(DUE)
@@ -290,7 +291,7 @@ def test_n9_envelope_comes_from_the_rules_and_carries_a_verifiable_verp(world):
     assert headers["X-Escalate-Ticket"] == "T-1"
 
 
-def test_n9_in_reply_to_and_references_follow_the_ticket_thread(world):
+def test_in_reply_to_and_references_follow_the_ticket_thread(world):
     [first] = world.escalate(1)
     ticket = first.ticket
     reminder = notify.queue_confirmation(ticket=ticket, tier=world.ruleset.tier(1), actor="alice@example.com",
@@ -303,7 +304,7 @@ def test_n9_in_reply_to_and_references_follow_the_ticket_thread(world):
     assert second["Subject"].startswith("[T-1] ")
 
 
-def test_n10_the_same_step_twice_queues_and_sends_once(world):
+def test_the_same_step_twice_queues_and_sends_once(world):
     [row] = world.escalate(1)
     escalation = Escalation.get()
     with db.write_transaction():
@@ -416,7 +417,7 @@ S8_SUBJECTS = ["raw crlf\r\nBcc: evil@attacker.example", "bare lf\nBcc: evil@att
                "next\u0085line", "nul\x00byte", "x" * 10_000]
 
 
-def test_s8_unsanitised_ticket_subjects_cannot_add_headers_or_recipients(world):
+def test_unsanitised_ticket_subjects_cannot_add_headers_or_recipients(world):
     """Defence in depth: even text that reached the database raw (ingest cleans subjects too)
     cannot break a notification's headers on this unpatched Python 3.11.7."""
     for subject in S8_SUBJECTS:
@@ -465,9 +466,9 @@ def test_next_tier_and_resolution_notice_reach_every_tier_that_was_told(world):
     assert resolution[0].message["Subject"].startswith("[T-1] Resolved by carol@example.com")
 
 
-def test_n6_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_flight_mail(world):
-    """N6, the random half: SIGKILLs at uniform random moments of a sending run (seeded; 10 here —
-    ESCALATE_N6_KILLS=50 ESCALATE_N6_MAILS=5000 for the full figure), then one run to finish. Nothing is lost; a mail can
+def test_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_flight_mail(world):
+    """Kills while sending, the random half: SIGKILLs at uniform random moments of a sending run
+    (seeded; 10 here — ESCALATE_N6_KILLS=50 ESCALATE_N6_MAILS=5000 for the full figure), then one run to finish. Nothing is lost; a mail can
     only go twice if its acknowledgement was in flight at a kill, and then with its own Message-ID."""
     import random
     import time
@@ -503,6 +504,6 @@ def test_n6_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_fl
     assert len(received) == mails  # 0 lost
     assert world.statuses() == {"sent": mails}
     doubled = sum(count - 1 for count in received.values())
-    print(f"N6: {landed} of {kills} kills landed while sending; {mails} delivered, {doubled} sent twice")
+    print(f"{landed} of {kills} kills landed while sending; {mails} delivered, {doubled} sent twice")
     assert doubled <= 2 * landed  # at most the mail in flight on each of the 2 connections at a kill
     assert landed >= kills // 2, "too few kills landed while sending; the test proves little"

@@ -1,4 +1,5 @@
-"""Tier members act from their mail client — and nobody else can (issue 6: S1–S5, S10).
+"""Tier members act from their mail client — and nobody else can (issue 6: replies act only with two proofs,
+a roster sender and a valid token).
 
 Real Dovecot and aiosmtpd; time moves with --now. Each test escalates an urgent ticket to tier 1,
 then replies to that notification the way a person's mail client would write the reply.
@@ -274,7 +275,7 @@ def test_mail_from_our_own_or_a_group_address_is_kept_and_never_answered(sender,
 
 @pytest.mark.parametrize("forged_id", [None, "esc.0123456789abcdef.abcdefghijklmnopqrstuvwxyz@example.com"])
 def test_forged_from_without_a_real_token_is_refused(forged_id, escalated, cli, dovecot):
-    """S2: From says alice, but the reply quotes no notification we sent (or a guessed one)."""
+    """Forged From: From says alice, but the reply quotes no notification we sent (or a guessed one)."""
     msg = reply("alice@example.com", escalated, "#resolve\n", in_reply_to=False)
     if forged_id:
         msg = msg.replace(b"Subject:", f"In-Reply-To: <{forged_id}>\r\nSubject:".encode(), 1) \
@@ -287,7 +288,7 @@ def test_forged_from_without_a_real_token_is_refused(forged_id, escalated, cli, 
 
 
 def test_member_removed_from_the_roster_can_no_longer_act(escalated, env, rules_file, cli, dovecot):
-    """S3: the notification was sent while alice was on the roster; the rules changed since."""
+    """Member removed: the notification was sent while alice was on the roster; the rules changed since."""
     env["ESCALATE_RULES"] = str(rules_file(RULES.replace("roster: [alice@example.com, bob@example.com]",
                                                           "roster: [bob@example.com]"), name="rules-v2.yaml"))
     dovecot.append(reply("alice@example.com", escalated, "#ack\n"))
@@ -299,7 +300,7 @@ def test_member_removed_from_the_roster_can_no_longer_act(escalated, env, rules_
 
 
 def test_an_expired_token_is_refused(escalated, cli, dovecot):
-    """S4: replying to an eight-day-old notification."""
+    """Expired token: replying to an eight-day-old notification."""
     dovecot.append(reply("alice@example.com", escalated, "#ack\n"))
     cycle(cli, 8 * 24 * 60)
     detail = show(cli)
@@ -309,7 +310,7 @@ def test_an_expired_token_is_refused(escalated, cli, dovecot):
 
 
 def test_a_token_for_one_ticket_never_acts_on_another(escalated, cli, dovecot, mail):
-    """S4: T-1's notification quoted in a mail about T-2 (by its subject tag)."""
+    """Token for another ticket: T-1's notification quoted in a mail about T-2 (by its subject tag)."""
     dovecot.append(mail(sender="dana@other.example", subject="Login broken", body="403", message_id="dana-1@x.example"))
     cycle(cli, 18)
     dovecot.append(reply("alice@example.com", escalated, "#resolve\n", subject="Re: [T-2] Login broken"))
@@ -327,7 +328,7 @@ def test_a_token_for_one_ticket_never_acts_on_another(escalated, cli, dovecot, m
     "alice@example.org(<alice@example.com>",
 ])
 def test_confusable_addresses_never_match_the_roster(sender, escalated, cli, dovecot):
-    """S10: the CVE-2023-27043 family and display-name tricks."""
+    """Address confusion: the CVE-2023-27043 family and display-name tricks."""
     raw = reply("placeholder@example.net", escalated, "#ack\n")
     raw = raw.replace(b"From: placeholder@example.net", b"From: " + sender.encode(), 1)
     dovecot.append(raw)

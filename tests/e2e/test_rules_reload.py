@@ -1,4 +1,4 @@
-"""O1 without a signal: the daemon notices that rules.yaml changed on disk, takes a good file, and
+"""A rules reload without a signal: the daemon notices that rules.yaml changed on disk, takes a good file, and
 keeps its last good rules (saying where the new file is wrong) when the file is broken."""
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_contents_of_a_mail_undone_by_its_savepoint_still_serve_a_later_mail(dat
     db.connect(database_url)
     store = AttachmentStore(tmp_path / "attachments", max_bytes=1_000)
     with db.write_transaction(), store.batch():
-        with pytest.raises(RuntimeError), db.database.obj.atomic():  # the bad mail's savepoint (ingest §0.3)
+        with pytest.raises(RuntimeError), db.database.obj.atomic():  # the bad mail's savepoint, undone alone
             store.save_all(_message("bad@x"), (Attachment("a.txt", "text/plain", 5, b"hello"),))
             raise RuntimeError("this mail fails after its attachments")
         store.save_all(_message("good@x"), (Attachment("b.txt", "text/plain", 5, b"hello"),))

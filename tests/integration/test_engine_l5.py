@@ -1,4 +1,4 @@
-"""L5, reduced: simulated days of traffic under business-hours calendars, stepped with the clock,
+"""A simulated long run, reduced: days of traffic under business-hours calendars, stepped with the clock,
 yield exactly the escalations `rules simulate` predicts (the full 30 days × 500 tickets is
 bench/l5_bench.py)."""
 

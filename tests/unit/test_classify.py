@@ -1,4 +1,4 @@
-"""Machine mail is recognised and people's mail is not (C1, C2, C7): one table of fixture files in
+"""Machine mail is recognised and people's mail is not: one table of fixture files in
 tests/data/mail with the expected verdict, decoded subject and sender (Zammad-style), growing a
 line per sample."""
 

@@ -1,4 +1,5 @@
-"""S8: customer text in a subject never becomes a header, on this machine's unpatched Python."""
+"""No header injection: customer text in a subject never becomes a header,
+on this machine's unpatched Python."""
 
 import email
 import email.policy

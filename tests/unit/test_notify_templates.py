@@ -1,5 +1,5 @@
 """Templates for every kind of mail: shipped ones render, admin overrides are checked in the
-sandbox, customer text stays data (S6) and is escaped in HTML (S7)."""
+sandbox, customer text stays data and is escaped in HTML."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_every_kind_ships_as_text_and_html_and_passes_the_check():
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_customer_text_is_data_in_text_and_escaped_in_html(kind):
-    """S6/S7: every string a template receives may be customer text; none of it is ever code."""
+    """Every string a template receives may be customer text; none of it is ever code."""
     def poison(value):
         if isinstance(value, str):
             return " ".join(HOSTILE)

@@ -1,4 +1,4 @@
-"""parse.py: raw bytes → ParsedMail, for good, broken and hostile mail (RELIABILITY.md §1.9, P1–P9)."""
+"""parse.py: raw bytes → ParsedMail, for good, broken and hostile mail (docs/reliability.md, "Mail in")."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_attachments_are_listed_with_decoded_size_and_embedded_messages_are_not_
 
 
 # --------------------------------------------------------------------------------------------
-# RFC 2047 headers (P4)
+# RFC 2047 headers
 
 
 @pytest.mark.parametrize("raw_subject, expected", [
@@ -192,7 +192,7 @@ def test_raw_8bit_headers_are_read_as_utf8_or_cp1252():
 
 
 # --------------------------------------------------------------------------------------------
-# RFC 2231 filenames (P5)
+# RFC 2231 filenames
 
 
 def _attachment_named(disposition_params: str, content_type_params: str = "") -> tuple[str | None, tuple]:
@@ -240,7 +240,7 @@ def test_filename_falls_back_to_the_content_type_name():
 
 
 # --------------------------------------------------------------------------------------------
-# the RELIABILITY.md §1.9 table, each with its documented fallback (P3)
+# headers the stdlib's email package raises on or mangles, each with its fallback
 
 
 def test_1_9_to_unterminated_quote():                      # stdlib: IndexError (gh-148518)
@@ -322,7 +322,7 @@ def test_1_9_two_hundred_kilobyte_header_is_capped():
 
 
 # --------------------------------------------------------------------------------------------
-# charsets (P6)
+# charsets
 
 
 @pytest.mark.parametrize("charset, body, text, note", [
@@ -366,7 +366,7 @@ def test_body_controls_and_line_endings_are_normalised():
 
 
 # --------------------------------------------------------------------------------------------
-# From, To, Cc (S10)
+# From, To, Cc (confusable address forms never match)
 
 
 @pytest.mark.parametrize("separator", list("()<>[]@;:.\""))
@@ -426,7 +426,7 @@ def test_to_and_cc_keep_readable_addresses_and_drop_the_rest():
 
 
 def test_group_followed_by_an_address_falls_back_to_tolerant_extraction():
-    # not in the §1.9 table: the stdlib raises AttributeError ('Group' object has no attribute
+    # not in the table above: the stdlib raises AttributeError ('Group' object has no attribute
     # 'local_part') for a group followed by an address without a comma
     parsed = parse_message(mail("From: undisclosed-recipients:; alice@example.org\n"
                                 "To: undisclosed-recipients:; x@example.org\n"))
@@ -506,7 +506,7 @@ def test_thousands_of_references_keep_the_root_and_the_latest():
 
 
 # --------------------------------------------------------------------------------------------
-# new text: quoted history and signatures stripped (P9)
+# new text: quoted history and signatures stripped
 
 NEW = "#ack\nI'm on it, will report back within the hour."
 
@@ -618,7 +618,7 @@ def test_html_only_gmail_reply_with_blockquote():
 
 
 # --------------------------------------------------------------------------------------------
-# bounded work (P7, P8): each must return promptly; the limit here only catches a hang
+# bounded work on hostile structure and HTML: each must return promptly; the limit here only catches a hang
 
 
 def _timed(raw: bytes) -> tuple[ParsedMail, float]:
@@ -693,7 +693,7 @@ def test_html_abuse_is_capped_and_linear():
 
 
 # --------------------------------------------------------------------------------------------
-# seeded mutation fuzzing (P2): 20 seeds x 50 mutants; only ParsedMail or UnparseableMail
+# seeded mutation fuzzing: 20 seeds x 50 mutants; only ParsedMail or UnparseableMail
 
 
 def _seeds() -> list[bytes]:

@@ -1,7 +1,7 @@
 """What criteria read: a plain snapshot of one ticket, built by the engine from its row.
 
 Criteria never touch the database, so `rules simulate` and the unit tests can hand them facts
-directly (STYLE.md, "Data first").
+directly (data first: facts are plain values).
 """
 
 from __future__ import annotations
