@@ -148,7 +148,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 if queued:
                     result.escalated.append(ticket.ref)
                 crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
-            # N10: a notification the unique key already had is not written again, nor counted
+            # a notification the unique key already had is not written again, nor counted
             result.notifications -= mail.flush()
             events.flush()
             tickets.schedule_many(schedule, raised, fired)
