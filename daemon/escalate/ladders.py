@@ -14,7 +14,7 @@ from .models import Escalation, Ticket
 from .rules.ladder import ACTIVE, EXHAUSTED, NONE, Ladder
 from .rules.model import Ruleset
 
-# Ladder field -> Escalation column, where the names differ nowhere: the same names on both sides
+# the Ladder fields stored as Escalation columns of the same name
 _COLUMNS = ("state", "tier", "step", "rule", "started_at", "tier_since", "last_step_due_at", "next_step_at",
             "forced", "ack_tier", "ended_at", "severity")
 
