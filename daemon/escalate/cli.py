@@ -99,14 +99,15 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _open(ctx: click.Context):
-    return open_app(_settings(ctx))
+    """Settings, rules, templates and the database, which must exist (only `init` and `db migrate` create one)."""
+    return open_app(_settings(ctx), create=False)
 
 
 def _open_db(ctx: click.Context) -> None:
     """The database only (a listing works while rules.yaml is broken); times still in the team's zone."""
     settings = _settings(ctx)
     _display_zone_of(settings)
-    db.connect(settings.db_url)
+    db.connect(settings.db_url, create=False)
 
 
 def _display_zone_of(settings: Settings) -> None:
@@ -277,7 +278,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     from . import status
 
     settings = _settings(ctx)
-    db.connect(settings.db_url)
+    db.connect(settings.db_url, create=False)
     facts = status.collect(settings, clock.now())
     _emit(facts if as_json else status.describe(facts), as_json)
 
