@@ -109,13 +109,8 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
     _url = url
     UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
-    try:
-        db.connect(reuse_if_open=True)
-    except peewee.OperationalError as error:
-        if "does not exist" in str(error):  # PostgreSQL: 'database "x" does not exist' (escalate never creates one)
-            raise DatabaseMissing(url, f"the server has no such database ({' '.join(str(error).split())})") from None
-        raise
-    if not create and not _has_schema(db):
+    _connect(db, url)
+    if not create and not has_schema(db):
         raise DatabaseMissing(url, "it holds no escalate tables")
     if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
         for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode; older ones may be wider
@@ -125,10 +120,42 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
     return db
 
 
-def _has_schema(db: peewee.Database) -> bool:
+def has_schema(db: peewee.Database) -> bool:
     """Whether escalate made this database: a record of its migrations, or the tables of the version
     before migrations (an empty PostgreSQL database a DBA created is not one yet)."""
     return bool(migrations.applied_versions(db)) or migrations.is_pre_migration_database(db)
+
+
+def open_read_only(url: str) -> peewee.Database:
+    """A connection that cannot change the database (`config check`): SQLite opened read-only, a
+    PostgreSQL session whose transactions are read-only. The models are not bound to it. A
+    database that does not exist raises DatabaseMissing, as `connect(create=False)` does."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = sqlite_path(url)
+        if not path or path == ":memory:":
+            raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
+        if not Path(path).exists():
+            raise DatabaseMissing(url, f"the file {path} does not exist")
+        db = peewee.SqliteDatabase(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    elif parts.scheme in ("postgresql", "postgres"):
+        params = postgres_params(url)
+        db = peewee.PostgresqlDatabase(params.pop("dbname"), **params, application_name="escalate config check",
+                                       options="-c default_transaction_read_only=on")
+    else:
+        raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
+                               "use sqlite:///path or postgresql://user:pass@host/dbname")
+    _connect(db, url)
+    return db
+
+
+def _connect(db: peewee.Database, url: str) -> None:
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.OperationalError as error:
+        if "does not exist" in str(error):  # PostgreSQL: 'database "x" does not exist' (escalate never creates one)
+            raise DatabaseMissing(url, f"the server has no such database ({' '.join(str(error).split())})") from None
+        raise
 
 
 def _private_database_file(path: Path) -> None:
