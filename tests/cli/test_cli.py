@@ -44,7 +44,7 @@ def test_init_writes_rules_env_and_database(tmp_path: Path):
         assert re.search(rf"^{name}=\S+", env_text, re.M), name
     assert stat.S_IMODE((target / "escalate.env").stat().st_mode) == 0o600
     assert (target / "escalate.db").exists()
-    assert "rules check" in out
+    assert "config check" in out
     # it never overwrites silently
     assert "exists" in run("init", str(target), expect=2).output
     # the written files work together: the rules check passes and the database lists no tickets
