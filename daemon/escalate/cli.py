@@ -51,7 +51,7 @@ def _translate_errors(function: Callable) -> Callable:
                 db.DatabaseUrlError, clock.BadTime) as error:
             raise BadInput(str(error)) from None
         except MailboxUnavailable as error:
-            raise RuntimeFailure(f"{error}\nIs the IMAP server up and ESCALATE_IMAP_URL right?") from None
+            raise RuntimeFailure(f"{error}: is the IMAP server up and ESCALATE_IMAP_URL right?") from None
         except AlreadyRunning as error:
             raise RuntimeFailure(str(error)) from None
         except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
