@@ -111,6 +111,7 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
     database.initialize(db)
     _connect(db, url)
     if not create and not has_schema(db):
+        db.close()
         raise DatabaseMissing(url, "it holds no escalate tables")
     if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
         for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode; older ones may be wider
@@ -153,7 +154,8 @@ def _connect(db: peewee.Database, url: str) -> None:
     try:
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as error:
-        if "does not exist" in str(error):  # PostgreSQL: 'database "x" does not exist' (escalate never creates one)
+        message = str(error)
+        if 'database "' in message and "does not exist" in message:  # PostgreSQL's; escalate never creates one
             raise DatabaseMissing(url, f"the server has no such database ({' '.join(str(error).split())})") from None
         raise
 
