@@ -20,7 +20,9 @@ CHECKS = ["settings", "secret", "imap login", "imap folders", "smtp", "database"
 
 def config_check(env: dict[str, str], *args: str) -> tuple[int, dict[str, tuple[bool, str]]]:
     result = CliRunner().invoke(main, [*args, "config", "check", "--json"], env=env, catch_exceptions=False)
-    return result.exit_code, {row["check"]: (row["ok"], row["detail"]) for row in json.loads(result.output)}
+    rows = json.loads(result.output)
+    assert all(set(row) == {"check", "ok", "detail"} for row in rows), rows  # the shape scripts rely on
+    return result.exit_code, {row["check"]: (row["ok"], row["detail"]) for row in rows}
 
 
 def only_failure(env: dict[str, str], check: str) -> str:
