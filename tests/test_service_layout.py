@@ -64,6 +64,8 @@ def test_what_init_writes_for_etc_is_what_the_unit_uses():
     assert f"python3 -m venv {Path(program).parents[1]}" in " ".join(readme_service_steps())
     assert f"escalate init {config_dir}" in " ".join(readme_service_steps())
     assert unit["Type"] == ["notify"]
+    # a configuration escalate cannot use (exit 2) is not restarted in a loop
+    assert unit["RestartPreventExitStatus"] == ["2"]
 
 
 def test_documentation_points_at_installed_pages_not_a_file_pip_never_installs():
