@@ -48,6 +48,7 @@ def run(senders) -> collections.Counter:
         env = {"ESCALATE_IMAP_URL": dovecot.url(), "ESCALATE_SMTP_URL": sink.url,
                "ESCALATE_DB_URL": f"sqlite:///{workdir}/flood.db", "ESCALATE_RULES": str(REPO / "rules.yaml"),
                "ESCALATE_SECRET": secrets.token_hex(32), "ESCALATE_ATTACHMENTS_DIR": f"{workdir}/attachments"}
+        CliRunner().invoke(escalate, ["db", "migrate"], env=env)  # `run` creates no database
         sent = 0
         for tick in range(19):  # 0, 10, … 180 minutes
             at = T0 + timedelta(minutes=10 * tick)

@@ -315,9 +315,13 @@ def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corp
             rules.write_text(RULE_SETS[name], encoding="utf-8")
 
             def fresh(n: int) -> dict[str, str]:  # a database and attachment store of its own per run
-                return {**base, "ESCALATE_RULES": str(rules),
-                        "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}-{name}-{n}.db",
-                        "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}-{name}-{n}")}
+                env = {**base, "ESCALATE_RULES": str(rules),
+                       "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}-{name}-{n}.db",
+                       "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}-{name}-{n}")}
+                # created as an admin creates it (`run` creates no database), outside the measured run
+                subprocess.run([sys.executable, "-m", "escalate", "db", "migrate"], env={**os.environ, **env},
+                               check=True, capture_output=True)
+                return env
             if kills:
                 print(kill_run(fresh(0), kills, count, corpus))
                 continue

@@ -120,6 +120,9 @@ def database_url(request, tmp_path: Path) -> str:
 
 @pytest.fixture
 def env(tmp_path: Path, dovecot: Dovecot, smtp_sink: SmtpSink, rules_file, database_url: str) -> dict[str, str]:
+    # the database exists, as after `escalate init`: no other command creates one
+    db.connect(database_url)
+    db.close()
     return {
         "ESCALATE_IMAP_URL": dovecot.url(),
         "ESCALATE_SMTP_URL": smtp_sink.url,

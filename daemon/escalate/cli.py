@@ -10,8 +10,6 @@ import functools
 import getpass
 import json
 import os
-import secrets
-import shutil
 import sys
 import zoneinfo
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any, Callable, Iterable
 import click
 import peewee
 
-from . import __version__, clock, commands, db, logs, outbox, private, queries
+from . import __version__, clock, commands, db, logs, outbox, queries
 from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
 from .db import write_transaction
@@ -53,7 +51,7 @@ def _translate_errors(function: Callable) -> Callable:
                 db.DatabaseUrlError, clock.BadTime) as error:
             raise BadInput(str(error)) from None
         except MailboxUnavailable as error:
-            raise RuntimeFailure(f"{error}\nIs the IMAP server up and ESCALATE_IMAP_URL right?") from None
+            raise RuntimeFailure(f"{error}: is the IMAP server up and ESCALATE_IMAP_URL right?") from None
         except AlreadyRunning as error:
             raise RuntimeFailure(str(error)) from None
         except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
@@ -99,14 +97,15 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _open(ctx: click.Context):
-    return open_app(_settings(ctx))
+    """Settings, rules, templates and the database, which must exist (only `init` and `db migrate` create one)."""
+    return open_app(_settings(ctx), create=False)
 
 
 def _open_db(ctx: click.Context) -> None:
     """The database only (a listing works while rules.yaml is broken); times still in the team's zone."""
     settings = _settings(ctx)
     _display_zone_of(settings)
-    db.connect(settings.db_url)
+    db.connect(settings.db_url, create=False)
 
 
 def _display_zone_of(settings: Settings) -> None:
@@ -184,42 +183,22 @@ def example_rules_path() -> Path:
 @command(main, "init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite an existing rules.yaml and env file.")
-def init_command(directory: Path, force: bool) -> None:
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Where the database goes (default: /var/lib/escalate, the systemd unit's state directory, "
+                   "when DIRECTORY is under /etc; else DIRECTORY). ESCALATE_DB_URL, when set, wins.")
+def init_command(directory: Path, force: bool, state_dir: Path | None) -> None:
     """Write DIR/rules.yaml and DIR/escalate.env and create the database."""
-    private.make_directory(directory)  # 0700 when init creates it: the database and secrets go in it
-    rules_path, env_path = directory / "rules.yaml", directory / "escalate.env"
-    for path in (rules_path, env_path):
-        if path.exists() and not force:
-            raise BadInput(f"{path} exists; use --force to overwrite it")
-    shutil.copyfile(example_rules_path(), rules_path)
-    rules_path.chmod(0o644)  # configuration, no secret: readable by the daemon's user, writable by no one else
-    db_url = os.environ.get("ESCALATE_DB_URL") or f"sqlite:///{(directory / 'escalate.db').resolve()}"
-    os.close(private.open_file(env_path, os.O_WRONLY | os.O_CREAT))  # 0600 before the secret is written
-    env_path.write_text(
-        "# escalate settings. systemd reads this file with EnvironmentFile=; the CLI with --env-file.\n"
-        "# Secrets belong here (mode 0600), never in rules.yaml.\n\n"
-        "# The support mailbox: imap:// (plain), imap+starttls:// or imaps:// (TLS); folders after the slash, comma-separated\n"
-        "ESCALATE_IMAP_URL=imap://support:CHANGE-ME@127.0.0.1:143/INBOX\n"
-        "# Where escalations are sent from: smtp://, smtp+starttls:// or smtps://, user:password@ for AUTH\n"
-        "ESCALATE_SMTP_URL=smtp://127.0.0.1:25\n"
-        "# The database: a SQLite file (default), or postgresql://… for several instances\n"
-        f"ESCALATE_DB_URL={db_url}\n"
-        f"ESCALATE_RULES={rules_path.resolve()}\n"
-        "# Signs the reply tokens in every notification. Keep it secret; changing it invalidates open tokens.\n"
-        f"ESCALATE_SECRET={secrets.token_hex(32)}\n"
-        "# Optional: your own templates (looked up before the shipped ones)\n"
-        "# ESCALATE_TEMPLATES=/etc/escalate/templates\n"
-        "# Optional: chat channels, one Apprise URL each, named in rules.yaml (a tier's chat: [frontline])\n"
-        "# ESCALATE_CHAT_FRONTLINE=slack://TokenA/TokenB/TokenC/#support-escalations\n"
-        "# How often to poll the mailbox, evaluate tickets and send, in seconds\n"
-        "ESCALATE_POLL_SECONDS=60\nESCALATE_TICK_SECONDS=30\nESCALATE_SEND_SECONDS=10\n",
-        encoding="utf-8")
-    env_path.chmod(0o600)
-    db.connect(db_url)
-    db.close()
-    click.echo(f"wrote {rules_path}\nwrote {env_path} (mode 0600: it holds the secret)\ncreated database {db_url}\n"
-               f"next: edit both, check with `escalate rules check {rules_path}`, then "
-               f"`escalate --env-file {env_path} run`")
+    from .initdir import InitError, init_directory
+
+    try:
+        written = init_directory(directory, example_rules_path(), force=force, db_url=os.environ.get("ESCALATE_DB_URL"),
+                                 state_directory=state_dir)
+    except InitError as error:
+        raise BadInput(str(error)) from None
+    click.echo(f"wrote {written.rules_path}\nwrote {written.env_path} (mode 0600: it holds the secret)\n"
+               f"created database {written.db_url}\n"
+               f"next: edit both, check with `escalate --env-file {written.env_path} config check`, then "
+               f"`escalate --env-file {written.env_path} run`")
 
 
 OUTCOME_WORDS = {"ticket": ("new ticket", "new tickets"), "reply": ("reply", "replies"),
@@ -277,7 +256,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     from . import status
 
     settings = _settings(ctx)
-    db.connect(settings.db_url)
+    db.connect(settings.db_url, create=False)
     facts = status.collect(settings, clock.now())
     _emit(facts if as_json else status.describe(facts), as_json)
 
@@ -309,6 +288,38 @@ def db_migrate(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
         click.echo(f"schema up to date (migration {migrations.current_version(database)})")
     elif not dry_run:
         click.echo(f"schema at migration {version}")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check the configuration before a deploy."""
+
+
+@command(config_group, "check")
+@json_option
+@click.pass_context
+def config_check(ctx: click.Context, as_json: bool) -> None:
+    """Check every setting in the environment and env file: URL syntax, the secret's strength, the
+    IMAP login and folders, the SMTP server's EHLO and AUTH, the database reachable and migrated,
+    rules.yaml, and the template overrides. One line per check (--json: a list of {check, ok,
+    detail}). It sends no mail and changes nothing.
+
+    \b
+    Exit status:
+      0  every check passed
+      1  a check failed
+      2  the configuration cannot be read (the env file is missing or malformed)
+    """
+    from . import configcheck
+
+    results = configcheck.run_checks(configcheck.read_environment(ctx.obj.get("env_file")))
+    if as_json:
+        _emit([result.as_dict() for result in results], True)
+    else:
+        width = max(len(result.check) for result in results)
+        for result in results:
+            click.echo(f"{'ok  ' if result.ok else 'FAIL'}  {result.check.ljust(width)}  {result.detail}")
+    ctx.exit(configcheck.exit_status(results))
 
 
 @main.group("tickets")

@@ -129,15 +129,21 @@ class Settings:
             raise ConfigError("ESCALATE_SECRET is not set: it signs the reply tokens in every notification. "
                               "Set it in the environment or the env file (e.g. `openssl rand -hex 32`).")
         for name, value in (("ESCALATE_SECRET", self.secret), ("ESCALATE_SECRET_PREVIOUS", self.previous_secret)):
-            if value and key_material(value) < MIN_SECRET_BYTES:
-                raise ConfigError(
-                    f"{name} has {key_material(value)} bytes of key material, fewer than the {MIN_SECRET_BYTES} "
-                    "needed: a short key can be found from any notification's Message-ID, and with it replies "
-                    "forged. Set a random one (`openssl rand -hex 32`; `escalate init` writes one).")
+            if value and (problem := weak_secret(name, value)):
+                raise ConfigError(problem)
         return self.secret
 
 
 MIN_SECRET_BYTES = 32
+
+
+def weak_secret(name: str, value: bytes) -> str | None:
+    """Why the key in variable `name` is too short to sign reply tokens, or None when it is long enough."""
+    if key_material(value) >= MIN_SECRET_BYTES:
+        return None
+    return (f"{name} has {key_material(value)} bytes of key material, fewer than the {MIN_SECRET_BYTES} "
+            "needed: a short key can be found from any notification's Message-ID, and with it replies "
+            "forged. Set a random one (`openssl rand -hex 32`; `escalate init` writes one).")
 
 
 def key_material(secret: bytes) -> int:
@@ -195,14 +201,18 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-def load_settings(env: dict[str, str] | None = None, env_file: Path | None = None) -> Settings:
-    """Settings from `env` (default: os.environ), with `env_file` filling what the environment lacks."""
+def merged_environment(env: dict[str, str] | None = None, env_file: Path | None = None) -> dict[str, str]:
+    """`env` (default: os.environ) over the KEY=VALUE lines of `env_file` (default: ESCALATE_ENV_FILE);
+    ConfigError when the file is missing or malformed."""
     merged: dict[str, str] = {}
     file_name = env_file or (os.environ.get("ESCALATE_ENV_FILE") and Path(os.environ["ESCALATE_ENV_FILE"]))
     if file_name:
         if not Path(file_name).exists():
             raise ConfigError(f"env file {file_name} does not exist (write one with `escalate init DIR`)")
-        from_file = read_env_file(Path(file_name))
+        try:
+            from_file = read_env_file(Path(file_name))
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"env file {file_name} cannot be read: {getattr(error, 'strerror', None) or error}") from None
         merged.update(from_file)
         # chat channels (chat.py) are read where they are used, from the environment: the file's
         # fill what the environment lacks there too, as systemd's EnvironmentFile would
@@ -210,20 +220,39 @@ def load_settings(env: dict[str, str] | None = None, env_file: Path | None = Non
             if key.startswith("ESCALATE_CHAT_"):
                 os.environ.setdefault(key, value)
     merged.update(env if env is not None else os.environ)
+    return merged
 
+
+def load_settings(env: dict[str, str] | None = None, env_file: Path | None = None) -> Settings:
+    """Settings from `env` (default: os.environ), with `env_file` filling what the environment lacks."""
+    return settings_from(merged_environment(env, env_file))
+
+
+def imap_accounts(merged: dict[str, str]) -> tuple[ServerUrl, ...]:
+    """The accounts of ESCALATE_IMAP_URL (whitespace-separated URLs), each named once."""
     accounts = tuple(parse_server_url("ESCALATE_IMAP_URL", text, ("imap", "imaps", "imap+starttls"))
                      for text in (merged.get("ESCALATE_IMAP_URL") or "").split())
     names = [(a.username, a.host, a.port) for a in accounts]
     if len(set(names)) < len(names):
         raise ConfigError("ESCALATE_IMAP_URL: an account is named twice; list several folders of one account "
                           "after its slash, comma-separated (imap://user:pass@host/INBOX,Support)")
-    smtp = merged.get("ESCALATE_SMTP_URL")
+    return accounts
+
+
+def smtp_url(merged: dict[str, str]) -> ServerUrl | None:
+    text = merged.get("ESCALATE_SMTP_URL")
+    return parse_server_url("ESCALATE_SMTP_URL", text, ("smtp", "smtps", "smtp+starttls")) if text else None
+
+
+def settings_from(merged: dict[str, str]) -> Settings:
+    """Settings from the merged KEY=VALUE environment; ConfigError names the first bad one."""
+    accounts = imap_accounts(merged)
     secret = merged.get("ESCALATE_SECRET")
     templates = merged.get("ESCALATE_TEMPLATES")
     return Settings(
         imap=accounts[0] if accounts else None,
         imap_accounts=accounts,
-        smtp=parse_server_url("ESCALATE_SMTP_URL", smtp, ("smtp", "smtps", "smtp+starttls")) if smtp else None,
+        smtp=smtp_url(merged),
         db_url=merged.get("ESCALATE_DB_URL") or default_db_url(),
         rules_path=Path(merged.get("ESCALATE_RULES") or "rules.yaml"),
         secret=secret.encode() if secret else None,

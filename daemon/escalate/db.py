@@ -26,6 +26,18 @@ class DatabaseUrlError(ValueError):
     """ESCALATE_DB_URL names a database this build cannot open."""
 
 
+class DatabaseMissing(DatabaseUrlError):
+    """ESCALATE_DB_URL names a database that does not exist (or holds no escalate schema). Only
+    `escalate init` and `escalate db migrate` create one: a mistyped path must not quietly become
+    a new, empty database that the daemon then fills while the real one waits."""
+
+    def __init__(self, url: str, why: str):
+        from .config import redact_url
+
+        super().__init__(f"no escalate database at {redact_url(url)} (ESCALATE_DB_URL): {why}. Correct "
+                         "ESCALATE_DB_URL, or create the database with `escalate init DIR` or `escalate db migrate`")
+
+
 class _LazySavepoints:
     """Opens the savepoints `savepoint` defers (see there) just before the statement that needs them."""
 
@@ -61,14 +73,19 @@ def sqlite_path(url: str) -> str | None:
     return url[len("sqlite:///"):] if url.startswith("sqlite:///") else urlsplit(url).path
 
 
-def connect(url: str, *, migrate: bool = True) -> peewee.Database:
+def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Database:
     """Open the database named by `url`, bind the models to it and bring its schema up to date
-    (migrations/: once, under a lock, whoever else is starting)."""
+    (migrations/: once, under a lock, whoever else is starting).
+
+    `create=False` (every command but `init` and `db migrate`): a database that does not exist, or
+    holds no escalate schema, raises DatabaseMissing instead of being created."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = sqlite_path(url)
         if not path:
             raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
+        if path != ":memory:" and not create and not Path(path).exists():
+            raise DatabaseMissing(url, f"the file {path} does not exist")
         if path != ":memory:":
             _private_database_file(Path(path))
         db = SqliteDatabase(
@@ -92,13 +109,55 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
     _url = url
     UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
-    db.connect(reuse_if_open=True)
+    _connect(db, url)
+    if not create and not has_schema(db):
+        db.close()
+        raise DatabaseMissing(url, "it holds no escalate tables")
     if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
         for suffix in ("-wal", "-shm"):  # SQLite gives them the database file's mode; older ones may be wider
             private.tighten(db.database + suffix)
     if migrate:
         migrations.migrate(db)
     return db
+
+
+def has_schema(db: peewee.Database) -> bool:
+    """Whether escalate made this database: a record of its migrations, or the tables of the version
+    before migrations (an empty PostgreSQL database a DBA created is not one yet)."""
+    return bool(migrations.applied_versions(db)) or migrations.is_pre_migration_database(db)
+
+
+def open_read_only(url: str) -> peewee.Database:
+    """A connection that cannot change the database (`config check`): SQLite opened read-only, a
+    PostgreSQL session whose transactions are read-only. The models are not bound to it. A
+    database that does not exist raises DatabaseMissing, as `connect(create=False)` does."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = sqlite_path(url)
+        if not path or path == ":memory:":
+            raise DatabaseUrlError("ESCALATE_DB_URL: sqlite URL has no file path (sqlite:///path/to/escalate.db)")
+        if not Path(path).exists():
+            raise DatabaseMissing(url, f"the file {path} does not exist")
+        db = peewee.SqliteDatabase(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    elif parts.scheme in ("postgresql", "postgres"):
+        params = postgres_params(url)
+        db = peewee.PostgresqlDatabase(params.pop("dbname"), **params, application_name="escalate config check",
+                                       options="-c default_transaction_read_only=on")
+    else:
+        raise DatabaseUrlError(f"ESCALATE_DB_URL: unsupported database {parts.scheme!r}; "
+                               "use sqlite:///path or postgresql://user:pass@host/dbname")
+    _connect(db, url)
+    return db
+
+
+def _connect(db: peewee.Database, url: str) -> None:
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.OperationalError as error:
+        message = str(error)
+        if 'database "' in message and "does not exist" in message:  # PostgreSQL's; escalate never creates one
+            raise DatabaseMissing(url, f"the server has no such database ({' '.join(str(error).split())})") from None
+        raise
 
 
 def _private_database_file(path: Path) -> None:

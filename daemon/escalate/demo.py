@@ -76,6 +76,7 @@ class Demo:
                       f"state in {self.workdir}")
             self.echo(f"rules: {self.rules}")
             self.escalate("rules", "check", str(self.rules))
+            self.escalate("db", "migrate")  # creates the database: no other command does
 
             t = START
             self.narrate(t, "Three customers write to support@example.com.")

@@ -84,6 +84,7 @@ class Mailbox:
         self.close()
 
     def connect(self) -> None:
+        client = None
         try:
             client = imapclient.IMAPClient(
                 self.url.host, port=self.url.port, ssl=self.url.tls,
@@ -99,6 +100,11 @@ class Mailbox:
                 client.starttls(ssl.create_default_context())
             client.login(self.url.username or "", self.url.password or "")
         except _ERRORS as error:
+            if client is not None:  # a refused login or STARTTLS: the socket would otherwise stay open until GC
+                try:
+                    client.shutdown()
+                except Exception:
+                    pass
             raise MailboxUnavailable(f"IMAP {self.url.redacted()}: {error}") from None
         self._client = client
         self.selected = None
@@ -133,6 +139,10 @@ class Mailbox:
             except _ERRORS as error:
                 self.close()  # a broken session is not reused
                 raise MailboxUnavailable(f"IMAP {what}: {error}") from None
+
+    def folder_names(self) -> list[str]:
+        """Every folder of the account (LIST: nothing is selected or changed)."""
+        return [str(name) for _flags, _delimiter, name in self._call("list folders", self.client.list_folders)]
 
     @property
     def supports_idle(self) -> bool:

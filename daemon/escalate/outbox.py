@@ -427,6 +427,33 @@ async def _try_login(url: ServerUrl, timeout: float, result: SendResult, feed: _
             smtp.close()
 
 
+def probe(url: ServerUrl, timeout: float = TIMEOUT_SECONDS) -> str:
+    """Connect, say EHLO, log in when the URL carries a user, and QUIT, sending nothing: what
+    `config check` asks of the SMTP server. SmtpLoginRefused when the login is refused (5xx),
+    SmtpUnavailable when the server cannot be reached or answers otherwise; else what it offered."""
+    async def session() -> str:
+        smtp = _client(url, timeout)
+        try:
+            await smtp.connect()  # STARTTLS where asked, AUTH when the URL has a user (EHLO before either)
+            if smtp.last_ehlo_response is None:  # a plain session without a user has not said EHLO yet
+                await smtp.ehlo()
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as error:
+            if _login_refused(error):
+                raise SmtpLoginRefused(f"SMTP {url.redacted()} refused the login ({error.code} {error.message}): "
+                                       "correct the user and password in ESCALATE_SMTP_URL") from None
+            raise SmtpUnavailable(f"SMTP {url.redacted()}: {error}") from None
+        try:
+            offered = sorted(smtp.esmtp_extensions)
+            logged_in = " and accepted the login" if url.username else ""
+            return f"SMTP {url.redacted()} answered EHLO{logged_in} (offers {', '.join(offered) or 'no extensions'})"
+        finally:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                smtp.close()
+    return asyncio.run(session())
+
+
 @contextmanager
 def _outcomes_without_fsync() -> Iterator[None]:
     """SQLite `synchronous=NORMAL` while recording send outcomes (db.py uses FULL).

@@ -60,11 +60,12 @@ def load_rules(settings: Settings, renderer: Renderer) -> Ruleset:
     return ruleset
 
 
-def open_app(settings: Settings) -> App:
-    """Open rules, templates and database; raises RulesError/ConfigError for bad input."""
+def open_app(settings: Settings, *, create: bool = True) -> App:
+    """Open rules, templates and database; raises RulesError/ConfigError for bad input, and
+    DatabaseMissing for a database that does not exist unless `create`."""
     renderer = Renderer(settings.templates_dir)
     ruleset = load_rules(settings, renderer)
-    db.connect(settings.db_url)
+    db.connect(settings.db_url, create=create)
     attachments.keep_private(settings)
     return App(settings, ruleset, renderer)
 

@@ -21,6 +21,13 @@ def run(*args: str, env: dict[str, str] | None = None, expect: int = 0):
     return result
 
 
+def created_database(tmp_path: Path) -> str:
+    """A database made as an admin makes one (`db migrate`): no other command creates it."""
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    run("db", "migrate", env={"ESCALATE_DB_URL": url})
+    return url
+
+
 def test_version_and_help():
     assert __version__ in run("--version").output
     help_text = run("--help").output
@@ -37,7 +44,7 @@ def test_init_writes_rules_env_and_database(tmp_path: Path):
         assert re.search(rf"^{name}=\S+", env_text, re.M), name
     assert stat.S_IMODE((target / "escalate.env").stat().st_mode) == 0o600
     assert (target / "escalate.db").exists()
-    assert "rules check" in out
+    assert "config check" in out
     # it never overwrites silently
     assert "exists" in run("init", str(target), expect=2).output
     # the written files work together: the rules check passes and the database lists no tickets
@@ -59,32 +66,32 @@ def test_rules_check_reports_file_line_and_reason(tmp_path: Path):
 
 def test_bad_now_is_bad_usage(tmp_path: Path):
     result = run("tickets", "list", "--now", "yesterday", expect=2,
-                 env={"ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+                 env={"ESCALATE_DB_URL": created_database(tmp_path)})
     assert "ISO-8601" in result.output
 
 
 def test_unknown_ticket_is_bad_input(tmp_path: Path):
-    result = run("tickets", "show", "T-99", expect=2, env={"ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    result = run("tickets", "show", "T-99", expect=2, env={"ESCALATE_DB_URL": created_database(tmp_path)})
     assert "no ticket T-99" in result.output
 
 
 def test_run_without_a_mailbox_says_what_to_set(tmp_path: Path):
     result = run("run", "--once", expect=2, env={
-        "ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}", "ESCALATE_RULES": str(REPO / "rules.yaml"),
+        "ESCALATE_DB_URL": created_database(tmp_path), "ESCALATE_RULES": str(REPO / "rules.yaml"),
         "ESCALATE_SECRET": "x" * 32, "ESCALATE_IMAP_URL": "", "ESCALATE_SMTP_URL": ""})
     assert "ESCALATE_IMAP_URL is not set" in result.output
 
 
 def test_run_without_a_secret_refuses(tmp_path: Path):
     result = run("run", "--once", expect=2, env={
-        "ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}", "ESCALATE_RULES": str(REPO / "rules.yaml"),
+        "ESCALATE_DB_URL": created_database(tmp_path), "ESCALATE_RULES": str(REPO / "rules.yaml"),
         "ESCALATE_SECRET": "", "ESCALATE_IMAP_URL": "imap://u:p@127.0.0.1:1/INBOX"})
     assert "ESCALATE_SECRET is not set" in result.output
 
 
 def test_unreachable_imap_is_a_runtime_failure(tmp_path: Path):
     result = run("run", "--once", expect=1, env={
-        "ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}", "ESCALATE_RULES": str(REPO / "rules.yaml"),
+        "ESCALATE_DB_URL": created_database(tmp_path), "ESCALATE_RULES": str(REPO / "rules.yaml"),
         "ESCALATE_SECRET": "x" * 32, "ESCALATE_IMAP_URL": "imap://u:p@127.0.0.1:1/INBOX",
         "ESCALATE_SMTP_URL": "smtp://127.0.0.1:1"})
     assert "IMAP" in result.output and ":p@" not in result.output

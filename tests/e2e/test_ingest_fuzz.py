@@ -108,6 +108,7 @@ def test_a_thousand_mutants_are_each_accounted_for(env, cli, dovecot):
     sample = random.Random(SEED + 1).sample(inputs, APPENDED)
     append_many(dovecot, [raw for raw in sample if raw.strip()])
     env["ESCALATE_DB_URL"] = env["ESCALATE_DB_URL"].replace("escalate.db", "escalate-sample.db")
+    cli("db", "migrate")
     result = cycle(cli)
     assert sum(result["ingested"].values()) == len([raw for raw in sample if raw.strip()])
     assert rows(env, "PRAGMA integrity_check") == [("ok",)]
