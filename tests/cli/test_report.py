@@ -136,8 +136,9 @@ def test_report_json_has_every_number(run):
     assert repeats["mean"] == 3.5 and repeats["first_notice_share"] == 0.0
     breaches = {row["severity"]: row for row in report["sla_breaches"]["by_severity"]}
     assert breaches["urgent"] == {"severity": "urgent", "tickets": 2, "first_response_target_seconds": 900.0,
-                                  "first_response_breached": 2, "resolution_target_seconds": 14400.0,
-                                  "resolution_breached": 1}
+                                  "first_response_breached": 2, "first_response_breach_share": 1.0,
+                                  "resolution_target_seconds": 14400.0, "resolution_breached": 1,
+                                  "resolution_breach_share": 0.5}
     # T-4 broke both; T-3 (a weekend in between) and T-5 (waiting on the customer) broke nothing
     assert (breaches["normal"]["tickets"], breaches["normal"]["first_response_breached"],
             breaches["normal"]["resolution_breached"]) == (3, 1, 1)
