@@ -7,6 +7,7 @@ Durations are computed by the database (sla.epoch) so a large history is not par
 Drill tickets (drill.py) are left out unless asked for: a practice run is not a real escalation.
 
 Percentiles are nearest-rank: the p90 is a time that 90% of the cases met, one of the real values.
+The trend per week or day beside the period before is report_trend.py's.
 """
 
 from __future__ import annotations
