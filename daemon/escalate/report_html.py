@@ -17,7 +17,7 @@ from html import escape
 from typing import Any, Sequence
 
 from .report_charts import Panel, Series, hbar_chart, trend_chart, vbar_chart
-from .views import duration, when
+from .views import duration, percent, when
 
 CHART_COLOURS = {
     "tiers": "#2b6cb0",  # blue: tickets brought to each tier
@@ -96,42 +96,36 @@ def _local_date(text: str, zone: str) -> str:
     return f"{local.day} {local.strftime('%b %Y')}"
 
 
-def _change(now: float | None, before: float | None, fmt=lambda v: f"{v:g}") -> str:
-    """ "3, previous period 1" — the previous period's value beside this one's."""
-    return f"{fmt(now) if now is not None else '-'} (previous period {fmt(before) if before is not None else '-'})"
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
-
-
 def _trend_figure(trend: dict[str, Any]) -> str:
     buckets = trend["buckets"]
     period, previous = trend["period"], trend["previous_period"]
-    zone = trend["zone"]
+    zone, title = trend["zone"], f"Trend per {trend['unit']}"
+    if not (period["tickets"] or previous["tickets"]):
+        return _figure(title, None, wide=True)
     # "W45" for a week, the day of the month for a day (the legend gives the months)
     names = [b["label"].split("-", 1)[1] if trend["unit"] == "week" else str(int(b["label"][8:])) for b in buckets]
     legend = (f"this period, {_local_date(period['since'], zone)} to {_local_date(period['until'], zone)}",
               f"the period before, {_local_date(previous['since'], zone)} to {_local_date(previous['until'], zone)}")
-    svg = trend_chart("chart-trend", f"Trend per {trend['unit']}", names, [
+    svg = trend_chart("chart-trend", title, names, [
         Panel("Escalated tickets", [b["escalations"] for b in buckets],
               [b["previous"]["escalations"] for b in buckets], "linear"),
         Panel("Breaches, share of tickets", [b["breach_share"] for b in buckets],
               [b["previous"]["breach_share"] for b in buckets], "share"),
         Panel("Time to acknowledge, median", [b["ack_median_seconds"] for b in buckets],
               [b["previous"]["ack_median_seconds"] for b in buckets], "log"),
-    ], (CHART_COLOURS["trend"], CHART_COLOURS["trend_previous"]), legend) if period["tickets"] or previous["tickets"] else None
+    ], (CHART_COLOURS["trend"], CHART_COLOURS["trend_previous"]), legend)
     note = (f"Per {'ISO week' if trend['unit'] == 'week' else 'day'} in {zone}, by when the ticket was opened; "
-            f"each beside the same stretch one period earlier. Escalated {_change(period['escalations'], previous['escalations'])}; "
-            f"tickets that broke a target {_percent(period['breach_share'])} "
-            f"(previous period {_percent(previous['breach_share'])}); median time to acknowledge "
+            f"each beside the same stretch one period earlier. Escalated {period['escalations']} "
+            f"(previous period {previous['escalations']}); "
+            f"tickets that broke a target {percent(period['breach_share'])} "
+            f"(previous period {percent(previous['breach_share'])}); median time to acknowledge "
             f"{duration(period['ack_median_seconds'])} (previous period {duration(previous['ack_median_seconds'])}).")
-    return _figure(f"Trend per {'week' if trend['unit'] == 'week' else 'day'}", svg, note, wide=True)
+    return _figure(title, svg, note, wide=True)
 
 
 def _trend_table(trend: dict[str, Any]) -> str:
     def cells(b: dict[str, Any]) -> list[Any]:
-        return [b["tickets"], b["escalations"], f"{b['breaches']} ({_percent(b['breach_share'])})",
+        return [b["tickets"], b["escalations"], f"{b['breaches']} ({percent(b['breach_share'])})",
                 duration(b["ack_median_seconds"]), duration(b["ack_p90_seconds"])]
     rows = [[b["label"] + ("" if b["whole"] else " (part)"), *cells(b), *cells(b["previous"])] for b in trend["buckets"]]
     rows.append(["whole period", *cells(trend["period"]), *cells(trend["previous_period"])])
@@ -163,10 +157,10 @@ def render(data: dict[str, Any], generated_at: str) -> str:
         _figure("SLA breaches, share of tickets by severity", hbar_chart(
             "chart-breaches", "SLA breaches as a share of each severity's tickets", [b["severity"] for b in breaches],
             [Series("first response", CHART_COLOURS["breaches"], [b["first_response_breach_share"] for b in breaches],
-                    [f"{b['first_response_breached']} of {b['tickets']}, {_percent(b['first_response_breach_share'])}"
+                    [f"{b['first_response_breached']} of {b['tickets']}, {percent(b['first_response_breach_share'])}"
                      for b in breaches]),
              Series("resolution", CHART_COLOURS["breaches_resolution"], [b["resolution_breach_share"] for b in breaches],
-                    [f"{b['resolution_breached']} of {b['tickets']}, {_percent(b['resolution_breach_share'])}"
+                    [f"{b['resolution_breached']} of {b['tickets']}, {percent(b['resolution_breach_share'])}"
                      for b in breaches])], scale="share"),
             "Counted in each severity's working hours; time waiting on the customer left out."),
         _figure("Reminders before an acknowledgement", vbar_chart(
@@ -184,11 +178,11 @@ def render(data: dict[str, Any], generated_at: str) -> str:
              (f"reached tier {top['level']}", totals["reached_top_tier"], ""),
              ("unanswered to the end", totals.get("ladder_exhausted", 0), ""),
              ("first-response breaches", data["sla_breaches"]["total"]["first_response"],
-              f"{_percent(shares['first_response'])} of tickets"),
+              f"{percent(shares['first_response'])} of tickets"),
              ("resolution breaches", data["sla_breaches"]["total"]["resolution"],
-              f"{_percent(shares['resolution'])} of tickets"),
+              f"{percent(shares['resolution'])} of tickets"),
              ("tickets that broke a target", data["sla_breaches"]["breached_tickets"],
-              f"{_percent(shares['tickets'])}; previous period {_percent(previous['breach_share'])}")]
+              f"{percent(shares['tickets'])}; previous period {percent(previous['breach_share'])}")]
     tables = [
         _trend_table(trend),
         _table("Escalations per tier", ["Tier", "Name", "Tickets", "Notifications", "Reminders"],
@@ -206,9 +200,9 @@ def render(data: dict[str, Any], generated_at: str) -> str:
     tables.append(_table("SLA breaches (targets in working time)", ["Severity", "Tickets", "First response",
                                                                     "Breached", "Resolution", "Breached"],
                          [[b["severity"], b["tickets"], duration(b["first_response_target_seconds"]),
-                           f"{b['first_response_breached']} ({_percent(b['first_response_breach_share'])})",
+                           f"{b['first_response_breached']} ({percent(b['first_response_breach_share'])})",
                            duration(b["resolution_target_seconds"]),
-                           f"{b['resolution_breached']} ({_percent(b['resolution_breach_share'])})"] for b in breaches],
+                           f"{b['resolution_breached']} ({percent(b['resolution_breach_share'])})"] for b in breaches],
                          (1, 2, 3, 4, 5), wide=True))
     tables.append(_table("Recurring issues (same subject)", ["Subject", "Tickets", "Customers", "Escalated", "Latest"],
                          [[r["subject"], r["tickets"], r["customers"], r["escalated"], r["latest_ref"]]

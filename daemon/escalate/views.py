@@ -53,6 +53,11 @@ def duration(seconds: float | None) -> str:
     return f"{days}d {hours}h" if hours else f"{days}d"
 
 
+def percent(value: float | None) -> str:
+    """A share from the JSON views (0.75) as a person reads it, "75%", or "-" when there is none."""
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
 def when(value: str | None) -> str:
     """An ISO time from the JSON views as the team reads it, "2026-11-02 10:00 CET", or "-"."""
     return shown_iso(value)
@@ -256,9 +261,9 @@ def report(data: dict[str, Any]) -> None:
                    right=("Tickets", "First response", "Breached", "Resolution"))
     for row in data["sla_breaches"]["by_severity"]:
         table.add_row(row["severity"], str(row["tickets"]), duration(row["first_response_target_seconds"]),
-                      f"{row['first_response_breached']} ({_share(row.get('first_response_breach_share'))})",
+                      f"{row['first_response_breached']} ({percent(row.get('first_response_breach_share'))})",
                       duration(row["resolution_target_seconds"]),
-                      f"{row['resolution_breached']} ({_share(row.get('resolution_breach_share'))})")
+                      f"{row['resolution_breached']} ({percent(row.get('resolution_breach_share'))})")
     out.print(table)
 
     repeats = data["repeats_before_ack"]
@@ -302,10 +307,6 @@ def report(data: dict[str, Any]) -> None:
         out.print(table)
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
-
-
 def _trend(out: Console, trend: dict[str, Any]) -> None:
     """Per week (or day) in the team's zone, this period beside the same stretch one period earlier."""
     unit = trend["unit"]
@@ -316,7 +317,7 @@ def _trend(out: Console, trend: dict[str, Any]) -> None:
     table = _table(None, unit.capitalize(), *numbers, right=numbers)
 
     def cells(b: dict[str, Any]) -> list[str]:
-        return [str(b["tickets"]), str(b["escalations"]), f"{b['breaches']} ({_share(b['breach_share'])})",
+        return [str(b["tickets"]), str(b["escalations"]), f"{b['breaches']} ({percent(b['breach_share'])})",
                 duration(b["ack_median_seconds"])]
     for bucket in trend["buckets"]:
         table.add_row(bucket["label"] + ("" if bucket["whole"] else " (part)"), *cells(bucket),
