@@ -1,9 +1,9 @@
 """The HTML report's charts as inline SVG: bars with a value axis and its scale, and the trend's
 columns of two periods side by side. No script and nothing from the network.
 
-Scales: counts on a linear axis from zero; shares from 0 to 100%; durations on a logarithmic
-axis, so a 30-minute median and an 18-hour p90 are both readable in one chart (on a linear axis
-the median would be a sliver). Rows and columns without a value draw no bar: a chart shows only
+Scales: counts on a linear axis from zero; shares from 0 to 100%; durations from zero too while
+they are of one order, and on a logarithmic axis when they are far apart, so a 30-minute median
+and an 18-hour p90 are both readable in one chart (on a linear axis the median would be a sliver). Rows and columns without a value draw no bar: a chart shows only
 what happened, and an empty chart is replaced by a sentence (the page's job).
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from html import escape
 from typing import Callable, NamedTuple, Sequence
+
+from .views import duration
 
 WIDTH = 520
 BAR = 18
@@ -31,28 +33,51 @@ class Series(NamedTuple):
 # -- scales ----------------------------------------------------------------------------------------
 
 class Linear:
-    """0 to a round top (counts; or 0 to 100% for shares) mapped onto `pixels`."""
+    """0 to a round top mapped onto `pixels`: counts, shares (up to 100%) or durations (in steps a
+    person thinks in: 15m, 1h, 4h...)."""
 
-    def __init__(self, top: float, pixels: float, percent: bool = False):
+    def __init__(self, top: float, pixels: float, kind: str = "count"):
         top = top or 1
-        if percent:
-            steps = [0.1, 0.2, 0.25, 0.5]
-            self.step = next((s for s in steps if top / s <= 5), 0.5)
-            self.top = min(1.0, math.ceil(top / self.step - 1e-9) * self.step)
-        else:
+        steps = {"share": SHARE_STEPS, "duration": DURATION_STEPS}.get(kind)
+        if steps is None:  # counts: whole steps of 1, 2 or 5 times a power of ten
             magnitude = 10 ** math.floor(math.log10(top))
-            self.step = next(m * magnitude for m in (0.1, 0.2, 0.5, 1, 2, 5, 10) if top / (m * magnitude) <= 5)
-            self.step = max(1, self.step)  # counts are whole
-            self.top = math.ceil(top / self.step - 1e-9) * self.step
-        self.pixels, self.percent = pixels, percent
+            steps = [s for s in (m * magnitude * f for f in (0.1, 1, 10) for m in (1, 2, 5)) if s >= 1]
+        self.step = next((s for s in steps if top / s <= 5), steps[-1])
+        self.top = math.ceil(top / self.step - 1e-9) * self.step
+        if kind == "share":
+            self.top = min(1.0, self.top)
+        self.pixels, self.kind = pixels, kind
 
     def at(self, value: float) -> float:
         return self.pixels * min(value, self.top) / self.top
 
     def ticks(self) -> list[tuple[float, str]]:
-        count = round(self.top / self.step)
-        return [(i * self.step, f"{i * self.step * 100:.0f}%" if self.percent else f"{i * self.step:g}")
-                for i in range(count + 1)]
+        return [(i * self.step, self._text(i * self.step)) for i in range(round(self.top / self.step) + 1)]
+
+    def _text(self, value: float) -> str:
+        if self.kind == "share":
+            return f"{value * 100:.0f}%"
+        if self.kind == "duration":
+            return duration(value) if value else "0"
+        return f"{value:g}"
+
+
+SHARE_STEPS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5]
+# steps of a linear time axis, in seconds: 1s, 5s ... 15m, 30m, 1h, 2h ... 1w
+DURATION_STEPS = [1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 4 * 3600, 6 * 3600, 12 * 3600, 86400,
+                  2 * 86400, 7 * 86400, 30 * 86400]
+WIDE_RANGE = 10  # durations whose largest is more than this many times the smallest go on a log axis
+
+
+def scale_for(kind: str, values: Sequence[float], pixels: float):
+    """The axis for `values`: "count", "share", or "duration" — linear while the durations are
+    of one order (17m beside 57m reads best from zero), logarithmic when they are far apart (a 30m
+    median beside an 18h p90: on a linear axis the 30m would be a sliver)."""
+    if kind == "duration":
+        positive = [v for v in values if v and v > 0]
+        if positive and max(positive) > WIDE_RANGE * min(positive):
+            return Log(positive, pixels)
+    return Linear(max(values, default=0), pixels, kind)
 
 
 # durations a person thinks in, for the logarithmic axis
@@ -114,10 +139,10 @@ def _value_axis(scale, x0: float, y: float, top: float) -> list[str]:
 
 
 def hbar_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series],
-               fmt: Callable[[float], str] = lambda v: f"{v:g}", scale: str = "linear",
+               fmt: Callable[[float], str] = lambda v: f"{v:g}", scale: str = "count",
                ranged: bool = False) -> str | None:
-    """Horizontal bars, one group per label, on a value axis ("linear", "share" 0-100%, or "log"
-    for durations). `ranged`: two series drawn as a range on one line — the first from the axis
+    """Horizontal bars, one group per label, on a value axis (scale_for: "count", "share" or
+    "duration"). `ranged`: two series drawn as a range on one line — the first from the axis
     to its value (the median), the second on from there to its own (the p90). Labels whose values
     are all empty are left out; None when none is left."""
     keep = [i for i in range(len(labels)) if any(s.values[i] for s in series)]
@@ -127,11 +152,7 @@ def hbar_chart(chart_id: str, title: str, labels: Sequence[str], series: Sequenc
     lines = 1 if ranged else len(series)
     group = lines * BAR + GAP
     legend = 22 if len(series) > 1 else 0
-    values = [s.values[i] or 0 for s in series for i in keep]
-    if scale == "log":
-        axis = Log(values, plot)
-    else:
-        axis = Linear(max(values, default=0), plot, percent=scale == "share")
+    axis = scale_for(scale, [s.values[i] or 0 for s in series for i in keep], plot)
     height = legend + len(keep) * group + AXIS
     base = height - AXIS + 4
     body = _legend(series, LABEL, 5) if legend else []
@@ -188,7 +209,7 @@ class Panel(NamedTuple):
     title: str
     current: Sequence[float | None]  # one per bucket
     previous: Sequence[float | None]
-    scale: str  # "linear", "share" or "log"
+    scale: str  # "count", "share" or "duration" (scale_for)
 
 
 TREND_WIDTH, PANEL_HEIGHT = 1060, 190
@@ -207,9 +228,7 @@ def trend_chart(chart_id: str, title: str, buckets: Sequence[str], panels: Seque
         x0, plot_w = p * width + left, width - left - 14
         # as many bucket labels as fit side by side (about 7 px a character, with a gap)
         every = max(1, math.ceil(len(buckets) * (7 * max(map(len, buckets), default=1) + 8) / plot_w))
-        values = [v or 0 for v in (*panel.current, *panel.previous)]
-        axis = Log(values, plot_h) if panel.scale == "log" else Linear(max(values, default=0), plot_h,
-                                                                         percent=panel.scale == "share")
+        axis = scale_for(panel.scale, [v or 0 for v in (*panel.current, *panel.previous)], plot_h)
         base = top + plot_h
         body.append(f'<text x="{x0}" y="{top - 10}" font-size="12" font-weight="600">{escape(panel.title)}</text>')
         for value, text in axis.ticks():

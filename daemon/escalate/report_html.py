@@ -108,11 +108,11 @@ def _trend_figure(trend: dict[str, Any]) -> str:
               f"the period before, {_local_date(previous['since'], zone)} to {_local_date(previous['until'], zone)}")
     svg = trend_chart("chart-trend", title, names, [
         Panel("Escalated tickets", [b["escalations"] for b in buckets],
-              [b["previous"]["escalations"] for b in buckets], "linear"),
+              [b["previous"]["escalations"] for b in buckets], "count"),
         Panel("Breaches, share of tickets", [b["breach_share"] for b in buckets],
               [b["previous"]["breach_share"] for b in buckets], "share"),
         Panel("Time to acknowledge, median", [b["ack_median_seconds"] for b in buckets],
-              [b["previous"]["ack_median_seconds"] for b in buckets], "log"),
+              [b["previous"]["ack_median_seconds"] for b in buckets], "duration"),
     ], (CHART_COLOURS["trend"], CHART_COLOURS["trend_previous"]), legend)
     note = (f"Per {'ISO week' if trend['unit'] == 'week' else 'day'} in {zone}, by when the ticket was opened; "
             f"each beside the same stretch one period earlier. Escalated {period['escalations']} "
@@ -152,8 +152,9 @@ def render(data: dict[str, Any], generated_at: str) -> str:
             "chart-acknowledge", "Time to acknowledge by tier: median, then on to the p90", tier_names,
             [Series("median", CHART_COLOURS["acknowledge"], [t["median_seconds"] for t in ack["by_tier"]]),
              Series("to the p90", CHART_COLOURS["acknowledge_p90"], [t["p90_seconds"] for t in ack["by_tier"]])],
-            fmt=duration, scale="log", ranged=True),
-            "From the moment an escalation began to the first #ack, once per ticket; a logarithmic time axis."),
+            fmt=duration, scale="duration", ranged=True),
+            "From the moment an escalation began to the first #ack, once per ticket; the time axis is "
+            "logarithmic when the times are far apart."),
         _figure("SLA breaches, share of tickets by severity", hbar_chart(
             "chart-breaches", "SLA breaches as a share of each severity's tickets", [b["severity"] for b in breaches],
             [Series("first response", CHART_COLOURS["breaches"], [b["first_response_breach_share"] for b in breaches],
