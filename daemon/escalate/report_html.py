@@ -76,10 +76,11 @@ th { background: #f7fafc; } .num { text-align: right; font-variant-numeric: tabu
 @media print {
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   body { margin: 0; max-width: none; padding: 0; font-size: 9pt; line-height: 1.3; }
-  h2 { margin: 12px 0 6px; break-after: avoid; } h3 { margin: 8px 0 4px; }
+  h2, h3 { break-after: avoid; } h2 { margin: 12px 0 6px; } h3 { margin: 8px 0 4px; }
   .cards { gap: 6px; margin: 8px 0; } .card { padding: 4px 10px; min-width: 0; }
-  /* a card, chart or table row is never cut by a page break: every border stays whole */
-  .card, figure.chart, section, table, tr { break-inside: avoid; }
+  /* a card, chart or table row is never cut by a page break: every border stays whole; a long
+     table may continue on the next page (its header again) rather than leave a page half empty */
+  .card, figure.chart, tr { break-inside: avoid; }
   /* minmax(0, 1fr): a wide table or chart shrinks into its half of the page instead of pushing past it */
   .charts, .tables { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 8px 12px; }
   table { font-size: 0.85em; }
