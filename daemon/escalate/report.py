@@ -7,12 +7,14 @@ Durations are computed by the database (sla.epoch) so a large history is not par
 Drill tickets (drill.py) are left out unless asked for: a practice run is not a real escalation.
 
 Percentiles are nearest-rank: the p90 is a time that 90% of the cases met, one of the real values.
+The trend per week or day beside the period before is report_trend.py's.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
@@ -65,25 +67,43 @@ def _severity_order(ruleset: Ruleset) -> Callable[[str], tuple[int, str]]:
     return lambda name: (order.get(name, len(order)), name)
 
 
+@dataclass
+class Scope:
+    """What the report covers — tickets opened in [since, until), drills or not — and what two
+    stages share: the window's SLA breaches, found once (the costliest query of the report)."""
+
+    since: datetime
+    until: datetime
+    include_drills: bool
+    window: Any  # the SQL condition for a ticket in the window
+    _breaches: list[sla.Breach] | None = field(default=None, repr=False)
+
+    def breaches(self, ruleset: Ruleset, now: datetime) -> list[sla.Breach]:
+        if self._breaches is None:
+            self._breaches = sla.breaches(ruleset, self.window, now)
+        return self._breaches
+
+
 def build(ruleset: Ruleset, *, since: datetime | None, until: datetime, now: datetime,
           include_drills: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """The report over the tickets opened in [since, until); `now` ends clocks still running."""
     since = since or until - DEFAULT_PERIOD
     step = progress or (lambda _stage, _done: None)
-    created = _created_at_column(since, until)
+    created = created_at_column(since, until)
     window = (created >= since) & (created < until)
     if not include_drills:
         window &= (Ticket.drill == False)  # noqa: E712 -- peewee builds SQL from ==
+    scope = Scope(since, until, include_drills, window)
     report: dict[str, Any] = {"window": {"since": iso(since), "until": iso(until), "now": iso(now),
                                          "drills_included": include_drills}}
     for done, (name, stage) in enumerate(STAGES):
         step(name, done)
-        report.update(stage(ruleset, window, now))
+        report.update(stage(ruleset, scope, now))
     step("done", len(STAGES))
     return report
 
 
-def _created_at_column(since: datetime, until: datetime):
+def created_at_column(since: datetime, until: datetime):
     """Ticket.created_at for the window condition. When the window holds most of the tickets,
     SQLite is much faster scanning the table than following the created_at index row by row
     (8x on 100,000 tickets), but without range statistics it always picks the index; a unary +
@@ -103,7 +123,8 @@ def rows(query) -> list[tuple]:
     return database.execute(query).fetchall()
 
 
-def _totals(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _totals(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
+    window = scope.window
     escalated = peewee.fn.SUM(peewee.Case(None, [(Ticket.tier.is_null(False), 1)], 0))
     acknowledged = peewee.fn.SUM(peewee.Case(None, [(Ticket.acknowledged_at.is_null(False), 1)], 0))
     resolved = peewee.fn.SUM(peewee.Case(None, [(Ticket.status.in_(("resolved", "closed")), 1)], 0))
@@ -119,8 +140,9 @@ def _totals(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
                        "ladder_exhausted": exhausted or 0}}
 
 
-def _per_tier(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _per_tier(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     """Per tier: tickets brought to it (first notice or a climb from below), notifications, reminders."""
+    window = scope.window
     brought = peewee.fn.COUNT(peewee.fn.DISTINCT(peewee.Case(None, [(Outbox.kind != "reminder", Outbox.ticket)], None)))
     reminders = peewee.fn.SUM(peewee.Case(None, [(Outbox.kind == "reminder", 1)], 0))
     found = {tier: (tickets, notes, rem or 0) for tier, tickets, notes, rem in rows(
@@ -143,7 +165,8 @@ def _ack_rows(window) -> list[tuple]:
                 .where(window & (Escalation.state == "acknowledged") & Escalation.acknowledged_at.is_null(False)))
 
 
-def _per_rule(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _per_rule(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
+    window = scope.window
     acknowledged = peewee.fn.SUM(peewee.Case(None, [(Escalation.state == "acknowledged", 1)], 0))
     fired = rows(Escalation.select(Escalation.rule, peewee.fn.COUNT(Escalation.id), acknowledged)
                  .join(Ticket, on=(Escalation.ticket == Ticket.id))
@@ -162,10 +185,11 @@ def _per_rule(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
     return {"escalations_per_rule": result}
 
 
-def _acknowledge(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _acknowledge(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     """Time from an escalation's start to the acknowledgement, once per ticket (the longest wait:
     one #ack stops every escalation of the ticket), by the tier that acknowledged and by severity;
     and how many reminders went out before it."""
+    window = scope.window
     per_ticket: dict[int, tuple] = {}
     repeats_by_tier: dict[int, Counter] = defaultdict(Counter)
     for ticket, _rule, tier, severity, seconds, step in _ack_rows(window):
@@ -190,7 +214,7 @@ def _acknowledge(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
         "repeats_before_ack": {
             "histogram": histogram,
             "mean": round(sum(n * c for n, c in repeats.items()) / total, 2) if total else None,
-            "first_notice_share": round(repeats[0] / total, 3) if total else None,
+            "first_notice_share": share(repeats[0], total),
             "by_tier": [{"tier": t, "name": _tier_name(ruleset, t), "tickets": sum(c.values()),
                          "mean": round(sum(n * k for n, k in c.items()) / sum(c.values()), 2)}
                         for t, c in sorted(repeats_by_tier.items())],
@@ -198,7 +222,8 @@ def _acknowledge(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
     }
 
 
-def _resolve(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _resolve(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
+    window = scope.window
     seconds = sla.epoch(Ticket.resolved_at) - sla.epoch(Ticket.created_at)
     resolved = rows(Ticket.select(Ticket.tier, Ticket.severity, seconds)
                     .where(window & Ticket.status.in_(("resolved", "closed")) & Ticket.resolved_at.is_null(False)))
@@ -214,14 +239,23 @@ def _resolve(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
     }}
 
 
-def _breaches(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def share(part: int, whole: int) -> float | None:
+    """`part` as a fraction of `whole`, to three places (None when there is no whole)."""
+    return round(part / whole, 3) if whole else None
+
+
+def _breaches(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
+    """Breaches per severity and tier, as counts and as a share of the tickets opened."""
+    window = scope.window
     counts = dict(rows(Ticket.select(Ticket.severity, peewee.fn.COUNT(Ticket.id)).where(window)
                        .group_by(Ticket.severity)))
     broken: dict[tuple[str, str], int] = Counter()
     by_tier: dict[tuple[int | None, str], int] = Counter()
-    for breach in sla.breaches(ruleset, window, now):
+    breached_tickets: set[int] = set()
+    for breach in scope.breaches(ruleset, now):
         broken[(breach.severity, breach.target)] += 1
         by_tier[(breach.tier, breach.target)] += 1
+        breached_tickets.add(breach.ticket_id)
     table = []
     for severity in sorted(set(counts) | {s.name for s in ruleset.severities}, key=_severity_order(ruleset)):
         try:
@@ -233,17 +267,31 @@ def _breaches(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
             limit = rule_severity.target(target) if rule_severity else None
             row[f"{target}_target_seconds"] = limit.total_seconds() if limit else None
             row[f"{target}_breached"] = broken.get((severity, target), 0)
+            row[f"{target}_breach_share"] = share(row[f"{target}_breached"], row["tickets"])
         table.append(row)
     tiers = sorted({t for t, _ in by_tier}, key=lambda t: -1 if t is None else t)
+    total = {target: sum(n for (_, t), n in broken.items() if t == target) for target in sla.TARGETS}
+    tickets = sum(counts.values())
     return {"sla_breaches": {
         "by_severity": table,
         "by_tier": [{"tier": t, "name": _tier_name(ruleset, t),
                      **{f"{target}_breached": by_tier.get((t, target), 0) for target in sla.TARGETS}} for t in tiers],
-        "total": {target: sum(n for (_, t), n in broken.items() if t == target) for target in sla.TARGETS},
+        "total": total,
+        # the same as shares of the tickets opened; "tickets" counts those that broke either target
+        "share": {**{target: share(n, tickets) for target, n in total.items()},
+                  "tickets": share(len(breached_tickets), tickets)},
+        "breached_tickets": len(breached_tickets),
     }}
 
 
-def _top_tier(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _trend(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
+    from . import report_trend  # it builds on this module's helpers
+
+    return report_trend.trend(ruleset, scope, now)
+
+
+def _top_tier(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
+    window = scope.window
     level = ruleset.max_tier_level
     reached = Ticket.select().where(window & (Ticket.tier >= level))
     listed = reached.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(TOP_TIER_LIST)
@@ -254,9 +302,10 @@ def _top_tier(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
     }}
 
 
-def _recurring(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _recurring(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     """Tickets with the same subject once reply prefixes, tags and case are gone (conversations.
     normalise_subject, stored on each ticket): the same question asked again and again."""
+    window = scope.window
     count = peewee.fn.COUNT(Ticket.id)
     found = rows(Ticket.select(Ticket.normalised_subject, count, peewee.fn.COUNT(peewee.fn.DISTINCT(Ticket.requester)),
                                peewee.fn.SUM(peewee.Case(None, [(Ticket.tier.is_null(False), 1)], 0)),
@@ -271,8 +320,9 @@ def _recurring(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
         for subject, n, customers, escalated, last_id in found]}
 
 
-def _senders(ruleset: Ruleset, window, now: datetime) -> dict[str, Any]:
+def _senders(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     """Who is behind the escalated tickets: the requesters, and their mail domains."""
+    window = scope.window
     escalated = rows(Ticket.select(Ticket.requester, peewee.fn.COUNT(Ticket.id))
                      .where(window & Ticket.tier.is_null(False)).group_by(Ticket.requester))
     senders: Counter = Counter()
@@ -296,4 +346,5 @@ STAGES = [
     ("totals", _totals), ("escalations per tier", _per_tier), ("escalations per rule", _per_rule),
     ("time to acknowledge", _acknowledge), ("time to resolve", _resolve), ("SLA breaches", _breaches),
     ("top tier", _top_tier), ("recurring issues", _recurring), ("senders and domains", _senders),
+    ("trend", _trend),
 ]

@@ -53,6 +53,11 @@ def duration(seconds: float | None) -> str:
     return f"{days}d {hours}h" if hours else f"{days}d"
 
 
+def percent(value: float | None) -> str:
+    """A share from the JSON views (0.75) as a person reads it, "75%", or "-" when there is none."""
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
 def when(value: str | None) -> str:
     """An ISO time from the JSON views as the team reads it, "2026-11-02 10:00 CET", or "-"."""
     return shown_iso(value)
@@ -225,6 +230,8 @@ def report(data: dict[str, Any]) -> None:
     if not totals["tickets"]:
         out.print("No tickets were opened in this window; try an earlier --since.")
         return
+    if "trend" in data:
+        _trend(out, data["trend"])
 
     table = _table("Escalations per tier", "Tier", "Name", "Tickets", "Notifications", "Reminders",
                    right=("Tier", "Tickets", "Notifications", "Reminders"))
@@ -254,8 +261,9 @@ def report(data: dict[str, Any]) -> None:
                    right=("Tickets", "First response", "Breached", "Resolution"))
     for row in data["sla_breaches"]["by_severity"]:
         table.add_row(row["severity"], str(row["tickets"]), duration(row["first_response_target_seconds"]),
-                      str(row["first_response_breached"]), duration(row["resolution_target_seconds"]),
-                      str(row["resolution_breached"]))
+                      f"{row['first_response_breached']} ({percent(row.get('first_response_breach_share'))})",
+                      duration(row["resolution_target_seconds"]),
+                      f"{row['resolution_breached']} ({percent(row.get('resolution_breach_share'))})")
     out.print(table)
 
     repeats = data["repeats_before_ack"]
@@ -283,15 +291,39 @@ def report(data: dict[str, Any]) -> None:
                       _cell(row["latest_ref"]))
     out.print(table if data["recurring_issues"] else Text("Recurring issues: none", style="bold"))
 
-    table = _table("Behind most escalations", "Sender", "Escalated", "Domain", "Escalated", "Senders",
-                   right=("Escalated", "Senders"))
-    senders, domains = data["top_senders"], data["top_domains"]
-    for i in range(max(len(senders), len(domains))):
-        s = senders[i] if i < len(senders) else None
-        d = domains[i] if i < len(domains) else None
-        table.add_row(s["requester"] if s else "", str(s["escalated_tickets"]) if s else "",
-                      d["domain"] if d else "", str(d["escalated_tickets"]) if d else "", str(d["senders"]) if d else "")
-    out.print(table if senders else Text("Behind most escalations: no escalated tickets", style="bold"))
+    if not data["top_senders"]:
+        out.print(Text("Behind most escalations: no escalated tickets", style="bold"))
+    else:
+        # two tables: a sender and a domain on one row would read as one fact
+        out.print(Text("Senders behind most escalations", style="bold"))
+        table = _table(None, "Sender", "Escalated", right=("Escalated",))
+        for row in data["top_senders"]:
+            table.add_row(row["requester"], str(row["escalated_tickets"]))
+        out.print(table)
+        out.print(Text("Domains behind most escalations", style="bold"))
+        table = _table(None, "Domain", "Escalated", "Senders", right=("Escalated", "Senders"))
+        for row in data["top_domains"]:
+            table.add_row(row["domain"], str(row["escalated_tickets"]), str(row["senders"]))
+        out.print(table)
+
+
+def _trend(out: Console, trend: dict[str, Any]) -> None:
+    """Per week (or day) in the team's zone, this period beside the same stretch one period earlier."""
+    unit = trend["unit"]
+    out.print(Text(f"Trend per {unit} ({trend['zone']}); \"before\": the same stretch one period earlier",
+                   style="bold"))
+    numbers = ("Tickets", "Escalated", "Breached", "Ack median", "Before: tickets", "escalated", "breached",
+               "ack median")
+    table = _table(None, unit.capitalize(), *numbers, right=numbers)
+
+    def cells(b: dict[str, Any]) -> list[str]:
+        return [str(b["tickets"]), str(b["escalations"]), f"{b['breaches']} ({percent(b['breach_share'])})",
+                duration(b["ack_median_seconds"])]
+    for bucket in trend["buckets"]:
+        table.add_row(bucket["label"] + ("" if bucket["whole"] else " (part)"), *cells(bucket),
+                      *cells(bucket["previous"]))
+    table.add_row("whole period", *cells(trend["period"]), *cells(trend["previous_period"]))
+    out.print(table)
 
 
 # -- drills ----------------------------------------------------------------------------------------

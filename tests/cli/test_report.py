@@ -136,8 +136,9 @@ def test_report_json_has_every_number(run):
     assert repeats["mean"] == 3.5 and repeats["first_notice_share"] == 0.0
     breaches = {row["severity"]: row for row in report["sla_breaches"]["by_severity"]}
     assert breaches["urgent"] == {"severity": "urgent", "tickets": 2, "first_response_target_seconds": 900.0,
-                                  "first_response_breached": 2, "resolution_target_seconds": 14400.0,
-                                  "resolution_breached": 1}
+                                  "first_response_breached": 2, "first_response_breach_share": 1.0,
+                                  "resolution_target_seconds": 14400.0, "resolution_breached": 1,
+                                  "resolution_breach_share": 0.5}
     # T-4 broke both; T-3 (a weekend in between) and T-5 (waiting on the customer) broke nothing
     assert (breaches["normal"]["tickets"], breaches["normal"]["first_response_breached"],
             breaches["normal"]["resolution_breached"]) == (3, 1, 1)
@@ -172,11 +173,16 @@ def test_report_text_for_people(run):
                 "urgent-no-first-response 2 2 10m 1h 15m",
                 "tier 1 Frontline 1 10m 10m", "severity urgent 2 10m 1h 15m",  # time to acknowledge
                 "tier 3 Critical response 1 6h 6h",  # time to resolve
-                "urgent 2 15m 2 4h 1", "normal 3 4h 1 2d 1", "low 0 1d 0 7d 0",  # SLA breaches
+                # SLA breaches, as counts and as shares of the severity's tickets
+                "urgent 2 15m 2 (100%) 4h 1 (50%)", "normal 3 4h 1 (33%) 2d 1 (33%)", "low 0 1d 0 (-) 7d 0 (-)",
                 "6 1",  # six reminders before one #ack
                 "checkout is down 2 2 2 T-2",
-                "carl@customer.example 1 customer.example 1 1"):
+                # senders and domains in tables of their own: no row pairs a sender with a domain
+                "carl@customer.example 1", "dana@other.example 1", "customer.example 1 1", "other.example 1 1",
+                # the trend per day beside the nine days before: 2 November, and the whole period
+                "2026-11-02 3 2 3 (100%) 10m 0 0 0 (-) -", "whole period 5 2 3 (60%) 10m 0 0 0 (-) -"):
         assert row in rows, f"{row!r} not in the report:\n{out}"
+    assert "carl@customer.example 1 customer.example 1 1" not in rows
     assert "0% acknowledged at the first notice; 3.5 reminders on average." in out
     assert any(r.startswith("T-2 urgent resolved 2026-11-02 09:00 UTC dana@other.example") for r in rows)
     assert "DRILL" not in out
@@ -213,7 +219,7 @@ def test_html_next_to_json_keeps_stdout_json(run, tmp_path: Path):
     assert json.loads(result.stdout)["totals"]["tickets"] == 5
     assert f"wrote {target}" in result.stderr
     html = target.read_text()
-    assert html.count("<svg") == 5 and "<script" not in html and "http://" not in html.replace(
+    assert html.count("<svg") == 6 and "<script" not in html and "http://" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
 
 
