@@ -20,6 +20,7 @@ import peewee
 
 from . import migrations, private
 from .models import UTCDateTimeField, database
+from .store import durability
 
 
 class DatabaseUrlError(ValueError):
@@ -44,9 +45,10 @@ class SqliteDatabase(_LazySavepoints, peewee.SqliteDatabase):
 
 
 class PortablePostgresqlDatabase(_LazySavepoints, peewee.PostgresqlDatabase):
-    """PostgreSQL that also takes the `?` placeholders of the few hand-written, hot-path queries
-    (ingest dedupe, threading, outbox claims), so one SQL text serves both databases. peewee's
-    own queries already use `%s` here; `?` never appears in them outside a parameter."""
+    """PostgreSQL that also takes the `?` placeholders of the hand-written statements (store/,
+    rows.py), so one SQL text serves both databases: this is where they are translated, once per
+    statement run. peewee's own queries already use `%s` here; `?` never appears in them outside a
+    parameter."""
 
     def execute_sql(self, sql, params=None, *args, **kwargs):
         if params and "?" in sql:
@@ -75,7 +77,7 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
             path,
             pragmas={
                 "journal_mode": "wal",
-                "synchronous": "full",
+                "synchronous": durability.DURABLE,  # crash_safe_commits relaxes it for one block
                 "foreign_keys": 1,
                 "busy_timeout": 10_000,
             },

@@ -1,0 +1,138 @@
+"""store/: the hand-written statements answer the questions their names ask, on SQLite and on
+PostgreSQL (one text, `?` placeholders translated there), including values that contain `%`
+and `?`; and SQLite's relaxed commit mode is confined to its block."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from escalate import db
+from escalate.models import Delivery, Message, Outbox, Ticket, database
+from escalate.store import durability, messages, outbox, tickets
+
+BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+NOW = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+ODD = "odd%s?%%id@example.org"  # what a naive placeholder rewrite would mangle
+
+
+def _ticket(ref: str, requester: str = "a@example.org", subject: str = "printer", *, status: str = "open",
+            updated_at: datetime = NOW) -> Ticket:
+    return Ticket.create(ref=ref, subject=subject, normalised_subject=subject, requester=requester,
+                         severity="normal", status=status, created_at=NOW, updated_at=updated_at)
+
+
+def _message(key: str, message_id: str | None, ticket: Ticket | None = None, raw: bytes = b"raw") -> Message:
+    return Message.create(dedupe_key=key, message_id=message_id, sha256=key[-8:].rjust(64, "0"), kind="customer",
+                          received_at=NOW, raw=raw, ticket=ticket)
+
+
+def _outbox(message_id: str, ticket: Ticket | None, recipients: list[str]) -> Outbox:
+    row = Outbox.create(ticket=ticket, kind="escalation", message_id=message_id, mail_from="support@example.org",
+                        recipients=recipients, subject="s", raw=b"mail", next_attempt_at=NOW, created_at=NOW)
+    for recipient in recipients:
+        Delivery.create(outbox=row, recipient=recipient, mail_from="support@example.org",
+                        next_attempt_at=NOW, created_at=NOW)
+    return row
+
+
+@BOTH
+def test_message_lookups(database_url):
+    db.connect(database_url)
+    ticket = _ticket("T-1")
+    first = _message("<m1@example.org>", "m1@example.org", ticket, raw=b"\x00stored\xff")
+    _message(ODD, ODD)
+    _message("sha256:" + "f" * 64, None)
+    assert messages.dedupe_key_exists("<m1@example.org>") and messages.dedupe_key_exists(ODD)
+    assert not messages.dedupe_key_exists("<m2@example.org>") and not messages.dedupe_key_exists("odd%s")
+    found = messages.by_message_id_or_key("m1@example.org", "sha256:" + "f" * 64)
+    assert sorted(row[2] for row in found) == ["<m1@example.org>", "sha256:" + "f" * 64]
+    assert messages.by_message_id_or_key("nobody@example.org", "<nobody@example.org>") == []
+    assert messages.raw(first.id) == b"\x00stored\xff"
+    # only mail on a ticket threads
+    assert messages.tickets_by_message_id(["m1@example.org", ODD, "none@example.org"]) == {"m1@example.org": ticket.id}
+
+
+@BOTH
+def test_ticket_lookups(database_url):
+    db.connect(database_url)
+    old = _ticket("T-1", updated_at=NOW - timedelta(days=2))
+    newer = _ticket("T-2", updated_at=NOW - timedelta(hours=1))
+    _ticket("T-3", status="closed", updated_at=NOW)  # the latest, but closed
+    _ticket("T-4", requester="b@example.org", updated_at=NOW)  # another requester
+    _ticket("T-5", subject="export", updated_at=NOW)  # another subject
+    assert tickets.id_by_ref("T-1") == old.id and tickets.id_by_ref("T-99") is None
+    assert tickets.latest_by_subject("a@example.org", "printer", NOW - timedelta(days=3)) == newer.id
+    assert tickets.latest_by_subject("a@example.org", "printer", NOW - timedelta(minutes=30)) is None
+    assert tickets.latest_by_subject("c@example.org", "printer", NOW - timedelta(days=3)) is None
+
+
+@BOTH
+def test_outbox_lookups(database_url):
+    db.connect(database_url)
+    ticket = _ticket("T-1")
+    about_ticket = _outbox("esc.1@example.org", ticket, ["t1@example.org"])
+    digest = _outbox(ODD, None, ["t1@example.org"])
+    assert outbox.message_id_exists(ODD) and not outbox.message_id_exists("esc.2@example.org")
+    ids = ["esc.1@example.org", ODD, "other@example.org"]
+    assert outbox.ids_by_message_id(ids) == {"esc.1@example.org": about_ticket.id, ODD: digest.id}
+    assert outbox.ticketed_ids_by_message_id(ids) == {"esc.1@example.org": about_ticket.id}
+
+
+@BOTH
+def test_a_row_is_settled_sent_once_every_recipient_has_it(database_url):
+    db.connect(database_url)
+    both = _outbox("esc.1@example.org", None, ["a@example.org", "b@example.org"])
+    one = _outbox("esc.2@example.org", None, ["c@example.org"])
+    first_of_both = Delivery.get((Delivery.outbox == both) & (Delivery.recipient == "a@example.org"))
+    only = Delivery.get(Delivery.outbox == one)
+    with db.write_transaction():
+        if db.shared():
+            outbox.lock_rows([both.id, one.id])
+        assert outbox.mark_sent([first_of_both.id, only.id], NOW) == 2
+        assert outbox.settle_sent([both.id, one.id], NOW) == 1  # b@ has not got it yet
+    assert (Outbox.get_by_id(both.id).status, Outbox.get_by_id(one.id).status) == ("queued", "sent")
+    settled = Outbox.get_by_id(one.id)
+    assert (settled.sent_at, settled.attempts) == (NOW, 1)
+    assert (Delivery.get_by_id(only.id).status, Delivery.get_by_id(only.id).sent_at) == ("sent", NOW)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has one instance: no leases
+def test_leases_split_mail_from_chat_and_hold_against_other_owners(database_url):
+    db.connect(database_url)
+    mail = _outbox("esc.1@example.org", None, ["a@example.org", "b@example.org"])
+    _outbox("esc.2@example.org", None, ["chat:ops"])
+    later = _outbox("esc.3@example.org", None, ["c@example.org"])
+    Delivery.update(next_attempt_at=NOW + timedelta(hours=1)).where(Delivery.outbox == later).execute()
+    mail_ids = {d.id for d in Delivery.select().where(Delivery.outbox == mail)}
+    with db.write_transaction():
+        assert set(outbox.lease(NOW, 10, "me%s?", 60, chat=False)) == mail_ids
+    assert {d.lease_owner for d in Delivery.select().where(Delivery.outbox == mail)} == {"me%s?"}
+    with db.write_transaction():
+        assert outbox.lease(NOW, 10, "other", 60, chat=False) == []  # held by me%s? for a minute
+        chat = outbox.lease(NOW, 10, "other", 60, chat=True)
+    assert [Delivery.get_by_id(row_id).recipient for row_id in chat] == ["chat:ops"]
+    with db.write_transaction():
+        assert set(outbox.lease(NOW, 1, "me%s?", 60, chat=False)) <= mail_ids  # our own come back, `batch` at most
+        assert len(outbox.lease(NOW, 1, "me%s?", 60, chat=False)) == 1
+
+
+@BOTH
+def test_crash_safe_commits_hold_within_the_block_only(database_url):
+    db.connect(database_url)
+    if db.shared():
+        with durability.crash_safe_commits():  # PostgreSQL: nothing to change, nothing run
+            assert outbox.message_id_exists("esc.1@example.org") is False
+        return
+    synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+    def mode() -> str:
+        return synchronous[database.execute_sql("PRAGMA synchronous").fetchone()[0]]
+
+    assert mode() == durability.DURABLE
+    with pytest.raises(RuntimeError), durability.crash_safe_commits():
+        assert mode() == durability.CRASH_SAFE
+        raise RuntimeError("a failed send run")
+    assert mode() == durability.DURABLE
