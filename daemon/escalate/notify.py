@@ -224,41 +224,6 @@ def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> li
     return ids
 
 
-_team: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
-
-
-def team_addresses(ruleset: Ruleset) -> frozenset[str]:
-    """Our own people: tier groups, rosters and leads (the per-address cap is for everyone else)."""
-    global _team
-    cached = _team
-    if cached is None or cached[0] is not ruleset:
-        cached = _team = (ruleset, frozenset(_team_addresses(ruleset)))
-    return cached[1]
-
-
-_groups: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
-
-
-def group_addresses(ruleset: Ruleset) -> frozenset[str]:
-    """The tier groups' and leads' addresses: the hourly ceiling on ladder mail is theirs."""
-    global _groups
-    cached = _groups
-    if cached is None or cached[0] is not ruleset:
-        addresses = {normalise_address(a) for tier in ruleset.tiers for a in (tier.group, tier.lead) if a}
-        cached = _groups = (ruleset, frozenset(addresses))
-    return cached[1]
-
-
-def _team_addresses(ruleset: Ruleset) -> set[str]:
-    found = {ruleset.support_address}
-    for tier in ruleset.tiers:
-        found.add(normalise_address(tier.group))
-        found.update(tier.roster)
-        if tier.lead:
-            found.add(normalise_address(tier.lead))
-    return found
-
-
 def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Ruleset, now: datetime,
                 caps: ratelimit.Caps, ticket_reason: str | None) -> str | None:
     if ticket_reason:
@@ -275,14 +240,14 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
     limit = ruleset.group_mails_per_hour
-    if limit and kind in ratelimit.LADDER_KINDS and recipient in group_addresses(ruleset):
+    if limit and kind in ratelimit.LADDER_KINDS and recipient in ruleset.group_addresses:
         if batch is None:
             return ratelimit.group_ceiling(recipient, now, ratelimit.group_times(recipient, now, limit), limit)
         if recipient not in batch.group_times:  # read once per batch: the tick's own mail counts as `also`
             batch.group_times[recipient] = ratelimit.group_times(recipient, now, limit)
         return ratelimit.group_ceiling(recipient, now, batch.group_times[recipient], limit,
                                        also=batch.per_address[recipient])
-    if recipient not in team_addresses(ruleset):
+    if recipient not in ruleset.team_addresses:
         return ratelimit.address_cap(recipient, now, caps.per_address,
                                      also=batch.per_address[recipient] if batch is not None else 0)
     return None
@@ -796,7 +761,7 @@ def queue_acknowledgement(*, ticket: Ticket, message: Message, ruleset: Ruleset,
     per sender per ticket (a unique key), never to machine mail, capped per address.
     Returns None when nothing was queued or recorded."""
     sender = normalise_address(message.from_addr or "")
-    if not sender or sender == ruleset.support_address or sender in team_addresses(ruleset):
+    if not sender or sender == ruleset.support_address or sender in ruleset.team_addresses:
         return None
     machine = is_machine_mail(bytes(message.raw)) if message.raw else None
     if machine:
