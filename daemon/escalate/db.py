@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import peewee
 
 from . import migrations, private
-from .models import UTCDateTimeField, database
+from .models import database
 from .store import durability
 
 
@@ -92,7 +92,6 @@ def connect(url: str, *, migrate: bool = True) -> peewee.Database:
     close()  # a connection to the database bound before (another URL, or the same one reopened)
     global _url
     _url = url
-    UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     if isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:":
