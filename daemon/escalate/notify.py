@@ -22,13 +22,15 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from . import audit, chat, clock, ratelimit, rows, tokens, verp
-from .models import Delivery, Escalation, Event, Incident, Message, Outbox, Ticket, load_json
+from .models import Delivery, Escalation, Incident, Message, Outbox, Ticket, load_json
 from .rules.durations import age_text, format_duration
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
 from .rules.ladder import ESCALATION, NEXT_TIER, REMINDER, UNANSWERED, MailStep
 from .rules.model import Rule, Ruleset, Severity, Tier, normalise_address
+from .store import messages as store_messages
+from .store import tickets as store_tickets
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -100,14 +102,6 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
 # what is to be filled in under DERIVED (`_as_of`); rows stored before kept the values themselves.
 DERIVED = "_as_of_decision"
 
-# Only the columns the mail shows, not the stored message's raw bytes (stored SQL texts, rows.py).
-_LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
-                          'WHERE "ticket_id" = ? AND "kind" = \'customer\' AND "received_at" <= ? '
-                          'ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
-_HISTORY = ('SELECT "at", "actor", "action", "rule", "detail" FROM "event" WHERE "ticket_id" = ? AND "at" <= ? '
-            f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
-
-
 def _as_of(context: dict[str, Any], *names: str) -> dict[str, Any]:
     """`context`, with `names` (of DERIVERS) to be filled in by the renderer as of the decision."""
     context[DERIVED] = list(names)
@@ -116,15 +110,15 @@ def _as_of(context: dict[str, Any], *names: str) -> dict[str, Any]:
 
 def last_customer_message(ticket_id: int, as_of: datetime) -> dict[str, str] | None:
     """The ticket's latest customer message received by `as_of`, as a mail shows it."""
-    found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket_id, Message.received_at.db_value(as_of)])
-    if not found:
+    found = store_messages.last_from_customer(ticket_id, as_of)
+    if found is None:
         return None
-    new_text, body_text, from_addr, received_at = found[0]
+    new_text, body_text, from_addr, received_at = found
     # new_text is the message without its quoted history (parse.py strips it)
     text = (new_text or body_text or "").strip()
     if len(text) > LAST_MESSAGE_CHARS:
         text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
-    return {"sender": from_addr or "unknown", "at": _when(Message.received_at.python_value(received_at)), "text": text}
+    return {"sender": from_addr or "unknown", "at": _when(received_at), "text": text}
 
 
 def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
@@ -132,7 +126,7 @@ def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
     audit events recorded by `as_of` (at equal times in the order they were written), in words
     rather than internal event names, bookkeeping left out, and a run of the same step collapsed
     into one line ("Frontline reminded 3 times since 10:00")."""
-    found = rows.select(_HISTORY, [ticket_id, Event.at.db_value(as_of)])
+    found = store_tickets.history(ticket_id, as_of, HISTORY_EVENTS)
     shown: list[dict[str, Any]] = []
     for at, actor, action, rule, detail in reversed(found):
         words = event_text(action, load_json(detail) if isinstance(detail, str) else (detail or {}))
@@ -143,7 +137,7 @@ def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
             last["times"] += 1  # the line keeps the first one's time
             last["text"] = f"{words} {last['times']} times since {last['at']}"
             continue
-        shown.append({"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule,
+        shown.append({"at": _when(at), "actor": actor, "action": action, "rule": rule,
                       "words": words, "text": words, "times": 1})
     return shown
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from escalate import db
-from escalate.models import Delivery, Message, Outbox, Ticket, database
+from escalate.models import Delivery, Event, Message, Outbox, Ticket, database
 from escalate.store import durability, messages, outbox, tickets
 
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -136,3 +136,54 @@ def test_crash_safe_commits_hold_within_the_block_only(database_url):
         assert mode() == durability.CRASH_SAFE
         raise RuntimeError("a failed send run")
     assert mode() == durability.DURABLE
+
+
+@BOTH
+def test_cap_lookups(database_url):
+    db.connect(database_url)
+    ticket, other = _ticket("T-1"), _ticket("T-2")
+    counted = _outbox("esc.1@example.org", ticket, ["t1@example.org"])
+    _outbox("esc.2@example.org", other, ["t1@example.org"])
+    cancelled = _outbox("esc.3@example.org", ticket, ["t1@example.org"])
+    Outbox.update(status="cancelled").where(Outbox.id == cancelled.id).execute()
+    assert outbox.ticket_mail_times([ticket.id], NOW - timedelta(hours=1), ("queued", "sent")) == [(ticket.id, NOW)]
+    assert outbox.ticket_mail_times([ticket.id], NOW, ("queued", "sent")) == []  # only after `since`
+    Delivery.update(status="bounced", failed_at=NOW - timedelta(hours=2)).where(Delivery.outbox == counted).execute()
+    Delivery.update(status="refused", failed_at=NOW - timedelta(hours=1), code=550).where(
+        Delivery.outbox == cancelled).execute()
+    assert outbox.last_permanent_failure("t1@example.org", NOW - timedelta(days=1)) == \
+           (NOW - timedelta(hours=1), 550, "refused")
+    assert outbox.last_permanent_failure("t1@example.org", NOW - timedelta(minutes=30)) is None
+    assert outbox.last_permanent_failure("t2@example.org", NOW - timedelta(days=1)) is None
+
+
+@BOTH
+def test_sender_ticket_lookups(database_url):
+    db.connect(database_url)
+    newest_active = _ticket("T-1", updated_at=NOW)
+    Ticket.update(created_at=NOW - timedelta(hours=3)).where(Ticket.id == newest_active.id).execute()
+    closed = _ticket("T-2", status="closed")
+    _ticket("T-3", requester="b@example.org")
+    assert tickets.sender_tickets("a@example.org", NOW - timedelta(days=1), 10) == \
+           [(closed.id, NOW, "closed"), (newest_active.id, NOW - timedelta(hours=3), "open")]
+    assert tickets.sender_tickets("a@example.org", NOW - timedelta(days=1), 1) == [(closed.id, NOW, "closed")]
+    assert tickets.latest_active("a@example.org") == newest_active.id
+    assert tickets.latest_active("nobody@example.org") is None
+
+
+@BOTH
+def test_what_a_notification_shows_of_a_ticket(database_url):
+    db.connect(database_url)
+    ticket = _ticket("T-1")
+    early = Message.create(dedupe_key="<1@x>", sha256="1", kind="customer", received_at=NOW - timedelta(hours=1),
+                           raw=b"", ticket=ticket, new_text="first", from_addr="a@example.org")
+    Message.create(dedupe_key="<2@x>", sha256="2", kind="customer", received_at=NOW + timedelta(hours=1),
+                   raw=b"", ticket=ticket, new_text="after the decision")
+    Message.create(dedupe_key="<3@x>", sha256="3", kind="agent", received_at=NOW, raw=b"", ticket=ticket)
+    assert messages.last_from_customer(ticket.id, NOW) == ("first", "", "a@example.org", early.received_at)
+    for minutes, action in ((0, "opened"), (0, "assigned"), (5, "escalated"), (60, "resolved")):
+        Event.create(ticket=ticket, at=NOW - timedelta(minutes=60 - minutes), actor="escalate", action=action,
+                     detail={"n": minutes})
+    found = tickets.history(ticket.id, NOW - timedelta(minutes=30), 2)
+    assert [(at, action) for at, _, action, _, _ in found] == \
+           [(NOW - timedelta(minutes=55), "escalated"), (NOW - timedelta(minutes=60), "assigned")]

@@ -3,7 +3,9 @@ them with peewee's query builder costs more than running them (bench/ingest_benc
 
 from __future__ import annotations
 
-from ..models import database
+from datetime import datetime
+
+from ..models import Message, database
 from . import marks
 
 KEY_EXISTS = 'SELECT 1 FROM "message" WHERE "dedupe_key" = ?'
@@ -35,3 +37,18 @@ def tickets_by_message_id(message_ids: list[str]) -> dict[str, int]:
     """{Message-ID: ticket id} of the stored mails among `message_ids` that are on a ticket."""
     sql = TICKETS_BY_MESSAGE_ID.format(marks=marks(len(message_ids)))
     return dict(database.execute_sql(sql, message_ids).fetchall())
+
+
+# only the columns a notification shows, not the stored message's raw bytes
+LAST_FROM_CUSTOMER = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
+                      'WHERE "ticket_id" = ? AND "kind" = \'customer\' AND "received_at" <= ? '
+                      'ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
+
+
+def last_from_customer(ticket_id: int, as_of: datetime) -> tuple[str, str, str | None, datetime] | None:
+    """(new_text, body_text, from_addr, received_at) of the ticket's latest customer message received by `as_of`."""
+    row = database.execute_sql(LAST_FROM_CUSTOMER, [ticket_id, Message.received_at.db_value(as_of)]).fetchone()
+    if row is None:
+        return None
+    new_text, body_text, from_addr, received_at = row
+    return new_text, body_text, from_addr, Message.received_at.python_value(received_at)

@@ -86,3 +86,33 @@ def _execute(statement: str, ids: list[int], first: object) -> int:
 
 def _pairs(statement: str, message_ids: list[str]) -> dict[str, int]:
     return dict(database.execute_sql(statement.format(marks=marks(len(message_ids))), message_ids).fetchall())
+
+
+# The caps' lookups (ratelimit.py), once per tick batch or per recipient. `"status" || ''` keeps
+# the planner off the status index, which holds nearly every mail ever sent (SQLite took it and a
+# tick cost what the outbox held); the ticket index finds a batch's few.
+TICKET_MAIL_TIMES = ('SELECT "ticket_id", "created_at" FROM "outbox" WHERE "ticket_id" IN ({marks}) '
+                     'AND "created_at" > ? AND "status" || \'\' IN ({statuses})')
+# `"recipient" || ''` keeps the planner off the recipient index: a tier group has received thousands
+# of mails, while refused or bounced deliveries are few (the status index finds them)
+LAST_PERMANENT_FAILURE = ('SELECT "failed_at", "code", "status" FROM "delivery" WHERE "recipient" || \'\' = ? '
+                          'AND "status" IN (\'refused\', \'bounced\') AND "failed_at" > ? '
+                          'ORDER BY "failed_at" DESC LIMIT 1')
+
+
+def ticket_mail_times(ticket_ids: list[int], since: datetime, statuses: tuple[str, ...]) -> list[tuple[int, datetime]]:
+    """(ticket id, created_at) of every notification about these tickets queued after `since`
+    whose status is one of `statuses`."""
+    sql = TICKET_MAIL_TIMES.format(marks=marks(len(ticket_ids)), statuses=marks(len(statuses)))
+    found = database.execute_sql(sql, [*ticket_ids, Outbox.created_at.db_value(since), *statuses]).fetchall()
+    return [(ticket_id, Outbox.created_at.python_value(at)) for ticket_id, at in found]
+
+
+def last_permanent_failure(address: str, since: datetime) -> tuple[datetime, int | None, str] | None:
+    """(failed_at, SMTP code, "refused" or "bounced") of the latest delivery to `address` refused
+    for good or bounced after `since`, or None."""
+    row = database.execute_sql(LAST_PERMANENT_FAILURE, [address, Delivery.failed_at.db_value(since)]).fetchone()
+    if row is None:
+        return None
+    failed_at, code, status = row
+    return Delivery.failed_at.python_value(failed_at), code, status

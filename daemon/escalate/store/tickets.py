@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..models import Ticket, database
+from ..models import ACTIVE_STATUSES, Event, Ticket, database
 
 ID_BY_REF = 'SELECT "id" FROM "ticket" WHERE "ref" = ?'
 # the fallback thread: the requester's latest open ticket on the same subject, updated recently
@@ -26,3 +26,32 @@ def latest_by_subject(requester: str, normalised_subject: str, since: datetime) 
 def _first(sql: str, params: list):
     row = database.execute_sql(sql, params).fetchone()
     return row[0] if row else None
+
+
+# the sender's latest tickets (the requester index), once per new ticket
+SENDER_TICKETS = ('SELECT "id", "created_at", "status" FROM "ticket" WHERE "requester" = ? AND "created_at" > ? '
+                  'ORDER BY "created_at" DESC, "id" DESC LIMIT ?')
+LATEST_ACTIVE = ('SELECT "id" FROM "ticket" WHERE "requester" = ? AND "status" IN ({}) '
+                 'ORDER BY "created_at" DESC, "id" DESC LIMIT 1').format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
+
+
+def sender_tickets(requester: str, since: datetime, most: int) -> list[tuple[int, datetime, str]]:
+    """(id, created_at, status) of `requester`'s newest tickets opened after `since`, `most` at most, newest first."""
+    found = database.execute_sql(SENDER_TICKETS, [requester, Ticket.created_at.db_value(since), most]).fetchall()
+    return [(ticket_id, Ticket.created_at.python_value(at), status) for ticket_id, at, status in found]
+
+
+def latest_active(requester: str) -> int | None:
+    """The id of `requester`'s newest ticket still active, or None."""
+    return _first(LATEST_ACTIVE, [requester])
+
+
+# a ticket's audit trail as of a moment, newest first (equal times in the order written)
+HISTORY = 'SELECT "at", "actor", "action", "rule", "detail" FROM "event" WHERE "ticket_id" = ? AND "at" <= ? ' \
+          'ORDER BY "at" DESC, "id" DESC LIMIT ?'
+
+
+def history(ticket_id: int, as_of: datetime, most: int) -> list[tuple[datetime, str, str, str | None, object]]:
+    """(at, actor, action, rule, detail as stored) of the ticket's last `most` audit events recorded by `as_of`, newest first."""
+    found = database.execute_sql(HISTORY, [ticket_id, Event.at.db_value(as_of), most]).fetchall()
+    return [(Event.at.python_value(at), actor, action, rule, detail) for at, actor, action, rule, detail in found]
