@@ -187,3 +187,32 @@ def test_what_a_notification_shows_of_a_ticket(database_url):
     found = tickets.history(ticket.id, NOW - timedelta(minutes=30), 2)
     assert [(at, action) for at, _, action, _, _ in found] == \
            [(NOW - timedelta(minutes=55), "escalated"), (NOW - timedelta(minutes=60), "assigned")]
+
+
+@BOTH
+def test_a_tick_claims_the_oldest_due_tickets_first(database_url):
+    db.connect(database_url)
+    later, first, not_due = _ticket("T-1"), _ticket("T-2"), _ticket("T-3")
+    for ticket, due in ((later, NOW - timedelta(minutes=1)), (first, NOW - timedelta(hours=1)),
+                        (not_due, NOW + timedelta(minutes=1))):
+        Ticket.update(next_due_at=due).where(Ticket.id == ticket.id).execute()
+    with db.write_transaction():
+        claimed = tickets.claim_due(NOW, 10, lock=db.shared())
+    assert [(t.id, t.next_due_at) for t in claimed] == [(first.id, NOW - timedelta(hours=1)),
+                                                         (later.id, NOW - timedelta(minutes=1))]
+    with db.write_transaction():
+        assert [t.id for t in tickets.claim_due(NOW, 1, lock=db.shared())] == [first.id]
+
+
+@BOTH
+def test_attachment_contents_are_found_by_their_digest(database_url):
+    from escalate.models import Attachment
+
+    db.connect(database_url)
+    message = _message("<m1@example.org>", "m1@example.org")
+    Attachment.create(message=message, filename="a.pdf", content_type="application/pdf", size=3,
+                      stored_path="packs/1.pack", stored_offset=40, sha256="ab" * 32)
+    Attachment.create(message=message, filename="b.pdf", content_type="application/pdf", size=3,
+                      stored_path=None, sha256="cd" * 32)  # not kept (over the size limit)
+    assert messages.stored_contents("ab" * 32) == ("packs/1.pack", 40)
+    assert messages.stored_contents("cd" * 32) is None and messages.stored_contents("ef" * 32) is None

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db, engine, notify, ratelimit, rows
-from escalate.store import marks, messages, outbox, tickets
+from escalate import db, notify, ratelimit, rows
 from escalate.models import Delivery, Event, Message, Outbox, Ticket
+from escalate.store import marks, messages, outbox, tickets
 
 NOW = datetime(2026, 11, 4, 10, 0, tzinfo=timezone.utc)
 
@@ -46,7 +46,7 @@ def test_each_batch_lookup_searches_by_the_batch_s_tickets(stored_history):
     due = stored_history
     since = Outbox.created_at.db_value(NOW - timedelta(hours=24))
     lookups = {
-        "due tickets": (f"{rows._select_all_sql(Ticket)} {engine._DUE}", [Ticket.next_due_at.db_value(NOW), 500],
+        "due tickets": (f"{rows._select_all_sql(Ticket)} {tickets.DUE}", [Ticket.next_due_at.db_value(NOW), 500],
                         "USING INDEX ticket_next_due_at"),
         "mail per ticket (loop cap)": (outbox.TICKET_MAIL_TIMES.format(marks=marks(len(due)),
                                                                        statuses=marks(len(ratelimit.COUNTED))),

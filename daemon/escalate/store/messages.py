@@ -52,3 +52,14 @@ def last_from_customer(ticket_id: int, as_of: datetime) -> tuple[str, str, str |
         return None
     new_text, body_text, from_addr, received_at = row
     return new_text, body_text, from_addr, Message.received_at.python_value(received_at)
+
+
+# an attachment's contents are stored once, whichever mail brought them
+STORED_CONTENTS = ('SELECT "stored_path", "stored_offset" FROM "attachment" WHERE "sha256" = ? '
+                   'AND "stored_path" IS NOT NULL LIMIT 1')
+
+
+def stored_contents(sha256: str) -> tuple[str, int | None] | None:
+    """(file, offset in it or None for a file of its own) where contents with this sha256 are kept, or None."""
+    row = database.execute_sql(STORED_CONTENTS, [sha256]).fetchone()
+    return (row[0], row[1]) if row else None

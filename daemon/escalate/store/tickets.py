@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..models import ACTIVE_STATUSES, Event, Ticket, database
+from .. import rows
+from ..models import ACTIVE_STATUSES, Escalation, Event, Ticket, database
+from . import marks
 
 ID_BY_REF = 'SELECT "id" FROM "ticket" WHERE "ref" = ?'
 # the fallback thread: the requester's latest open ticket on the same subject, updated recently
@@ -55,3 +57,24 @@ def history(ticket_id: int, as_of: datetime, most: int) -> list[tuple[datetime, 
     """(at, actor, action, rule, detail as stored) of the ticket's last `most` audit events recorded by `as_of`, newest first."""
     found = database.execute_sql(HISTORY, [ticket_id, Event.at.db_value(as_of), most]).fetchall()
     return [(Event.at.python_value(at), actor, action, rule, detail) for at, actor, action, rule, detail in found]
+
+
+# A tick's claim, on next_due_at alone, so SQLite walks that index (engine._claim_due says why);
+# PostgreSQL locks the rows it claims, skipping those another instance holds. Loaded without
+# peewee's row wrapper (rows.py): a tick claims up to 500.
+DUE = 'WHERE "next_due_at" <= ? ORDER BY "next_due_at", "id" LIMIT ?'
+LOCK_CLAIMED = " FOR UPDATE SKIP LOCKED"
+
+
+def claim_due(now: datetime, batch: int, *, lock: bool) -> list[Ticket]:
+    """Up to `batch` tickets due by `now`, oldest due first; `lock`: row-locked until commit, rows
+    another transaction holds skipped (PostgreSQL)."""
+    return rows.select_models(Ticket, DUE + LOCK_CLAIMED if lock else DUE, [Ticket.next_due_at.db_value(now), batch])
+
+
+ESCALATIONS_OF = 'WHERE "ticket_id" IN ({marks})'
+
+
+def escalations_of(ticket_ids: list[int]) -> list[Escalation]:
+    """Every ladder row (the current one and the history) of these tickets, in one query."""
+    return rows.select_models(Escalation, ESCALATIONS_OF.format(marks=marks(len(ticket_ids))), ticket_ids)
