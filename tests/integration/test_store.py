@@ -216,3 +216,18 @@ def test_attachment_contents_are_found_by_their_digest(database_url):
                       stored_path=None, sha256="cd" * 32)  # not kept (over the size limit)
     assert messages.stored_contents("ab" * 32) == ("packs/1.pack", 40)
     assert messages.stored_contents("cd" * 32) is None and messages.stored_contents("ef" * 32) is None
+
+
+@BOTH
+def test_what_the_rules_read_of_an_incident(database_url):
+    from escalate.models import Incident, IncidentCustomer
+    from escalate.store import incidents
+
+    db.connect(database_url)
+    first = _ticket("T-1")
+    incident = Incident.create(subject="outage", created_at=NOW, last_ticket_at=NOW, customers=2,
+                               primary_ticket_id=first.id, rules_fired=["customers-affected"])
+    IncidentCustomer.create(incident=incident, requester="a@example.org", joined_at=NOW)
+    IncidentCustomer.create(incident=incident, requester="b@example.org", joined_at=NOW + timedelta(minutes=5))
+    assert incidents.incidents([incident.id, incident.id + 1]) == [(incident.id, 2, first.id, ["customers-affected"])]
+    assert sorted(incidents.join_times([incident.id])) == [(incident.id, NOW), (incident.id, NOW + timedelta(minutes=5))]

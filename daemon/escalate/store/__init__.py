@@ -1,7 +1,8 @@
 """The database layer: every hand-written SQL text, as a named constant beside the function that runs it.
 
-One module per aggregate, by the table a statement reads: `messages` (stored mail), `tickets`,
-`outbox` (notifications and their deliveries); `durability` names the SQLite commit modes.
+One module per aggregate, by the table a statement reads: `messages` (stored mail and its
+attachments), `tickets` (with their audit trail and ladder rows), `outbox` (notifications and their
+deliveries), `incidents`; `durability` names the SQLite commit modes.
 Callers ask a question (`messages.dedupe_key_exists(key)`), never pass SQL.
 
 Placeholders are written one way, `?` (SQLite's own), and never formatted in at call time: the
