@@ -231,3 +231,29 @@ def test_what_the_rules_read_of_an_incident(database_url):
     IncidentCustomer.create(incident=incident, requester="b@example.org", joined_at=NOW + timedelta(minutes=5))
     assert incidents.incidents([incident.id, incident.id + 1]) == [(incident.id, 2, first.id, ["customers-affected"])]
     assert sorted(incidents.join_times([incident.id])) == [(incident.id, NOW), (incident.id, NOW + timedelta(minutes=5))]
+
+
+@BOTH
+def test_a_tier_written_with_a_schedule_only_ever_goes_up(database_url):
+    db.connect(database_url)
+    low, high, none = _ticket("T-1"), _ticket("T-2"), _ticket("T-3")
+    Ticket.update(tier=1).where(Ticket.id == low.id).execute()
+    Ticket.update(tier=3).where(Ticket.id == high.id).execute()
+    with db.write_transaction():
+        tickets.set_next_due({low.id: NOW, high.id: None, none.id: NOW}, {low.id: 2, high.id: 2})
+        tickets.raise_tiers({none.id: 1})
+        tickets.set_rules_fired({low.id: {"r": 1}})
+    stored = {t.id: (t.tier, t.next_due_at, t.rules_fired) for t in Ticket.select()}
+    assert stored == {low.id: (2, NOW, {"r": 1}), high.id: (3, None, None), none.id: (1, NOW, None)}
+
+
+@BOTH
+def test_only_an_active_ticket_outside_a_drill_is_made_due(database_url):
+    db.connect(database_url)
+    active, closed, drill = _ticket("T-1"), _ticket("T-2", status="closed"), _ticket("T-3")
+    Ticket.update(drill=True).where(Ticket.id == drill.id).execute()
+    with db.write_transaction():
+        for ticket in (active, closed, drill):
+            tickets.make_due(ticket.id, NOW)
+    assert {t.id: t.next_due_at for t in Ticket.select()} == {active.id: NOW, closed.id: None, drill.id: None}
+    assert tickets.created_at(active.id) == NOW and tickets.created_at(active.id + 100) is None

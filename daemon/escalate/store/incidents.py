@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from ..models import ACTIVE_STATUSES, Incident, IncidentCustomer, TicketWord, database
+from ..models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord, database
 from . import marks
 
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
@@ -61,3 +61,29 @@ def join_times(incident_ids: list[int]) -> list[tuple[int, datetime]]:
     found = database.execute_sql(JOIN_TIMES.format(marks=marks(len(incident_ids))), incident_ids).fetchall()
     read = IncidentCustomer.joined_at.python_value
     return [(incident_id, read(joined_at)) for incident_id, joined_at in found]
+
+
+# A ticket joined: the count of customers (`new` is 1 for a customer not counted yet, else 0), and
+# who speaks for the incident since when, in the same statement
+COUNT_TICKET = ('UPDATE "incident" SET "customers" = "customers" + ?, "last_ticket_at" = ? WHERE "id" = ? '
+                'RETURNING "customers", "primary_ticket_id", '
+                '(SELECT t."created_at" FROM "ticket" t WHERE t."id" = "incident"."primary_ticket_id")')
+PRIMARY = 'SELECT "primary_ticket_id" FROM "incident" WHERE "id" = ?'
+SET_PRIMARY = 'UPDATE "incident" SET "primary_ticket_id" = ? WHERE "id" = ?'
+
+
+def count_ticket(incident_id: int, new_customer: bool, now: datetime) -> tuple[int, int | None, datetime | None]:
+    """A ticket joined the incident at `now`: (customers now, primary ticket id, its created_at)."""
+    customers, primary_id, primary_created = database.execute_sql(
+        COUNT_TICKET, [int(new_customer), Incident.last_ticket_at.db_value(now), incident_id]).fetchone()
+    return customers, primary_id, Ticket.created_at.python_value(primary_created)
+
+
+def primary(incident_id: int) -> tuple[int | None] | None:
+    """(the id of the ticket that speaks for the incident, or None,); None when there is no such incident."""
+    row = database.execute_sql(PRIMARY, [incident_id]).fetchone()
+    return (row[0],) if row else None
+
+
+def set_primary(incident_id: int, ticket_id: int | None) -> None:
+    database.execute_sql(SET_PRIMARY, [ticket_id, incident_id])

@@ -78,3 +78,54 @@ ESCALATIONS_OF = 'WHERE "ticket_id" IN ({marks})'
 def escalations_of(ticket_ids: list[int]) -> list[Escalation]:
     """Every ladder row (the current one and the history) of these tickets, in one query."""
     return rows.select_models(Escalation, ESCALATIONS_OF.format(marks=marks(len(ticket_ids))), ticket_ids)
+
+
+_ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
+CREATED_AT = 'SELECT "created_at" FROM "ticket" WHERE "id" = ?'
+# a drill's tickets are never made due by what happens to others
+MAKE_DUE = f'UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ? AND "status" IN ({_ACTIVE}) AND NOT "drill"'
+FIRST_ACTIVE_OF_INCIDENT = (f'SELECT "id" FROM "ticket" WHERE "incident_id" = ? AND "status" IN ({_ACTIVE}) '
+                            'AND "id" <> ? ORDER BY "created_at", "id" LIMIT 1')
+
+
+def created_at(ticket_id: int) -> datetime | None:
+    """When the ticket was opened; None if there is no such ticket."""
+    row = database.execute_sql(CREATED_AT, [ticket_id]).fetchone()
+    return Ticket.created_at.python_value(row[0]) if row else None
+
+
+def make_due(ticket_id: int, now: datetime) -> None:
+    """The ticket is due at `now`, if it is active and not a drill's."""
+    database.execute_sql(MAKE_DUE, [Ticket.next_due_at.db_value(now), ticket_id])
+
+
+def first_active_of_incident(incident_id: int, other_than: int) -> int | None:
+    """The id of the incident's first active ticket (by creation) other than `other_than`, or None."""
+    return _first(FIRST_ACTIVE_OF_INCIDENT, [incident_id, other_than])
+
+
+# A tier only ever goes up when an evaluation's outcome is written: an action of the same tick batch
+# may have saved one of these tickets from an earlier read (an incident's other tickets), and that
+# must not lower what was reached. With no tier given (NULL) it stays as it is.
+_RAISED_TIER = '"tier" = CASE WHEN "tier" IS NULL OR "tier" < ? THEN ? ELSE "tier" END'
+SET_NEXT_DUE = f'UPDATE "ticket" SET "next_due_at" = ?, {_RAISED_TIER} WHERE "id" = ?'
+RAISE_TIER = f'UPDATE "ticket" SET {_RAISED_TIER} WHERE "id" = ?'
+SET_RULES_FIRED = 'UPDATE "ticket" SET "rules_fired" = ? WHERE "id" = ?'
+
+
+def set_next_due(next_due: dict[int, datetime | None], raised: dict[int, int]) -> None:
+    """Each ticket's next due time, and the tier `raised` gives it if that is higher (one executemany)."""
+    when = Ticket.next_due_at.db_value
+    rows.execute_many(SET_NEXT_DUE, [(when(at), raised.get(ticket_id), raised.get(ticket_id), ticket_id)
+                                     for ticket_id, at in next_due.items()])
+
+
+def raise_tiers(raised: dict[int, int]) -> None:
+    """Each ticket's tier, if the one given is higher (one executemany)."""
+    rows.execute_many(RAISE_TIER, [(tier, tier, ticket_id) for ticket_id, tier in raised.items()])
+
+
+def set_rules_fired(fired: dict[int, dict]) -> None:
+    """Each ticket's record of the rules that fired on it (one executemany)."""
+    rows.execute_many(SET_RULES_FIRED, [(Ticket.rules_fired.db_value(value), ticket_id)
+                                        for ticket_id, value in fired.items()])
