@@ -66,8 +66,8 @@ def _header_end(raw: bytes) -> tuple[int, int]:
 
 
 def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
-    """(dedupe key, flagged as a collision?) — None when this mail is already stored. Plain SQL:
-    this runs for every mail (see conversations.py)."""
+    """(dedupe key, flagged as a collision?) — None when this mail is already stored (its lookups:
+    store/messages.py, which runs for every mail)."""
     if not parsed.message_id:
         key = f"sha256:{parsed.sha256}"
         return (None, False) if messages.dedupe_key_exists(key) else (key, False)
