@@ -36,7 +36,8 @@ from .db import sqlite_path
 from .models import Attachment as AttachmentRow
 from .models import Message
 from .parse import Attachment
-from .rows import insert_many, select
+from .rows import insert_many
+from .store import messages
 
 PACKS = "packs"
 
@@ -186,9 +187,7 @@ class AttachmentStore:
         """Where `data` is stored: contents already kept (committed, or earlier in this
         transaction: rows of a mail whose savepoint was undone are gone, but not the bytes they
         pointed at, which stay in the pack), else appended to the batch's pack."""
-        found = select('SELECT "stored_path", "stored_offset" FROM "attachment" WHERE "sha256" = ? '
-                       'AND "stored_path" IS NOT NULL LIMIT 1', [digest])
-        found = found[0] if found else None
+        found = messages.stored_contents(digest)
         if found is not None and (found[1] is not None or os.path.exists(os.path.join(self.root, found[0]))):
             return found[0], found[1]
         try:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Mapping
 
-from . import chat, crashpoints, db, models, outbox
+from . import chat, crashpoints, db, outbox
 from .models import Delivery, Outbox
+from .store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,6 @@ TIME_BUDGET_SECONDS = 20.0
 # 4xx answers that mean "later", not "never": the request timed out, or we were rate limited
 _RETRYABLE_4XX = (408, 425, 429)
 _STATUS = re.compile(r"error=(\d{3})")
-
-# PostgreSQL: several instances post at once; a post is leased as outbox.claim leases mail
-_LEASE = ('UPDATE "delivery" SET "lease_owner" = %s, '
-          '"lease_until" = (now() AT TIME ZONE \'UTC\') + make_interval(secs => %s) '
-          'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "status" = \'queued\' AND "next_attempt_at" <= %s '
-          'AND "recipient" LIKE \'chat:%%\' '
-          'AND ("lease_until" IS NULL OR "lease_until" < (now() AT TIME ZONE \'UTC\') OR "lease_owner" = %s) '
-          'ORDER BY "next_attempt_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED) '
-          'RETURNING "id"')
-
 
 @dataclass(frozen=True)
 class PostOutcome:
@@ -73,9 +64,8 @@ def claim(now: datetime, batch: int, owner: str) -> list[tuple[Delivery, dict]]:
     query = (Delivery.select(Delivery, Outbox.id, Outbox.headers, Outbox.message_id).join(Outbox)
              .order_by(Delivery.next_attempt_at, Delivery.id).limit(batch))
     if db.shared():
-        cursor = models.database.obj.execute_sql(
-            _LEASE, [owner, float(outbox.LEASE_SECONDS), Delivery.next_attempt_at.db_value(now), owner, batch])
-        ids = [row_id for (row_id,) in cursor.fetchall()]
+        # several instances post at once: a post is leased as outbox.claim leases mail
+        ids = store_outbox.lease(now, batch, owner, outbox.LEASE_SECONDS, chat=True)
         rows = list(query.where(Delivery.id.in_(ids))) if ids else []
     else:
         rows = list(query.where((Delivery.status == outbox.PENDING) & (Delivery.next_attempt_at <= now)

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import rows, tokens
-from .models import Outbox, Ticket, database
+from .models import Outbox, Ticket
 from .parse import ParsedMail
+from .store import messages as store_messages
+from .store import outbox as store_outbox
+from .store import tickets as store_tickets
 
 FALLBACK_WINDOW = timedelta(days=7)
 
@@ -52,7 +55,7 @@ class Match:
 
 def find_ticket(parsed: ParsedMail, prefix: str, now: datetime) -> Match | None:
     for ref in subject_refs(parsed.subject, prefix):
-        ticket_id = _first("SELECT id FROM ticket WHERE ref = ?", [ref])
+        ticket_id = store_tickets.id_by_ref(ref)
         if ticket_id is not None:
             return Match(rows.get_by_id(Ticket, ticket_id), "subject-reference", _notification_answered(parsed))
     by_header = _by_message_ids(parsed)
@@ -61,24 +64,10 @@ def find_ticket(parsed: ParsedMail, prefix: str, now: datetime) -> Match | None:
     if parsed.from_addr:
         normalised = normalise_subject(parsed.subject, prefix)
         if normalised:
-            ticket_id = _first("SELECT id FROM ticket WHERE requester = ? AND normalised_subject = ? AND updated_at >= ? "
-                               "AND status != 'closed' ORDER BY updated_at DESC LIMIT 1",
-                               [parsed.from_addr, normalised, Ticket.updated_at.db_value(now - FALLBACK_WINDOW)])
+            ticket_id = store_tickets.latest_by_subject(parsed.from_addr, normalised, now - FALLBACK_WINDOW)
             if ticket_id is not None:
                 return Match(rows.get_by_id(Ticket, ticket_id), "fallback")
     return None
-
-
-# The lookups below run for every ingested mail: plain SQL, because building it with peewee's
-# query builder costs more than running it (about 0.4 ms a query, measured in bench/ingest_bench.py).
-
-def _first(sql: str, params: list):
-    row = database.execute_sql(sql, params).fetchone()
-    return row[0] if row else None
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _plus_address_ids(parsed: ParsedMail) -> list[str]:
@@ -92,8 +81,7 @@ def _notification_answered(parsed: ParsedMail) -> Outbox | None:
     ids = list(dict.fromkeys(_plus_address_ids(parsed) + list(parsed.in_reply_to) + list(reversed(parsed.references))))
     if not ids:
         return None
-    found = dict(database.execute_sql(f"SELECT message_id, id FROM outbox WHERE message_id IN ({_marks(len(ids))})",
-                                      ids).fetchall())
+    found = store_outbox.ids_by_message_id(ids)
     for message_id in ids:
         if message_id in found:
             return rows.get_by_id(Outbox, found[message_id])
@@ -108,12 +96,8 @@ def _by_message_ids(parsed: ParsedMail) -> Match | None:
     if not candidates:
         return None
     ids = list(dict.fromkeys(mid for _, mid in candidates))
-    stored = dict(database.execute_sql(
-        f"SELECT message_id, ticket_id FROM message WHERE message_id IN ({_marks(len(ids))}) AND ticket_id IS NOT NULL",
-        ids).fetchall())
-    sent = dict(database.execute_sql(
-        f"SELECT message_id, id FROM outbox WHERE message_id IN ({_marks(len(ids))}) AND ticket_id IS NOT NULL",
-        ids).fetchall())
+    stored = store_messages.tickets_by_message_id(ids)
+    sent = store_outbox.ticketed_ids_by_message_id(ids)
     for how, mid in candidates:
         if mid in sent:
             notification = rows.get_by_id(Outbox, sent[mid])

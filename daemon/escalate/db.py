@@ -19,7 +19,8 @@ from urllib.parse import unquote, urlsplit
 import peewee
 
 from . import migrations, private
-from .models import UTCDateTimeField, database
+from .models import database
+from .store import durability
 
 
 class DatabaseUrlError(ValueError):
@@ -56,9 +57,10 @@ class SqliteDatabase(_LazySavepoints, peewee.SqliteDatabase):
 
 
 class PortablePostgresqlDatabase(_LazySavepoints, peewee.PostgresqlDatabase):
-    """PostgreSQL that also takes the `?` placeholders of the few hand-written, hot-path queries
-    (ingest dedupe, threading, outbox claims), so one SQL text serves both databases. peewee's
-    own queries already use `%s` here; `?` never appears in them outside a parameter."""
+    """PostgreSQL that also takes the `?` placeholders of the hand-written statements (store/,
+    rows.py), so one SQL text serves both databases: this is where they are translated, once per
+    statement run. peewee's own queries already use `%s` here; `?` never appears in them outside a
+    parameter."""
 
     def execute_sql(self, sql, params=None, *args, **kwargs):
         if params and "?" in sql:
@@ -92,7 +94,7 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
             path,
             pragmas={
                 "journal_mode": "wal",
-                "synchronous": "full",
+                "synchronous": durability.DURABLE,  # crash_safe_commits relaxes it for one block
                 "foreign_keys": 1,
                 "busy_timeout": 10_000,
             },
@@ -107,7 +109,6 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
     close()  # a connection to the database bound before (another URL, or the same one reopened)
     global _url
     _url = url
-    UTCDateTimeField.as_text = isinstance(db, peewee.SqliteDatabase)
     database.initialize(db)
     _connect(db, url)
     if not create and not has_schema(db):

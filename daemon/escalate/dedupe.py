@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from .models import database
 from .parse import ParsedMail
+from .store import messages
 
 KEY_PREFIX = "id:"
 IDENTITY_HEADERS = ("message-id", "from", "sender", "reply-to", "to", "cc", "subject", "date", "in-reply-to",
@@ -66,17 +66,15 @@ def _header_end(raw: bytes) -> tuple[int, int]:
 
 
 def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
-    """(dedupe key, flagged as a collision?) — None when this mail is already stored. Plain SQL:
-    this runs for every mail (see conversations.py)."""
+    """(dedupe key, flagged as a collision?) — None when this mail is already stored (its lookups:
+    store/messages.py, which runs for every mail)."""
     if not parsed.message_id:
         key = f"sha256:{parsed.sha256}"
-        exists = database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [key]).fetchone()
-        return (None, False) if exists else (key, False)
+        return (None, False) if messages.dedupe_key_exists(key) else (key, False)
     key = identity_key(raw)
     # one query for both: the rows with this Message-ID, and a row that has this key already
     # (headers broken enough to read one way to the parser and another here)
-    found = database.execute_sql("SELECT id, sha256, dedupe_key, message_id FROM message "
-                                 "WHERE message_id = ? OR dedupe_key = ?", [parsed.message_id, key]).fetchall()
+    found = messages.by_message_id_or_key(parsed.message_id, key)
     if not found:
         return key, False
     if any(sha256 == parsed.sha256 for _, sha256, _, _ in found):
@@ -89,8 +87,7 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
         known = _OUR_KEY.match(stored_key) is not None
         if known and stored_key != key and not stored_key.startswith(key + "#"):
             continue  # another identity, told by its key alone
-        (stored,) = database.execute_sql("SELECT raw FROM message WHERE id = ?", [row_id]).fetchone()
-        stored = bytes(stored)
+        stored = messages.raw(row_id)
         if not known and identity_key(stored) != key:
             continue  # stored before identity keys: its identity recomputed, and another
         same_identity = True
@@ -105,6 +102,6 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> tuple[str | None, bool]:
 def _unique(key: str, parsed: ParsedMail) -> tuple[str | None, bool]:
     """The key of a second mail with one identity: with its own sha256 (stored already: the same bytes)."""
     unique = f"{key}#sha256:{parsed.sha256}"
-    if database.execute_sql("SELECT 1 FROM message WHERE dedupe_key = ?", [unique]).fetchone():
+    if messages.dedupe_key_exists(unique):
         return None, False
     return unique, True

@@ -34,6 +34,7 @@ from .rules.calendar import Calendar
 from .rules.facts import TicketFacts
 from .rules.ladder import ACKNOWLEDGED, ACTIVE, ESCALATION, EXHAUSTED, NEXT_TIER, UNANSWERED, Decision, Ladder, decide
 from .rules.model import Rule, Ruleset, Tier
+from .store import tickets as store_tickets
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -170,19 +171,14 @@ def _claim_due(now: datetime, batch: int) -> list[Ticket]:
     instance's connection dies. A row another instance evaluated and committed meanwhile is
     re-checked against `next_due_at <= now` before it is locked. (SQLite: one instance, flock.)
     """
-    condition = _DUE + " FOR UPDATE SKIP LOCKED" if db.shared() else _DUE
-    return rows.select_models(Ticket, condition, [Ticket.next_due_at.db_value(now), batch])
-
-
-# from a stored SQL text and loaded without peewee's row wrapper (rows.py): a tick claims up to 500
-_DUE = 'WHERE "next_due_at" <= ? ORDER BY "next_due_at", "id" LIMIT ?'
+    return store_tickets.claim_due(now, batch, lock=db.shared())
 
 
 def _escalations_of(due: list[Ticket]) -> dict[int, list[Escalation]]:
     """Every ladder row of the due tickets (the current one and their history), in one query."""
     by_ticket: dict[int, list[Escalation]] = {}
     ids = [t.id for t in due]
-    for escalation in rows.select_models(Escalation, f'WHERE "ticket_id" IN ({", ".join("?" * len(ids))})', ids):
+    for escalation in store_tickets.escalations_of(ids):
         by_ticket.setdefault(escalation.ticket_id, []).append(escalation)
     return by_ticket
 

@@ -19,15 +19,15 @@ reporting ten outages within the hour):
 
 from __future__ import annotations
 
-import functools
 import re
 import weakref
 from datetime import datetime
 from typing import Iterable, NamedTuple
 
 from . import rows, tickets
-from .models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord, database
+from .models import Incident, Ticket, TicketWord, database
 from .rules.model import Ruleset
+from .store import incidents as store_incidents
 
 # For each word of a new ticket, the most recent tickets sharing it that are looked at: bounds the
 # cost per mail in a storm. A similar ticket shares several words, so it is found under one of them
@@ -98,39 +98,11 @@ def _most_similar(ticket: Ticket, words: frozenset[str], since: datetime,
     already in an incident preferred at equal score, the newest at equal everything; or None.
     Scored and chosen in SQL: a storm's candidates never come back to Python one by one."""
     looked_up = sorted(words, key=lambda w: (-len(w), w))[:MAX_WORDS]
-    since_value = TicketWord.created_at.db_value(since)
-    size = len(words)
     for depth in PER_WORD:
-        params: list = []
-        for word in looked_up:
-            params += [word, since_value, ticket.requester, depth]
-        found = rows.select(_most_similar_sql(len(looked_up)), [*params, threshold, size, size])
-        if found:
-            return tuple(found[0])
+        found = store_incidents.most_similar(looked_up, since, ticket.requester, depth, threshold, len(words))
+        if found is not None:
+            return found
     return None
-
-
-_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
-
-
-@functools.lru_cache(maxsize=None)
-def _most_similar_sql(words: int) -> str:
-    """One index range per word, newest first (CROSS JOIN keeps SQLite on the word index rather
-    than the ticket status index; PostgreSQL plans it as an inner join); then per candidate the
-    words it shares, its Jaccard score (shared / (ours + its - shared)) against the threshold, and
-    the best first, with its ref. Parameters: per word (word, since, requester, limit), then
-    (threshold, our word count, our word count)."""
-    one = ('SELECT * FROM (SELECT w."ticket_id", t."incident_id", w."word_count", w."created_at" '
-           'FROM "ticket_word" w CROSS JOIN "ticket" t WHERE t."id" = w."ticket_id" '
-           'AND w."word" = ? AND w."created_at" >= ? AND t."requester" <> ? '
-           f'AND t."status" IN ({_ACTIVE_SQL}) ORDER BY w."created_at" DESC LIMIT ?) AS w{{}}')
-    found = " UNION ALL ".join(one.format(i) for i in range(words))
-    return ('SELECT "ticket_id", "incident_id", (SELECT r."ref" FROM "ticket" r WHERE r."id" = scored."ticket_id") '
-            'FROM (SELECT "ticket_id", "incident_id", COUNT(*) AS shared, MAX("word_count") AS theirs, '
-            f'MAX("created_at") AS created FROM ({found}) AS found GROUP BY "ticket_id", "incident_id") AS scored '
-            'WHERE shared >= ? * (? + theirs - shared) '
-            'ORDER BY shared * 1.0 / (? + theirs - shared) DESC, CASE WHEN "incident_id" IS NULL THEN 1 ELSE 0 END, '
-            'created DESC, "ticket_id" DESC LIMIT 1')
 
 
 # ------------------------------------------------------------------------------------------------
@@ -167,12 +139,9 @@ def incident_facts_many(batch: Iterable[Ticket]) -> dict[int, IncidentFacts]:
     stale: list[int] = []
     joins = _joins_known()
     if incident_ids:
-        marks = ", ".join("?" * len(incident_ids))
-        for incident_id, customers, primary_id, rules_fired in rows.select(
-                f'SELECT "id", "customers", "primary_ticket_id", "rules_fired" FROM "incident" WHERE "id" IN ({marks})',
-                incident_ids):
+        for incident_id, customers, primary_id, rules_fired in store_incidents.incidents(incident_ids):
             primaries[incident_id] = primary_id
-            fired[incident_id] = frozenset(Incident.rules_fired.python_value(rules_fired) or ())
+            fired[incident_id] = frozenset(rules_fired or ())
             cached = joins.get(incident_id)
             if cached is None or len(cached) != customers:
                 stale.append(incident_id)
@@ -204,12 +173,9 @@ def _joins_known() -> dict[int, tuple[datetime, ...]]:
 def _read_joins(joins: dict[int, tuple[datetime, ...]], incident_ids: list[int]) -> None:
     if len(joins) + len(incident_ids) > _JOINS_KEPT:
         joins.clear()
-    read = IncidentCustomer.joined_at.python_value
     found: dict[int, list[datetime]] = {incident_id: [] for incident_id in incident_ids}
-    for incident_id, joined_at in rows.select(
-            'SELECT "incident_id", "joined_at" FROM "incident_customer" '
-            f'WHERE "incident_id" IN ({", ".join("?" * len(incident_ids))})', incident_ids):
-        found[incident_id].append(read(joined_at))
+    for incident_id, joined_at in store_incidents.join_times(incident_ids):
+        found[incident_id].append(joined_at)
     for incident_id, times in found.items():
         joins[incident_id] = tuple(sorted(times))
 

@@ -29,11 +29,12 @@ from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
 from .db import savepoint, write_transaction
 from .mailbox import Fetched, Mailbox
-from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket, database
+from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket
 from .parse import ParsedMail, UnparseableMail, parse_message
 from .quoted import reply_text
 from .replies import handle_commands
 from .rules.model import Ruleset
+from .store import outbox as store_outbox
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -223,8 +224,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
     dedupe_key, collision = dedupe.dedupe_key(parsed, raw)
     if dedupe_key is None:
         return "duplicate"
-    if parsed.message_id and database.execute_sql("SELECT 1 FROM outbox WHERE message_id = ?",
-                                                  [parsed.message_id]).fetchone():
+    if parsed.message_id and store_outbox.message_id_exists(parsed.message_id):
         return _own_mail(parsed, raw, source, dedupe_key, now, options)  # our own mail back: never a ticket
 
     verdict = classify(parsed, raw)

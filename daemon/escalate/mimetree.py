@@ -1,24 +1,19 @@
 """The MIME tree of a mail as `email.message_from_bytes(raw, policy=compat32)` builds it, faster.
 
-feedparser reads a mail line by line, and a 150 KB base64 attachment is 2,000 lines: that, and a
-regex compiled per multipart boundary, is most of the cost of parsing support mail (~1.2 ms of
-~1.4 ms a mail, bench/ingest_bench.py). `split_mime` finds the boundary lines with bytes.find and
-cuts the body there; header fields are split as feedparser splits them (and stored by the
-policy's own header_source_parse), and payloads, preamble and epilogue are the strings
+feedparser reads a mail line by line, and a 150 KB base64 attachment is 2,000 lines: that is
+most of the cost of parsing support mail (~1.2 ms of ~1.4 ms a mail, bench/ingest_bench.py).
+`split_mime` finds the boundary lines with bytes.find and cuts the body there; header fields are
+split as feedparser splits them (and stored by the policy's own header_source_parse), and payloads, preamble and epilogue are the strings
 feedparser would keep (tests/unit/test_parse.py compares whole trees on the hard mail fixtures,
 their mutants and generated mail). Anything out of the ordinary — a bare CR, a
 header block that does not end in an empty line, a missing start or close boundary, boundary
 lines in a row, message/* parts, multipart/digest, a header defect — returns None, and the
 caller uses feedparser, whose defect notes and repairs are not reproduced here.
-
-Importing this module also gives feedparser (3.11, 3.12) the boundary matcher of 3.13.
 """
 
 from __future__ import annotations
 
-import email.feedparser
 import re
-import sys
 from email.message import Message
 
 _HEADER_LINE = re.compile(rb"(From |[\041-\071\073-\176]*:|[\t ])")  # email.feedparser.headerRE, for bytes
@@ -173,49 +168,3 @@ def _strip_eol(text: str) -> str:
     if text.endswith("\r\n"):
         return text[:-2]
     return text[:-1] if text.endswith("\n") else text
-
-
-# --- for the mail that still goes through feedparser ----------------------------------------
-
-class _BoundaryMatch:
-    """What CPython 3.13's feedparser does for a multipart boundary (its `boundarymatch`): a
-    prefix test and one shared regex for the line's end. 3.11 and 3.12 compile a new regex per
-    boundary instead, ~0.2 ms a multipart mail (as much as our whole header decoding), and
-    boundaries are unique per mail, so the `re` cache never helps."""
-
-    __slots__ = ("separator",)
-    END = re.compile(r"(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
-
-    def __init__(self, separator: str):
-        self.separator = separator
-
-    def match(self, line: str):
-        if not line.startswith(self.separator):
-            return None
-        return self.END.match(line, len(self.separator))
-
-
-class _FeedparserRe:
-    """`re` as email.feedparser (3.11, 3.12) sees it: everything as is, except that the one
-    pattern it compiles per boundary becomes a _BoundaryMatch. Any other pattern, or a
-    boundary pattern whose escaping we cannot reproduce exactly, is compiled as before."""
-
-    HEAD = "(?P<sep>"
-    TAIL = r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
-    UNESCAPE = re.compile(r"\\(.)", re.S)
-
-    def __getattr__(self, name: str):
-        return getattr(re, name)
-
-    def compile(self, pattern, flags=0):
-        if (not flags and isinstance(pattern, str) and pattern.startswith(self.HEAD)
-                and pattern.endswith(self.TAIL)):
-            escaped = pattern[len(self.HEAD):-len(self.TAIL)]
-            separator = self.UNESCAPE.sub(r"\1", escaped)
-            if re.escape(separator) == escaped:
-                return _BoundaryMatch(separator)
-        return re.compile(pattern, flags)
-
-
-if sys.version_info < (3, 13) and email.feedparser.re is re:
-    email.feedparser.re = _FeedparserRe()

@@ -20,26 +20,16 @@ ACTIVE_STATUSES = ("new", "open", "waiting")
 
 
 class UTCDateTimeField(peewee.DateTimeField):
-    """Aware UTC datetimes in Python, naive UTC in the database (portable across SQLite and PostgreSQL)."""
+    """Aware UTC datetimes in Python, naive UTC in the database (portable across SQLite and PostgreSQL).
 
-    # SQLite keeps times as text, and its driver formats every datetime parameter with a Python
-    # adapter (`isoformat(" ")`): the field gives that same text itself, once per value (db.connect
-    # sets this for SQLite; PostgreSQL takes datetimes).
-    as_text = False
-    _last: tuple = (None, None, None)  # (aware value, as_text, what was stored for it)
+    SQLite keeps times as text: the field writes the very text sqlite3's datetime adapter would
+    (`isoformat(" ")`, an adapter deprecated since Python 3.12), so stored rows read the same as
+    ever. PostgreSQL's driver takes the datetime itself."""
 
     def db_value(self, value):
         if isinstance(value, datetime) and value.tzinfo is not None:
-            # A batch writes the same moment hundreds of times (a tick's `now` in every outbox row,
-            # delivery and event): the last conversion is kept, keyed by the very object.
-            last_value, last_as_text, last_stored = self._last
-            as_text = UTCDateTimeField.as_text
-            if value is last_value and as_text is last_as_text:
-                return last_stored
             naive = (value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)).replace(tzinfo=None)
-            stored = naive.isoformat(" ") if as_text else naive
-            self._last = (value, as_text, stored)
-            return stored
+            return naive.isoformat(" ") if isinstance(self.model._meta.database.obj, peewee.SqliteDatabase) else naive
         return super().db_value(value)
 
     def python_value(self, value):

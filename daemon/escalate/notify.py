@@ -22,13 +22,15 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from . import audit, chat, clock, ratelimit, rows, tokens, verp
-from .models import Delivery, Escalation, Event, Incident, Message, Outbox, Ticket, load_json
+from .models import Delivery, Escalation, Incident, Message, Outbox, Ticket, load_json
 from .rules.durations import age_text, format_duration
 from .clock import parse_time
 from .rules import clocks
 from .rules.facts import TicketFacts
 from .rules.ladder import ESCALATION, NEXT_TIER, REMINDER, UNANSWERED, MailStep
 from .rules.model import Rule, Ruleset, Severity, Tier, normalise_address
+from .store import messages as store_messages
+from .store import tickets as store_tickets
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -100,14 +102,6 @@ def ticket_context(ticket: Ticket, ruleset: Ruleset, now: datetime) -> dict[str,
 # what is to be filled in under DERIVED (`_as_of`); rows stored before kept the values themselves.
 DERIVED = "_as_of_decision"
 
-# Only the columns the mail shows, not the stored message's raw bytes (stored SQL texts, rows.py).
-_LAST_CUSTOMER_MESSAGE = ('SELECT "new_text", "body_text", "from_addr", "received_at" FROM "message" '
-                          'WHERE "ticket_id" = ? AND "kind" = \'customer\' AND "received_at" <= ? '
-                          'ORDER BY "received_at" DESC, "id" DESC LIMIT 1')
-_HISTORY = ('SELECT "at", "actor", "action", "rule", "detail" FROM "event" WHERE "ticket_id" = ? AND "at" <= ? '
-            f'ORDER BY "at" DESC, "id" DESC LIMIT {HISTORY_EVENTS}')
-
-
 def _as_of(context: dict[str, Any], *names: str) -> dict[str, Any]:
     """`context`, with `names` (of DERIVERS) to be filled in by the renderer as of the decision."""
     context[DERIVED] = list(names)
@@ -116,15 +110,15 @@ def _as_of(context: dict[str, Any], *names: str) -> dict[str, Any]:
 
 def last_customer_message(ticket_id: int, as_of: datetime) -> dict[str, str] | None:
     """The ticket's latest customer message received by `as_of`, as a mail shows it."""
-    found = rows.select(_LAST_CUSTOMER_MESSAGE, [ticket_id, Message.received_at.db_value(as_of)])
-    if not found:
+    found = store_messages.last_from_customer(ticket_id, as_of)
+    if found is None:
         return None
-    new_text, body_text, from_addr, received_at = found[0]
+    new_text, body_text, from_addr, received_at = found
     # new_text is the message without its quoted history (parse.py strips it)
     text = (new_text or body_text or "").strip()
     if len(text) > LAST_MESSAGE_CHARS:
         text = text[:LAST_MESSAGE_CHARS] + "\n[…]"
-    return {"sender": from_addr or "unknown", "at": _when(Message.received_at.python_value(received_at)), "text": text}
+    return {"sender": from_addr or "unknown", "at": _when(received_at), "text": text}
 
 
 def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
@@ -132,7 +126,7 @@ def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
     audit events recorded by `as_of` (at equal times in the order they were written), in words
     rather than internal event names, bookkeeping left out, and a run of the same step collapsed
     into one line ("Frontline reminded 3 times since 10:00")."""
-    found = rows.select(_HISTORY, [ticket_id, Event.at.db_value(as_of)])
+    found = store_tickets.history(ticket_id, as_of, HISTORY_EVENTS)
     shown: list[dict[str, Any]] = []
     for at, actor, action, rule, detail in reversed(found):
         words = event_text(action, load_json(detail) if isinstance(detail, str) else (detail or {}))
@@ -143,7 +137,7 @@ def history(ticket_id: int, as_of: datetime) -> list[dict[str, Any]]:
             last["times"] += 1  # the line keeps the first one's time
             last["text"] = f"{words} {last['times']} times since {last['at']}"
             continue
-        shown.append({"at": _when(Event.at.python_value(at)), "actor": actor, "action": action, "rule": rule,
+        shown.append({"at": _when(at), "actor": actor, "action": action, "rule": rule,
                       "words": words, "text": words, "times": 1})
     return shown
 
@@ -224,41 +218,6 @@ def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> li
     return ids
 
 
-_team: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
-
-
-def team_addresses(ruleset: Ruleset) -> frozenset[str]:
-    """Our own people: tier groups, rosters and leads (the per-address cap is for everyone else)."""
-    global _team
-    cached = _team
-    if cached is None or cached[0] is not ruleset:
-        cached = _team = (ruleset, frozenset(_team_addresses(ruleset)))
-    return cached[1]
-
-
-_groups: tuple[Ruleset, frozenset[str]] | None = None  # the last ruleset's, asked once per recipient
-
-
-def group_addresses(ruleset: Ruleset) -> frozenset[str]:
-    """The tier groups' and leads' addresses: the hourly ceiling on ladder mail is theirs."""
-    global _groups
-    cached = _groups
-    if cached is None or cached[0] is not ruleset:
-        addresses = {normalise_address(a) for tier in ruleset.tiers for a in (tier.group, tier.lead) if a}
-        cached = _groups = (ruleset, frozenset(addresses))
-    return cached[1]
-
-
-def _team_addresses(ruleset: Ruleset) -> set[str]:
-    found = {ruleset.support_address}
-    for tier in ruleset.tiers:
-        found.add(normalise_address(tier.group))
-        found.update(tier.roster)
-        if tier.lead:
-            found.add(normalise_address(tier.lead))
-    return found
-
-
 def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Ruleset, now: datetime,
                 caps: ratelimit.Caps, ticket_reason: str | None) -> str | None:
     if ticket_reason:
@@ -275,14 +234,14 @@ def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Rules
     if kind == "acknowledgement":
         return ratelimit.address_cap(recipient, now, caps.acknowledgements_per_address, kinds=("acknowledgement",))
     limit = ruleset.group_mails_per_hour
-    if limit and kind in ratelimit.LADDER_KINDS and recipient in group_addresses(ruleset):
+    if limit and kind in ratelimit.LADDER_KINDS and recipient in ruleset.group_addresses:
         if batch is None:
             return ratelimit.group_ceiling(recipient, now, ratelimit.group_times(recipient, now, limit), limit)
         if recipient not in batch.group_times:  # read once per batch: the tick's own mail counts as `also`
             batch.group_times[recipient] = ratelimit.group_times(recipient, now, limit)
         return ratelimit.group_ceiling(recipient, now, batch.group_times[recipient], limit,
                                        also=batch.per_address[recipient])
-    if recipient not in team_addresses(ruleset):
+    if recipient not in ruleset.team_addresses:
         return ratelimit.address_cap(recipient, now, caps.per_address,
                                      also=batch.per_address[recipient] if batch is not None else 0)
     return None
@@ -796,7 +755,7 @@ def queue_acknowledgement(*, ticket: Ticket, message: Message, ruleset: Ruleset,
     per sender per ticket (a unique key), never to machine mail, capped per address.
     Returns None when nothing was queued or recorded."""
     sender = normalise_address(message.from_addr or "")
-    if not sender or sender == ruleset.support_address or sender in team_addresses(ruleset):
+    if not sender or sender == ruleset.support_address or sender in ruleset.team_addresses:
         return None
     machine = is_machine_mail(bytes(message.raw)) if message.raw else None
     if machine:

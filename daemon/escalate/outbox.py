@@ -16,10 +16,9 @@ import asyncio
 import logging
 import ssl
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import aiosmtplib
 import peewee
@@ -29,6 +28,8 @@ from .config import ServerUrl
 from .db import write_transaction
 from .instance import identity
 from .models import Delivery, Outbox
+from .store import durability
+from .store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class _Recorder:
             _lock_outbox_rows({o.job.outbox_id for o in outcomes})
             sent = [o.job.delivery_id for o in outcomes if o.status == "sent"]
             for chunk in _chunks(sent, 500):
-                _execute(_MARK_SENT, chunk, Delivery.sent_at.db_value(now))
+                store_outbox.mark_sent(chunk, now)
             for outcome in outcomes:
                 if outcome.status != "sent":
                     self._record_failure(outcome)
@@ -216,23 +217,6 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[start:start + size]
 
 
-# The two statements of every flush, written out once: peewee would build their SQL again for
-# each batch of replies, which costs more than running them.
-_MARK_SENT = ('UPDATE "delivery" SET "status" = \'sent\', "sent_at" = {p}, "attempts" = "attempts" + 1, '
-              '"last_error" = NULL, "lease_owner" = NULL, "lease_until" = NULL WHERE "id" IN ({ids})')
-_SETTLE_SENT = ('UPDATE "outbox" SET "status" = \'sent\', "sent_at" = {p}, "last_error" = NULL, '
-                '"attempts" = (SELECT MAX("d"."attempts") FROM "delivery" AS "d" WHERE "d"."outbox_id" = "outbox"."id") '
-                'WHERE "id" IN ({ids}) AND "status" = \'queued\' AND NOT EXISTS '
-                '(SELECT 1 FROM "delivery" AS "d" WHERE "d"."outbox_id" = "outbox"."id" AND "d"."status" != \'sent\')')
-
-
-def _execute(statement: str, ids: list[int], first: object) -> int:
-    database = models.database.obj
-    p = database.param
-    cursor = database.execute_sql(statement.format(p=p, ids=", ".join([p] * len(ids))), [first, *ids])
-    return cursor.rowcount
-
-
 def _lock_outbox_rows(outbox_ids: set[int]) -> None:
     """PostgreSQL: lock the outbox rows a flush settles, in id order, before reading their deliveries.
 
@@ -243,8 +227,7 @@ def _lock_outbox_rows(outbox_ids: set[int]) -> None:
     if isinstance(database, peewee.SqliteDatabase) or not outbox_ids:
         return  # one writer at a time already (BEGIN IMMEDIATE)
     for chunk in _chunks(sorted(outbox_ids), 500):
-        database.execute_sql(f'SELECT "id" FROM "outbox" WHERE "id" IN ({", ".join(["%s"] * len(chunk))}) '
-                             'ORDER BY "id" FOR UPDATE', chunk)
+        store_outbox.lock_rows(chunk)
 
 
 def _settle_all_sent(outbox_ids: set[int], now: datetime) -> set[int]:
@@ -252,7 +235,7 @@ def _settle_all_sent(outbox_ids: set[int], now: datetime) -> set[int]:
     Returns the rows it could not settle so (another recipient failed or is pending) for `settle`."""
     left: set[int] = set()
     for chunk in _chunks(sorted(outbox_ids), 500):
-        changed = _execute(_SETTLE_SENT, chunk, Outbox.sent_at.db_value(now))
+        changed = store_outbox.settle_sent(chunk, now)
         if changed < len(chunk):
             left.update(row_id for (row_id,) in Outbox.select(Outbox.id)
                         .where(Outbox.id.in_(chunk) & (Outbox.status == PENDING)).tuples())
@@ -361,7 +344,7 @@ async def _send_due(url: ServerUrl, now: datetime, *, connections: int, batch: i
         recorder.flush(strict=True)  # what an earlier run sent must be recorded before anything is claimed
         first = feed.refill()
         if first:
-            with _outcomes_without_fsync():
+            with durability.crash_safe_commits():  # a power loss may send a few mails twice
                 try:
                     # one pool for the whole run: connections are reused across claim rounds
                     await asyncio.gather(*(_worker(url, feed, recorder, result, timeout)
@@ -454,27 +437,6 @@ def probe(url: ServerUrl, timeout: float = TIMEOUT_SECONDS) -> str:
     return asyncio.run(session())
 
 
-@contextmanager
-def _outcomes_without_fsync() -> Iterator[None]:
-    """SQLite `synchronous=NORMAL` while recording send outcomes (db.py uses FULL).
-
-    WAL commits survive a process crash either way; NORMAL only risks the last
-    commits on power loss. Here that means a few "sent" marks roll back — together with anything
-    written in their transaction — and those mails go again with their identical Message-ID: the
-    tolerated duplicate. In exchange a commit per batch of replies costs no fsync.
-    """
-    database = models.database.obj
-    if not isinstance(database, peewee.SqliteDatabase):
-        yield
-        return
-    previous = database.execute_sql("PRAGMA synchronous").fetchone()[0]
-    database.execute_sql("PRAGMA synchronous=NORMAL")
-    try:
-        yield
-    finally:
-        database.execute_sql(f"PRAGMA synchronous={int(previous)}")
-
-
 class _Feed:
     """Due deliveries for the workers, claimed from the database a batch at a time."""
 
@@ -550,38 +512,18 @@ def claim(now: datetime, batch: int, *, owner: str | None = None, lease_seconds:
     is recorded, so a sender killed after this point finds it again on restart.
 
     SQLite has one sender per database (the daemon refuses a second): a plain read. On PostgreSQL
-    several instances send at once, so the claim is a lease taken in one statement (`_lease`)."""
+    several instances send at once, so the claim is a lease taken in one statement (store.outbox.lease)."""
     query = (Delivery.select(Delivery.id, Delivery.mail_from, Delivery.recipient, Delivery.attempts,
                              Outbox.id, Outbox.raw, Outbox.message_id)
              .join(Outbox).order_by(Delivery.next_attempt_at, Delivery.id).limit(batch))
     if db.shared():
-        ids = _lease(now, batch, owner or identity(), lease_seconds)
+        ids = store_outbox.lease(now, batch, owner or identity(), lease_seconds, chat=False)
         rows = list(query.where(Delivery.id.in_(ids))) if ids else []
     else:
         rows = list(query.where((Delivery.status == PENDING) & (Delivery.next_attempt_at <= now) & IS_MAIL))
     crashpoints.hit("after-outbox-claim")
     return [_Job(row.id, row.outbox.id, row.mail_from, row.recipient, row.attempts, bytes(row.outbox.raw),
                  row.outbox.message_id) for row in rows]
-
-
-# The claim on PostgreSQL (Procrastinate's fetch_job pattern): pick due rows
-# nobody holds, skipping rows another instance is claiming this instant, and stamp them ours in
-# the same statement. The lease runs on the database's clock, not the simulated `--now`: it is about
-# whether the claiming process is alive. Our own leases come back too (a run that ended early,
-# jobs re-claimed as their lease ages); the caller skips the ones it has in flight.
-_LEASE = ('UPDATE "delivery" SET "lease_owner" = %s, '
-          '"lease_until" = (now() AT TIME ZONE \'UTC\') + make_interval(secs => %s) '
-          'WHERE "id" IN (SELECT "id" FROM "delivery" WHERE "status" = \'queued\' AND "next_attempt_at" <= %s '
-          'AND "recipient" NOT LIKE \'chat:%%\' '
-          'AND ("lease_until" IS NULL OR "lease_until" < (now() AT TIME ZONE \'UTC\') OR "lease_owner" = %s) '
-          'ORDER BY "next_attempt_at", "id" LIMIT %s FOR UPDATE SKIP LOCKED) '
-          'RETURNING "id"')
-
-
-def _lease(now: datetime, batch: int, owner: str, lease_seconds: float) -> list[int]:
-    cursor = models.database.obj.execute_sql(
-        _LEASE, [owner, float(lease_seconds), Delivery.next_attempt_at.db_value(now), owner, batch])
-    return [row_id for (row_id,) in cursor.fetchall()]
 
 
 def release(delivery_ids: list[int], owner: str) -> None:

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta
 
-from . import rows
-from .models import ACTIVE_STATUSES, Delivery, Outbox, Ticket
+from .models import Delivery, Outbox
+from .store import outbox as store_outbox
+from .store import tickets as store_tickets
 
 Window = tuple[timedelta, int]  # at most `count` mails within `timedelta`
 
@@ -65,17 +66,6 @@ class Caps:
 
 
 DEFAULT_CAPS = Caps()
-
-_COUNTED_SQL = ", ".join(f"'{status}'" for status in COUNTED)
-# `"status" || ''` keeps the planner off the status index, which holds nearly every mail ever sent
-# (SQLite took it and a tick cost what the outbox held); the ticket index finds a batch's few
-_TICKET_TIMES = ('SELECT "ticket_id", "created_at" FROM "outbox" WHERE "ticket_id" IN ({ids}) AND "created_at" > ? '
-                 f'AND "status" || \'\' IN ({_COUNTED_SQL})')
-# `"recipient" || ''` keeps the planner off the recipient index: a tier group has received thousands
-# of mails, while refused or bounced deliveries are few (the status index finds them)
-_DEAD_ADDRESS = ('SELECT "failed_at", "code", "status" FROM "delivery" WHERE "recipient" || \'\' = ? '
-                 'AND "status" IN (\'refused\', \'bounced\') AND "failed_at" > ? ORDER BY "failed_at" DESC LIMIT 1')
-
 
 def _over(times: list[datetime], windows: tuple[Window, ...], now: datetime, what: str, *,
           cap: str = "loop cap", things: str = "mails") -> str | None:
@@ -121,14 +111,12 @@ def ticket_window(caps: Caps = DEFAULT_CAPS) -> timedelta:
 
 def tickets_mail_times(ticket_ids: list[int], since: datetime) -> dict[int, list[datetime]]:
     """When each ticket's counted mails were queued after `since`: one query for a tick batch's
-    tickets instead of one per notification (a stored SQL text, rows.py)."""
+    tickets instead of one per notification."""
     times: dict[int, list[datetime]] = {}
     for start in range(0, len(ticket_ids), 500):
         chunk = ticket_ids[start:start + 500]
-        found = rows.select(_TICKET_TIMES.format(ids=", ".join("?" * len(chunk))),
-                            [*chunk, Outbox.created_at.db_value(since)])
-        for ticket_id, at in found:
-            times.setdefault(ticket_id, []).append(Outbox.created_at.python_value(at))
+        for ticket_id, at in store_outbox.ticket_mail_times(chunk, since, COUNTED):
+            times.setdefault(ticket_id, []).append(at)
     return times
 
 
@@ -162,32 +150,24 @@ def group_ceiling(group: str, now: datetime, times: list[datetime], limit: int, 
 
 def dead_address(address: str, now: datetime, caps: Caps = DEFAULT_CAPS) -> str | None:
     """Why `address` is blocked: it refused us permanently or bounced within the block window."""
-    found = rows.select(_DEAD_ADDRESS, [address, Delivery.failed_at.db_value(now - caps.dead_address_block)])
-    if not found:
+    found = store_outbox.last_permanent_failure(address, now - caps.dead_address_block)
+    if found is None:
         return None
-    failed_at, code, status = found[0]
-    failed_at = Delivery.failed_at.python_value(failed_at)
+    failed_at, code, status = found
     how = "bounced" if status == "bounced" else f"was refused permanently ({code})"
     return (f"dead address: {address} {how} at {failed_at:%Y-%m-%d %H:%M} UTC; blocked for "
             f"{span(caps.dead_address_block)} (`escalate outbox retry` overrides)")
-
-
-# the sender's latest tickets (the requester index); plain SQL as in conversations.py, once per new ticket
-_SENDER_TICKETS = ('SELECT "id", "created_at", "status" FROM "ticket" WHERE "requester" = ? AND "created_at" > ? '
-                   'ORDER BY "created_at" DESC, "id" DESC LIMIT ?')
-_LATEST_ACTIVE = ('SELECT "id" FROM "ticket" WHERE "requester" = ? AND "status" IN ({}) '
-                  'ORDER BY "created_at" DESC, "id" DESC LIMIT 1').format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
 
 
 def sender_ticket_limit(sender: str, now: datetime,
                         windows: tuple[Window, ...] = NEW_TICKETS_PER_SENDER) -> tuple[str, int] | None:
     """(why, the ticket to thread into) when `sender` has opened its limit of tickets, else None."""
     span, most = _longest(windows)
-    found = rows.select(_SENDER_TICKETS, [sender, Ticket.created_at.db_value(now - span), most])
-    why = _over([Ticket.created_at.python_value(at) for _, at, _ in found], windows, now, sender,
+    found = store_tickets.sender_tickets(sender, now - span, most)
+    why = _over([at for _, at, _ in found], windows, now, sender,
                 cap="ticket limit", things="new tickets")
     if why is None:
         return None
-    active = rows.select(_LATEST_ACTIVE, [sender])
-    return why, active[0][0] if active else found[0][0]
+    active = store_tickets.latest_active(sender)
+    return why, active if active is not None else found[0][0]
 

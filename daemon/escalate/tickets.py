@@ -19,6 +19,8 @@ from datetime import datetime
 
 from . import audit, rows
 from .models import ACTIVE_STATUSES, Escalation, IncidentCustomer, Message, Ticket
+from .store import incidents as store_incidents
+from .store import tickets as store_tickets
 
 
 class TicketStateError(ValueError):
@@ -187,11 +189,7 @@ def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to
     new_customer = rows.insert(IncidentCustomer, {"incident": incident_id, "requester": ticket.requester,
                                                   "joined_at": ticket.created_at}, ignore_conflict=True) is not None
     # the count, and who speaks for the incident since when, in the same statement
-    customers, primary_id, primary_created = rows.select(
-        'UPDATE "incident" SET "customers" = "customers" + ?, "last_ticket_at" = ? WHERE "id" = ? '
-        'RETURNING "customers", "primary_ticket_id", '
-        '(SELECT t."created_at" FROM "ticket" t WHERE t."id" = "incident"."primary_ticket_id")',
-        [int(new_customer), _when(now), incident_id])[0]
+    customers, primary_id, primary_created = store_incidents.count_ticket(incident_id, new_customer, now)
     audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident_id, similar_to=similar_to,
                  customers=customers)
     _mark_due(ticket, now)
@@ -205,58 +203,51 @@ def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to
 # An incident's primary ticket is its first active ticket (by creation): kept on the incident as
 # tickets join, resolve and reopen, so evaluating a ticket never reads the incident's members.
 
-def _precedes(ticket: Ticket, primary_id: int | None, primary_created=None) -> bool:
+def _precedes(ticket: Ticket, primary_id: int | None, primary_created: datetime | None = None) -> bool:
     """Whether `ticket` comes before the incident's primary (or there is none): it speaks for it.
-    `primary_created`: the primary's stored created_at, when the caller has read it already."""
+    `primary_created`: the primary's created_at, when the caller has read it already."""
     if primary_id is None:
         return True
     if primary_id == ticket.id:
         return False
     if primary_created is None:
-        found = rows.select('SELECT "created_at" FROM "ticket" WHERE "id" = ?', [primary_id])
-        if not found:
+        primary_created = store_tickets.created_at(primary_id)
+        if primary_created is None:
             return True
-        primary_created = found[0][0]
-    return (ticket.created_at, ticket.id) < (Ticket.created_at.python_value(primary_created), primary_id)
+    return (ticket.created_at, ticket.id) < (primary_created, primary_id)
 
 
 def _set_primary(incident_id: int, ticket_id: int | None, *, previous: int | None, now: datetime) -> None:
     """The incident's rules now act on `ticket_id`: it becomes due, and so does the ticket that
     stops speaking for it (its incident rules no longer hold there)."""
-    rows.select('UPDATE "incident" SET "primary_ticket_id" = ? WHERE "id" = ? RETURNING "id"', [ticket_id, incident_id])
+    store_incidents.set_primary(incident_id, ticket_id)
     for due in (ticket_id, previous):
         _make_due(due, now)
 
 
 def _make_due(ticket_id: int | None, now: datetime) -> None:
     if ticket_id is not None:
-        rows.select(f'UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ? AND "status" IN ({_ACTIVE_SQL}) '
-                    'AND NOT "drill" RETURNING "id"', [_when(now), ticket_id])
+        store_tickets.make_due(ticket_id, now)
 
 
 def _hand_over_primary(ticket: Ticket, now: datetime) -> None:
     """`ticket` was resolved: if it spoke for its incident, the next active ticket does."""
     if ticket.incident_id is None:
         return
-    found = rows.select('SELECT "primary_ticket_id" FROM "incident" WHERE "id" = ?', [ticket.incident_id])
-    if not found or found[0][0] != ticket.id:
+    if store_incidents.primary(ticket.incident_id) != (ticket.id,):
         return
-    following = rows.select(f'SELECT "id" FROM "ticket" WHERE "incident_id" = ? AND "status" IN ({_ACTIVE_SQL}) '
-                            'AND "id" <> ? ORDER BY "created_at", "id" LIMIT 1', [ticket.incident_id, ticket.id])
-    _set_primary(ticket.incident_id, following[0][0] if following else None, previous=None, now=now)
+    following = store_tickets.first_active_of_incident(ticket.incident_id, other_than=ticket.id)
+    _set_primary(ticket.incident_id, following, previous=None, now=now)
 
 
 def _reclaim_primary(ticket: Ticket, now: datetime) -> None:
     """`ticket` was reopened: if it comes first among the incident's active tickets, it speaks for it again."""
     if ticket.incident_id is None:
         return
-    found = rows.select('SELECT "primary_ticket_id" FROM "incident" WHERE "id" = ?', [ticket.incident_id])
-    if found and _precedes(ticket, found[0][0]):
-        _set_primary(ticket.incident_id, ticket.id, previous=found[0][0], now=now)
+    found = store_incidents.primary(ticket.incident_id)
+    if found is not None and _precedes(ticket, found[0]):
+        _set_primary(ticket.incident_id, ticket.id, previous=found[0], now=now)
 
-
-_ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
-_when = Ticket.next_due_at.db_value
 
 
 def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str) -> None:
@@ -312,30 +303,20 @@ def schedule(ticket: Ticket, next_due_at: datetime | None) -> None:
                   {ticket.id: ticket.rules_fired} if ticket.rules_fired is not None else None)
 
 
-# A tier only ever goes up when an evaluation's outcome is written: an action of the same tick batch
-# may have saved one of these tickets from an earlier read (an incident's other tickets), and that
-# must not lower what was reached. With no tier given (NULL) it stays as it is.
-_RAISED_TIER = '"tier" = CASE WHEN "tier" IS NULL OR "tier" < ? THEN ? ELSE "tier" END'
-
-
 def schedule_many(next_due: dict[int, datetime | None], raised: dict[int, int] | None = None,
                   fired: dict[int, dict] | None = None) -> None:
     """`schedule` for a batch of tickets (the engine's tick), the tiers its escalations raised
     them to (`raise_tier`) and the rules that fired on them: one UPDATE per ticket, in at most
     three statements."""
     raised = raised or {}
-    when = Ticket.next_due_at.db_value
     if next_due:
-        rows.execute_many(f'UPDATE "ticket" SET "next_due_at" = ?, {_RAISED_TIER} WHERE "id" = ?',
-                          [(when(at), raised.get(ticket_id), raised.get(ticket_id), ticket_id)
-                           for ticket_id, at in next_due.items()])
+        store_tickets.set_next_due(next_due, raised)  # a tier only ever goes up (store/tickets.py says why)
     # a ticket whose due time the batch left alone (an action made it due again meanwhile)
-    tier_only = [(tier, tier, ticket_id) for ticket_id, tier in raised.items() if ticket_id not in next_due]
+    tier_only = {ticket_id: tier for ticket_id, tier in raised.items() if ticket_id not in next_due}
     if tier_only:
-        rows.execute_many(f'UPDATE "ticket" SET {_RAISED_TIER} WHERE "id" = ?', tier_only)
+        store_tickets.raise_tiers(tier_only)
     if fired:
-        rows.execute_many('UPDATE "ticket" SET "rules_fired" = ? WHERE "id" = ?',
-                          [(Ticket.rules_fired.db_value(value), ticket_id) for ticket_id, value in fired.items()])
+        store_tickets.set_rules_fired(fired)
 
 
 def _end_wait(ticket: Ticket, now: datetime) -> None:

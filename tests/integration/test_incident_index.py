@@ -12,6 +12,7 @@ import pytest
 from escalate import db, incidents, rows, tickets
 from escalate.models import Incident, Message, Outbox, Ticket, TicketWord
 from escalate.rules.loader import load_ruleset
+from escalate.store import incidents as store_incidents
 from escalate.templates import Renderer
 from tests.integration.test_engine_rules import RULES
 from tests.integration.test_incidents import T0, arrive, world  # noqa: F401  (the fixture)
@@ -46,7 +47,7 @@ def test_a_similar_ticket_behind_hundreds_of_newer_ones_is_still_found(world):
 def test_candidates_are_read_through_the_word_index(world):
     ruleset, _tick = world
     arrive(ruleset, "Payment gateway timeout", "ann@one.example", 0)
-    sql = incidents._most_similar_sql(2)
+    sql = store_incidents.most_similar_sql(2)
     params = [*["payment", TicketWord.created_at.db_value(T0), "bob@two.example", 10] * 2, 0.5, 3, 3]
     plan = [row[3] for row in db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
     assert any("ticket_word_word_created_at_ticket_id_word_count" in step for step in plan), plan

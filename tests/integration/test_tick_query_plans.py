@@ -11,8 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db, engine, notify, ratelimit, rows
+from escalate import db, notify, ratelimit, rows
 from escalate.models import Delivery, Event, Message, Outbox, Ticket
+from escalate.store import marks, messages, outbox, tickets
 
 NOW = datetime(2026, 11, 4, 10, 0, tzinfo=timezone.utc)
 
@@ -41,21 +42,20 @@ def plan(sql: str, params: list) -> list[str]:
     return [row[3] for row in db.database.obj.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
 
 
-def ids_in(sql: str, ids: list[int]) -> str:
-    return sql.format(ids=", ".join("?" * len(ids)))
-
-
 def test_each_batch_lookup_searches_by_the_batch_s_tickets(stored_history):
     due = stored_history
     since = Outbox.created_at.db_value(NOW - timedelta(hours=24))
     lookups = {
-        "due tickets": (f"{rows._select_all_sql(Ticket)} {engine._DUE}", [Ticket.next_due_at.db_value(NOW), 500],
+        "due tickets": (f"{rows._select_all_sql(Ticket)} {tickets.DUE}", [Ticket.next_due_at.db_value(NOW), 500],
                         "USING INDEX ticket_next_due_at"),
-        "mail per ticket (loop cap)": (ids_in(ratelimit._TICKET_TIMES, due), [*due, since], "USING INDEX outbox_ticket_id"),
+        "mail per ticket (loop cap)": (outbox.TICKET_MAIL_TIMES.format(marks=marks(len(due)),
+                                                                       statuses=marks(len(ratelimit.COUNTED))),
+                                       [*due, since, *ratelimit.COUNTED], "USING INDEX outbox_ticket_id"),
         # read per mail by the renderer, as of the decision (notify.template_variables)
-        "last customer message": (notify._LAST_CUSTOMER_MESSAGE, [due[0], Message.received_at.db_value(NOW)],
+        "last customer message": (messages.LAST_FROM_CUSTOMER, [due[0], Message.received_at.db_value(NOW)],
                                   "USING INDEX message_ticket_id"),
-        "history": (notify._HISTORY, [due[0], Event.at.db_value(NOW)], "USING INDEX event_ticket_id"),
+        "history": (tickets.HISTORY, [due[0], Event.at.db_value(NOW), notify.HISTORY_EVENTS],
+                    "USING INDEX event_ticket_id"),
     }
     for name, (sql, params, wanted) in lookups.items():
         steps = plan(sql, params)

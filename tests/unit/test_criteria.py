@@ -314,3 +314,14 @@ def test_roster_membership_is_a_case_insensitive_exact_match(address, member):
     assert rs.tier(1).has_member(address) is member
     assert rs.tier(2).has_member(address) is False
     assert rs.is_roster_member(address) is member
+
+
+def test_a_rulesets_team_and_group_addresses_are_its_own_and_computed_once():
+    first = ruleset(tiers=(Tier(level=1, name="One", group="One@Example.com", roster=("m@example.com",),
+                                lead="Lead <LEAD@example.com>"),))
+    second = replace(first, tiers=(tier(2),))  # a reloaded rules.yaml: its own people, not the last ruleset's
+    assert first.team_addresses == {"support@example.com", "one@example.com", "m@example.com", "lead@example.com"}
+    assert first.group_addresses == {"one@example.com", "lead@example.com"}
+    assert second.team_addresses == {"support@example.com", "tier2@example.com", "member2@example.com"}
+    assert second.group_addresses == {"tier2@example.com"}
+    assert first.team_addresses is first.team_addresses  # a tick asks once per recipient

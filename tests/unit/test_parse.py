@@ -824,55 +824,41 @@ def _assert_invariants(parsed: ParsedMail, raw: bytes) -> None:
     assert parsed.size == len(raw)
 
 
-# --- the multipart boundary matcher (3.13's, backported for 3.11/3.12) -------------------------
+# --- multipart boundaries, and the stdlib's feedparser left as it is ----------------------------
 
-BOUNDARIES = ["===============1234567890123456789==", "simple", "a.b+c(d)e?f*g[h]", "x--y", "sp ace", "tab\there",
-              "ünïcödé", "back\\slash", "$^|{}", "--", "=_NextPart_000_0001_01D9ABCD.12345678"]
-
-
-def boundary_lines(boundary: str) -> list[str]:
-    separator = "--" + boundary
-    tails = ["", "\n", "\r\n", "\r", "--", "--\n", "--\r\n", "  \t\n", "--  \r\n", " x\n", "x\n", "---\n",
-             "\n\n", "--\n--\n", "-\n", "\t--\n"]
-    return [separator + tail for tail in tails] + ["-" + separator + "\n", separator[:-1] + "\n", "text\n", ""]
+# boundaries that need escaping in a regex, or look like a boundary line's own dashes
+BOUNDARIES = ["===============1234567890123456789==", "simple", "a.b+c(d)e?f*g[h]", "x--y", "sp ace",
+              "back\\slash", "$^|{}", "=_NextPart_000_0001_01D9ABCD.12345678"]
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_the_boundary_matcher_agrees_with_the_stdlib_regex_on_every_line(boundary):
+def test_parsing_leaves_the_stdlib_feedparser_as_it_is():
+    """Parsing changes nothing process-wide: feedparser keeps the stdlib's `re` (a message/rfc822
+    part sends the mail through feedparser itself, not mimetree's fast path)."""
     import re
 
     import email.feedparser
 
-    separator = "--" + boundary
-    stdlib = re.compile("(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
-    ours = email.feedparser.re.compile(
-        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
-    for line in boundary_lines(boundary):
-        expected, got = stdlib.match(line), ours.match(line)
-        assert bool(got) == bool(expected), (boundary, line)
-        if expected:
-            assert [got.group(name) for name in ("end", "ws", "linesep")] == \
-                   [expected.group(name) for name in ("end", "ws", "linesep")], (boundary, line)
+    inner = b"From: b@example.org\nSubject: inner\n\ninner body\n"
+    raw = mail(b'From: a@example.org\nSubject: forwarded\nMIME-Version: 1.0\n'
+               b'Content-Type: multipart/mixed; boundary="b1"\n',
+               b"--b1\nContent-Type: text/plain\n\nsee below\n--b1\nContent-Type: message/rfc822\n\n"
+               + inner + b"--b1--\n")
+    parsed = parse_message(raw)
+    assert parsed.text.strip() == "see below"
+    assert email.feedparser.re is re
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_multipart_mail_parses_the_same_with_the_matcher_as_with_the_stdlib_regex(boundary, monkeypatch):
-    import re
-
-    import email.feedparser
-
+def test_multipart_mail_with_an_unusual_boundary_parses_into_its_body_and_attachment(boundary):
     raw = mail(f'From: a@example.org\nSubject: parts\nMIME-Version: 1.0\n'
                f'Content-Type: multipart/mixed; boundary="{boundary}"\n'.encode(),
                (f"preamble\n--{boundary}\nContent-Type: text/plain\n\nthe body\n"
                 f"--{boundary}  \nContent-Type: application/pdf\nContent-Disposition: attachment; filename=a.pdf\n"
                 f"Content-Transfer-Encoding: base64\n\n{base64.b64encode(b'%PDF-1.4').decode()}\n"
                 f"--{boundary}--\nepilogue\n").encode())
-    ours = parse_message(raw)
-    monkeypatch.setattr(email.feedparser, "re", re)
-    assert ours == parse_message(raw)
-    if boundary.isascii() and boundary.strip() == boundary and boundary != "--":
-        assert ours.text.strip() == "the body"
-        assert [(a.filename, a.size) for a in ours.attachments] == [("a.pdf", 8)]
+    parsed = parse_message(raw)
+    assert parsed.text.strip() == "the body"
+    assert [(a.filename, a.size) for a in parsed.attachments] == [("a.pdf", 8)]
 
 
 # --- mimetree.split_mime: the same tree as feedparser, or none --------------------------------

@@ -242,6 +242,23 @@ class Ruleset:
     def max_tier_level(self) -> int:
         return max(tier.level for tier in self.tiers)
 
+    @functools.cached_property
+    def team_addresses(self) -> frozenset[str]:
+        """Our own people: the support address, tier groups, rosters and leads (the per-address cap on
+        notifications is for everyone else). Computed once per ruleset: a tick asks it per recipient."""
+        found = {self.support_address}
+        for tier in self.tiers:
+            found.add(normalise_address(tier.group))
+            found.update(tier.roster)
+            if tier.lead:
+                found.add(normalise_address(tier.lead))
+        return frozenset(found)
+
+    @functools.cached_property
+    def group_addresses(self) -> frozenset[str]:
+        """The tier groups' and leads' addresses: the hourly ceiling on ladder mail is theirs."""
+        return frozenset(normalise_address(a) for tier in self.tiers for a in (tier.group, tier.lead) if a)
+
     def is_roster_member(self, address: str) -> bool:
         """Whether `address` is on any tier's roster."""
         return any(tier.has_member(address) for tier in self.tiers)
