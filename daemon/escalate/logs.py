@@ -16,9 +16,11 @@ line is written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import re
 import socket
 import struct
 import sys
@@ -34,6 +36,7 @@ JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SEND_TIMEOUT_SECONDS = 1.0
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _FIELDS = "escalate_fields"  # the LogRecord attribute `event` puts the fields in
+_ORIGIN = "escalate_origin"  # and (file, line, function) of its caller
 _BASE_KEYS = ("time", "level", "logger", "msg")
 
 
@@ -47,16 +50,19 @@ def event(logger: logging.Logger, name: str, /, *, level: int = logging.INFO, **
     waits for the block to end."""
     if not logger.isEnabledFor(level):
         return
+    caller = sys._getframe(1)  # where the event was logged, for journald's CODE_* fields, held or not
+    origin = (caller.f_code.co_filename, caller.f_lineno, caller.f_code.co_name)
     batch = getattr(_held, "batch", None)
     if batch is not None:
-        batch.events.append((logger, level, name, fields))
+        batch.events.append((logger, level, name, fields, origin))
     else:
-        _emit(logger, level, name, fields)
+        _emit(logger, level, name, fields, origin)
 
 
-def _emit(logger: logging.Logger, level: int, name: str, fields: dict[str, Any]) -> None:
+def _emit(logger: logging.Logger, level: int, name: str, fields: dict[str, Any], origin: tuple[str, int, str]) -> None:
     values = {key: value() if callable(value) else value for key, value in fields.items()}
-    logger.log(level, "%s", name, extra={_FIELDS: {k: v for k, v in values.items() if v is not None}})
+    logger.log(level, "%s", name, extra={_FIELDS: {k: v for k, v in values.items() if v is not None},
+                                         _ORIGIN: origin})
 
 
 class HeldEvents:
@@ -65,7 +71,7 @@ class HeldEvents:
     it, with `mark` and `rollback`, like the batch's deferred mail and audit events)."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[logging.Logger, int, str, dict[str, Any]]] = []
+        self.events: list[tuple[logging.Logger, int, str, dict[str, Any], tuple[str, int, str]]] = []
 
     def mark(self) -> int:
         return len(self.events)
@@ -95,8 +101,8 @@ def held() -> Iterator[HeldEvents]:
     if previous is not None:  # an inner block: its events wait for the outer one
         previous.events.extend(batch.events)
         return
-    for logger, level, name, fields in batch.events:
-        _emit(logger, level, name, fields)
+    for logger, level, name, fields, origin in batch.events:
+        _emit(logger, level, name, fields, origin)
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
@@ -107,13 +113,14 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
 # logfmt
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_BARE = re.compile(r'[^\s"=\\]+')  # a value written as it is (if printable too)
 
 
 def logfmt_value(value: Any) -> str:
     """A value as logfmt writes it: bare when it is plain printable text without space, quote or
     `=`; otherwise quoted, with backslash, quote, newline and every unprintable character escaped."""
-    text = _text(value)
-    if text and text.isprintable() and not any(c in text for c in ' "=\\'):
+    text = value if type(value) is str else _text(value)
+    if _BARE.fullmatch(text) and text.isprintable():
         return text
     out = []
     for char in text:
@@ -138,6 +145,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=512)
 def _key(name: str) -> str:
     """A field name that cannot pass for another field: only letters, digits, _ - . stay."""
     return "".join(c if c.isalnum() or c in "_-." else "_" for c in name) or "_"
@@ -275,10 +283,11 @@ class JournalHandler(logging.Handler):
 
     def journal_fields(self, record: logging.LogRecord) -> list[tuple[str, str]]:
         message = self.format(record)  # also renders record.exc_text
+        path, line, function = getattr(record, _ORIGIN, None) or (record.pathname, record.lineno, record.funcName)
         pairs = [("MESSAGE", message), ("PRIORITY", str(_PRIORITY.get(record.levelno, 6))),
                  ("SYSLOG_IDENTIFIER", "escalate"), ("SYSLOG_PID", str(os.getpid())), ("LOGGER", record.name),
-                 ("CODE_FILE", record.pathname or ""), ("CODE_LINE", str(record.lineno)),
-                 ("CODE_FUNC", record.funcName or ""), ("THREAD_NAME", record.threadName or "")]
+                 ("CODE_FILE", path or ""), ("CODE_LINE", str(line)), ("CODE_FUNC", function or ""),
+                 ("THREAD_NAME", record.threadName or "")]
         fields = fields_of(record)
         if fields:
             pairs.append(("EVENT", record.getMessage()))

@@ -227,6 +227,8 @@ def test_under_journald_the_fields_are_journal_fields(journal: Journal, env, dov
     assert (escalated["TICKET"], escalated["TIER"], escalated["RULE"], escalated["KIND"], escalated["OUTBOX"]) == \
         ("T-1", "1", "urgent-no-first-response", "escalation", str(outbox_row["id"]))
     assert (escalated["PRIORITY"], escalated["SYSLOG_IDENTIFIER"], escalated["LOGGER"]) == ("6", "escalate", "escalate.engine")
+    # held until the batch committed, and still said where it was logged
+    assert escalated["CODE_FILE"].endswith("engine.py") and escalated["CODE_FUNC"] == "_queue_mail"
     # MESSAGE is the logfmt line without the time, which journald stamps itself
     message = parse_logfmt(escalated["MESSAGE"])
     assert "time" not in message and (message["msg"], message["outbox"]) == ("escalated", str(outbox_row["id"]))
@@ -281,3 +283,22 @@ def test_secrets_in_fields_are_redacted():
     redactor.filter(record)
     parsed = parse_logfmt(logs.LogfmtFormatter().format(record))
     assert parsed["error"] == "login *** refused" and parsed["to"] == "a,***"
+
+
+def test_held_events_wait_for_the_commit_and_go_with_a_rollback(caplog):
+    """A tick's events are held until its transaction commits: none for a batch that failed, none
+    for a ticket whose savepoint was undone."""
+    caplog.set_level(logging.INFO, logger="escalate.test")
+    log = logging.getLogger("escalate.test")
+    with pytest.raises(RuntimeError):
+        with logs.held():
+            logs.event(log, "escalated", ticket="T-1")
+            raise RuntimeError("the commit failed")
+    assert not caplog.records
+    with logs.held() as held:
+        logs.event(log, "escalated", ticket="T-2")
+        mark = held.mark()
+        logs.event(log, "escalated", ticket="T-3")
+        held.rollback(mark)  # T-3's savepoint undone
+        assert not caplog.records  # nothing before the commit
+    assert [(r.getMessage(), logs.fields_of(r)) for r in caplog.records] == [("escalated", {"ticket": "T-2"})]
