@@ -155,10 +155,15 @@ def test_escalate_run_logs_start_up_at_info_without_v_and_nothing_below_without_
     assert "debug" in {r["level"] for r in parse_lines(head + err, "logfmt")}
 
 
-def test_an_unknown_log_format_is_refused_with_a_clear_error(env, cli):
+def test_an_unknown_log_format_is_refused_with_a_clear_error(env, cli, tmp_path):
     env["ESCALATE_LOG_FORMAT"] = "xml"
     result = cli("status", expect=2)
     assert "ESCALATE_LOG_FORMAT: expected logfmt or json, got 'xml'" in result.output
+    # the env file counts too, as it does for every other setting
+    del env["ESCALATE_LOG_FORMAT"]
+    (tmp_path / "escalate.env").write_text("ESCALATE_LOG_FORMAT=yaml\n", encoding="utf-8")
+    result = cli("--env-file", str(tmp_path / "escalate.env"), "status", expect=2)
+    assert "got 'yaml'" in result.output
 
 
 # -- journald --------------------------------------------------------------------------------
@@ -302,3 +307,20 @@ def test_held_events_wait_for_the_commit_and_go_with_a_rollback(caplog):
         held.rollback(mark)  # T-3's savepoint undone
         assert not caplog.records  # nothing before the commit
     assert [(r.getMessage(), logs.fields_of(r)) for r in caplog.records] == [("escalated", {"ticket": "T-2"})]
+
+
+def test_journald_is_used_only_when_it_reads_our_stderr(journal: Journal, monkeypatch, capfd):
+    """A child of a service whose stderr was redirected inherits JOURNAL_STREAM but not the stream:
+    it writes plain timed lines to its stderr, not to the journal."""
+    status = os.fstat(2)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{status.st_dev}:{status.st_ino + 1}")
+    logs.setup(0, daemon=True)
+    logs.event(logging.getLogger("escalate.test"), "started", pid=1)
+    [line] = capfd.readouterr().err.splitlines()
+    assert parse_logfmt(line)["msg"] == "started" and "time" in parse_logfmt(line)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{status.st_dev}:{status.st_ino}")
+    logs.setup(0, daemon=True)
+    logs.event(logging.getLogger("escalate.test"), "started", pid=2)
+    assert capfd.readouterr().err == ""
+    [entry] = journal.received()
+    assert (entry["EVENT"], entry["PID"]) == ("started", "2")
