@@ -107,6 +107,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         return []
     done: list[str] = []
     unknown: list[str] = []
+    failed: list[str] = []
     for found_command in found:
         known = COMMANDS.get(found_command.name)
         if known is None:
@@ -118,6 +119,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
             action_text = known.run(context, found_command.argument)
         except (CommandError, TicketStateError) as error:
             audit.record(ticket, now, actor, "command-failed", command=found_command.name, reason=str(error))
+            failed.append(found_command.name)
             continue
         done.append(found_command.name)
         if found_command.name == "resolve":
@@ -125,9 +127,9 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         queue_confirmation(ticket=ticket, tier=verdict.tier, actor=actor, action_text=action_text,
                            note=found_command.argument if found_command.name != "reply" else "",
                            ruleset=ruleset, renderer=renderer, secret=secret, now=now)
-    if done or unknown:
+    if done or unknown or failed:
         logs.event(log, "reply-acted", ticket=ticket.ref, tier=verdict.tier.level, sender=actor, commands=done,
-                   unknown=unknown or None)
+                   unknown=unknown or None, failed=failed or None)
     if unknown:
         queue_command_help(ticket=ticket, recipient=actor, unknown=unknown,
                            commands=[{"usage": c.usage, "description": c.description} for c in COMMANDS.values()],
