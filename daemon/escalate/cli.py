@@ -172,7 +172,10 @@ def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
     """escalate: turn the support mailbox into tickets and escalate what is slipping, by email."""
     ctx.ensure_object(dict)
     ctx.obj["env_file"] = env_file
-    logs.setup(verbose)
+    try:  # the daemon logs what it does at INFO; other commands only what goes wrong
+        logs.setup(verbose, daemon=ctx.invoked_subcommand == "run", env_file=env_file)
+    except logs.LogFormatError as error:
+        raise BadInput(str(error)) from None
 
 
 def example_rules_path() -> Path:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from . import audit, clock, crashpoints, db, incidents, ladders, notify, rows, tickets
+from . import audit, clock, crashpoints, db, incidents, ladders, logs, notify, rows, tickets
 from .incidents import IncidentFacts
 from .clock import parse_time
 from .db import write_transaction
@@ -102,7 +102,8 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
         fired: dict[int, dict] = {}  # the rules that fired on each ticket (Ticket.rules_fired), likewise
         # the batch's notifications are written together before it commits (notify.DeferredMail)
         # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
-        with write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
+        # and its log lines once it committed (logs.held)
+        with logs.held() as held, write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
             due = _claim_due(now, batch)
             if not due:
                 break
@@ -124,7 +125,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 before, tier_before, fired_before = len(touched), ticket.tier, ticket.rules_fired
                 try:
                     # a failing ticket is rolled back alone, its pending notifications and events with it
-                    with db.savepoint(mail, events):
+                    with db.savepoint(mail, events, held):
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, []), touched,
                                                             incident_facts.get(ticket.id))
@@ -248,7 +249,8 @@ def _queue_mail(ticket: Ticket, row: Escalation | None, decision: Decision, rule
                                       secret=secret, now=now,
                                       next_step=describe_next_step(decision.ladder, ruleset, calendar))
     if queued is not None:
-        log.info("queued %s for %s to tier %s (rule %s, step %s)", queued.kind, ticket.ref, mail.tier, mail.rule, mail.step)
+        logs.event(log, "escalated", ticket=ticket.ref, rule=mail.rule, tier=mail.tier, step=mail.step, kind=queued.kind,
+                   outbox=lambda: queued.id)  # the id the batch's commit gives it
     return 1 if queued is not None else 0
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import peewee
 
-from . import audit, crashpoints, dedupe, incidents, outbox, ratelimit, rows, tickets
+from . import audit, crashpoints, dedupe, incidents, logs, outbox, ratelimit, rows, tickets
 from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
@@ -149,7 +149,8 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     # its audit events are written in one executemany before it too (a mail undone by its
     # savepoint drops its own, see _store_guarded)
     attachments = options.attachments.batch() if options.attachments is not None else nullcontext()
-    with write_transaction(), attachments, audit.deferred() as events:
+    # its log lines too, once it committed (logs.held)
+    with logs.held(), write_transaction(), attachments, audit.deferred() as events:
         for fetched in batch:
             crashpoints.hit("after-fetch")
             one = Source(source.folder, source.uidvalidity, fetched.uid or None, source.account)
@@ -175,7 +176,7 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
     scratch = IngestResult()
     try:
         # store_batch defers the batch's audit events: this mail's go with its savepoint
-        with savepoint(audit.pending()):
+        with savepoint(audit.pending(), logs.pending()):
             outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
     except _STORAGE_DOWN:
         raise
@@ -266,6 +267,9 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
             queue_acknowledgement(ticket=ticket, message=message, ruleset=ruleset, renderer=renderer, secret=secret,
                                   now=now)
         result.tickets_created.append(ticket.ref)
+        # the mail itself (subject, sender, text) stays out of the logs: `tickets show` has it
+        logs.event(log, "ticket-opened", ticket=ticket.ref, severity=ticket.severity, folder=source.folder,
+                   uid=source.uid)
         _hold_history(ticket, options)
         return "ticket"
 

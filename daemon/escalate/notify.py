@@ -267,13 +267,18 @@ class DeferredMail:
         self.per_address: collections.Counter[str] = collections.Counter()
         self.lookups = BatchLookups([])  # the engine names the batch's tickets (`look_up`)
         self.template_names: set[str] | None = None  # _template_names
+        self.unsaved: dict[str, Outbox] = {}  # message_id -> the instance `_queue` returned
 
     def look_up(self, ticket_ids: list[int]) -> None:
         """The batch's due tickets: their mails' lookups are read for all of them at once."""
         self.lookups = BatchLookups(list(dict.fromkeys(ticket_ids)))
 
-    def add(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str]) -> None:
+    def add(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
+            row: Outbox | None = None) -> None:
+        """`row`: the unsaved instance the caller holds, given its id when written (the log line)."""
         self.rows.append((values, recipients, suppressed))
+        if row is not None:
+            self.unsaved[values["message_id"]] = row
         self._count(values, recipients, suppressed, 1)
 
     def _count(self, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str], sign: int) -> None:
@@ -311,6 +316,8 @@ class DeferredMail:
             deliveries = []
             for values, recipients, suppressed in chunk:
                 row_id = ids.get(values["message_id"])
+                if values["message_id"] in self.unsaved:
+                    self.unsaved.pop(values["message_id"]).id = row_id
                 if row_id is None:
                     duplicates += 1
                     continue
@@ -463,8 +470,9 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
     }
     if batch is not None:
         # a tick: written with the rest of its batch (DeferredMail.flush); the row has no id yet
-        batch.add(values, recipients, suppressed)
-        return rows.unsaved(Outbox, values)
+        row = rows.unsaved(Outbox, values)
+        batch.add(values, recipients, suppressed, row)
+        return row
     row_id = rows.insert(Outbox, values, ignore_conflict=True)
     if row_id is None:
         # this (ticket, rule, step, due) was queued already — by an earlier run of the same tick

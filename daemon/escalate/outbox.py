@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import aiosmtplib
 import peewee
 
-from . import crashpoints, db, models, problems
+from . import crashpoints, db, logs, models, problems
 from .config import ServerUrl
 from .db import write_transaction
 from .instance import identity
@@ -196,13 +196,15 @@ class _Recorder:
         values = {"attempts": attempts, "code": outcome.code, "last_error": outcome.error}
         if outcome.status == "retry" and attempts < MAX_ATTEMPTS:
             values.update(status=PENDING, next_attempt_at=now + backoff(attempts))
-            log.warning("outbox %s to %s: will retry: %s", job.outbox_id, job.recipient, outcome.error)
+            logs.event(log, "send-retry", level=logging.WARNING, outbox=job.outbox_id, to=job.recipient,
+                       attempts=attempts, error=outcome.error)
         else:
             status = outcome.status if outcome.status != "retry" else "failed"
             if outcome.status == "retry":
                 values["last_error"] = f"gave up after {attempts} attempts; last: {outcome.error}"
             values.update(status=status, failed_at=now)
-            log.error("outbox %s to %s failed permanently: %s", job.outbox_id, job.recipient, values["last_error"])
+            logs.event(log, "send-failed", level=logging.ERROR, outbox=job.outbox_id, to=job.recipient,
+                       attempts=attempts, error=values["last_error"])
         values.update(lease_owner=None, lease_until=None)
         # Only while the delivery is still ours to record: an instance whose lease ran out (its
         # database connection was cut, it was paused) must not put back in the queue a delivery

@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from . import clock
+from . import clock, logs
 from .attachments import AttachmentStore, root_for
 from .config import ServerUrl, Settings
 from .folderlock import FolderLocks, account_name, folder_name
@@ -142,7 +142,8 @@ class Poller:
             ingest_folder(self._connection(settings, account), folder, app.ruleset, app.renderer, app.secret, now,
                           result, options, account=account_name(account))
             self.polled_at[name] = time.monotonic()
-        self.account_retry_at.pop(account_name(account), None)
+        if self.account_retry_at.pop(account_name(account), None) is not None:
+            logs.event(log, "imap-account-recovered", account=account.redacted())
 
     def _account_failed(self, account: ServerUrl, error: Exception) -> None:
         """One account of several is down: the others go on; it is retried with capped back-off, and
@@ -151,8 +152,8 @@ class Poller:
         _, failures = self.account_retry_at.get(name, (0.0, 0))
         delay = min(2.0 ** (failures + 1), MAX_ACCOUNT_BACKOFF_SECONDS)
         self.account_retry_at[name] = (time.monotonic() + delay, failures + 1)
-        log.warning("IMAP account %s unavailable (%s); retrying in %.0f s, the other accounts go on",
-                    account.redacted(), error, delay)
+        logs.event(log, "imap-account-unavailable", level=logging.WARNING, account=account.redacted(), error=str(error),
+                   failures=failures + 1, retry_in=delay)  # the other accounts go on
         mailbox = self.mailboxes.pop(name, None)
         if mailbox is not None:
             mailbox.close()

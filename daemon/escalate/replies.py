@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from . import audit, tokens
+from . import audit, logs, tokens
 from .classify import own_address
 from .commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
 from .models import Outbox, Ticket
@@ -98,7 +98,8 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         audit.record(ticket, now, actor, "command-refused", commands=[c.name for c in found],
                      reason=verdict.reason, message_id=parsed.message_id,
                      **({"not_told": silent} if silent else {}))
-        log.warning("refused commands from %s on %s: %s", actor, ticket.ref, verdict.reason)
+        logs.event(log, "reply-refused", ticket=ticket.ref, tier=notification.tier if notification else None,
+                   sender=actor, commands=[c.name for c in found], reason=verdict.reason, told=silent is None)
         if silent is None:  # a team member: told once an hour at most, which ticket and why
             queue_refusal(recipient=parsed.from_addr, commands=[f"#{c.name}" for c in found],
                           reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
@@ -106,6 +107,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         return []
     done: list[str] = []
     unknown: list[str] = []
+    failed: list[str] = []
     for found_command in found:
         known = COMMANDS.get(found_command.name)
         if known is None:
@@ -117,6 +119,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
             action_text = known.run(context, found_command.argument)
         except (CommandError, TicketStateError) as error:
             audit.record(ticket, now, actor, "command-failed", command=found_command.name, reason=str(error))
+            failed.append(found_command.name)
             continue
         done.append(found_command.name)
         if found_command.name == "resolve":
@@ -124,6 +127,9 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         queue_confirmation(ticket=ticket, tier=verdict.tier, actor=actor, action_text=action_text,
                            note=found_command.argument if found_command.name != "reply" else "",
                            ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+    if done or unknown or failed:
+        logs.event(log, "reply-acted", ticket=ticket.ref, tier=verdict.tier.level, sender=actor, commands=done,
+                   unknown=unknown or None, failed=failed or None)
     if unknown:
         queue_command_help(ticket=ticket, recipient=actor, unknown=unknown,
                            commands=[{"usage": c.usage, "description": c.description} for c in COMMANDS.values()],

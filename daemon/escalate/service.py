@@ -22,8 +22,8 @@ from typing import Any, Callable
 import peewee
 import schedule
 
-from . import attachments, chatsend, clock, db, digest, engine, notify, outbox
-from .config import ConfigError, Settings
+from . import __version__, attachments, chatsend, clock, db, digest, engine, logs, notify, outbox
+from .config import ConfigError, Settings, redact_url
 from .heartbeat import Heartbeat
 from .ingest import IngestResult
 from .mailbox import MailboxUnavailable
@@ -101,9 +101,12 @@ def send(app: App, now: datetime) -> outbox.SendResult:
     if app.settings.smtp is None:
         raise ConfigError("ESCALATE_SMTP_URL is not set: escalate needs an SMTP server to send escalations")
     # a notification that fails permanently is told to the tier's lead, once (notify.lead_notifier)
-    return outbox.send_due(app.settings.smtp, now,
-                           on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret), renderer=app.renderer,
-                           lease_seconds=app.settings.send_lease_seconds)
+    result = outbox.send_due(app.settings.smtp, now,
+                             on_failed=notify.lead_notifier(app.ruleset, app.renderer, app.secret), renderer=app.renderer,
+                             lease_seconds=app.settings.send_lease_seconds)
+    if result.sent or result.retrying or result.failed:
+        logs.event(log, "mail-sent", sent=result.sent, retrying=result.retrying, failed=result.failed)
+    return result
 
 
 def send_chat(app: App, now: datetime) -> outbox.SendResult:
@@ -143,6 +146,10 @@ class Stage(threading.Thread):
         self.retry_at = 0.0
         self.last_result: Any = None
         self.last_error: str | None = None
+        # for the log: what is down ("imap", "smtp", "database", "stage"), since when, how many runs failed
+        self.outage: str | None = None
+        self.outage_since = 0.0
+        self.outage_failures = 0
 
     def trigger(self) -> None:
         self.wake.set()
@@ -165,24 +172,51 @@ class Stage(threading.Thread):
             except (MailboxUnavailable, outbox.SmtpUnavailable, OSError, peewee.OperationalError) as error:
                 if isinstance(error, outbox.SmtpUnavailable):
                     self.owner.count_sends(error.result)  # what the failed run did record still counts
-                self._failed(str(error))
+                self._failed(str(error), _outage_of(error))
             except Exception as error:  # a bug in one stage must not stop the others; say so loudly
                 log.exception("%s failed unexpectedly", self.stage)
-                self._failed(f"{type(error).__name__}: {error}")
+                self._failed(f"{type(error).__name__}: {error}", "stage")
             else:
+                self._log_recovery(self.last_result)
                 self.failures, self.retry_at, self.last_error = 0, 0.0, None
                 self.owner.stage_done(self, self.last_result, time.monotonic() - self.started_at)
             finally:
                 self.started_at = None
                 db.close()  # this thread's connection; the next run opens a fresh one
 
-    def _failed(self, error: str) -> None:
+    def _log_recovery(self, result: Any) -> None:
+        """Say an outage is over once a run proves it: for SMTP, a run that connected (a run with
+        nothing due, while the failed mail waits for its retry, tried no server)."""
+        if self.outage is None or (self.outage == "smtp" and not getattr(result, "connections", 0)):
+            return
+        logs.event(log, f"{self.outage}-recovered" if self.outage != "stage" else "stage-recovered", stage=self.stage,
+                   failures=self.outage_failures, down_seconds=round(time.monotonic() - self.outage_since, 1))
+        self.outage, self.outage_failures = None, 0
+
+    def _failed(self, error: str, outage: str) -> None:
+        if self.outage is None:
+            self.outage_since = time.monotonic()
+        self.outage = outage
+        self.outage_failures += 1
         self.failures += 1
         delay = min(2.0 ** self.failures, MAX_BACKOFF_SECONDS)
         self.retry_at = time.monotonic() + delay
         self.last_error = error
-        log.warning("%s failed (%s); retrying in %.0f s", self.stage, error, delay)
+        # "imap-unavailable", "smtp-unavailable", …: the first of an outage and each retry after it
+        logs.event(log, f"{outage}-unavailable" if outage != "stage" else "stage-failed", level=logging.WARNING,
+                   stage=self.stage, error=error, failures=self.outage_failures, retry_in=delay)
         self.owner.stage_failed(self, error)
+
+
+def _outage_of(error: Exception) -> str:
+    """What a stage's failure says is down: the mailbox, the SMTP server, the database."""
+    if isinstance(error, MailboxUnavailable):
+        return "imap"
+    if isinstance(error, outbox.SmtpUnavailable):
+        return "smtp"
+    if isinstance(error, peewee.OperationalError):
+        return "database"
+    return "stage"
 
 
 RULES_CHECK_SECONDS = 2.0
@@ -253,10 +287,13 @@ class Daemon:
         try:
             self.app.ruleset = load_rules(self.app.settings, self.app.renderer)
         except RulesError as error:
-            log.error("rules reload failed; keeping the last good rules:\n%s", error)
+            logs.event(log, "rules-reload-failed", level=logging.ERROR, path=str(self.app.settings.rules_path),
+                       error=str(error), keeping="the last good rules")
             self.notifier.status(f"rules reload failed, running on the last good rules: {error.issues[0] if error.issues else error}")
             return
-        log.info("rules reloaded from %s", self.app.settings.rules_path)
+        ruleset = self.app.ruleset
+        logs.event(log, "rules-reloaded", path=str(self.app.settings.rules_path), rules=len(ruleset.rules),
+                   tiers=len(ruleset.tiers))
 
     def stage_done(self, stage: Stage, result: Any, seconds: float) -> None:
         metrics = self.metrics
@@ -321,10 +358,13 @@ class Daemon:
             self.scheduler.every(watchdog).seconds.do(self._watchdog)
         if settings.metrics_address:
             host, port = self.metrics.serve(settings.metrics_address)
-            log.info("metrics on http://%s:%s/metrics", host, port)
+            logs.event(log, "metrics-serving", url=f"http://{host}:{port}/metrics")
         self.heartbeat.beat_once()  # listed in `escalate status` from the start
         self.heartbeat.start()
-        log.info("escalate running: %r", settings)
+        logs.event(log, "started", version=__version__, pid=os.getpid(), rules=str(settings.rules_path),
+                   db=redact_url(settings.db_url), imap=[account.redacted() for account in settings.mailboxes],
+                   smtp=settings.smtp.redacted() if settings.smtp else None, poll_seconds=settings.poll_seconds,
+                   tick_seconds=settings.tick_seconds, send_seconds=settings.send_seconds)
         self.notifier.ready(f"running; rules {settings.rules_path}")
         self.scheduler.run_all()
         while not self.stopping:
@@ -358,4 +398,4 @@ class Daemon:
         self.heartbeat.stop()
         self.metrics.close()
         self.notifier.close()
-        log.info("escalate stopped")
+        logs.event(log, "stopped", pid=os.getpid())

@@ -15,6 +15,7 @@ import pytest
 from escalate.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
+from .log_lines import events, parse_lines
 
 IMMEDIATE_RULES = TEST_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")
 
@@ -57,8 +58,9 @@ def test_daemon_escalates_on_its_own_and_stops_on_sigterm(env, rules_file, dovec
     finally:
         code, err = stop(daemon)
     assert code == 0, err
-    assert "rules reload failed; keeping the last good rules" in err
-    assert f'{rules_path}:' in err and 'expected a duration like "30m", got "soon"' in err
+    [failed] = events(parse_lines(err, "logfmt"), "rules-reload-failed")
+    assert failed["level"] == "error" and failed["keeping"] == "the last good rules"
+    assert f'{rules_path}:' in failed["error"] and 'expected a duration like "30m", got "soon"' in failed["error"]
     assert env["ESCALATE_SECRET"] not in err
 
 

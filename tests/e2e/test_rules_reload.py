@@ -7,6 +7,7 @@ import time
 
 from escalate.loopback import Dovecot, SmtpSink
 
+from .log_lines import events, parse_lines
 from .test_daemon import IMMEDIATE_RULES, start_daemon, stop
 
 
@@ -36,5 +37,8 @@ def test_a_changed_rules_file_is_reloaded_and_a_broken_one_is_refused(env, rules
     finally:
         code, err = stop(daemon)
     assert code == 0, err
-    assert err.count("rules reload failed; keeping the last good rules") == 1
-    assert f'{env["ESCALATE_RULES"]}:' in err and 'expected a duration like "30m", got "soon"' in err
+    records = parse_lines(err, "logfmt")
+    assert len(events(records, "rules-reloaded")) == 1  # the good edit
+    [failed] = events(records, "rules-reload-failed")  # the broken one, said once
+    assert failed["level"] == "error" and failed["keeping"] == "the last good rules"
+    assert f'{env["ESCALATE_RULES"]}:' in failed["error"] and 'expected a duration like "30m", got "soon"' in failed["error"]
