@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.test_ticket_actions_roster import run  # noqa: F401  (the fixture: the hand-checked history)
+from tests.cli.test_report import run  # noqa: F401  (the fixture: the hand-checked history)
 
 
 def ids(run, *args: str) -> list[int]:

@@ -6,30 +6,8 @@ from __future__ import annotations
 
 import getpass
 import json
-import secrets
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
-
-from escalate import db
-from escalate.cli import main
-from tests.cli.test_report import REPO, seed_history
-
-
-@pytest.fixture
-def run(tmp_path: Path):
-    """`escalate …` on the hand-checked history of the report tests (the example rules' rosters)."""
-    env = {"ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'escalate.db'}", "ESCALATE_RULES": str(REPO / "rules.yaml"),
-           "ESCALATE_SECRET": secrets.token_hex(32), "ESCALATE_NOW": "2026-11-09T12:00:00+00:00"}
-    seed_history(env["ESCALATE_DB_URL"])
-
-    def invoke(*args: str, expect: int = 0):
-        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-        db.close()
-        assert result.exit_code == expect, result.output
-        return result
-    return invoke
+from tests.cli.test_report import run  # noqa: F401  (the fixture: the hand-checked history, the example rules)
 
 
 def events(run, ref: str) -> list[dict]:
