@@ -717,7 +717,7 @@ def rules_explain(ctx: click.Context, ref: str, file: Path | None, as_json: bool
 @click.pass_context
 def rules_simulate(ctx: click.Context, since: str, file: Path | None, rules_path: Path | None, as_json: bool) -> None:
     """Replay stored tickets through the rules in FILE: what would have escalated, and how it differs."""
-    from .simulate import render_text, simulate
+    from .simulate import show, simulate
 
     if file and rules_path:
         raise click.UsageError("give the rules file once: as FILE (--rules is its old spelling)")
@@ -732,7 +732,7 @@ def rules_simulate(ctx: click.Context, since: str, file: Path | None, rules_path
             report = simulate(ruleset, start, clock.now(), progress=advance)
     else:
         report = simulate(ruleset, start, clock.now())
-    _emit(report, True) if as_json else click.echo(render_text(report))
+    _emit(report, True) if as_json else show(report)
 
 
 @command(rules_group, "doc")
