@@ -19,9 +19,7 @@ import click
 import peewee
 
 from . import __version__, clock, commands, db, logs, outbox, queries
-from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings, redact_url
-from .db import write_transaction
 from .instance import AlreadyRunning, InstanceLock
 from .mailbox import MailboxUnavailable
 from .rules.loader import RulesError
