@@ -6,6 +6,10 @@ command's help is cut short in its group's listing."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -98,3 +102,24 @@ def test_no_command_help_is_cut_short_in_its_group_listing(group):
 def test_json_without_once_is_bad_usage():
     result = CliRunner().invoke(main, ["run", "--json"])
     assert result.exit_code == 2 and "--once" in result.output
+
+
+def test_rules_check_and_init_answer_json(tmp_path: Path):
+    repo = Path(__file__).resolve().parents[2]
+    good = CliRunner().invoke(main, ["rules", "check", str(repo / "rules.yaml"), "--json"], env={"ESCALATE_RULES": ""})
+    assert good.exit_code == 0
+    checked = json.loads(good.stdout)
+    assert checked["ok"] is True and checked["errors"] == [] and checked["file"] == str(repo / "rules.yaml")
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(re.sub(r"(?m)^(\s+repeat_every:) 10m$", r"\1 soon", (repo / "rules.yaml").read_text(), count=1))
+    refused = CliRunner().invoke(main, ["rules", "check", str(bad), "--json"], env={"ESCALATE_RULES": ""})
+    assert refused.exit_code == 2  # the JSON on stdout, the one-line summary on stderr
+    [error] = json.loads(refused.stdout)["errors"]
+    assert error.startswith(f"{bad}:") and "repeat_every" in error and "1 error in" in refused.stderr
+
+    site = tmp_path / "site"
+    written = CliRunner().invoke(main, ["init", str(site), "--json"], env={"ESCALATE_DB_URL": ""})
+    assert written.exit_code == 0, written.output
+    assert json.loads(written.stdout) == {"rules": str((site / "rules.yaml").resolve()),
+                                          "env_file": str((site / "escalate.env").resolve()),
+                                          "database": f"sqlite:///{(site / 'escalate.db').resolve()}"}
