@@ -286,7 +286,7 @@ def config_group() -> None:
     """Check the configuration before a deploy."""
 
 
-@command(config_group, "check")
+@command(config_group, "check", short_help="Check every setting, connection and file before a deploy.")
 @json_option
 @click.pass_context
 def config_check(ctx: click.Context, as_json: bool) -> None:

@@ -20,6 +20,7 @@ from tests.conftest import TEST_RULES
 def status(database_url: str, rules_file):
     env = {"ESCALATE_DB_URL": database_url, "ESCALATE_RULES": str(rules_file(TEST_RULES)), "ESCALATE_NOW": "",
            "ESCALATE_IMAP_URL": "", "ESCALATE_SMTP_URL": ""}
+    assert CliRunner().invoke(main, ["db", "migrate"], env=env).exit_code == 0  # status never creates a database
 
     def invoke(*args: str):
         result = CliRunner().invoke(main, ["status", *args], env=env, catch_exceptions=False)
