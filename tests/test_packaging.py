@@ -1,4 +1,4 @@
-"""The wheel carries the templates and the example rules, and works installed (not from a checkout)."""
+"""The wheel carries the templates, the example rules and the man page, and works installed (not from a checkout)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_ships_templates_and_rules_and_runs_from_them(tmp_path: Path):
+def test_wheel_ships_templates_rules_and_man_page_and_runs_from_them(tmp_path: Path):
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
@@ -22,6 +22,9 @@ def test_wheel_ships_templates_and_rules_and_runs_from_them(tmp_path: Path):
     for template in (REPO / "templates").glob("*.j2"):
         assert f"escalate/templates/{template.name}" in names
     assert "escalate/data/rules.yaml" in names
+    # the man page, installed as <prefix>/share/man/man1/escalate.1 (where `man escalate` looks beside bin/)
+    [page] = [name for name in names if name.endswith(".data/data/share/man/man1/escalate.1")]
+    assert (tmp_path / "site" / page).read_text() == (REPO / "man" / "escalate.1").read_text()
     assert not any(name.startswith(("tests/", "daemon/")) for name in names)
 
     # run the installed copy (its own templates and example rules), not the checkout

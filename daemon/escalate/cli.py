@@ -19,14 +19,12 @@ import click
 import peewee
 
 from . import __version__, clock, commands, db, logs, outbox, queries
-from .commands import CommandContext
-from .config import ConfigError, Settings, load_settings
-from .db import write_transaction
+from .config import ConfigError, Settings, load_settings, redact_url
 from .instance import AlreadyRunning, InstanceLock
 from .mailbox import MailboxUnavailable
-from .rules.loader import RulesError, check_rules
+from .rules.loader import RulesError
 from .service import Daemon, open_app, run_once
-from .templates import Renderer, TemplateProblem, check_templates
+from .templates import Renderer, TemplateProblem
 from .tickets import TicketStateError
 
 
@@ -74,7 +72,8 @@ def _set_now(ctx: click.Context, param: click.Parameter, value: str | None) -> N
 
 
 def now_option(function: Callable) -> Callable:
-    """Every subcommand takes --now ISO-8601: evaluate as if at that time."""
+    """--now ISO-8601: evaluate as if at that time. Offered by the commands whose result depends on
+    the time (ESCALATE_NOW reaches every command all the same)."""
     return click.option("--now", metavar="ISO-8601", expose_value=False, callback=_set_now, is_eager=True,
                         help="Act as if it were this time (also ESCALATE_NOW).")(function)
 
@@ -83,10 +82,11 @@ def json_option(function: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(function)
 
 
-def command(group: click.Group, *args, **kwargs):
-    """A subcommand with --now and error translation."""
+def command(group: click.Group, *args, now: bool = False, **kwargs):
+    """A subcommand with error translation, and --now when `now` (its result depends on the time)."""
     def decorate(function: Callable) -> Callable:
-        return group.command(*args, **kwargs)(now_option(_translate_errors(function)))
+        function = _translate_errors(function)
+        return group.command(*args, **kwargs)(now_option(function) if now else function)
     return decorate
 
 
@@ -121,30 +121,9 @@ def _display_zone_of(settings: Settings) -> None:
         pass
 
 
-def _cell_text(column: str, value: Any) -> str:
-    """A table cell; times (columns named *_at, ISO text) in the team's zone with its abbreviation."""
-    if value is None:
-        return ""
-    if column.endswith("_at") and isinstance(value, str):
-        return clock.shown_iso(value)
-    return str(value)
-
-
-def _emit(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    if columns is None:
-        click.echo(data)
-        return
-    rows = [[_cell_text(c, row.get(c)) for c in columns] for row in data]
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    widths[-1] = min(widths[-1], 60)
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
-    for row in rows:
-        click.echo("  ".join(v[:60].ljust(w) for v, w in zip(row, widths)).rstrip())
-    if not rows:
-        click.echo("(none)")
+def _emit(data: Any, as_json: bool) -> None:
+    """`data` as JSON for scripts, or (text for people) as it is; tables go through table.py."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else data)
 
 
 def _emit_json_list(rows: Iterable[Any]) -> None:
@@ -183,13 +162,14 @@ def example_rules_path() -> Path:
     return packaged if packaged.exists() else Path(__file__).resolve().parents[2] / "rules.yaml"
 
 
-@command(main, "init")
+@command(main, "init", short_help="Write rules.yaml and escalate.env, create the database.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite an existing rules.yaml and env file.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Where the database goes (default: /var/lib/escalate, the systemd unit's state directory, "
                    "when DIRECTORY is under /etc; else DIRECTORY). ESCALATE_DB_URL, when set, wins.")
-def init_command(directory: Path, force: bool, state_dir: Path | None) -> None:
+@json_option
+def init_command(directory: Path, force: bool, state_dir: Path | None, as_json: bool) -> None:
     """Write DIR/rules.yaml and DIR/escalate.env and create the database."""
     from .initdir import InitError, init_directory
 
@@ -198,6 +178,10 @@ def init_command(directory: Path, force: bool, state_dir: Path | None) -> None:
                                  state_directory=state_dir)
     except InitError as error:
         raise BadInput(str(error)) from None
+    if as_json:
+        _emit({"rules": str(written.rules_path.resolve()), "env_file": str(written.env_path.resolve()),
+               "database": redact_url(written.db_url)}, True)
+        return
     click.echo(f"wrote {written.rules_path}\nwrote {written.env_path} (mode 0600: it holds the secret)\n"
                f"created database {written.db_url}\n"
                f"next: edit both, check with `escalate --env-file {written.env_path} config check`, then "
@@ -216,12 +200,14 @@ def _count(n: int, singular: str, plural: str) -> str:
     return f"{n} {singular if n == 1 else plural}"
 
 
-@command(main, "run")
+@command(main, "run", now=True, short_help="The daemon: poll, evaluate the rules, send escalations.")
 @click.option("--once", is_flag=True, help="One full cycle (ingest, evaluate, send), then exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the cycle's result as JSON.")
 @click.pass_context
 def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     """The daemon: poll the mailbox, evaluate the rules, send escalations."""
+    if as_json and not once:
+        raise click.UsageError("--json prints the result of one cycle: use it with --once")
     app = _open(ctx)
     app.secret  # a missing or weak ESCALATE_SECRET is refused before anything starts
     with InstanceLock(app.settings.db_url):
@@ -251,17 +237,22 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
         raise RuntimeFailure(str(result.send_error))  # SMTP down or login refused: exit 1, the mail stays queued
 
 
-@command(main, "status")
+@command(main, "status", now=True, short_help="Whether the daemon runs (exit 3 if not) and its state.")
 @json_option
 @click.pass_context
 def status_command(ctx: click.Context, as_json: bool) -> None:
-    """What the daemon is doing: running or not, tickets, outbox, folders, quarantine."""
+    """What the daemon is doing: running or not, tickets, outbox, folders, quarantine.
+
+    Exit status 3 when no daemon is running (as `systemctl is-active`), after the report."""
     from . import status
 
     settings = _settings(ctx)
+    _display_zone_of(settings)
     db.connect(settings.db_url, create=False)
     facts = status.collect(settings, clock.now())
-    _emit(facts if as_json else status.describe(facts), as_json)
+    _emit(facts, True) if as_json else status.show(facts)
+    if not facts["daemon"]["running"]:
+        ctx.exit(status.NOT_RUNNING)
 
 
 @main.group("db")
@@ -269,7 +260,7 @@ def db_group() -> None:
     """The database schema: migrations."""
 
 
-@command(db_group, "migrate")
+@command(db_group, "migrate", short_help="Apply pending schema migrations.")
 @click.option("--dry-run", is_flag=True, help="List the pending migrations; apply nothing.")
 @json_option
 @click.pass_context
@@ -298,7 +289,7 @@ def config_group() -> None:
     """Check the configuration before a deploy."""
 
 
-@command(config_group, "check")
+@command(config_group, "check", short_help="Check every setting, connection and file before a deploy.")
 @json_option
 @click.pass_context
 def config_check(ctx: click.Context, as_json: bool) -> None:
@@ -334,7 +325,7 @@ SORT_KEYS = sorted(queries.TICKET_SORTS)
 PEOPLE_LIMIT = 200  # rows in the table for people unless --limit says otherwise; --json lists all
 
 
-@command(tickets_group, "list")
+@command(tickets_group, "list", now=True, short_help="Tickets: status, severity, tier, next due; filtered, sorted.")
 @click.option("--status", "statuses", multiple=True, help="new, open, waiting, resolved or closed; repeat for several "
               "(or 'active' for new, open and waiting).",
               type=click.Choice(["new", "open", "waiting", "resolved", "closed", "active"]))
@@ -382,7 +373,7 @@ def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int
         views.tickets_table(rows, total)
 
 
-@command(tickets_group, "show")
+@command(tickets_group, "show", short_help="One ticket: conversation, escalations, notifications, audit trail.")
 @click.argument("ref")
 @json_option
 @click.pass_context
@@ -398,47 +389,62 @@ def tickets_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     views.ticket_detail(detail)
 
 
-def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: str, body: str = "") -> None:
-    """Run a mail command from the CLI: same function, same audit trail, `via` = cli."""
+def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: str, body: str = "", *,
+         force: bool = False, as_json: bool = False) -> None:
+    """Run a mail command from the CLI: same function, same audit trail, `via` = cli, and the
+    roster check a mail reply gets for --as (ticket_actions.py)."""
+    from . import ticket_actions
+
     app = _open(ctx)
-    actor = actor or f"cli:{getpass.getuser()}"
-    with write_transaction():
-        ticket = queries.get_ticket(ref)
-        context = CommandContext(ticket, actor, clock.now(), "cli", app.ruleset, app.renderer, app.secret, body)
-        done = commands.run(name, context, argument)
-    click.echo(f"{ticket.ref} {done} by {actor}; status {ticket.status}")
+    try:
+        result = ticket_actions.act(name, ref, actor, argument, body, ruleset=app.ruleset, renderer=app.renderer,
+                                    secret=app.secret, now=clock.now(), force=force)
+    except ticket_actions.NotOnRoster as error:
+        raise BadInput(str(error)) from None
+    _emit(result if as_json else ticket_actions.describe(result), as_json)
 
 
-@command(tickets_group, "ack")
+def action_options(function: Callable) -> Callable:
+    """--as ADDRESS, --force and --json: what every ticket action takes."""
+    function = click.option("--force", is_flag=True,
+                            help="Act as --as ADDRESS even when a mail reply from it would be refused "
+                                 "(recorded in the audit trail as an admin override).")(function)
+    function = click.option("--as", "actor", metavar="ADDRESS",
+                            help="Act as this tier member; a mail reply from it must be allowed "
+                                 "(default: you, cli:$USER).")(function)
+    return json_option(function)
+
+
+@command(tickets_group, "ack", now=True)
 @click.argument("ref")
-@click.option("--as", "actor", metavar="ADDRESS", help="Who acknowledges (default: cli:$USER).")
+@action_options
 @click.pass_context
-def tickets_ack(ctx: click.Context, ref: str, actor: str | None) -> None:
+def tickets_ack(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Acknowledge a ticket: reminders stop."""
-    _act(ctx, "ack", ref, actor, "")
+    _act(ctx, "ack", ref, actor, "", force=force, as_json=as_json)
 
 
-@command(tickets_group, "resolve")
+@command(tickets_group, "resolve", now=True)
 @click.argument("ref")
-@click.option("--as", "actor", metavar="ADDRESS")
 @click.option("--note", default="", help="What solved it.")
+@action_options
 @click.pass_context
-def tickets_resolve(ctx: click.Context, ref: str, actor: str | None, note: str) -> None:
+def tickets_resolve(ctx: click.Context, ref: str, note: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Resolve a ticket."""
-    _act(ctx, "resolve", ref, actor, note)
+    _act(ctx, "resolve", ref, actor, note, force=force, as_json=as_json)
 
 
-@command(tickets_group, "note")
+@command(tickets_group, "note", now=True)
 @click.argument("ref")
 @click.argument("text")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
-def tickets_note(ctx: click.Context, ref: str, text: str, actor: str | None) -> None:
+def tickets_note(ctx: click.Context, ref: str, text: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Add an internal note to a ticket."""
-    _act(ctx, "note", ref, actor, text)
+    _act(ctx, "note", ref, actor, text, force=force, as_json=as_json)
 
 
-@command(tickets_group, "escalate")
+@command(tickets_group, "escalate", now=True)
 @click.argument("ref")
 @click.option("--tier", type=int, help="The tier you ask for (default: what the rules say).")
 @click.option("--reason", default="", help="Why it needs escalating.")
@@ -446,73 +452,74 @@ def tickets_note(ctx: click.Context, ref: str, text: str, actor: str | None) -> 
 @click.option("--tried", default="", help="What has been tried.")
 @click.option("--needed", default="", help="What is needed from the next tier.")
 @click.option("--deadline", default="", help="By when.")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
 def tickets_escalate(ctx: click.Context, ref: str, tier: int | None, reason: str, impact: str, tried: str,
-                     needed: str, deadline: str, actor: str | None) -> None:
+                     needed: str, deadline: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Ask for escalation explicitly (as #escalate in a reply)."""
     fields = {"impact": impact, "tried": tried, "needed": needed, "deadline": deadline}
     body = "\n".join(f"{key}: {value}" for key, value in fields.items() if value)
-    _act(ctx, "escalate", ref, actor, f"{tier} {reason}".strip() if tier else reason, body)
+    _act(ctx, "escalate", ref, actor, f"{tier} {reason}".strip() if tier else reason, body, force=force,
+         as_json=as_json)
 
 
-@command(tickets_group, "assign")
+@command(tickets_group, "assign", now=True)
 @click.argument("ref")
 @click.argument("assignee", metavar="me|ADDRESS")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
-def tickets_assign(ctx: click.Context, ref: str, assignee: str, actor: str | None) -> None:
+def tickets_assign(ctx: click.Context, ref: str, assignee: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Give the ticket an owner from a tier roster."""
-    _act(ctx, "assign", ref, actor, assignee)
+    _act(ctx, "assign", ref, actor, assignee, force=force, as_json=as_json)
 
 
-@command(tickets_group, "reply")
+@command(tickets_group, "reply", now=True, short_help="Answer the customer, threaded into their conversation.")
 @click.argument("ref")
 @click.argument("text")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
-def tickets_reply(ctx: click.Context, ref: str, text: str, actor: str | None) -> None:
+def tickets_reply(ctx: click.Context, ref: str, text: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Answer the customer from the support address, threaded into their conversation."""
-    _act(ctx, "reply", ref, actor, text)
+    _act(ctx, "reply", ref, actor, text, force=force, as_json=as_json)
 
 
-@command(tickets_group, "severity")
+@command(tickets_group, "severity", now=True)
 @click.argument("ref")
 @click.argument("level")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
-def tickets_severity(ctx: click.Context, ref: str, level: str, actor: str | None) -> None:
+def tickets_severity(ctx: click.Context, ref: str, level: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Change a ticket's severity."""
-    _act(ctx, "severity", ref, actor, level)
+    _act(ctx, "severity", ref, actor, level, force=force, as_json=as_json)
 
 
-@command(tickets_group, "wait")
-@click.argument("ref")
+@command(tickets_group, "wait", now=True, short_help="Waiting on the customer: clocks pause until they write.")
 @click.option("--note", default="", help="What the customer was asked.")
-@click.option("--as", "actor", metavar="ADDRESS")
-@click.pass_context
-def tickets_wait(ctx: click.Context, ref: str, note: str, actor: str | None) -> None:
-    """Waiting on the customer: business-time clocks pause until they write."""
-    _act(ctx, "wait", ref, actor, note)
-
-
-@command(tickets_group, "close")
 @click.argument("ref")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
-def tickets_close(ctx: click.Context, ref: str, actor: str | None) -> None:
+def tickets_wait(ctx: click.Context, ref: str, note: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Waiting on the customer: business-time clocks pause until they write."""
+    _act(ctx, "wait", ref, actor, note, force=force, as_json=as_json)
+
+
+@command(tickets_group, "close", now=True)
+@click.argument("ref")
+@action_options
+@click.pass_context
+def tickets_close(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool) -> None:
     """Close a resolved ticket."""
-    _act(ctx, "close", ref, actor, "")
+    _act(ctx, "close", ref, actor, "", force=force, as_json=as_json)
 
 
-@command(tickets_group, "snooze")
+@command(tickets_group, "snooze", now=True)
 @click.argument("ref")
 @click.argument("duration")
-@click.option("--as", "actor", metavar="ADDRESS")
+@action_options
 @click.pass_context
-def tickets_snooze(ctx: click.Context, ref: str, duration: str, actor: str | None) -> None:
-    """No reminders for DURATION (e.g. 2h; at most 7d)."""
-    _act(ctx, "snooze", ref, actor, duration)
+def tickets_snooze(ctx: click.Context, ref: str, duration: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """No reminders for DURATION: 2h, 1d, at most 7d."""
+    _act(ctx, "snooze", ref, actor, duration, force=force, as_json=as_json)
 
 
 def _moment(option: str, value: str | None) -> Any:
@@ -524,7 +531,7 @@ def _moment(option: str, value: str | None) -> Any:
         raise BadInput(f"{option}: {error} (a date like 2026-11-01 works too)") from None
 
 
-@command(main, "report")
+@command(main, "report", now=True, short_help="What escalated and why, how fast, and SLA breaches.")
 @click.option("--since", metavar="DATE", help="Tickets opened from this date or time (default: 30 days before --until).")
 @click.option("--until", metavar="DATE", help="... and before this date or time (default: now).")
 @click.option("--drills", "include_drills", is_flag=True, help="Count drill tickets too (left out by default).")
@@ -595,12 +602,13 @@ def _drill(ctx: click.Context, tiers: tuple[int, ...], as_json: bool) -> None:
                "`escalate drill report`.")
 
 
-drill_group = main.group("drill", invoke_without_command=True)(now_option(_translate_errors(click.pass_context(
+drill_group = main.group("drill", invoke_without_command=True,
+                         short_help="Rehearse an escalation; see how fast each tier answered.")(now_option(_translate_errors(click.pass_context(
     json_option(click.option("--tier", "tiers", type=int, multiple=True, metavar="N",
                              help="The tier level to rehearse (repeat for several tiers).")(_drill))))))
 
 
-@command(drill_group, "report")
+@command(drill_group, "report", short_help="Every drill: who acknowledged, how fast, per tier.")
 @json_option
 @click.pass_context
 def drill_report(ctx: click.Context, as_json: bool) -> None:
@@ -617,37 +625,42 @@ def drill_report(ctx: click.Context, as_json: bool) -> None:
 
 @main.group("rules")
 def rules_group() -> None:
-    """Check, print, explain and replay the rules."""
+    """Check, print, explain and replay the rules.
+
+    Every rules command reads the rules file given as its last argument, FILE (default: ESCALATE_RULES,
+    else ./rules.yaml)."""
 
 
-@command(rules_group, "check")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+def rules_file_argument(function: Callable) -> Callable:
+    """The one way every `rules` subcommand is given its rules file: an optional last argument."""
+    return click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)(function)
+
+
+@command(rules_group, "check", short_help="Validate the rules: file, line and reason of each error.")
+@rules_file_argument
 @click.option("--notes", "all_notes", is_flag=True,
               help="List every d/w duration whose meaning changed when they became working days.")
+@json_option
 @click.pass_context
-def rules_check(ctx: click.Context, file: Path | None, all_notes: bool) -> None:
+def rules_check(ctx: click.Context, file: Path | None, all_notes: bool, as_json: bool) -> None:
     """Validate rules.yaml; every error names the file, line and reason (exit 2 on errors)."""
+    from .rules_check import check
+
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
-    admin_templates = settings.templates_dir if settings else None
-    renderer = Renderer(admin_templates)
-    issues = [str(issue) for issue in check_rules(path, template_names=renderer.names())]
-    issues += check_templates(renderer)  # every kind of mail renders, in the sandbox, with hostile text kept literal
-    if issues:
-        for issue in issues:
+    result = check(path, settings.templates_dir if settings else None, all_notes=all_notes)
+    if as_json:
+        _emit(result, True)
+    else:
+        for issue in result["errors"]:
             click.echo(issue, err=True)
-        raise BadInput(f"{len(issues)} error{'s' if len(issues) != 1 else ''} in {path}"
-                       + (f" and the templates in {admin_templates}" if admin_templates else ""))
-    click.echo(f"{path}: ok")
-    from .rules.loader import load_ruleset
-    from .rules.working_days import note_text
-
-    notes = note_text(load_ruleset(path, template_names=renderer.names()))
-    if notes and not all_notes:  # one line on every check; the list when asked for
-        notes = [notes[0].replace("Check these still say what you mean:",
-                                  f"{len(notes) - 1} durations here count so (`rules check --notes` lists them).")]
-    for line in notes:
-        click.echo(line)
+    if result["errors"]:
+        where = f" and the templates in {result['templates']}" if result["templates"] else ""
+        raise BadInput(f"{len(result['errors'])} error{'s' if len(result['errors']) != 1 else ''} in {path}{where}")
+    if not as_json:
+        click.echo(f"{path}: ok")
+        for line in result["notes"]:
+            click.echo(line)
 
 
 def _settings_or_none(ctx: click.Context) -> Settings | None:
@@ -669,41 +682,47 @@ def _ruleset_from(ctx: click.Context, file: Path | None):
 
 
 @command(rules_group, "matrix")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@rules_file_argument
 @json_option
 @click.pass_context
 def rules_matrix(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     """The decision matrix (severity × time → tier) as a table."""
-    from .procedure import matrix_table, matrix_text
+    from . import views
+    from .procedure import matrix_table
 
     ruleset = _ruleset_from(ctx, file)
-    _emit(matrix_table(ruleset), True) if as_json else click.echo(matrix_text(ruleset))
+    _emit(matrix_table(ruleset), True) if as_json else views.matrix(ruleset)
 
 
-@command(rules_group, "explain")
+@command(rules_group, "explain", now=True, short_help="Why a ticket is where it is, and what happens next.")
 @click.argument("ref")
+@rules_file_argument
 @json_option
 @click.pass_context
-def rules_explain(ctx: click.Context, ref: str, as_json: bool) -> None:
+def rules_explain(ctx: click.Context, ref: str, file: Path | None, as_json: bool) -> None:
     """Why a ticket is where it is: matching rules, running clocks, what happens next and when."""
     from .explain import explain, render_text
 
-    app = _open(ctx)
-    report = explain(queries.get_ticket(ref), app.ruleset, clock.now())
+    _open_db(ctx)
+    ruleset = _ruleset_from(ctx, file)
+    report = explain(queries.get_ticket(ref), ruleset, clock.now())
     _emit(report, True) if as_json else click.echo(render_text(report))
 
 
-@command(rules_group, "simulate")
+@command(rules_group, "simulate", now=True, short_help="Replay stored tickets through the rules in FILE.")
 @click.option("--since", required=True, metavar="DATE", help="Replay tickets created since this ISO-8601 time.")
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="A candidate rules file (default: the current rules).")
+@rules_file_argument
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="The candidate rules file, as the argument FILE (kept for scripts written before).")
 @json_option
 @click.pass_context
-def rules_simulate(ctx: click.Context, since: str, rules_path: Path | None, as_json: bool) -> None:
-    """Replay stored tickets through the rules: what would have escalated, and how it differs."""
-    from .simulate import render_text, simulate
+def rules_simulate(ctx: click.Context, since: str, file: Path | None, rules_path: Path | None, as_json: bool) -> None:
+    """Replay stored tickets through the rules in FILE: what would have escalated, and how it differs."""
+    from .simulate import show, simulate
 
-    ruleset = _ruleset_from(ctx, rules_path)
+    if file and rules_path:
+        raise click.UsageError("give the rules file once: as FILE (--rules is its old spelling)")
+    ruleset = _ruleset_from(ctx, file or rules_path)
     _open_db(ctx)
     start = clock.parse_time(since)
     if sys.stderr.isatty():  # a person replaying a long history sees it move; scripts get no bar noise
@@ -714,14 +733,16 @@ def rules_simulate(ctx: click.Context, since: str, rules_path: Path | None, as_j
             report = simulate(ruleset, start, clock.now(), progress=advance)
     else:
         report = simulate(ruleset, start, clock.now())
-    _emit(report, True) if as_json else click.echo(render_text(report))
+    _emit(report, True) if as_json else show(report)
 
 
 @command(rules_group, "doc")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@rules_file_argument
 @click.pass_context
 def rules_doc(ctx: click.Context, file: Path | None) -> None:
-    """The escalation procedure as Markdown, generated from rules.yaml."""
+    """The escalation procedure as Markdown, generated from the rules.
+
+    Markdown is its format, so it has no --json (`rules matrix --json` gives the matrix as data)."""
     from .procedure import procedure_markdown
 
     click.echo(procedure_markdown(_ruleset_from(ctx, file), {c.name: c.description for c in commands.COMMANDS.values()}),
@@ -733,55 +754,63 @@ def outbox_group() -> None:
     """Queued, sent and failed mail."""
 
 
+OUTBOX_STATUSES = ["queued", "sent", "failed", "suppressed", "cancelled"]
+
+
 @command(outbox_group, "list")
-@click.option("--status", type=click.Choice(["queued", "sent", "failed", "suppressed", "cancelled"]))
+@click.option("--status", type=click.Choice(OUTBOX_STATUSES),
+              help="Only mail in this state: queued, sent, failed (for good), suppressed (a loop cap) or cancelled.")
+@click.option("--since", metavar="DATE", help="Only mail queued from this date or time on.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+              help=f"At most the N newest mails (default: {PEOPLE_LIMIT} in the table, all with --json; 0 = all).")
 @json_option
 @click.pass_context
-def outbox_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """Mail escalate has queued or sent."""
+def outbox_list(ctx: click.Context, status: str | None, since: str | None, limit: int | None, as_json: bool) -> None:
+    """Mail escalate has queued or sent, oldest first."""
+    from . import views
+
+    start = _moment("--since", since)
     _open_db(ctx)
-    _emit(queries.list_outbox(status), as_json, ["id", "ticket", "kind", "tier", "status", "attempts", "created_at", "subject"])
+    if limit is None:
+        limit = 0 if as_json else PEOPLE_LIMIT
+    rows, total = queries.list_outbox(status, since=start, limit=limit or None)
+    _emit(rows, True) if as_json else views.outbox_table(rows, total)
 
 
-@command(outbox_group, "show")
+@command(outbox_group, "show", short_help="One mail with each recipient's delivery status.")
 @click.argument("outbox_id", metavar="ID", type=int)
 @json_option
 @click.pass_context
 def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
     """One queued or sent mail with each recipient's delivery status and last SMTP error."""
+    from . import views
+
     _open_db(ctx)
     detail = queries.show_outbox(outbox_id)
-    if as_json:
-        _emit(detail, True)
-        return
-    click.echo(f"#{detail['id']}  {detail['kind']}  {detail['status']}  {detail['subject']}")
-    for key in ("ticket", "message_id", "created_at", "next_attempt_at", "sent_at", "attempts", "last_error"):
-        click.echo(f"  {key + ':':17}{_cell_text(key, detail[key]) or '-'}")
-    click.echo("recipients:")
-    for d in detail["deliveries"]:
-        error = f"  {d['last_error']}" if d["last_error"] else ""
-        click.echo(f"  {d['recipient']}  {d['status']}  attempts {d['attempts']}{error}")
+    _emit(detail, True) if as_json else views.outbox_detail(detail)
 
 
-@command(outbox_group, "retry")
+@command(outbox_group, "retry", now=True, short_help="Queue failed mail again (never to those who got it).")
 @click.argument("ids", nargs=-1, type=int)
+@json_option
 @click.pass_context
-def outbox_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
+def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
     """Queue failed mail again (all failed rows, or the given ids; naming a suppressed row overrides
     its loop cap). Recipients who already got it are not sent it again."""
     _open_db(ctx)
     count = outbox.retry(list(ids) or None, clock.now())
-    click.echo(f"{count} queued for sending")
+    _emit({"queued": count}, True) if as_json else click.echo(f"{count} queued for sending")
 
 
-@command(outbox_group, "cancel")
+@command(outbox_group, "cancel", now=True, short_help="Stop sending the given queued mail.")
 @click.argument("ids", nargs=-1, type=int, required=True)
+@json_option
 @click.pass_context
-def outbox_cancel(ctx: click.Context, ids: tuple[int, ...]) -> None:
+def outbox_cancel(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
     """Stop sending the given queued mail (recipients not yet reached are cancelled)."""
     _open_db(ctx)
     count = outbox.cancel(list(ids), clock.now())
-    click.echo(f"{count} cancelled")
+    _emit({"cancelled": count}, True) if as_json else click.echo(f"{count} cancelled")
 
 
 @main.group("quarantine")
@@ -794,8 +823,11 @@ def quarantine_group() -> None:
 @click.pass_context
 def quarantine_list(ctx: click.Context, as_json: bool) -> None:
     """Quarantined mail with the reason."""
+    from . import views
+
     _open_db(ctx)
-    _emit(queries.list_quarantine(), as_json, ["id", "received_at", "folder", "uid", "reason"])
+    rows = queries.list_quarantine()
+    _emit(rows, True) if as_json else views.quarantine_table(rows)
 
 
 @command(quarantine_group, "show")
@@ -805,28 +837,22 @@ def quarantine_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: bool) -> None:
     """One quarantined mail: why, from where, and its headers."""
-    from . import quarantine
+    from . import quarantine, views
 
     _open_db(ctx)
     if as_raw:
         click.echo(quarantine.raw(record_id), nl=False)  # bytes go to the binary stream as they are
         return
     detail = quarantine.show(record_id)
-    if as_json:
-        _emit(detail, True)
-        return
-    for key in ("id", "status", "reason", "received_at", "folder", "uid", "size", "sha256", "outcome"):
-        click.echo(f"{key + ':':13}{_cell_text(key, detail[key]) or '-'}")
-    click.echo("headers:")
-    for line in detail["headers"]:
-        click.echo(f"  {line}")
+    _emit(detail, True) if as_json else views.quarantine_detail(detail)
 
 
-@command(quarantine_group, "retry")
+@command(quarantine_group, "retry", now=True, short_help="Process held mail again, e.g. after an upgrade.")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--force", is_flag=True, help="Also process records that were already retried.")
+@json_option
 @click.pass_context
-def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool) -> None:
+def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool, as_json: bool) -> None:
     """Process held mail again (all held records, or the given ids), e.g. after an upgrade."""
     from . import quarantine
     from .poller import options_for
@@ -834,13 +860,16 @@ def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool) -> N
     app = _open(ctx)
     done = quarantine.retry(list(ids) or None, app.ruleset, app.renderer, app.secret, clock.now(),
                             options_for(app.settings), force=force)
+    if as_json:
+        _emit([{"id": record_id, "outcome": outcome} for record_id, outcome in done], True)
+        return
     for record_id, outcome in done:
         click.echo(f"{record_id}: {outcome}")
     if not done:
         click.echo("nothing held")
 
 
-@command(main, "import")
+@command(main, "import", now=True, short_help="Bring in history from an mbox file or a Maildir.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--open-since", metavar="DATE",
               help="Conversations whose last message is older are imported closed and never evaluated "
@@ -885,13 +914,15 @@ def _refs(refs: list[str], shown: int = 20) -> str:
     return ", ".join(refs[:shown]) + (f" and {len(refs) - shown} more (--json lists all)" if len(refs) > shown else "")
 
 
-@command(main, "demo")
+@command(main, "demo", short_help="Run the whole loop on loopback servers with simulated time.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's database and server files here (default: a new temp dir).")
 @click.option("--rules", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Rules to demonstrate (default: the example rules.yaml).")
 def demo_command(workdir: Path | None, rules: Path | None) -> None:
-    """Run the whole loop on loopback servers with simulated time (needs Debian's dovecot-imapd)."""
+    """Run the whole loop on loopback servers with simulated time (needs Debian's dovecot-imapd).
+
+    A narrated story for people: it has no --json (its state stays behind for the other commands)."""
     from .demo import run_demo  # the demo pulls in the loopback servers; keep them out of normal runs
 
     kept = run_demo(workdir, rules or example_rules_path())
@@ -899,7 +930,7 @@ def demo_command(workdir: Path | None, rules: Path | None) -> None:
                f"`escalate --env-file {kept / 'escalate.env'} tickets list`).")
 
 
-@main.group("chat")
+@main.group("chat", short_help="Chat channels beside the email groups.")
 def chat_group() -> None:
     """Chat channels beside the email groups (ESCALATE_CHAT_<NAME>=<Apprise URL>)."""
 
@@ -909,28 +940,18 @@ def chat_group() -> None:
 @click.pass_context
 def chat_list(ctx: click.Context, as_json: bool) -> None:
     """The configured channels (URLs redacted) and each one's last delivery."""
-    from . import chatsend
+    from . import chatsend, views
 
     _open_db(ctx)
     found = chatsend.channels()
-    if as_json:
-        _emit(found, True)
-        return
-    if not found:
-        click.echo("no chat channels: set ESCALATE_CHAT_<NAME>=<URL> and name the channel in rules.yaml (chat: [name])")
-        return
-    for channel in found:
-        last = channel["last_delivery"]
-        said = "never posted" if last is None else (
-            f"last: outbox #{last['outbox']} {last['status']} {last['sent_at'] or last['created_at']}"
-            + (f" ({last['error']})" if last["error"] else ""))
-        click.echo(f"{channel['name']}  {channel['variable']}  {channel['url']}  {said}")
+    _emit(found, True) if as_json else views.chat_table(found)
 
 
-@command(chat_group, "test")
+@command(chat_group, "test", short_help="Post a test message to channel NAME now.")
 @click.argument("name")
+@json_option
 @click.pass_context
-def chat_test(ctx: click.Context, name: str) -> None:
+def chat_test(ctx: click.Context, name: str, as_json: bool) -> None:
     """Post a test message to channel NAME now and print the service's answer."""
     from . import chat, chatsend
 
@@ -941,8 +962,11 @@ def chat_test(ctx: click.Context, name: str) -> None:
         raise click.UsageError(problem)
     outcome = chatsend.post(chat.channel_url(name), "escalate test message",
                             f"A test from escalate: channel **{name}** reaches this chat.")
-    if outcome.ok:
+    if as_json:
+        _emit({"channel": name, "posted": outcome.ok, "reason": None if outcome.ok else outcome.reason}, True)
+    elif outcome.ok:
         click.echo(f"{name}: posted; the service accepted it")
-        return
-    click.echo(f"{name}: not posted: {outcome.reason}", err=True)
-    ctx.exit(1)
+    else:
+        click.echo(f"{name}: not posted: {outcome.reason}", err=True)
+    if not outcome.ok:
+        ctx.exit(1)

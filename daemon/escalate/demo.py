@@ -111,7 +111,7 @@ class Demo:
                             "acknowledged one stays quiet.")
             self.escalate("run", "--once", at=t)
             self.escalate("tickets", "list", at=t)
-            self.escalate("tickets", "show", "T-1", at=t)
+            self.escalate("tickets", "show", "T-1")  # what it shows does not depend on the time
 
             self.echo("")
             self.echo(click.style(f"The SMTP sink received {len(sink.messages)} messages:", bold=True))

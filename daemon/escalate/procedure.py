@@ -20,7 +20,8 @@ def matrix_table(ruleset: Ruleset) -> dict[str, Any] | None:
     return ruleset.matrix.as_table() if ruleset.matrix is not None else None
 
 
-def matrix_text(ruleset: Ruleset, *, markdown: bool = False) -> str:
+def matrix_markdown(ruleset: Ruleset) -> str:
+    """The decision matrix as a Markdown table (for `rules doc`; `rules matrix` prints it as table.py's)."""
     table = matrix_table(ruleset)
     if table is None:
         return "(rules.yaml has no matrix: section)"
@@ -28,20 +29,17 @@ def matrix_text(ruleset: Ruleset, *, markdown: bool = False) -> str:
     header = [f"severity \\ {table['clock']} for"] + table["after"]
     rows = [[row["severity"]] + [f"{level} {names.get(level, '')}".strip() if level else "-" for level in row["tiers"]]
             for row in table["rows"]]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    if table["repeat_every"]:
-        lines.append(f"(times in each severity's business hours; reminders every {table['repeat_every']} "
-                     "until acknowledged)")
-    else:
-        lines.append("(times in each severity's business hours)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def matrix_note(table: dict[str, Any]) -> str:
+    """What the matrix's times count, said under the table."""
+    if table["repeat_every"]:
+        return (f"(times in each severity's business hours; reminders every {table['repeat_every']} "
+                "until acknowledged)")
+    return "(times in each severity's business hours)"
 
 
 def _target(value) -> str:
@@ -111,7 +109,7 @@ def procedure_markdown(ruleset: Ruleset, commands: dict[str, str] | None = None)
                 f"{format_duration(ruleset.incidents.window)} are one incident. Rules about incidents act once "
                 "for the incident, not for each ticket."]
     if ruleset.matrix is not None:
-        out += ["", "## Decision matrix", "", matrix_text(ruleset, markdown=True)]
+        out += ["", "## Decision matrix", "", matrix_markdown(ruleset)]
         if ruleset.matrix.repeat_every:
             out += ["", f"Each escalation from the matrix is repeated every "
                         f"{format_duration(ruleset.matrix.repeat_every)} until someone acknowledges it."]

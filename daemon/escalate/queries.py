@@ -4,6 +4,7 @@ field names are the JSON contract of the CLI's --json output."""
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -175,11 +176,18 @@ def outbox_summary(row: Outbox) -> dict[str, Any]:
     }
 
 
-def list_outbox(status: str | None = None) -> list[dict[str, Any]]:
-    query = Outbox.select().order_by(Outbox.id)
+def list_outbox(status: str | None = None, *, since: datetime | None = None,
+                limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The outbox rows in `status` queued from `since` on, oldest first: with a `limit`, the
+    `limit` newest of them. Returns them and how many there are in all."""
+    query = Outbox.select()
     if status:
         query = query.where(Outbox.status == status)
-    return [outbox_summary(row) for row in query]
+    if since is not None:
+        query = query.where(Outbox.created_at >= since)
+    total = query.count()
+    newest = query.order_by(Outbox.id.desc()).limit(limit) if limit else query.order_by(Outbox.id.desc())
+    return [outbox_summary(row) for row in reversed(list(newest))], total
 
 
 def show_outbox(outbox_id: int) -> dict[str, Any]:

@@ -295,25 +295,20 @@ def simulate(ruleset: Ruleset, since: datetime, until: datetime,
     }
 
 
-def render_text(report: dict[str, Any], limit: int = 200) -> str:
-    lines = [f"replayed {report['tickets']} tickets created since {shown_iso(report['since'])} up to "
-             f"{shown_iso(report['until'])} "
-             f"through {report['rules']}",
-             f"would escalate: {len(report['predicted'])} steps; the daemon took {report['actual']}; "
-             f"{report['agree']} agree"]
-    for title, items in (("would have happened, did not:", report["only_predicted"]),
-                         ("happened, would not have:", report["only_actual"])):
-        if items:
-            lines.append(title)
-            for item in items[:limit]:
-                lines.append(f"  {shown_iso(item['due_at'])}  {item['ref']:8} {item['rule']} step {item['step']} → tier {item['tier']}")
-            if len(items) > limit:
-                lines.append(f"  … and {len(items) - limit} more (--json lists all)")
+def show(report: dict[str, Any], limit: int = 200) -> None:
+    """The replay for a person: what it compared, then each list of steps as table.py's table."""
+    from . import table
+
+    print(f"replayed {report['tickets']} tickets created since {shown_iso(report['since'])} up to "
+          f"{shown_iso(report['until'])} through {report['rules']}\n"
+          f"would escalate: {len(report['predicted'])} steps; the daemon took {report['actual']}; "
+          f"{report['agree']} agree")
     if not report["only_predicted"] and not report["only_actual"]:
-        lines.append("no difference")
-    lines.append("predicted steps:")
-    for item in report["predicted"][:limit]:
-        lines.append(f"  {shown_iso(item['due_at'])}  {item['ref']:8} {item['rule']} step {item['step']} → tier {item['tier']}")
-    if len(report["predicted"]) > limit:
-        lines.append(f"  … and {len(report['predicted']) - limit} more (--json lists all)")
-    return "\n".join(lines)
+        print("no difference")
+    columns = (table.Column("Due", "due_at", time=True), table.Column("Ref", "ref"), table.Column("Rule", "rule"),
+               table.Column("Step", "step", right=True), table.Column("Tier", "tier", right=True))
+    for title, items in (("Would have happened, did not", report["only_predicted"]),
+                         ("Happened, would not have", report["only_actual"]),
+                         ("Predicted steps", report["predicted"])):
+        if items or title == "Predicted steps":
+            table.show(items[:limit], columns, title=title, total=len(items), noun="steps", more="--json lists all")

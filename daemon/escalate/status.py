@@ -17,6 +17,8 @@ from .instance import InstanceLock
 from .models import ACTIVE_STATUSES, Escalation, Event, FolderState, Outbox, Quarantine, Ticket, database
 from .rules.durations import age_text
 
+NOT_RUNNING = 3  # the exit status of `escalate status` with no daemon running, as `systemctl is-active`
+
 
 def ladder_counts() -> list[tuple[str, int]]:
     """Open tickets by the state of their latest ladder (active, acknowledged, exhausted, ended)."""
@@ -142,7 +144,7 @@ def describe(status: dict[str, Any]) -> str:
         + (f" (oldest {status['outbox']['oldest_queued_age_seconds']} s)" if status["outbox"]["queued"] else "")
         + f", {status['outbox']['failed']} failed",
         f"quarantine:  {status['quarantined']}",
-        *(f"PROBLEM {p['name']} since {p['since']}: {p['detail']}" for p in status["problems"]),
+        *(f"PROBLEM {p['name']} since {shown_iso(p['since'])}: {p['detail']}" for p in status["problems"]),
         "ladders:     " + (", ".join(f"{n} {state}" for state, n in sorted(status["open_tickets_by_ladder"].items()))
                            or "none"),
         "group limit: " + (", ".join(f"tier {t}: {n} held back for a summary"
@@ -153,16 +155,29 @@ def describe(status: dict[str, Any]) -> str:
         + f"; {status['chat']['queued']} posts queued, {status['chat']['failed']} failed",
         f"schema:      migration {status['schema_version']}",
     ]
-    for instance in status["instances"]:
-        holds = ", ".join(instance["holds"]) or "no folder"
-        lines.append(f"instance {instance['name']}: {instance['state']}, heartbeat {instance['heartbeat_age_seconds']:.0f} s ago"
-                     + (f", ingests {holds}" if instance["state"] == "running" else ""))
-    for folder in status["folders"]:
-        name = f"{folder['account'] + '/' if len(status['imap_accounts']) > 1 else ''}{folder['folder']}"
-        lines.append(f"folder {name}: last UID {folder['last_uid']}, "
-                     f"polled {_when(folder['last_polled_at'], folder['polled_seconds_ago'], 'not yet')}, "
-                     f"last mail {_when(folder['last_mail_at'], folder['mail_seconds_ago'], 'none yet')}")
     return "\n".join(lines)
+
+
+def _folder_name(folder: dict[str, Any], status: dict[str, Any]) -> str:
+    return f"{folder['account'] + '/' if len(status['imap_accounts']) > 1 else ''}{folder['folder']}"
+
+
+def show(status: dict[str, Any]) -> None:
+    """`describe`, then the instances and the folders as table.py's tables."""
+    from . import table
+
+    print(describe(status))
+    if status["instances"]:
+        table.show(status["instances"], (
+            table.Column("Instance", "name"), table.Column("State", "state"),
+            table.Column("Heartbeat", lambda i: f"{i['heartbeat_age_seconds']:.0f} s ago", right=True),
+            table.Column("Ingests", lambda i: ", ".join(i["holds"]) if i["state"] == "running" else None)),
+            title="Instances")
+    table.show(status["folders"], (
+        table.Column("Folder", lambda f: _folder_name(f, status)), table.Column("Last UID", "last_uid", right=True),
+        table.Column("Polled", lambda f: _when(f["last_polled_at"], f["polled_seconds_ago"], "not yet")),
+        table.Column("Last mail", lambda f: _when(f["last_mail_at"], f["mail_seconds_ago"], "none yet"))),
+        title="Folders")
 
 
 def _describe_ticket_limit(limit: dict[str, Any]) -> str:

@@ -97,7 +97,8 @@ def seed_history(db_url: str) -> None:
 @pytest.fixture
 def run(tmp_path: Path):
     env = {"ESCALATE_DB_URL": f"sqlite:///{tmp_path / 'escalate.db'}", "ESCALATE_RULES": str(REPO / "rules.yaml"),
-           "ESCALATE_SECRET": "test-secret", "ESCALATE_NOW": ""}
+           # a secret of full strength: the ticket actions (tests/cli/test_ticket_actions_roster.py) refuse a weak one
+           "ESCALATE_SECRET": "5e" * 32, "ESCALATE_NOW": ""}
     seed_history(env["ESCALATE_DB_URL"])
 
     def invoke(*args: str, expect: int = 0):

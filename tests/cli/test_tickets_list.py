@@ -151,12 +151,13 @@ def test_a_long_listing_is_written_row_by_row_in_plain_columns_and_its_json_is_u
     add_tickets(run, 400)
     out = run("tickets", "list", "--limit", "0").stdout
     lines = out.splitlines()
-    assert len(lines) == 1 + 406 and "Showing" not in out  # a header and every ticket
+    assert len(lines) == 2 + 406 and "Showing" not in out  # the headings, their rule and every ticket
     assert lines[0].split() == ["Ref", "Status", "Severity", "Tier", "Ladder", "Msgs", "Opened", "Next", "due",
                                 "Requester", "Subject"]
+    assert set(lines[1]) == {"─"}  # the look of the shorter, rich-laid-out table
     assert lines[-1].split() == ["T-406", "open", "normal", "-", "-", "1", "2026-11-05", "09:00", "UTC", "-",
                                  "c406@many.example", "Storm", "report", "number", "406", "second", "line"]
-    assert lines[6].split()[:3] == ["T-6", "DRILL", "open"]
+    assert lines[7].split()[:3] == ["T-6", "DRILL", "open"]
     starts = {line.index("c406@") if "c406@" in line else None for line in lines[-1:]}
     assert starts == {lines[0].index("Requester")}  # columns line up
     assert "Showing 200 of 406 tickets" in run("tickets", "list").stdout  # the default stays a rich table

@@ -36,7 +36,7 @@ def test_two_accounts_each_with_an_inbox_are_both_ingested_once(env, cli, two_ac
     cli("run", "--once")
     assert tickets(cli) == ["Pricing", "Quote please", "Site down"]
 
-    status = json.loads(cli("status", "--json").output)
+    status = json.loads(cli("status", "--json", expect=3).output)
     port = two_accounts.port
     assert sorted((f["account"], f["folder"], f["last_uid"]) for f in status["folders"]) == [
         (f"sales@127.0.0.1:{port}", "INBOX", 2), (f"support@127.0.0.1:{port}", "INBOX", 1)]

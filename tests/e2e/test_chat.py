@@ -155,11 +155,13 @@ def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(env, cli, do
 
     # what a person reads never shows a channel's token
     listed = cli("chat", "list").output
-    assert "frontline  ESCALATE_CHAT_FRONTLINE  json://…  last: outbox #1 sent" in listed
-    assert "ops  ESCALATE_CHAT_OPS  mmost://…" in listed
-    status = cli("status").output
+    rows = [line.split() for line in listed.splitlines()]
+    assert rows[0] == ["Channel", "Variable", "URL", "Last", "post"]
+    assert rows[2][:6] == ["frontline", "ESCALATE_CHAT_FRONTLINE", "json://…", "outbox", "#1", "sent"]
+    assert rows[3][:3] == ["ops", "ESCALATE_CHAT_OPS", "mmost://…"]
+    status = cli("status", expect=3).output
     assert "chat:        frontline (json://…), ops (mmost://…); 0 posts queued, 0 failed" in status
-    for output in (listed, cli("chat", "list", "--json").output, status, cli("status", "--json").output,
+    for output in (listed, cli("chat", "list", "--json").output, status, cli("status", "--json", expect=3).output,
                    cli("outbox", "show", "1").output, logged):
         assert JSON_TOKEN not in output and MM_TOKEN not in output
     assert "outbox 1 posted to chat:frontline (json://…)" in logged  # the log is there, only without tokens

@@ -279,7 +279,7 @@ def test_metrics_endpoint_and_status_show_what_the_daemon_does(env, notify_socke
     finally:
         code, err = stop(daemon)
     assert code == 0, err
-    assert json.loads(cli("status", "--json").output)["daemon"] == {"running": False, "pid": None}
+    assert json.loads(cli("status", "--json", expect=3).output)["daemon"] == {"running": False, "pid": None}
 
 
 def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(env, rules_file, notify_socket, dovecot: Dovecot,

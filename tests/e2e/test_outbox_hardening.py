@@ -42,7 +42,7 @@ def customers(dovecot, mail, count: int) -> list[str]:
 
 
 def status(cli) -> dict:
-    return json.loads(cli("status", "--json").output)
+    return json.loads(cli("status", "--json", expect=3).output)  # 3: no daemon runs beside these tests
 
 
 @pytest.mark.parametrize("smtp_sink", [{"smtputf8": True}], indirect=True)
@@ -132,13 +132,13 @@ def test_a_refused_login_stops_sending_until_fixed_and_says_so(env, rules_file, 
         assert "535" in line and "ESCALATE_SMTP_URL" in line and "s3cret" not in result.output
         delivery = Delivery.get()
         assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("queued", 0, None)
-    shown = cli("status").output
+    shown = cli("status", expect=3).output
     assert "PROBLEM smtp-login" in shown and "refused the login" in shown
     assert [p["name"] for p in status(cli)["problems"]] == ["smtp-login"]
     smtp_sink.login = ("escalate", "s3cret/pw")  # fixed
     cli("run", "--once", "--now", "2026-11-02T11:05:00+00:00")
     assert [m.rcpt_tos for m in smtp_sink.messages] == [["shop@customer.example"]]
-    assert status(cli)["problems"] == [] and "PROBLEM" not in cli("status").output
+    assert status(cli)["problems"] == [] and "PROBLEM" not in cli("status", expect=3).output
 
 
 # -- bounded outgoing headers -----------------------------------------------------------------------

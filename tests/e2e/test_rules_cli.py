@@ -131,18 +131,22 @@ def test_an_incident_is_escalated_once_and_explained_replayed_and_documented(
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text(RULES.replace("customers_affected: 3", "customers_affected: 2")
                          .replace("no_first_response_for: 15m", "no_first_response_for: 30m"))
-    diff = rules_json(cli, "simulate", "--since", at(0), "--rules", str(candidate), "--now", at(16))
+    diff = rules_json(cli, "simulate", "--since", at(0), str(candidate), "--now", at(16))
     assert [(s["ref"], s["rule"]) for s in diff["only_actual"]] == [
         ("T-1", "urgent-no-first-response"), ("T-2", "urgent-no-first-response"), ("T-3", "urgent-no-first-response")]
     assert [(s["ref"], s["rule"], s["due_at"]) for s in diff["only_predicted"]] == []
-    assert "would escalate: 1 steps; the daemon took 4; 1 agree" in cli(
-        "rules", "simulate", "--since", at(0), "--rules", str(candidate), "--now", at(16)).output
+    replay = cli("rules", "simulate", "--since", at(0), "--rules", str(candidate), "--now", at(16)).output
+    assert "would escalate: 1 steps; the daemon took 4; 1 agree" in replay
+    lines = [" ".join(line.split()) for line in replay.splitlines()]  # the steps in the one table style
+    happened = lines[lines.index("Happened, would not have"):]
+    assert happened[1] == "Due Ref Rule Step Tier" and set(happened[2]) == {"─"}
+    assert [line.split()[3] for line in happened[3:6]] == ["T-1", "T-2", "T-3"]
 
     matrix = rules_json(cli, "matrix")
     assert matrix == {"clock": "unresolved", "after": ["4h", "1d"], "repeat_every": None,
                       "rows": [{"severity": "urgent", "tiers": [1, 2]}, {"severity": "normal", "tiers": [None, 2]}]}
     table = cli("rules", "matrix").output.splitlines()
-    assert table[0].split() == ["severity", "\\", "unresolved", "for", "4h", "1d"]
+    assert table[0].split() == ["Severity", "\\", "unresolved", "for", "4h", "1d"]
     assert table[2].split() == ["urgent", "1", "Frontline", "2", "Specialists"]
     doc = cli("rules", "doc").output
     assert doc.startswith("# Escalation procedure\n")

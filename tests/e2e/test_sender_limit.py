@@ -47,10 +47,10 @@ def test_a_flood_from_one_address_opens_its_limit_of_tickets_and_escalates_only_
     escalations = [m for m in smtp_sink.wait_for(len(listed)) if m.message["X-Escalate-Kind"] == "escalation"]
     assert len(escalations) == len(listed) == PER_HOUR + 1 + PER_HOUR + 1
 
-    status = json.loads(cli("status", "--json", "--now", at(20)).output)
+    status = json.loads(cli("status", "--json", "--now", at(20), expect=3).output)
     assert status["ticket_limit"]["senders_limited_last_24h"] == 1  # mallory; alice is on a roster
     assert status["ticket_limit"]["mails_threaded_last_24h"] == flood - PER_HOUR
-    assert f"ticket limit: {flood - PER_HOUR} mail(s) from 1 sender(s)" in cli("status", "--now", at(20)).output
+    assert f"ticket limit: {flood - PER_HOUR} mail(s) from 1 sender(s)" in cli("status", "--now", at(20), expect=3).output
     db.connect(env["ESCALATE_DB_URL"])
     clock.set_now(clock.parse_time(at(20)))
     gauges = {m.name: m.samples[0].value for m in DatabaseCollector().collect()
