@@ -24,7 +24,7 @@ from .db import write_transaction
 from .models import Escalation, Outbox, Ticket
 from .notify import queue_ladder_mail
 from .rules.ladder import ESCALATION, MailStep
-from .report import durations
+from .report_window import durations
 from .rules.model import Rule, Ruleset, Tier
 from .templates import Renderer
 

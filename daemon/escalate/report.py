@@ -12,45 +12,25 @@ The trend per week or day beside the period before is report_trend.py's.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import peewee
 
-from . import sla
+from . import report_trend, sla
 from .clock import iso
-from .models import Escalation, Outbox, Ticket, database
+from .models import Escalation, Outbox, Ticket
+from .report_window import Scope, created_at_column, durations, rows, share
 from .rules.model import Ruleset
 
 DEFAULT_PERIOD = timedelta(days=30)
 TOP = 10  # rows in the "most" lists
 TOP_TIER_LIST = 25  # tickets listed that reached the top tier (all are counted)
 NOT_ESCALATED = "not escalated"
-WIDE_WINDOW = 0.2  # above this share of all tickets, the window is read by a table scan
 ESCALATION_KINDS = ("escalation", "next-tier", "reminder")
 
 Progress = Callable[[str, int], None]  # (the stage starting, how many are done)
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of already sorted values (None for no values)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def durations(values: Iterable[float]) -> dict[str, Any]:
-    ordered = sorted(max(0.0, v) for v in values)
-    return {"count": len(ordered), "median_seconds": _round(percentile(ordered, 0.5)),
-            "p90_seconds": _round(percentile(ordered, 0.9))}
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def _tier_name(ruleset: Ruleset, level: int | None) -> str:
@@ -65,23 +45,6 @@ def _tier_name(ruleset: Ruleset, level: int | None) -> str:
 def _severity_order(ruleset: Ruleset) -> Callable[[str], tuple[int, str]]:
     order = {s.name: i for i, s in enumerate(ruleset.severities)}
     return lambda name: (order.get(name, len(order)), name)
-
-
-@dataclass
-class Scope:
-    """What the report covers — tickets opened in [since, until), drills or not — and what two
-    stages share: the window's SLA breaches, found once (the costliest query of the report)."""
-
-    since: datetime
-    until: datetime
-    include_drills: bool
-    window: Any  # the SQL condition for a ticket in the window
-    _breaches: list[sla.Breach] | None = field(default=None, repr=False)
-
-    def breaches(self, ruleset: Ruleset, now: datetime) -> list[sla.Breach]:
-        if self._breaches is None:
-            self._breaches = sla.breaches(ruleset, self.window, now)
-        return self._breaches
 
 
 def build(ruleset: Ruleset, *, since: datetime | None, until: datetime, now: datetime,
@@ -101,26 +64,6 @@ def build(ruleset: Ruleset, *, since: datetime | None, until: datetime, now: dat
         report.update(stage(ruleset, scope, now))
     step("done", len(STAGES))
     return report
-
-
-def created_at_column(since: datetime, until: datetime):
-    """Ticket.created_at for the window condition. When the window holds most of the tickets,
-    SQLite is much faster scanning the table than following the created_at index row by row
-    (8x on 100,000 tickets), but without range statistics it always picks the index; a unary +
-    tells it not to. A covering count on the index decides, in milliseconds."""
-    if not isinstance(database.obj, peewee.SqliteDatabase):
-        return Ticket.created_at
-    inside = Ticket.select().where((Ticket.created_at >= since) & (Ticket.created_at < until)).count()
-    everything = Ticket.select().count()
-    if everything and inside > everything * WIDE_WINDOW:
-        return peewee.NodeList((peewee.SQL("+"), Ticket.created_at), glue="")
-    return Ticket.created_at
-
-
-def rows(query) -> list[tuple]:
-    """The query's rows as the database returns them: computed seconds stay floats, with no
-    per-value conversion by peewee (which costs more than the query on a large history)."""
-    return database.execute(query).fetchall()
 
 
 def _totals(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
@@ -239,11 +182,6 @@ def _resolve(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     }}
 
 
-def share(part: int, whole: int) -> float | None:
-    """`part` as a fraction of `whole`, to three places (None when there is no whole)."""
-    return round(part / whole, 3) if whole else None
-
-
 def _breaches(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     """Breaches per severity and tier, as counts and as a share of the tickets opened."""
     window = scope.window
@@ -285,7 +223,6 @@ def _breaches(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
 
 
 def _trend(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
-    from . import report_trend  # it builds on this module's helpers
 
     return report_trend.trend(ruleset, scope, now)
 

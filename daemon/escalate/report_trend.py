@@ -24,7 +24,7 @@ from typing import Any
 from . import sla
 from .clock import iso
 from .models import Escalation, Ticket
-from .report import Scope, created_at_column, durations, rows, share  # report.py imports this module when it runs
+from .report_window import Scope, created_at_column, durations, rows, share
 from .rules.model import Ruleset
 
 DAILY_BELOW = timedelta(days=14)  # a shorter window is shown per day, a longer one per week

@@ -233,7 +233,7 @@ def test_report_names_a_rules_problem(run, tmp_path: Path):
 
 
 def test_percentiles_are_nearest_rank():
-    from escalate.report import durations
+    from escalate.report_window import durations
     assert durations([]) == {"count": 0, "median_seconds": None, "p90_seconds": None}
     assert durations(range(1, 11)) == {"count": 10, "median_seconds": 5, "p90_seconds": 9}
     assert durations([3, 1, 2]) == {"count": 3, "median_seconds": 2, "p90_seconds": 3}
