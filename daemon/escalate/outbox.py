@@ -16,9 +16,9 @@ import asyncio
 import logging
 import ssl
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
 
 import aiosmtplib
 import peewee
@@ -28,6 +28,8 @@ from .config import ServerUrl
 from .db import write_transaction
 from .instance import identity
 from .models import Delivery, Outbox
+from .settle import (DELIVERY_FAILURES, IS_MAIL, PENDING, WAITING, SendResult, backoff, chunks,
+                     lock_outbox_rows, settle, settle_all_sent)
 from .store import durability
 from .store import outbox as store_outbox
 
@@ -43,27 +45,8 @@ TIMEOUT_SECONDS = 30.0  # per SMTP operation
 # stop starting new sends after this (the rest stays queued for the next run), so a slow server
 # cannot hold up the daemon's other stages for longer than this plus one send's timeout
 TIME_BUDGET_SECONDS = 20.0
-FIRST_RETRY = timedelta(seconds=30)
-MAX_RETRY = timedelta(minutes=10)
 MAX_ATTEMPTS = 50  # about 8 hours at the capped interval; then failed, for a person to retry
 LEASE_SECONDS = 60.0  # PostgreSQL: how long a claim holds (Settings.send_lease_seconds)
-
-PENDING = "queued"
-WAITING = "rendering"  # a delivery whose mail is not rendered yet (render.WAITING: render.py imports this module)
-# chat posts are deliveries too ("chat:<name>"), posted by chatsend.py: never an SMTP recipient
-IS_MAIL = ~Delivery.recipient.startswith("chat:")
-DELIVERY_FAILURES = ("failed", "refused", "bounced")
-
-
-@dataclass
-class SendResult:
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    connections: int = 0
-    errors: list[str] = field(default_factory=list)
-    failed_outbox_ids: list[int] = field(default_factory=list)
-
 
 class SmtpUnavailable(RuntimeError):
     """The SMTP server could not be reached at all while mail was due; everything stays queued
@@ -77,11 +60,6 @@ class SmtpUnavailable(RuntimeError):
 class SmtpLoginRefused(SmtpUnavailable):
     """The SMTP server refused our login (5xx to AUTH): a configuration error, not a temporary one.
     Nothing is sent and no delivery is charged an attempt until the login works again."""
-
-
-def backoff(attempts: int) -> timedelta:
-    """Wait after the `attempts`-th failed attempt: 30 s, 1 min, 2 min, … capped at 10 min."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
 
 
 def _client(url: ServerUrl, timeout: float) -> aiosmtplib.SMTP:
@@ -179,15 +157,15 @@ class _Recorder:
     def _write(self, outcomes: list[_Outcome]) -> None:
         now = self.now
         with write_transaction():
-            _lock_outbox_rows({o.job.outbox_id for o in outcomes})
+            lock_outbox_rows({o.job.outbox_id for o in outcomes})
             sent = [o.job.delivery_id for o in outcomes if o.status == "sent"]
-            for chunk in _chunks(sent, 500):
+            for chunk in chunks(sent, 500):
                 store_outbox.mark_sent(chunk, now)
             for outcome in outcomes:
                 if outcome.status != "sent":
                     self._record_failure(outcome)
             unsettled = {o.job.outbox_id for o in outcomes if o.status != "sent"}
-            unsettled |= _settle_all_sent({o.job.outbox_id for o in outcomes} - unsettled, now)
+            unsettled |= settle_all_sent({o.job.outbox_id for o in outcomes} - unsettled, now)
             settle(unsettled, now, self.on_failed, self.result)
 
     def _record_failure(self, outcome: _Outcome) -> None:
@@ -212,95 +190,6 @@ class _Recorder:
         Delivery.update(**values).where(
             (Delivery.id == job.delivery_id) & (Delivery.status == PENDING)
             & (Delivery.lease_owner.is_null() | (Delivery.lease_owner == self.owner))).execute()
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _lock_outbox_rows(outbox_ids: set[int]) -> None:
-    """PostgreSQL: lock the outbox rows a flush settles, in id order, before reading their deliveries.
-
-    Two instances recording the last two recipients of one row at once would otherwise each see the
-    other's delivery still pending in their snapshot, and neither would mark the row sent. Locked,
-    the second waits for the first to commit and then reads its delivery as sent."""
-    database = models.database.obj
-    if isinstance(database, peewee.SqliteDatabase) or not outbox_ids:
-        return  # one writer at a time already (BEGIN IMMEDIATE)
-    for chunk in _chunks(sorted(outbox_ids), 500):
-        store_outbox.lock_rows(chunk)
-
-
-def _settle_all_sent(outbox_ids: set[int], now: datetime) -> set[int]:
-    """The common case in one statement: rows whose every recipient now has the mail are sent.
-    Returns the rows it could not settle so (another recipient failed or is pending) for `settle`."""
-    left: set[int] = set()
-    for chunk in _chunks(sorted(outbox_ids), 500):
-        changed = store_outbox.settle_sent(chunk, now)
-        if changed < len(chunk):
-            left.update(row_id for (row_id,) in Outbox.select(Outbox.id)
-                        .where(Outbox.id.in_(chunk) & (Outbox.status == PENDING)).tuples())
-    return left
-
-
-def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox, datetime], None] | None = None,
-           result: SendResult | None = None) -> None:
-    """Set each outbox row's status from its deliveries (inside the caller's transaction).
-
-    queued while any recipient is pending; sent when every recipient got it (or was deliberately
-    skipped); failed when a recipient failed and none is pending — `on_failed` is then called once,
-    on the transition, to tell a person.
-    """
-    ids = list(outbox_ids)
-    for chunk in _chunks(ids, 500):
-        deliveries: dict[int, list[Delivery]] = {}
-        for delivery in Delivery.select().where(Delivery.outbox.in_(chunk)):
-            deliveries.setdefault(delivery.outbox_id, []).append(delivery)
-        uniform_sent: list[int] = []
-        others: list[int] = []
-        for row_id, status in Outbox.select(Outbox.id, Outbox.status).where(Outbox.id.in_(chunk)).tuples():
-            if status == PENDING and {d.status for d in deliveries.get(row_id, [])} == {"sent"}:
-                uniform_sent.append(row_id)  # the common case, written in one statement below
-            else:
-                others.append(row_id)
-        # the rest one by one (the full row, for on_failed), without loading mail bodies for the many
-        for row in (Outbox.select().where(Outbox.id.in_(others)) if others else ()):
-            mine = deliveries.get(row.id, [])
-            statuses = {d.status for d in mine}
-            if WAITING in statuses:
-                # its mail is not rendered yet (a chat post recorded first): render.py owns the row until it is
-                continue
-            attempts = max((d.attempts for d in mine), default=row.attempts)
-            before = row.status
-            row.attempts = attempts
-            if PENDING in statuses:
-                row.status = PENDING
-                row.next_attempt_at = min(d.next_attempt_at for d in mine if d.status == PENDING)
-            elif statuses & set(DELIVERY_FAILURES):
-                row.status = "failed"
-            elif statuses and statuses <= {"suppressed"}:
-                row.status = "suppressed"
-            elif statuses and statuses <= {"cancelled"}:
-                row.status = "cancelled"
-            elif "sent" in statuses:
-                row.status = "sent"
-            failures = [f"{d.recipient}: {d.last_error}" for d in mine if d.status in DELIVERY_FAILURES or d.status == PENDING and d.last_error]
-            row.last_error = "; ".join(failures)[:2000] or None
-            sent_times = [d.sent_at for d in mine if d.sent_at]
-            row.sent_at = max(sent_times) if sent_times else None
-            row.save(only=[Outbox.status, Outbox.attempts, Outbox.next_attempt_at, Outbox.last_error, Outbox.sent_at])
-            if row.status == "failed" and before != "failed":
-                if result is not None:
-                    result.failed_outbox_ids.append(row.id)
-                if on_failed is not None:
-                    on_failed(row, now)
-        by_time: dict[tuple, list[int]] = {}
-        for row_id in uniform_sent:
-            mine = deliveries[row_id]
-            by_time.setdefault((max(d.sent_at for d in mine), max(d.attempts for d in mine)), []).append(row_id)
-        for (at, attempts), group in by_time.items():
-            Outbox.update(status="sent", sent_at=at, attempts=attempts, last_error=None).where(Outbox.id.in_(group)).execute()
 
 
 # -- sending ----------------------------------------------------------------------------------
@@ -534,7 +423,7 @@ def release(delivery_ids: list[int], owner: str) -> None:
     if not delivery_ids or not db.shared():
         return
     try:
-        for chunk in _chunks(delivery_ids, 500):
+        for chunk in chunks(delivery_ids, 500):
             (Delivery.update(lease_owner=None, lease_until=None)
              .where(Delivery.id.in_(chunk) & (Delivery.lease_owner == owner) & (Delivery.status == PENDING))
              .execute())
@@ -649,11 +538,11 @@ def retry(ids: list[int] | None, now: datetime) -> int:
         # takes queued rows
         unrendered = {row_id for (row_id,) in Outbox.select(Outbox.id).where(
             Outbox.id.in_(sorted(touched)) & Outbox.context.is_null(False)).tuples()} if touched else set()
-        for chunk in _chunks([row.id for row in rows if row.outbox_id not in unrendered], 500):
+        for chunk in chunks([row.id for row in rows if row.outbox_id not in unrendered], 500):
             Delivery.update(status=PENDING, next_attempt_at=now, failed_at=None).where(Delivery.id.in_(chunk)).execute()
-        for chunk in _chunks([row.id for row in rows if row.outbox_id in unrendered], 500):
+        for chunk in chunks([row.id for row in rows if row.outbox_id in unrendered], 500):
             Delivery.update(status=WAITING, next_attempt_at=now, failed_at=None).where(Delivery.id.in_(chunk)).execute()
-        for chunk in _chunks(sorted(unrendered), 500):
+        for chunk in chunks(sorted(unrendered), 500):
             Outbox.update(status=PENDING, next_attempt_at=now).where(Outbox.id.in_(chunk)).execute()
         settle(touched - unrendered, now)
     return len(touched)
@@ -665,7 +554,7 @@ def cancel(ids: list[int], now: datetime) -> int:
     with write_transaction():
         rows = list(Delivery.select(Delivery.id, Delivery.outbox)
                     .where(Delivery.outbox.in_(ids) & Delivery.status.in_((PENDING, "suppressed", "rendering") + DELIVERY_FAILURES)))
-        for chunk in _chunks([row.id for row in rows], 500):
+        for chunk in chunks([row.id for row in rows], 500):
             Delivery.update(status="cancelled", last_error="cancelled by an admin").where(Delivery.id.in_(chunk)).execute()
         touched = {row.outbox_id for row in rows}
         settle(touched, now)

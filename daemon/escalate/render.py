@@ -31,6 +31,7 @@ from .compose import build_mail
 from .db import write_transaction
 from .models import Delivery, Outbox
 from .notify import SENDER_NAME, template_variables, thread_ids
+from .settle import WAITING, backoff, settle
 from .templates import Renderer
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ RENDER_BATCH = 200  # rows per transaction: bounded memory and lock time whateve
 # cannot hold up sending what is already rendered for long; about 5,000 mails here, far more than
 # a tick decides, and with the send's own budget well inside the stage's stuck limit (300 s)
 TIME_BUDGET_SECONDS = 60.0
-WAITING = "rendering"  # a delivery whose mail is not rendered yet
 
 
 @dataclass
@@ -120,8 +120,6 @@ def _compose_all(rows: list[Outbox], renderer: Renderer, result: RenderResult) -
 
 def _record(outcomes: list[tuple[Outbox, bytes | str]], now: datetime,
             on_failed: Callable[[Outbox, datetime], None] | None, result: RenderResult) -> None:
-    from .outbox import backoff, settle  # outbox.send_due calls this module first
-
     rendered: list[int] = []
     recovered: list[int] = []
     for row, outcome in outcomes:

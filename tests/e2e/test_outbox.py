@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from escalate import db, notify, outbox, problems, tickets, verp
+from escalate import db, notify, outbox, problems, settle, tickets, verp
 from escalate.config import parse_server_url
 from escalate.loopback import SmtpSink
 from escalate.rules.ladder import MailStep
@@ -124,7 +124,7 @@ def test_451_for_thirty_minutes_backs_off_capped_then_delivers_once(world):
         waits.append(row.next_attempt_at - now)
         now = row.next_attempt_at
     assert "451" in Outbox.get_by_id(1).last_error
-    assert max(waits) == outbox.MAX_RETRY == timedelta(minutes=10)  # the cap holds
+    assert max(waits) == settle.MAX_RETRY == timedelta(minutes=10)  # the cap holds
     assert waits[:3] == [timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2)]
     world.sink.mode = "accept"
     assert world.send(now).sent == 5
