@@ -109,7 +109,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             # they are not due (tickets.py normally clears next_due_at itself; this keeps it so).
             idle = [ticket.id for ticket in due if ticket.status not in ACTIVE_STATUSES or ticket.drill]
             if idle:
-                Ticket.update(next_due_at=None).where(Ticket.id.in_(idle)).execute()
+                tickets.clear_due(idle)
                 due = [ticket for ticket in due if ticket.id not in set(idle)]
                 if not due:
                     continue
@@ -227,7 +227,7 @@ def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decisi
             if closed.state == EXHAUSTED:
                 audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=closed.rule, tier=closed.tier,
                              reminders=closed.step)
-        row = notify.new_escalation(ladders.values_of(ticket, ladder))
+        row = notify.new_escalation(ticket, ladder)
     elif row is not None:
         ladders.write(row, ladder)
     mail = decision.mail

@@ -21,7 +21,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from . import audit, chat, clock, ratelimit, rows, tokens, verp
+from . import audit, chat, clock, ladders, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Event, Incident, Message, Outbox, Ticket, load_json
 from .rules.durations import age_text, format_duration
 from .clock import parse_time
@@ -362,20 +362,10 @@ class DeferredMail:
         return duplicates
 
     def _write_escalations(self) -> None:
-        """The batch's new escalations as they are now (a later step of the batch may have moved
-        one on), each given its id, which their outbox rows then carry. No conflict is expected:
-        the batch read its tickets' escalations under the tickets' claim; one would fail the batch."""
         pending, self.escalations = self.escalations, []
-        for start in range(0, len(pending), FLUSH_ROWS):
-            chunk = pending[start:start + FLUSH_ROWS]
-            ids = dict(rows.insert_returning(Escalation, [{name: e.__data__[name] for name in _ESCALATION_COLUMNS}
-                                                          for e in chunk], ("ticket", "rule")))
-            for escalation in chunk:
-                escalation.id = ids[(escalation.ticket_id, escalation.rule)]
+        ladders.insert_pending(pending)
 
 
-_ESCALATION_COLUMNS = ("ticket", "rule", "tier", "step", "started_at", "last_step_due_at", "state", "tier_since",
-                       "next_step_at", "reasons", "forced", "ack_tier", "ended_at", "severity")
 FLUSH_ROWS = 100  # outbox rows per INSERT: well inside SQLite's limit of 32,766 parameters
 _local = threading.local()
 
@@ -395,16 +385,10 @@ def deferred(secret: bytes) -> Iterator[DeferredMail]:
         _local.batch = None
 
 
-def new_escalation(values: dict[str, Any]) -> Escalation:
-    """A ticket's new ladder: its escalation row, written now, or in a tick batch with
-    the batch's mail (`DeferredMail.flush`), without an id until then (tickets.py writes such an
-    escalation's later changes by leaving them on the instance)."""
+def new_escalation(ticket: Ticket, ladder) -> Escalation:
+    """A ticket's new ladder (ladders.start), in a tick batch written with the batch's mail."""
     batch = _deferred()
-    if batch is None:
-        return Escalation(id=rows.insert(Escalation, values), **values)
-    escalation = rows.unsaved(Escalation, values)
-    batch.add_escalation(escalation)
-    return escalation
+    return ladders.start(ticket, ladder, batch.escalations if batch is not None else None)
 
 
 def _template_names(renderer: Renderer) -> set[str]:

@@ -1,4 +1,5 @@
-"""The ticket state machine: the only module that changes a ticket's status.
+"""The ticket state machine: the only module that changes a ticket's status (TRANSITIONS), and
+with ladders.py the only one that writes escalation ladders (tests/qa/test_ticket_writes.py).
 
     new ──ack/agent──▶ open ──wait──▶ waiting ──customer writes──▶ open
      │                  │                │
@@ -18,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import audit, rows
-from .models import ACTIVE_STATUSES, Escalation, IncidentCustomer, Message, Ticket
+from .models import ACTIVE_STATUSES, TICKET_STATUSES, Escalation, IncidentCustomer, Message, Ticket
 
 
 class TicketStateError(ValueError):
@@ -26,6 +27,37 @@ class TicketStateError(ValueError):
 
 
 SYSTEM = "escalate"
+
+# Every status change: (status, event) -> the status after it. An event a status does not list
+# does not apply to it; the functions below refuse it with a TicketStateError that says why.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    # a person takes the ticket (#ack), or an agent answers the customer: a new ticket is open
+    **{(status, "acknowledge"): "open" if status == "new" else status for status in ACTIVE_STATUSES},
+    **{(status, "agent-replied"): "open" if status == "new" else status for status in TICKET_STATUSES},
+    # the customer writes: a wait ends, a resolved or closed ticket reopens
+    **{(status, "customer-wrote"): "new" if status == "new" else "open"
+       for status in TICKET_STATUSES},
+    ("new", "wait"): "waiting", ("open", "wait"): "waiting",
+    **{(status, "resolve"): "resolved" for status in ACTIVE_STATUSES},
+    ("resolved", "close"): "closed",
+    # a history import found the conversation over before its cut-off (history.py)
+    ("new", "import-ended"): "closed", ("open", "import-ended"): "closed",
+}
+
+
+def status_after(status: str, event: str) -> str:
+    """The status `event` leads to from `status` (simulate.py replays history with it too)."""
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise TicketStateError(f"a {status} ticket cannot {event}") from None
+
+
+def _move(ticket: Ticket, event: str) -> str:
+    """Move the ticket by the transition table; returns the status it had."""
+    previous = ticket.status
+    ticket.status = status_after(previous, event)
+    return previous
 
 
 def open_ticket(*, subject: str, normalised_subject: str, requester: str, requester_name: str,
@@ -64,9 +96,8 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
         ticket.last_customer_message_at = now
         changed.append("last_customer_message_at")
         if ticket.status in ("resolved", "closed", "waiting"):
-            previous = ticket.status
             _end_wait(ticket, now)
-            ticket.status = "open"
+            previous = _move(ticket, "customer-wrote")
             changed += ["status", "waiting_since", "waiting_periods"]
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
                          previous=previous, message_id=message.message_id)
@@ -97,8 +128,7 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
         ticket.acknowledged_by = by
     if ticket.assignee is None:
         ticket.assignee = by
-    if ticket.status == "new":
-        ticket.status = "open"
+    _move(ticket, "acknowledge")
     ladder = Escalation.select().where((Escalation.ticket == ticket) & (Escalation.state == "active")).first()
     level = tier if tier is not None else (ladder.tier if ladder is not None else ticket.tier)
     if ladder is not None:
@@ -125,7 +155,7 @@ def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "")
     if ticket.status in ("resolved", "closed"):
         raise TicketStateError(f"{ticket.ref} is already {ticket.status}")
     _end_wait(ticket, now)
-    ticket.status = "resolved"
+    _move(ticket, "resolve")
     ticket.resolved_at = now
     (Escalation.update(state="ended", ended_at=now, next_step_at=None)
      .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
@@ -138,8 +168,7 @@ def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: 
     """We asked the customer something: the business-time clocks pause until they write."""
     if ticket.status not in ("new", "open"):
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new or open tickets can wait on the customer")
-    previous = ticket.status
-    ticket.status = "waiting"
+    previous = _move(ticket, "wait")
     ticket.waiting_since = now
     audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note)
     _touch(ticket, now)
@@ -149,9 +178,24 @@ def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None 
     """A resolved ticket is closed for good (a customer reply still reopens it)."""
     if ticket.status != "resolved":
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only resolved tickets can be closed")
-    ticket.status = "closed"
+    _move(ticket, "close")
     audit.record(ticket, now, by, "closed", rule=rule, via=via)
     _touch(ticket, now)
+
+
+def close_imported(ticket: Ticket, *, last: datetime, now: datetime, by: str, reason: str) -> None:
+    """A history import found the conversation over before its cut-off: closed as of its last
+    message, never due (history.py)."""
+    _move(ticket, "import-ended")
+    (Ticket.update(status=ticket.status, resolved_at=last, next_due_at=None, updated_at=now)
+     .where(Ticket.id == ticket.id).execute())
+    audit.record(ticket, now, by, "closed", via="import", last_message_at=last.isoformat(), reason=reason)
+
+
+def clear_due(ticket_ids: list[int]) -> None:
+    """Tickets the engine must not evaluate (resolved, closed, drills) are not due: the tick found
+    some whose due time was left behind (normally cleared with the change that idled them)."""
+    Ticket.update(next_due_at=None).where(Ticket.id.in_(ticket_ids)).execute()
 
 
 def set_severity(ticket: Ticket, severity: str, *, by: str, now: datetime, rule: str | None = None,
@@ -285,8 +329,7 @@ def record_customer_reply(ticket: Ticket, by: str, now: datetime, *, via: str) -
     if ticket.first_response_at is None:
         ticket.first_response_at = now
     ticket.last_agent_message_at = now
-    if ticket.status == "new":
-        ticket.status = "open"
+    _move(ticket, "agent-replied")
     audit.record(ticket, now, by, "customer-replied-to", via=via)
     _touch(ticket, now)
 
