@@ -293,7 +293,8 @@ def _incident_fired(incident_id: int, names: list[str]) -> None:
 
 @dataclass
 class StepContext:
-    """What a rule action sees when its rule fires on a ticket (rules/actions/)."""
+    """What a rule action sees when its rule fires on a ticket (rules/actions/), and what it can do:
+    the engine's side of rules.effects.Effects."""
 
     ticket: Ticket
     rule: Rule
@@ -312,6 +313,22 @@ class StepContext:
 
     def breached(self) -> str:
         return " and ".join(bound.describe() for bound in self.rule.criteria)
+
+    def alert_lead(self, tier: Tier) -> bool:
+        return notify.queue_breach_alert(ticket=self.ticket, rule=self.rule, tier=tier, breached=self.breached(),
+                                         due_at=self.due_at, ruleset=self.ruleset, renderer=self.renderer,
+                                         secret=self.secret, now=self.now, step=self.step) is not None
+
+    def ask_for_input(self, department: str, address: str, question: str) -> bool:
+        return notify.queue_input_request(ticket=self.ticket, department=department, address=address,
+                                          question=question, requested_by=f"rule {self.rule.name}",
+                                          ruleset=self.ruleset, renderer=self.renderer, secret=self.secret,
+                                          now=self.now) is not None
+
+    def set_severity(self, severity: str) -> None:
+        for ticket in self.affected_tickets():
+            if ticket.severity != severity:
+                tickets.set_severity(ticket, severity, by=tickets.SYSTEM, now=self.now, rule=self.rule.name)
 
     def affected_tickets(self) -> list[Ticket]:
         """The ticket, or for an incident rule every open ticket of the incident."""
