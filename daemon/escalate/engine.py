@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import audit, clock, crashpoints, db, incidents, ladders, notify, rows, tickets
+from .batch import Batch, writing
 from .incidents import IncidentFacts
 from .clock import parse_time
 from .db import write_transaction
@@ -99,9 +100,10 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
         raised: dict[int, int] = {}  # tiers escalations raised tickets to, likewise
         fired: dict[int, dict] = {}  # the rules that fired on each ticket (Ticket.rules_fired), likewise
-        # the batch's notifications are written together before it commits (notify.DeferredMail)
-        # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
-        with write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
+        # the batch's notifications and audit events are written together before it commits (Batch.flush)
+        with write_transaction():
+            mail = notify.DeferredMail(secret)
+            work = Batch(mail)
             due = _claim_due(now, batch)
             if not due:
                 break
@@ -123,10 +125,10 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 before, tier_before, fired_before = len(touched), ticket.tier, ticket.rules_fired
                 try:
                     # a failing ticket is rolled back alone, its pending notifications and events with it
-                    with db.savepoint(mail, events):
+                    with work.unit():
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, []), touched,
-                                                            incident_facts.get(ticket.id))
+                                                            incident_facts.get(ticket.id), work)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
@@ -149,8 +151,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                     result.escalated.append(ticket.ref)
                 crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
             # a notification the unique key already had is not written again, nor counted
-            result.notifications -= mail.flush()
-            events.flush()
+            result.notifications -= work.flush()
             tickets.schedule_many(schedule, raised, fired)
     # what a tier group's hourly ceiling held back reaches it as one summary (a few indexed reads a
     # tick: suppressed mail is rare)
@@ -199,23 +200,24 @@ def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes
 
 
 def _evaluate_ticket(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-                     escalations: list[Escalation], touched: set[int],
-                     incident: IncidentFacts | None = None) -> tuple[int, datetime | None]:
-    """(notifications queued, when the ticket is next due) — the caller stores the due time."""
+                     escalations: list[Escalation], touched: set[int], incident: IncidentFacts | None = None,
+                     batch: Batch | None = None) -> tuple[int, datetime | None]:
+    """(notifications queued, when the ticket is next due) — the caller stores the due time; in a
+    tick `batch` keeps the mail, ladders and events for the batch's end."""
     if ticket.snoozed_until is not None and ticket.snoozed_until > now:
         return 0, ticket.snoozed_until  # #snooze: look again when it ends
     ladder = ladders.ladder_of(ticket, escalations)
     decision = decide(facts_of(ticket, incident), ladder, ruleset, now)
-    row = _apply_ladder(ticket, ladders.current_row(escalations), ladder, decision, ruleset, now)
+    row = _apply_ladder(ticket, ladders.current_row(escalations), ladder, decision, ruleset, now, batch)
     queued = 0
     if decision.mail is not None:  # the tier's mail first, then what the rules that fired do
-        queued += _queue_mail(ticket, row, decision, ruleset, renderer, secret, now)
-    queued += _fire(ticket, row, decision, ruleset, renderer, secret, now, touched)
+        queued += _queue_mail(ticket, row, decision, ruleset, renderer, secret, now, batch)
+    queued += _fire(ticket, row, decision, ruleset, renderer, secret, now, touched, batch)
     return queued, decision.next_due
 
 
 def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decision: Decision, ruleset: Ruleset,
-                  now: datetime) -> Escalation | None:
+                  now: datetime, batch: Batch | None) -> Escalation | None:
     """Write the ladder as the decision leaves it (a new row when a new ladder starts) and audit it."""
     ladder = decision.ladder
     if decision.started:
@@ -223,41 +225,42 @@ def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decisi
             # the active ladder ran its course within this decision (a late tick), then a rule
             # started a new one: the old row ends as it did, then the new row
             closed = decision.closed or replace(before, state=EXHAUSTED, ended_at=now, next_step_at=None)
-            ladders.write(row, closed)
+            ladders.write(row, closed, batch)
             if closed.state == EXHAUSTED:
                 audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=closed.rule, tier=closed.tier,
-                             reminders=closed.step)
-        row = notify.new_escalation(ticket, ladder)
+                             reminders=closed.step, batch=batch)
+        row = notify.new_escalation(ticket, ladder, batch)
     elif row is not None:
-        ladders.write(row, ladder)
+        ladders.write(row, ladder, batch)
     mail = decision.mail
     if mail is not None and mail.kind != UNANSWERED:
         tickets.raise_tier(ticket, mail.tier)
         action = {ESCALATION: "escalated", NEXT_TIER: "escalated-next-tier"}.get(mail.kind, "reminded")
         audit.record(ticket, now, tickets.SYSTEM, action, rule=mail.rule, tier=mail.tier, step=mail.step,
-                     due_at=mail.due_at.isoformat(), reasons=list(mail.reasons))
+                     due_at=mail.due_at.isoformat(), reasons=list(mail.reasons), batch=batch)
     if ladder.state == EXHAUSTED and before.state != EXHAUSTED:
         audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=ladder.rule, tier=ladder.tier,
-                     reminders=ladder.step)
+                     reminders=ladder.step, batch=batch)
     if decision.ended:
-        audit.record(ticket, now, tickets.SYSTEM, "escalation-ended", rule=ladder.rule, why=decision.ended)
+        audit.record(ticket, now, tickets.SYSTEM, "escalation-ended", rule=ladder.rule, why=decision.ended,
+                     batch=batch)
     return row
 
 
 def _queue_mail(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: Ruleset, renderer: Renderer,
-                secret: bytes, now: datetime) -> int:
+                secret: bytes, now: datetime, batch: Batch | None) -> int:
     mail = decision.mail
     calendar = ruleset.calendar_for_severity(decision.severity)
     queued = notify.queue_ladder_mail(ticket=ticket, escalation=row, step=mail, ruleset=ruleset, renderer=renderer,
                                       secret=secret, now=now,
-                                      next_step=describe_next_step(decision.ladder, ruleset, calendar))
+                                      next_step=describe_next_step(decision.ladder, ruleset, calendar), batch=batch)
     if queued is not None:
         log.info("queued %s for %s to tier %s (rule %s, step %s)", queued.kind, ticket.ref, mail.tier, mail.rule, mail.step)
     return 1 if queued is not None else 0
 
 
 def _fire(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: Ruleset, renderer: Renderer,
-          secret: bytes, now: datetime, touched: set[int]) -> int:
+          secret: bytes, now: datetime, touched: set[int], batch: Batch | None) -> int:
     """The rules that began to hold: recorded once each, absorbed or not, and their actions run."""
     if not decision.firings:
         return 0
@@ -269,18 +272,21 @@ def _fire(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: R
         rule = firing.rule
         if firing.absorbed:
             audit.record(ticket, now, tickets.SYSTEM, "rule-absorbed", rule=rule.name, tier=rule.escalate_to,
-                         ladder_tier=decision.ladder.tier, due_at=firing.at.isoformat())
+                         ladder_tier=decision.ladder.tier, due_at=firing.at.isoformat(), batch=batch)
         elif not rule.notifies:
-            audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name, due_at=firing.at.isoformat())
+            audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name, due_at=firing.at.isoformat(),
+                         batch=batch)
         if rule.incident_wide:
             incident_wide.append(rule.name)
         if rule.actions:
             step = StepContext(ticket=ticket, rule=rule, ruleset=ruleset, escalation=row, step=0, due_at=firing.at,
                                now=now, renderer=renderer, secret=secret,
-                               tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched)
+                               tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched,
+                               batch=batch)
             for bound in rule.actions:
                 queued += bound.action.run(step, bound.value)
     if incident_wide and ticket.incident_id is not None:
+        writing(batch)
         _incident_fired(ticket.incident_id, incident_wide)
     return queued
 
@@ -307,9 +313,10 @@ class StepContext:
     secret: bytes
     tier: Tier | None
     touched: set[int] = field(default_factory=set)  # ids of other tickets the action changed
+    batch: Batch | None = None  # the tick's: mail and events kept for the batch's end
 
     def audit(self, action: str, **detail) -> None:
-        audit.record(self.ticket, self.now, tickets.SYSTEM, action, rule=self.rule.name, **detail)
+        audit.record(self.ticket, self.now, tickets.SYSTEM, action, rule=self.rule.name, batch=self.batch, **detail)
 
     def breached(self) -> str:
         return " and ".join(bound.describe() for bound in self.rule.criteria)
@@ -317,18 +324,20 @@ class StepContext:
     def alert_lead(self, tier: Tier) -> bool:
         return notify.queue_breach_alert(ticket=self.ticket, rule=self.rule, tier=tier, breached=self.breached(),
                                          due_at=self.due_at, ruleset=self.ruleset, renderer=self.renderer,
-                                         secret=self.secret, now=self.now, step=self.step) is not None
+                                         secret=self.secret, now=self.now, step=self.step,
+                                         batch=self.batch) is not None
 
     def ask_for_input(self, department: str, address: str, question: str) -> bool:
         return notify.queue_input_request(ticket=self.ticket, department=department, address=address,
                                           question=question, requested_by=f"rule {self.rule.name}",
                                           ruleset=self.ruleset, renderer=self.renderer, secret=self.secret,
-                                          now=self.now) is not None
+                                          now=self.now, batch=self.batch) is not None
 
     def set_severity(self, severity: str) -> None:
         for ticket in self.affected_tickets():
             if ticket.severity != severity:
-                tickets.set_severity(ticket, severity, by=tickets.SYSTEM, now=self.now, rule=self.rule.name)
+                tickets.set_severity(ticket, severity, by=tickets.SYSTEM, now=self.now, rule=self.rule.name,
+                                     batch=self.batch)
 
     def affected_tickets(self) -> list[Ticket]:
         """The ticket, or for an incident rule every open ticket of the incident."""

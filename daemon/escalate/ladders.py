@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import rows
+from .batch import Batch, writing
 from .clock import iso, parse_time
 from .models import Escalation, Ticket
 from .rules.ladder import ACTIVE, EXHAUSTED, NONE, Ladder
@@ -95,11 +96,12 @@ def insert_pending(pending: list[Escalation]) -> None:
             escalation.id = ids[(escalation.ticket_id, escalation.rule)]
 
 
-def write(row: Escalation, ladder: Ladder) -> None:
+def write(row: Escalation, ladder: Ladder, batch: Batch | None = None) -> None:
     """Write what changed on an existing row (a row new in this tick batch is written as it is
-    when the batch ends: notify.DeferredMail)."""
+    when the batch ends: insert_pending); in a tick `batch` opens the ticket's savepoint first."""
     changed = changed_columns(row, ladder)
     if changed and row.id is not None:
+        writing(batch)
         rows.update(row, *changed)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import audit, rows
+from .batch import Batch, writing
 from .models import ACTIVE_STATUSES, TICKET_STATUSES, Escalation, IncidentCustomer, Message, Ticket
 
 
@@ -61,7 +62,7 @@ def _move(ticket: Ticket, event: str) -> str:
 
 
 def open_ticket(*, subject: str, normalised_subject: str, requester: str, requester_name: str,
-                severity: str, reference_prefix: str, now: datetime, reason: str) -> Ticket:
+                severity: str, reference_prefix: str, now: datetime, reason: str, batch: Batch | None = None) -> Ticket:
     ticket = rows.create(
         Ticket,
         subject=subject or "(no subject)",
@@ -76,11 +77,11 @@ def open_ticket(*, subject: str, normalised_subject: str, requester: str, reques
     )
     ticket.ref = f"{reference_prefix}-{ticket.id}"
     rows.update(ticket, "ref")
-    audit.record(ticket, now, requester, "created", severity=severity, reason=reason)
+    audit.record(ticket, now, requester, "created", severity=severity, reason=reason, batch=batch)
     return ticket
 
 
-def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
+def add_message(ticket: Ticket, message: Message, now: datetime, batch: Batch | None = None) -> None:
     """Attach a stored message to its ticket and move the ticket's clocks and status.
 
     Writes only the columns that change (this runs for every ingested mail, and a whole-row save
@@ -100,7 +101,7 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
             previous = _move(ticket, "customer-wrote")
             changed += ["status", "waiting_since", "waiting_periods"]
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
-                         previous=previous, message_id=message.message_id)
+                         previous=previous, message_id=message.message_id, batch=batch)
             reopened = previous != "waiting"
     elif message.kind == "agent":
         ticket.last_agent_message_at = now
@@ -109,14 +110,15 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
             ticket.first_response_at = now  # the first-response clock stops here
             changed.append("first_response_at")
     audit.record(ticket, now, message.from_addr or "unknown", "message", kind=message.kind,
-                 message_id=message.message_id, subject=message.subject)
+                 message_id=message.message_id, subject=message.subject, batch=batch)
     _mark_due(ticket, now)
     rows.update(ticket, *changed)
     if reopened:
         _reclaim_primary(ticket, now)
 
 
-def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int | None = None) -> None:
+def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int | None = None,
+                batch: Batch | None = None) -> None:
     """A person has taken the ticket: its ladder stops, whichever tier's mail they answered.
 
     `tier` is the acknowledging member's tier (None: the tier the ladder has reached). Rules that
@@ -142,7 +144,7 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
                     last_step_due_at=now, state="acknowledged", acknowledged_at=now, acknowledged_by=by,
                     ack_tier=level, ended_at=now, reasons=[], forced=False)
     audit.record(ticket, now, by, "acknowledged", via=via, escalations_stopped=1 if ladder is not None else 0,
-                 tier=level)
+                 tier=level, batch=batch)
     _touch(ticket, now)
 
 
@@ -151,7 +153,7 @@ def _acknowledged_last(ticket: Ticket) -> bool:
     return latest is not None and latest.state == "acknowledged"
 
 
-def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "", batch: Batch | None = None) -> None:
     if ticket.status in ("resolved", "closed"):
         raise TicketStateError(f"{ticket.ref} is already {ticket.status}")
     _end_wait(ticket, now)
@@ -159,27 +161,29 @@ def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "")
     ticket.resolved_at = now
     (Escalation.update(state="ended", ended_at=now, next_step_at=None)
      .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
-    audit.record(ticket, now, by, "resolved", via=via, note=note)
+    audit.record(ticket, now, by, "resolved", via=via, note=note, batch=batch)
     _touch(ticket, now)
     _hand_over_primary(ticket, now)
 
 
-def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "",
+                     batch: Batch | None = None) -> None:
     """We asked the customer something: the business-time clocks pause until they write."""
     if ticket.status not in ("new", "open"):
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new or open tickets can wait on the customer")
     previous = _move(ticket, "wait")
     ticket.waiting_since = now
-    audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note)
+    audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note, batch=batch)
     _touch(ticket, now)
 
 
-def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None = None) -> None:
+def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None = None,
+          batch: Batch | None = None) -> None:
     """A resolved ticket is closed for good (a customer reply still reopens it)."""
     if ticket.status != "resolved":
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only resolved tickets can be closed")
     _move(ticket, "close")
-    audit.record(ticket, now, by, "closed", rule=rule, via=via)
+    audit.record(ticket, now, by, "closed", rule=rule, via=via, batch=batch)
     _touch(ticket, now)
 
 
@@ -199,28 +203,32 @@ def clear_due(ticket_ids: list[int]) -> None:
 
 
 def set_severity(ticket: Ticket, severity: str, *, by: str, now: datetime, rule: str | None = None,
-                 via: str = "rule") -> None:
+                 via: str = "rule", batch: Batch | None = None) -> None:
     """A manual change or a rule's set_severity: the clocks now count against the new targets."""
     previous = ticket.severity
     if previous == severity:
         return
     ticket.severity = severity
-    audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via)
+    audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via,
+                 batch=batch)
     # only what changed: an incident rule sets the severity of each of its tickets (hundreds in a storm)
     _mark_due(ticket, now)
+    writing(batch)  # a rule's, in a tick: the ticket's savepoint first
     rows.update(ticket, "severity", "updated_at", "next_due_at")
 
 
-def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "",
+                       batch: Batch | None = None) -> None:
     """An agent asks for escalation explicitly (#escalate): rules with escalation_requested fire."""
     if ticket.status not in ACTIVE_STATUSES:
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be escalated")
     ticket.escalation_requested_at = now
-    audit.record(ticket, now, by, "escalation-requested", via=via, note=note)
+    audit.record(ticket, now, by, "escalation-requested", via=via, note=note, batch=batch)
     _touch(ticket, now)
 
 
-def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to: str) -> None:
+def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to: str,
+                  batch: Batch | None = None) -> None:
     """incidents.py found the ticket's problem reported by other customers too.
 
     Costs the same whatever the incident's size: a customer is counted once, by a unique row of
@@ -237,7 +245,7 @@ def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to
         '(SELECT t."created_at" FROM "ticket" t WHERE t."id" = "incident"."primary_ticket_id")',
         [int(new_customer), _when(now), incident_id])[0]
     audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident_id, similar_to=similar_to,
-                 customers=customers)
+                 customers=customers, batch=batch)
     _mark_due(ticket, now)
     rows.update(ticket, "incident", "updated_at", "next_due_at")
     if ticket.status in ACTIVE_STATUSES and _precedes(ticket, primary_id, primary_created):
@@ -303,39 +311,39 @@ _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 _when = Ticket.next_due_at.db_value
 
 
-def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str) -> None:
+def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str, batch: Batch | None = None) -> None:
     """Who owns the ticket now (#assign); status does not change."""
     previous = ticket.assignee
     ticket.assignee = assignee
-    audit.record(ticket, now, by, "assigned", via=via, previous=previous, assignee=assignee)
+    audit.record(ticket, now, by, "assigned", via=via, previous=previous, assignee=assignee, batch=batch)
     ticket.updated_at = now
     ticket.save()
 
 
-def snooze(ticket: Ticket, until: datetime, *, by: str, now: datetime, via: str) -> None:
+def snooze(ticket: Ticket, until: datetime, *, by: str, now: datetime, via: str, batch: Batch | None = None) -> None:
     """No reminders until `until` (#snooze); the engine looks again then and catches up once."""
     if ticket.status not in ACTIVE_STATUSES:
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be snoozed")
     ticket.snoozed_until = until
-    audit.record(ticket, now, by, "snoozed", via=via, until=until.isoformat())
+    audit.record(ticket, now, by, "snoozed", via=via, until=until.isoformat(), batch=batch)
     ticket.updated_at = now
     ticket.next_due_at = until
     ticket.save()
 
 
-def record_customer_reply(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
+def record_customer_reply(ticket: Ticket, by: str, now: datetime, *, via: str, batch: Batch | None = None) -> None:
     """An agent answered the customer (#reply, or mail to the customer with support in Cc): the
     first-response clock stops and the ticket is open."""
     if ticket.first_response_at is None:
         ticket.first_response_at = now
     ticket.last_agent_message_at = now
     _move(ticket, "agent-replied")
-    audit.record(ticket, now, by, "customer-replied-to", via=via)
+    audit.record(ticket, now, by, "customer-replied-to", via=via, batch=batch)
     _touch(ticket, now)
 
 
-def add_note(ticket: Ticket, by: str, now: datetime, text: str, *, via: str) -> None:
-    audit.record(ticket, now, by, "note", via=via, text=text)
+def add_note(ticket: Ticket, by: str, now: datetime, text: str, *, via: str, batch: Batch | None = None) -> None:
+    audit.record(ticket, now, by, "note", via=via, text=text, batch=batch)
     ticket.updated_at = now
     ticket.save()
 
