@@ -18,10 +18,11 @@ from urllib.parse import unquote, urlsplit
 import peewee
 
 from . import migrations, private
+from .errors import InputError
 from .models import UTCDateTimeField, database
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(InputError, ValueError):
     """ESCALATE_DB_URL names a database this build cannot open."""
 
 

@@ -21,6 +21,7 @@ from . import audit, ladders, tickets
 from .clock import iso
 from .conversations import normalise_subject
 from .db import write_transaction
+from .errors import InputError
 from .models import Escalation, Outbox, Ticket
 from .notify import queue_ladder_mail
 from .rules.ladder import ACTIVE, ESCALATION, Ladder, MailStep
@@ -32,7 +33,7 @@ RULE_NAME = "drill"
 MARK = "DRILL"
 
 
-class DrillError(ValueError):
+class DrillError(InputError, ValueError):
     """The drill cannot start as asked (e.g. no such tier): bad input, with what to do instead."""
 
 

@@ -20,10 +20,11 @@ from datetime import datetime
 
 from . import audit, rows
 from .batch import Batch, writing
+from .errors import InputError
 from .models import ACTIVE_STATUSES, TICKET_STATUSES, Escalation, IncidentCustomer, Message, Ticket
 
 
-class TicketStateError(ValueError):
+class TicketStateError(InputError, ValueError):
     """The action does not apply to the ticket in its current state (e.g. ack a closed ticket)."""
 
 
