@@ -221,18 +221,3 @@ def message(*, kind: str, subject: str, context: Mapping[str, Any] | None, reply
         else:
             lines.append("Reply #ack to the mail to acknowledge.")
     return {"title": title, "body": "\n".join(lines)}
-
-
-def backlog(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Chat posts queued (due or backing off) and failed, and the channels configured, URLs
-    redacted: for `status` and the metrics."""
-    from peewee import fn
-
-    from .models import Delivery
-
-    failures = ("failed", "refused", "bounced")
-    counts = dict(Delivery.select(Delivery.status, fn.COUNT(Delivery.id))
-                  .where(Delivery.recipient.startswith(RECIPIENT_PREFIX) & Delivery.status.in_(("queued",) + failures))
-                  .group_by(Delivery.status).tuples())
-    return {"channels": {name: redacted(url) for name, url in sorted(configured(environ).items())},
-            "queued": counts.get("queued", 0), "failed": sum(counts.get(status, 0) for status in failures)}

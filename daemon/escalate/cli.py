@@ -20,12 +20,10 @@ import peewee
 
 from . import __version__, clock, commands, db, logs, outbox, queries
 from .config import ConfigError, Settings, load_settings, redact_url
-from .instance import AlreadyRunning, InstanceLock
-from .mailbox import MailboxUnavailable
-from .rules.loader import RulesError
+from .instance import InstanceLock
 from .service import Daemon, open_app, run_once
-from .templates import Renderer, TemplateProblem
-from .tickets import TicketStateError
+from .templates import Renderer
+from .errors import EscalateError, InputError
 
 
 class BadInput(click.ClickException):
@@ -45,13 +43,8 @@ def _translate_errors(function: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except (ConfigError, RulesError, TemplateProblem, queries.NotFound, TicketStateError,
-                db.DatabaseUrlError, clock.BadTime) as error:
-            raise BadInput(str(error)) from None
-        except MailboxUnavailable as error:
-            raise RuntimeFailure(f"{error}: is the IMAP server up and ESCALATE_IMAP_URL right?") from None
-        except AlreadyRunning as error:
-            raise RuntimeFailure(str(error)) from None
+        except EscalateError as error:  # ours: one line, and its exit status (errors.py)
+            raise (BadInput if isinstance(error, InputError) else RuntimeFailure)(error.message()) from None
         except peewee.OperationalError as error:  # cannot open, write or reach it: a runtime failure
             raise RuntimeFailure(db.explain(error)) from None
         except BrokenPipeError:  # the reader went away (`escalate tickets list | head`): nothing to report

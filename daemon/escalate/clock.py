@@ -10,12 +10,14 @@ import os
 import zoneinfo
 from datetime import datetime, timezone, tzinfo
 
+from .errors import InputError
+
 _fixed: datetime | None = None
 # The zone a person reads times in: the rules' `timezone` (set when rules are loaded; UTC before).
 _display: tzinfo = timezone.utc
 
 
-class BadTime(ValueError):
+class BadTime(InputError, ValueError):
     """A `--now` / ESCALATE_NOW value that is not an ISO-8601 time."""
 
 

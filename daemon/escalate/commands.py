@@ -22,6 +22,7 @@ from .rules.durations import format_duration, parse_duration
 from .tickets import TicketStateError
 
 if TYPE_CHECKING:  # the mail-sending commands need these; the CLI passes them too
+    from .batch import Batch
     from .rules.model import Ruleset
     from .templates import Renderer
 
@@ -43,6 +44,7 @@ class CommandContext:
     renderer: "Renderer | None" = None
     secret: bytes | None = None
     body: str = ""  # the lines after the command line, up to the next command
+    batch: "Batch | None" = None  # the ingest batch's: its audit events are written with the batch's
 
 
 @dataclass(frozen=True)
@@ -129,31 +131,31 @@ def run(name: str, ctx: CommandContext, argument: str) -> str:
 
 @command("ack", "ack", "you take the ticket; reminders stop")
 def _ack(ctx: CommandContext, argument: str) -> str:
-    tickets.acknowledge(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, tier=_member_tier(ctx))
+    tickets.acknowledge(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, tier=_member_tier(ctx), batch=ctx.batch)
     return "acknowledged"
 
 
 @command("resolve", "resolve [note]", "the ticket is solved; the rest of the line is a note")
 def _resolve(ctx: CommandContext, argument: str) -> str:
-    tickets.resolve(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument)
+    tickets.resolve(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument, batch=ctx.batch)
     if ctx.ruleset is not None and ctx.renderer is not None and ctx.secret is not None:
         from .notify import queue_resolution_notice  # late: notify imports the ticket modules
 
         # every tier that was told about the ticket hears that it is over, so nobody keeps working on it
         queue_resolution_notice(ticket=ctx.ticket, actor=ctx.actor, note=argument, ruleset=ctx.ruleset,
-                                renderer=ctx.renderer, secret=ctx.secret, now=ctx.now)
+                                renderer=ctx.renderer, secret=ctx.secret, now=ctx.now, batch=ctx.batch)
     return "resolved"
 
 
 @command("wait", "wait [note]", "we asked the customer something: business-time clocks pause until they write")
 def _wait(ctx: CommandContext, argument: str) -> str:
-    tickets.wait_on_customer(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument)
+    tickets.wait_on_customer(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument, batch=ctx.batch)
     return "set waiting on the customer:"
 
 
 @command("close", "close", "close a resolved ticket for good (a customer reply still reopens it)")
 def _close(ctx: CommandContext, argument: str) -> str:
-    tickets.close(ctx.ticket, ctx.actor, ctx.now, via=ctx.via)
+    tickets.close(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, batch=ctx.batch)
     return "closed"
 
 
@@ -162,7 +164,7 @@ def _note(ctx: CommandContext, argument: str) -> str:
     text = _text(argument, ctx)
     if not text:
         raise CommandError("#note needs text: #note what you found")
-    tickets.add_note(ctx.ticket, ctx.actor, ctx.now, text, via=ctx.via)
+    tickets.add_note(ctx.ticket, ctx.actor, ctx.now, text, via=ctx.via, batch=ctx.batch)
     return "added a note to"
 
 
@@ -185,9 +187,9 @@ def _escalate(ctx: CommandContext, argument: str) -> str:
         key, sep, value = line.partition(":")
         if sep and key.strip().lower() in ESCALATION_FIELDS and value.strip():
             fields[key.strip().lower()] = value.strip()
-    tickets.request_escalation(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument)
+    tickets.request_escalation(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, note=argument, batch=ctx.batch)
     audit.record(ctx.ticket, ctx.now, ctx.actor, "escalation-details", via=ctx.via, requested_tier=tier,
-                 reason=argument, **fields)
+                 reason=argument, **fields, batch=ctx.batch)
     return "asked for escalation of" + (f" to tier {tier}" if tier else "")
 
 
@@ -198,7 +200,7 @@ def _assign(ctx: CommandContext, argument: str) -> str:
         target = ctx.actor
     if ctx.ruleset is not None and not ctx.ruleset.is_roster_member(target):
         raise CommandError(f"#assign {target}: not on any tier's roster")
-    tickets.assign(ctx.ticket, target, by=ctx.actor, now=ctx.now, via=ctx.via)
+    tickets.assign(ctx.ticket, target, by=ctx.actor, now=ctx.now, via=ctx.via, batch=ctx.batch)
     return f"assigned to {target}:"
 
 
@@ -209,7 +211,7 @@ def _severity(ctx: CommandContext, argument: str) -> str:
         names = [s.name for s in ctx.ruleset.severities]
         if level not in names:
             raise CommandError(f"#severity {level or '?'}: expected one of {', '.join(names)}")
-    tickets.set_severity(ctx.ticket, level, by=ctx.actor, now=ctx.now, via=ctx.via)
+    tickets.set_severity(ctx.ticket, level, by=ctx.actor, now=ctx.now, via=ctx.via, batch=ctx.batch)
     return f"set severity {level} on"
 
 
@@ -221,7 +223,7 @@ def _snooze(ctx: CommandContext, argument: str) -> str:
         raise CommandError(f"#snooze: {error}") from None
     if not timedelta(0) < length <= MAX_SNOOZE:
         raise CommandError(f"#snooze: between 1m and {format_duration(MAX_SNOOZE)}, got {argument.strip()!r}")
-    tickets.snooze(ctx.ticket, ctx.now + length, by=ctx.actor, now=ctx.now, via=ctx.via)
+    tickets.snooze(ctx.ticket, ctx.now + length, by=ctx.actor, now=ctx.now, via=ctx.via, batch=ctx.batch)
     return f"snoozed for {format_duration(length)}:"
 
 
@@ -235,6 +237,6 @@ def _reply(ctx: CommandContext, argument: str) -> str:
     if ctx.ruleset is None or ctx.renderer is None or ctx.secret is None:
         raise CommandError("#reply needs the daemon's settings (run it by mail or with `escalate tickets reply`)")
     queue_customer_reply(ticket=ctx.ticket, actor=ctx.actor, text=text, ruleset=ctx.ruleset,
-                         renderer=ctx.renderer, secret=ctx.secret, now=ctx.now)
-    tickets.record_customer_reply(ctx.ticket, ctx.actor, ctx.now, via=ctx.via)
+                         renderer=ctx.renderer, secret=ctx.secret, now=ctx.now, batch=ctx.batch)
+    tickets.record_customer_reply(ctx.ticket, ctx.actor, ctx.now, via=ctx.via, batch=ctx.batch)
     return "replied to the customer on"

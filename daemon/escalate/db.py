@@ -10,7 +10,6 @@ waiting for the busy timeout when it upgrades its lock.
 from __future__ import annotations
 
 import os
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,11 +18,12 @@ from urllib.parse import unquote, urlsplit
 import peewee
 
 from . import migrations, private
+from .errors import InputError
 from .models import database
 from .store import durability
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(InputError, ValueError):
     """ESCALATE_DB_URL names a database this build cannot open."""
 
 
@@ -39,24 +39,7 @@ class DatabaseMissing(DatabaseUrlError):
                          "ESCALATE_DB_URL, or create the database with `escalate init DIR` or `escalate db migrate`")
 
 
-class _LazySavepoints:
-    """Opens the savepoints `savepoint` defers (see there) just before the statement that needs them."""
-
-    def execute_sql(self, sql, params=None, *args, **kwargs):
-        _open_pending(self)
-        return super().execute_sql(sql, params, *args, **kwargs)
-
-    def execute_many(self, sql: str, params: list) -> None:
-        """One statement (this driver's placeholders) for each parameter row, in one executemany."""
-        _open_pending(self)
-        self.cursor().executemany(sql, params)
-
-
-class SqliteDatabase(_LazySavepoints, peewee.SqliteDatabase):
-    pass
-
-
-class PortablePostgresqlDatabase(_LazySavepoints, peewee.PostgresqlDatabase):
+class PortablePostgresqlDatabase(peewee.PostgresqlDatabase):
     """PostgreSQL that also takes the `?` placeholders of the hand-written statements (store/,
     rows.py), so one SQL text serves both databases: this is where they are translated, once per
     statement run. peewee's own queries already use `%s` here; `?` never appears in them outside a
@@ -90,7 +73,7 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
             raise DatabaseMissing(url, f"the file {path} does not exist")
         if path != ":memory:":
             _private_database_file(Path(path))
-        db = SqliteDatabase(
+        db = peewee.SqliteDatabase(
             path,
             pragmas={
                 "journal_mode": "wal",
@@ -245,7 +228,7 @@ def write_transaction() -> Iterator[None]:
         raise _cause(error) from None
 
 
-def _transaction_gone() -> bool:
+def transaction_gone() -> bool:
     """Whether SQLite has already rolled the whole transaction back itself, as it does on some
     errors (SQLITE_FULL: the disk is full): then there is no savepoint or transaction left to undo."""
     db = database.obj
@@ -262,66 +245,6 @@ def _cause(error: peewee.OperationalError) -> BaseException:
     while any(text in str(found) for text in _UNDO_FAILED) and found.__context__ is not None:
         found = found.__context__
     return found
-
-
-class savepoint:
-    """A savepoint inside the caller's transaction: what the block wrote is undone alone if it
-    raises, and so is what it added to the deferred `batches` given (notify.DeferredMail,
-    audit.DeferredEvents: anything with `mark()` and `rollback(mark)`), which the caller writes
-    after the block.
-
-    It is opened lazily, just before the block's first statement (`_LazySavepoints`): most of a
-    tick's tickets write nothing of their own — their escalations, mail and events are written
-    with the batch after the loop — so a savepoint and its release per due ticket would be a
-    twentieth of an escalating tick spent on nothing. A block that ran no statement has nothing
-    to undo. peewee's `atomic()` would also name each savepoint with a fresh uuid4 and build its
-    statements anew. One fixed name is enough: SQLite and PostgreSQL both take a repeated name to
-    mean the newest savepoint of that name, so nested uses pair up. (A class, not a generator: a
-    tick enters one per due ticket.)"""
-
-    __slots__ = ("opened", "batches", "marks")
-
-    def __init__(self, *batches) -> None:
-        self.batches = [batch for batch in batches if batch is not None]
-
-    def __enter__(self) -> None:
-        self.opened = False
-        self.marks = [batch.mark() for batch in self.batches]
-        _pending.stack.append(self)
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        _pending.stack.pop()
-        if kind is not None:
-            for batch, mark in zip(self.batches, self.marks):
-                batch.rollback(mark)
-        if self.opened:
-            if kind is not None and _transaction_gone():
-                return False  # SQLite undid the whole transaction (a full disk): the error goes on as it is
-            if kind is not None:
-                database.obj.execute_sql('ROLLBACK TO SAVEPOINT "escalate_unit"')
-            database.obj.execute_sql('RELEASE SAVEPOINT "escalate_unit"')
-        return False  # an exception goes on to the caller
-
-
-class _PendingSavepoints(threading.local):
-    def __init__(self) -> None:
-        self.stack: list[savepoint] = []  # this thread's savepoints, innermost last (a connection per thread)
-
-
-_pending = _PendingSavepoints()
-
-
-def _open_pending(db: peewee.Database) -> None:
-    """Before a statement: open, outermost first, the savepoints entered but not opened yet (the
-    innermost is opened last, so it alone tells whether any is waiting)."""
-    stack = _pending.stack
-    if not stack or stack[-1].opened:
-        return
-    for entered in stack:
-        if not entered.opened:
-            entered.opened = True
-            # past our execute_sql: the SAVEPOINT statement must not look for pending ones again
-            peewee.Database.execute_sql(db, 'SAVEPOINT "escalate_unit"')
 
 
 def connection_lost() -> bool:

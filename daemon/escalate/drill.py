@@ -17,14 +17,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import audit, tickets
+from . import audit, ladders, tickets
 from .clock import iso
 from .conversations import normalise_subject
 from .db import write_transaction
+from .errors import InputError
 from .models import Escalation, Outbox, Ticket
 from .notify import queue_ladder_mail
-from .rules.ladder import ESCALATION, MailStep
 from .report_window import durations
+from .rules.ladder import ACTIVE, ESCALATION, Ladder, MailStep
 from .rules.model import Rule, Ruleset, Tier
 from .templates import Renderer
 
@@ -32,7 +33,7 @@ RULE_NAME = "drill"
 MARK = "DRILL"
 
 
-class DrillError(ValueError):
+class DrillError(InputError, ValueError):
     """The drill cannot start as asked (e.g. no such tier): bad input, with what to do instead."""
 
 
@@ -71,8 +72,9 @@ def start(ruleset: Ruleset, renderer: Renderer, secret: bytes, level: int, now: 
         ticket.drill = True
         ticket.save(only=[Ticket.drill])
         audit.record(ticket, now, started_by, "drill-started", rule=RULE_NAME, tier=tier.level)
-        escalation = Escalation.create(ticket=ticket, rule=RULE_NAME, tier=tier.level, step=0, started_at=now,
-                                       last_step_due_at=now, tier_since=now, state="active", reasons=[RULE_NAME])
+        escalation = ladders.start(ticket, Ladder(state=ACTIVE, tier=tier.level, step=0, rule=RULE_NAME,
+                                                  reasons=(RULE_NAME,), started_at=now, tier_since=now,
+                                                  last_step_due_at=now))
         tickets.raise_tier(ticket, tier.level)
         audit.record(ticket, now, tickets.SYSTEM, "escalated", rule=RULE_NAME, tier=tier.level, step=0,
                      due_at=now.isoformat())

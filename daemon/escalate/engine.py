@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import audit, clock, crashpoints, db, incidents, ladders, logs, notify, rows, tickets
+from .batch import Batch, writing
 from .incidents import IncidentFacts
 from .clock import parse_time
 from .db import write_transaction
@@ -100,10 +101,11 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
         schedule: dict[int, datetime | None] = {}  # next due times, written in one statement per batch
         raised: dict[int, int] = {}  # tiers escalations raised tickets to, likewise
         fired: dict[int, dict] = {}  # the rules that fired on each ticket (Ticket.rules_fired), likewise
-        # the batch's notifications are written together before it commits (notify.DeferredMail)
-        # and so are its audit events (audit.DeferredEvents), after the mail, whose suppressions add some
-        # and its log lines once it committed (logs.held)
-        with logs.held() as held, write_transaction(), notify.deferred(secret) as mail, audit.deferred() as events:
+        # the batch's notifications and audit events are written together before it commits (Batch.flush),
+        # its log lines once it committed (logs.held)
+        with logs.held() as held, write_transaction():
+            mail = notify.DeferredMail(secret)
+            work = Batch(mail, log=held)
             due = _claim_due(now, batch)
             if not due:
                 break
@@ -111,7 +113,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
             # they are not due (tickets.py normally clears next_due_at itself; this keeps it so).
             idle = [ticket.id for ticket in due if ticket.status not in ACTIVE_STATUSES or ticket.drill]
             if idle:
-                Ticket.update(next_due_at=None).where(Ticket.id.in_(idle)).execute()
+                tickets.clear_due(idle)
                 due = [ticket for ticket in due if ticket.id not in set(idle)]
                 if not due:
                     continue
@@ -125,10 +127,10 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                 before, tier_before, fired_before = len(touched), ticket.tier, ticket.rules_fired
                 try:
                     # a failing ticket is rolled back alone, its pending notifications and events with it
-                    with db.savepoint(mail, events, held):
+                    with work.unit():
                         queued, next_due = _evaluate_ticket(ticket, ruleset, renderer, secret, now,
                                                             escalations.get(ticket.id, []), touched,
-                                                            incident_facts.get(ticket.id))
+                                                            incident_facts.get(ticket.id), work)
                 except Exception:  # one bad ticket must not stop the others; it is retried later
                     if db.connection_lost():  # not the ticket: the database went away with the whole batch
                         raise
@@ -151,8 +153,7 @@ def tick(ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, *, 
                     result.escalated.append(ticket.ref)
                 crashpoints.hit("in-tick-before-commit")  # a kill here loses the uncommitted batch only
             # a notification the unique key already had is not written again, nor counted
-            result.notifications -= mail.flush()
-            events.flush()
+            result.notifications -= work.flush()
             tickets.schedule_many(schedule, raised, fired)
     # what a tier group's hourly ceiling held back reaches it as one summary (a few indexed reads a
     # tick: suppressed mail is rare)
@@ -196,23 +197,24 @@ def evaluate(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes
 
 
 def _evaluate_ticket(ticket: Ticket, ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
-                     escalations: list[Escalation], touched: set[int],
-                     incident: IncidentFacts | None = None) -> tuple[int, datetime | None]:
-    """(notifications queued, when the ticket is next due) — the caller stores the due time."""
+                     escalations: list[Escalation], touched: set[int], incident: IncidentFacts | None = None,
+                     batch: Batch | None = None) -> tuple[int, datetime | None]:
+    """(notifications queued, when the ticket is next due) — the caller stores the due time; in a
+    tick `batch` keeps the mail, ladders and events for the batch's end."""
     if ticket.snoozed_until is not None and ticket.snoozed_until > now:
         return 0, ticket.snoozed_until  # #snooze: look again when it ends
     ladder = ladders.ladder_of(ticket, escalations)
     decision = decide(facts_of(ticket, incident), ladder, ruleset, now)
-    row = _apply_ladder(ticket, ladders.current_row(escalations), ladder, decision, ruleset, now)
+    row = _apply_ladder(ticket, ladders.current_row(escalations), ladder, decision, ruleset, now, batch)
     queued = 0
     if decision.mail is not None:  # the tier's mail first, then what the rules that fired do
-        queued += _queue_mail(ticket, row, decision, ruleset, renderer, secret, now)
-    queued += _fire(ticket, row, decision, ruleset, renderer, secret, now, touched)
+        queued += _queue_mail(ticket, row, decision, ruleset, renderer, secret, now, batch)
+    queued += _fire(ticket, row, decision, ruleset, renderer, secret, now, touched, batch)
     return queued, decision.next_due
 
 
 def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decision: Decision, ruleset: Ruleset,
-                  now: datetime) -> Escalation | None:
+                  now: datetime, batch: Batch | None) -> Escalation | None:
     """Write the ladder as the decision leaves it (a new row when a new ladder starts) and audit it."""
     ladder = decision.ladder
     if decision.started:
@@ -220,34 +222,35 @@ def _apply_ladder(ticket: Ticket, row: Escalation | None, before: Ladder, decisi
             # the active ladder ran its course within this decision (a late tick), then a rule
             # started a new one: the old row ends as it did, then the new row
             closed = decision.closed or replace(before, state=EXHAUSTED, ended_at=now, next_step_at=None)
-            ladders.write(row, closed)
+            ladders.write(row, closed, batch)
             if closed.state == EXHAUSTED:
                 audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=closed.rule, tier=closed.tier,
-                             reminders=closed.step)
-        row = notify.new_escalation(ladders.values_of(ticket, ladder))
+                             reminders=closed.step, batch=batch)
+        row = notify.new_escalation(ticket, ladder, batch)
     elif row is not None:
-        ladders.write(row, ladder)
+        ladders.write(row, ladder, batch)
     mail = decision.mail
     if mail is not None and mail.kind != UNANSWERED:
         tickets.raise_tier(ticket, mail.tier)
         action = {ESCALATION: "escalated", NEXT_TIER: "escalated-next-tier"}.get(mail.kind, "reminded")
         audit.record(ticket, now, tickets.SYSTEM, action, rule=mail.rule, tier=mail.tier, step=mail.step,
-                     due_at=mail.due_at.isoformat(), reasons=list(mail.reasons))
+                     due_at=mail.due_at.isoformat(), reasons=list(mail.reasons), batch=batch)
     if ladder.state == EXHAUSTED and before.state != EXHAUSTED:
         audit.record(ticket, now, tickets.SYSTEM, "ladder-exhausted", rule=ladder.rule, tier=ladder.tier,
-                     reminders=ladder.step)
+                     reminders=ladder.step, batch=batch)
     if decision.ended:
-        audit.record(ticket, now, tickets.SYSTEM, "escalation-ended", rule=ladder.rule, why=decision.ended)
+        audit.record(ticket, now, tickets.SYSTEM, "escalation-ended", rule=ladder.rule, why=decision.ended,
+                     batch=batch)
     return row
 
 
 def _queue_mail(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: Ruleset, renderer: Renderer,
-                secret: bytes, now: datetime) -> int:
+                secret: bytes, now: datetime, batch: Batch | None) -> int:
     mail = decision.mail
     calendar = ruleset.calendar_for_severity(decision.severity)
     queued = notify.queue_ladder_mail(ticket=ticket, escalation=row, step=mail, ruleset=ruleset, renderer=renderer,
                                       secret=secret, now=now,
-                                      next_step=describe_next_step(decision.ladder, ruleset, calendar))
+                                      next_step=describe_next_step(decision.ladder, ruleset, calendar), batch=batch)
     if queued is not None:
         logs.event(log, "escalated", ticket=ticket.ref, rule=mail.rule, tier=mail.tier, step=mail.step, kind=queued.kind,
                    outbox=lambda: queued.id)  # the id the batch's commit gives it
@@ -255,7 +258,7 @@ def _queue_mail(ticket: Ticket, row: Escalation | None, decision: Decision, rule
 
 
 def _fire(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: Ruleset, renderer: Renderer,
-          secret: bytes, now: datetime, touched: set[int]) -> int:
+          secret: bytes, now: datetime, touched: set[int], batch: Batch | None) -> int:
     """The rules that began to hold: recorded once each, absorbed or not, and their actions run."""
     if not decision.firings:
         return 0
@@ -267,18 +270,21 @@ def _fire(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: R
         rule = firing.rule
         if firing.absorbed:
             audit.record(ticket, now, tickets.SYSTEM, "rule-absorbed", rule=rule.name, tier=rule.escalate_to,
-                         ladder_tier=decision.ladder.tier, due_at=firing.at.isoformat())
+                         ladder_tier=decision.ladder.tier, due_at=firing.at.isoformat(), batch=batch)
         elif not rule.notifies:
-            audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name, due_at=firing.at.isoformat())
+            audit.record(ticket, now, tickets.SYSTEM, "rule-fired", rule=rule.name, due_at=firing.at.isoformat(),
+                         batch=batch)
         if rule.incident_wide:
             incident_wide.append(rule.name)
         if rule.actions:
             step = StepContext(ticket=ticket, rule=rule, ruleset=ruleset, escalation=row, step=0, due_at=firing.at,
                                now=now, renderer=renderer, secret=secret,
-                               tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched)
+                               tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched,
+                               batch=batch)
             for bound in rule.actions:
                 queued += bound.action.run(step, bound.value)
     if incident_wide and ticket.incident_id is not None:
+        writing(batch)
         _incident_fired(ticket.incident_id, incident_wide)
     return queued
 
@@ -291,7 +297,8 @@ def _incident_fired(incident_id: int, names: list[str]) -> None:
 
 @dataclass
 class StepContext:
-    """What a rule action sees when its rule fires on a ticket (rules/actions/)."""
+    """What a rule action sees when its rule fires on a ticket (rules/actions/), and what it can do:
+    the engine's side of rules.effects.Effects."""
 
     ticket: Ticket
     rule: Rule
@@ -304,12 +311,31 @@ class StepContext:
     secret: bytes
     tier: Tier | None
     touched: set[int] = field(default_factory=set)  # ids of other tickets the action changed
+    batch: Batch | None = None  # the tick's: mail and events kept for the batch's end
 
     def audit(self, action: str, **detail) -> None:
-        audit.record(self.ticket, self.now, tickets.SYSTEM, action, rule=self.rule.name, **detail)
+        audit.record(self.ticket, self.now, tickets.SYSTEM, action, rule=self.rule.name, batch=self.batch, **detail)
 
     def breached(self) -> str:
         return " and ".join(bound.describe() for bound in self.rule.criteria)
+
+    def alert_lead(self, tier: Tier) -> bool:
+        return notify.queue_breach_alert(ticket=self.ticket, rule=self.rule, tier=tier, breached=self.breached(),
+                                         due_at=self.due_at, ruleset=self.ruleset, renderer=self.renderer,
+                                         secret=self.secret, now=self.now, step=self.step,
+                                         batch=self.batch) is not None
+
+    def ask_for_input(self, department: str, address: str, question: str) -> bool:
+        return notify.queue_input_request(ticket=self.ticket, department=department, address=address,
+                                          question=question, requested_by=f"rule {self.rule.name}",
+                                          ruleset=self.ruleset, renderer=self.renderer, secret=self.secret,
+                                          now=self.now, batch=self.batch) is not None
+
+    def set_severity(self, severity: str) -> None:
+        for ticket in self.affected_tickets():
+            if ticket.severity != severity:
+                tickets.set_severity(ticket, severity, by=tickets.SYSTEM, now=self.now, rule=self.rule.name,
+                                     batch=self.batch)
 
     def affected_tickets(self) -> list[Ticket]:
         """The ticket, or for an incident rule every open ticket of the incident."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from . import audit
+from . import tickets
 from .db import write_transaction
 from .ingest import IngestOptions, IngestResult, import_messages
 from .models import Message, Ticket
@@ -108,8 +108,6 @@ def _settle_one(report: ImportReport, ticket: Ticket, now: datetime) -> None:
         Ticket.update(next_due_at=now).where(Ticket.id == ticket.id).execute()  # evaluated at the next tick
         report.opened.append(ticket.ref)
         return
-    (Ticket.update(status="closed", resolved_at=last, next_due_at=None, updated_at=now)
-     .where(Ticket.id == ticket.id).execute())
-    audit.record(ticket, now, ACTOR, "closed", via="import", last_message_at=last.isoformat(),
-                 reason=f"history: the conversation ended before {report.open_since.isoformat()}")
+    tickets.close_imported(ticket, last=last, now=now, by=ACTOR,
+                           reason=f"history: the conversation ended before {report.open_since.isoformat()}")
     report.closed.append(ticket.ref)

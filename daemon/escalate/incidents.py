@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Iterable, NamedTuple
 
 from . import rows, tickets
+from .batch import Batch
 from .models import Incident, Ticket, TicketWord, database
 from .rules.model import Ruleset
 from .store import incidents as store_incidents
@@ -59,7 +60,7 @@ def ticket_words(normalised_subject: str | None, subject: str | None) -> frozens
     return subject_words(normalised_subject or subject or "")
 
 
-def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> int | None:
+def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime, batch: Batch | None = None) -> int | None:
     """Index the new `ticket`'s subject words and link it with a similar recent ticket from another
     customer, under one incident.
 
@@ -81,8 +82,8 @@ def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime) -> int | No
         best_ticket = rows.get_by_id(Ticket, best_id)
         incident_id = rows.create(Incident, subject=best_ticket.subject, created_at=now, last_ticket_at=now,
                                   customers=0).id
-        tickets.join_incident(best_ticket, incident_id, now, similar_to=ticket.ref)
-    tickets.join_incident(ticket, incident_id, now, similar_to=best_ref)
+        tickets.join_incident(best_ticket, incident_id, now, similar_to=ticket.ref, batch=batch)
+    tickets.join_incident(ticket, incident_id, now, similar_to=best_ref, batch=batch)
     return incident_id
 
 

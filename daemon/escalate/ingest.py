@@ -27,7 +27,8 @@ from . import audit, crashpoints, dedupe, incidents, logs, outbox, ratelimit, ro
 from .attachments import AttachmentStore, AttachmentWriteError
 from .classify import Verdict, classify, own_address
 from .conversations import Match, find_ticket, normalise_subject, subject_refs
-from .db import savepoint, write_transaction
+from .batch import Batch
+from .db import write_transaction
 from .mailbox import Fetched, Mailbox
 from .models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket
 from .parse import ParsedMail, UnparseableMail, parse_message
@@ -146,11 +147,12 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
     outcomes = []
     created: list[str] = []
     # the batch's attachment contents share one pack file, sealed (fsynced) before the commit, and
-    # its audit events are written in one executemany before it too (a mail undone by its
-    # savepoint drops its own, see _store_guarded)
+    # its audit events are written in one executemany before it too (Batch.flush; a mail undone by
+    # its savepoint drops its own, see _store_guarded)
     attachments = options.attachments.batch() if options.attachments is not None else nullcontext()
-    # its log lines too, once it committed (logs.held)
-    with logs.held(), write_transaction(), attachments, audit.deferred() as events:
+    # its log lines once it committed (logs.held)
+    with logs.held() as held, write_transaction(), attachments:
+        work = Batch(log=held)
         for fetched in batch:
             crashpoints.hit("after-fetch")
             one = Source(source.folder, source.uidvalidity, fetched.uid or None, source.account)
@@ -159,10 +161,10 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
                                       f"{options.max_message_bytes}); only the headers were fetched", now)
             else:
                 outcome = _store_guarded(fetched.raw, one, ruleset, renderer, secret, message_time(fetched, now),
-                                         created, options)
+                                         created, options, work)
             outcomes.append(outcome)
             crashpoints.hit("in-txn-before-commit")
-        events.flush()
+        work.flush()
         if source.uidvalidity is not None:  # mail from a folder (not an import): move its checkpoint
             FolderState.update(last_uid=batch[-1].uid, updated_at=now, mail_at=now).where(
                 (FolderState.account == source.account) & (FolderState.folder == source.folder)).execute()
@@ -171,13 +173,13 @@ def store_batch(batch: list[Fetched], source: Source, ruleset: Ruleset, renderer
 
 
 def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
-                   now: datetime, created: list[str], options: IngestOptions) -> str:
+                   now: datetime, created: list[str], options: IngestOptions, batch: Batch) -> str:
     """store_mail in a savepoint; a failure that is the mail's fault quarantines it instead."""
     scratch = IngestResult()
     try:
-        # store_batch defers the batch's audit events: this mail's go with its savepoint
-        with savepoint(audit.pending(), logs.pending()):
-            outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options)
+        # this mail's audit events and log lines, kept for the batch's end, go with its savepoint
+        with batch.unit(eager=True):
+            outcome = store_mail(raw, source, ruleset, renderer, secret, now, scratch, options, batch)
     except _STORAGE_DOWN:
         raise
     except Exception as error:  # one bad mail never stops the line; the savepoint is undone
@@ -187,7 +189,7 @@ def _store_guarded(raw: bytes, source: Source, ruleset: Ruleset, renderer: Rende
             log.info("%s uid %s was stored by another instance meanwhile", source.folder, source.uid)
             return "duplicate"
         log.exception("storing %s uid %s failed; quarantining it", source.folder, source.uid)
-        with savepoint():
+        with batch.unit(eager=True):
             return _quarantine(raw, source, f"ingest failure: {type(error).__name__}: {error}"[:1000], now)
     created.extend(scratch.tickets_created)
     return outcome
@@ -210,7 +212,8 @@ def classify_sender(parsed: ParsedMail, requester: str | None, ruleset: Ruleset)
 
 
 def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer, secret: bytes,
-               now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS) -> str:
+               now: datetime, result: IngestResult, options: IngestOptions = DEFAULT_OPTIONS,
+               batch: Batch | None = None) -> str:
     """Store one raw message and act on it. Returns the outcome: "ticket", "reply", "limited" (a new
     conversation put on the sender's latest ticket: they reached their ticket limit), "duplicate",
     "own", "own-address", "machine", "bounce" or "quarantined". Call inside a transaction."""
@@ -226,29 +229,32 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
     if dedupe_key is None:
         return "duplicate"
     if parsed.message_id and store_outbox.message_id_exists(parsed.message_id):
-        return _own_mail(parsed, raw, source, dedupe_key, now, options)  # our own mail back: never a ticket
+        # our own mail back: never a ticket
+        return _own_mail(parsed, raw, source, dedupe_key, now, options, batch=batch)
 
     verdict = classify(parsed, raw)
     if verdict is not None and verdict.kind == "bounce":
-        return _bounce(parsed, raw, source, dedupe_key, verdict, secret, now, options)
+        return _bounce(parsed, raw, source, dedupe_key, verdict, secret, now, options, batch=batch)
 
     match = find_ticket(parsed, ruleset.reference_prefix, now)
     if verdict is not None:  # machine mail: recorded, on its ticket if it threads, never answered
-        _record_only(parsed, raw, source, dedupe_key, verdict.kind, verdict.reason, match, now, options, collision)
+        _record_only(parsed, raw, source, dedupe_key, verdict.kind, verdict.reason, match, now, options, collision,
+                     batch=batch)
         if match is not None:
             _hold_history(match.ticket, options)
         return "machine"
     ours = own_address(parsed.from_addr, ruleset)
     if ours is not None:  # our own or a group's address: likewise, and never acted on
-        message = _record_only(parsed, raw, source, dedupe_key, "own-address", ours, match, now, options, collision)
+        message = _record_only(parsed, raw, source, dedupe_key, "own-address", ours, match, now, options, collision,
+                               batch=batch)
         if match is not None:
             _hold_history(match.ticket, options)
         audit.record(match.ticket if match is not None else None, now, parsed.from_addr, "mail-from-own-address",
-                     reason=ours, message_id=parsed.message_id, stored_as=message.id)
+                     reason=ours, message_id=parsed.message_id, stored_as=message.id, batch=batch)
         return "own-address"
 
     # an import replays history: the limit is for a flood arriving now, not for a mailbox's past
-    limited = _at_ticket_limit(parsed, ruleset, now) if match is None and not options.history else None
+    limited = _at_ticket_limit(parsed, ruleset, now, batch=batch) if match is None and not options.history else None
     match = match or limited
     if match is None:
         requester = parsed.from_addr or "unknown"
@@ -256,16 +262,18 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
             subject=parsed.subject, normalised_subject=normalise_subject(parsed.subject, ruleset.reference_prefix),
             requester=requester, requester_name=parsed.from_name, now=now,
             severity=ruleset.severity_for(parsed.subject, parsed.text, parsed.from_addr, parsed.headers),
-            reference_prefix=ruleset.reference_prefix, reason="new conversation")
+            reference_prefix=ruleset.reference_prefix, reason="new conversation", batch=batch)
         # the ticket first, so the message row (the raw mail with it) is written once, ticket set
-        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision, ticket=ticket)
-        tickets.add_message(ticket, message, now)
-        incidents.link_new_ticket(ticket, ruleset, now)  # similar tickets from other customers: one incident
+        message = _store(parsed, raw, source, dedupe_key, "customer", now, options, collision, ticket=ticket,
+                         batch=batch)
+        tickets.add_message(ticket, message, now, batch=batch)
+        # similar tickets from other customers: one incident
+        incidents.link_new_ticket(ticket, ruleset, now, batch=batch)
         if ruleset.acknowledge_customers and not options.history:  # issue 5: once per sender per ticket, capped; machine mail never gets here
             from .notify import queue_acknowledgement
 
             queue_acknowledgement(ticket=ticket, message=message, ruleset=ruleset, renderer=renderer, secret=secret,
-                                  now=now)
+                                  now=now, batch=batch)
         result.tickets_created.append(ticket.ref)
         # the mail itself (subject, sender, text) stays out of the logs: `tickets show` has it
         logs.event(log, "ticket-opened", ticket=ticket.ref, severity=ticket.severity, folder=source.folder,
@@ -279,9 +287,9 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         # the quote detector does not know every client's header above a quote (stored so too)
         parsed = dataclasses.replace(parsed, new_text=reply_text(parsed.new_text, match.notification.raw))
     kind = classify_sender(parsed, ticket.requester, ruleset)
-    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket)
-    _audit_threading(parsed, match, kind, ruleset, now)
-    tickets.add_message(ticket, message, now)
+    message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, ticket=ticket, batch=batch)
+    _audit_threading(parsed, match, kind, ruleset, now, batch=batch)
+    tickets.add_message(ticket, message, now, batch=batch)
     _hold_history(ticket, options)
     if options.history:
         pass  # a command in old mail was acted on (or not) back then
@@ -289,17 +297,17 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         # a reply to one of our notifications — from a roster member or not (a forwarded
         # notification answered by someone else is refused and audited; replies.py says who is told)
         handle_commands(parsed, ticket, match.notification, ruleset, renderer, secret, now,
-                        previous_secret=options.previous_secret, token_ttl=options.token_ttl)
+                        previous_secret=options.previous_secret, token_ttl=options.token_ttl, batch=batch)
     else:  # a stranger's mail is kept on the ticket as a note, and can neither act nor be answered
         from .commands import find_commands
 
         if find_commands(parsed.new_text):
             audit.record(ticket, now, parsed.from_addr or "unknown", "command-refused",
-                         reason="sender not on ticket", message_id=parsed.message_id)
+                         reason="sender not on ticket", message_id=parsed.message_id, batch=batch)
     return "limited" if limited is not None else "reply"
 
 
-def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime) -> Match | None:
+def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime, batch: Batch | None = None) -> Match | None:
     """The sender's latest ticket, when one more ticket would pass its limit (ratelimit.py says why
     its mail goes there and is not held); recorded on that ticket. Team members have no limit."""
     if not parsed.from_addr:
@@ -311,17 +319,18 @@ def _at_ticket_limit(parsed: ParsedMail, ruleset: Ruleset, now: datetime) -> Mat
     reason, ticket_id = limited
     match = Match(rows.get_by_id(Ticket, ticket_id), "sender-limit")
     audit.record(match.ticket, now, parsed.from_addr, "sender-ticket-limit", reason=reason, subject=parsed.subject,
-                 message_id=parsed.message_id)
+                 message_id=parsed.message_id, batch=batch)
     return match
 
 
 def _record_only(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, reason: str,
-                 match: Match | None, now: datetime, options: IngestOptions, collision: bool) -> Message:
+                 match: Match | None, now: datetime, options: IngestOptions, collision: bool,
+                 batch: Batch | None = None) -> Message:
     """Keep a mail nobody answers, on its ticket when it threads to one."""
     message = _store(parsed, raw, source, dedupe_key, kind, now, options, collision, reason,
-                     ticket=match.ticket if match is not None else None)
+                     ticket=match.ticket if match is not None else None, batch=batch)
     if match is not None:
-        tickets.add_message(match.ticket, message, now)
+        tickets.add_message(match.ticket, message, now, batch=batch)
     return message
 
 
@@ -357,30 +366,33 @@ def _stored_meanwhile(raw: bytes) -> bool:
         return False
 
 
-def _audit_threading(parsed: ParsedMail, match: Match, kind: str, ruleset: Ruleset, now: datetime) -> None:
+def _audit_threading(parsed: ParsedMail, match: Match, kind: str, ruleset: Ruleset, now: datetime,
+                     batch: Batch | None = None) -> None:
     actor = parsed.from_addr or "unknown"
     refs = list(dict.fromkeys(subject_refs(parsed.subject, ruleset.reference_prefix)))
     if match.how == "subject-reference" and len(refs) > 1:
         audit.record(match.ticket, now, actor, "several-references", used=match.ticket.ref, found=refs,
-                     message_id=parsed.message_id)  # of several ticket tags, the earliest that exists wins
+                     message_id=parsed.message_id, batch=batch)  # of several ticket tags, the earliest that exists wins
     if kind == "other":
-        audit.record(match.ticket, now, actor, "sender-not-on-ticket", how=match.how, message_id=parsed.message_id)
+        audit.record(match.ticket, now, actor, "sender-not-on-ticket", how=match.how, message_id=parsed.message_id,
+                     batch=batch)
 
 
 def _own_mail(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, now: datetime,
-              options: IngestOptions) -> str:
-    _store(parsed, raw, source, dedupe_key, "own", now, options, False, "our own notification came back")
+              options: IngestOptions, batch: Batch | None = None) -> str:
+    _store(parsed, raw, source, dedupe_key, "own", now, options, False, "our own notification came back", batch=batch)
     sent = Outbox.get(Outbox.message_id == parsed.message_id)
     if sent.ticket_id is not None:
-        audit.record(sent.ticket, now, "escalate", "own-mail-returned", outbox=sent.id, folder=source.folder)
+        audit.record(sent.ticket, now, "escalate", "own-mail-returned", outbox=sent.id, folder=source.folder,
+                     batch=batch)
     return "own"
 
 
 def _bounce(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, verdict: Verdict, secret: bytes,
-            now: datetime, options: IngestOptions) -> str:
+            now: datetime, options: IngestOptions, batch: Batch | None = None) -> str:
     """A bounce is recorded; if it bounces one of our notifications, against that notification
     and member: VERP address first (cannot be forged), else the DSN's original Message-ID."""
-    message = _store(parsed, raw, source, dedupe_key, "bounce", now, options, False, verdict.reason)
+    message = _store(parsed, raw, source, dedupe_key, "bounce", now, options, False, verdict.reason, batch=batch)
     target = _bounce_target(parsed, verdict, secret)
     if target is None:
         return "bounce"
@@ -392,7 +404,7 @@ def _bounce(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, ver
     if row.ticket_id is not None:
         audit.record(row.ticket, now, "escalate", "notification-bounced", outbox=row.id,
                      recipient=delivery.recipient if delivery else None, reason=verdict.reason,
-                     message_id=parsed.message_id)
+                     message_id=parsed.message_id, batch=batch)
     return "bounce"
 
 
@@ -424,7 +436,7 @@ def _bounce_target(parsed: ParsedMail, verdict: Verdict, secret: bytes) -> tuple
 
 def _store(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind: str, now: datetime,
            options: IngestOptions = DEFAULT_OPTIONS, collision: bool = False,
-           machine_reason: str | None = None, ticket: Ticket | None = None) -> Message:
+           machine_reason: str | None = None, ticket: Ticket | None = None, batch: Batch | None = None) -> Message:
     message = rows.create(
         Message, ticket=ticket, dedupe_key=dedupe_key, message_id=parsed.message_id, sha256=parsed.sha256, kind=kind,
         folder=source.folder, uidvalidity=source.uidvalidity, uid=source.uid,
@@ -436,7 +448,7 @@ def _store(parsed: ParsedMail, raw: bytes, source: Source, dedupe_key: str, kind
     )
     if collision:
         audit.record(None, now, parsed.from_addr or "unknown", "message-id-collision",
-                     message_id=parsed.message_id, sha256=parsed.sha256, stored_as=message.id)
+                     message_id=parsed.message_id, sha256=parsed.sha256, stored_as=message.id, batch=batch)
     if options.attachments is not None and parsed.attachments:
         options.attachments.save_all(message, parsed.attachments)
     return message

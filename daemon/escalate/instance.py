@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import private
 from .db import sqlite_path
+from .errors import EscalateError
 
 
 @cache
@@ -27,7 +28,7 @@ def identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(EscalateError, RuntimeError):
     """Another escalate process holds the database: this one must not evaluate or send."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from . import rows
+from .batch import Batch, writing
 from .clock import iso, parse_time
 from .models import Escalation, Ticket
 from .rules.ladder import ACTIVE, EXHAUSTED, NONE, Ladder
@@ -66,11 +67,41 @@ def changed_columns(row: Escalation, ladder: Ladder) -> list[str]:
     return changed
 
 
-def write(row: Escalation, ladder: Ladder) -> None:
+def start(ticket: Ticket, ladder: Ladder, pending: list[Escalation] | None = None) -> Escalation:
+    """A ticket's new ladder: its row written now, or, in a tick batch (`pending`: the batch's new
+    rows), kept without an id and written with the batch's mail by `insert_pending` (a later step
+    of the same batch changes such a row on the instance)."""
+    values = values_of(ticket, ladder)
+    if pending is None:
+        return Escalation(id=rows.insert(Escalation, values), **values)
+    escalation = rows.unsaved(Escalation, values)
+    pending.append(escalation)
+    return escalation
+
+
+_INSERTED_COLUMNS = ("ticket", "rule", "tier", "step", "started_at", "last_step_due_at", "state", "tier_since",
+                     "next_step_at", "reasons", "forced", "ack_tier", "ended_at", "severity")
+INSERT_ROWS = 100  # rows per INSERT: well inside SQLite's limit of 32,766 parameters
+
+
+def insert_pending(pending: list[Escalation]) -> None:
+    """A tick batch's new ladders as they are now (a later step of the batch may have moved one
+    on), each given its id, which their outbox rows then carry. No conflict is expected: the batch
+    read its tickets' escalations under the tickets' claim; one would fail the batch."""
+    for start_at in range(0, len(pending), INSERT_ROWS):
+        chunk = pending[start_at:start_at + INSERT_ROWS]
+        ids = dict(rows.insert_returning(Escalation, [{name: e.__data__[name] for name in _INSERTED_COLUMNS}
+                                                      for e in chunk], ("ticket", "rule")))
+        for escalation in chunk:
+            escalation.id = ids[(escalation.ticket_id, escalation.rule)]
+
+
+def write(row: Escalation, ladder: Ladder, batch: Batch | None = None) -> None:
     """Write what changed on an existing row (a row new in this tick batch is written as it is
-    when the batch ends: notify.DeferredMail)."""
+    when the batch ends: insert_pending); in a tick `batch` opens the ticket's savepoint first."""
     changed = changed_columns(row, ladder)
     if changed and row.id is not None:
+        writing(batch)
         rows.update(row, *changed)
 
 

@@ -67,8 +67,8 @@ def _emit(logger: logging.Logger, level: int, name: str, fields: dict[str, Any],
 
 class HeldEvents:
     """The events of one transaction, logged once it committed: a line never reports a ticket
-    escalated whose batch was rolled back. A savepoint undone drops its own (db.savepoint takes
-    it, with `mark` and `rollback`, like the batch's deferred mail and audit events)."""
+    escalated whose batch was rolled back. A unit undone drops its own (batch.Batch takes it,
+    with `mark` and `rollback`, like the batch's deferred mail and audit events)."""
 
     def __init__(self) -> None:
         self.events: list[tuple[logging.Logger, int, str, dict[str, Any], tuple[str, int, str]]] = []

@@ -31,6 +31,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError
 
 from .config import ServerUrl
+from .errors import EscalateError
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ IDLE_RENEW_SECONDS = 540.0         # re-issue IDLE at least every 9 minutes, bef
 IDLE_POLL_SECONDS = 1.0            # how often an IDLE wait looks at its stop condition
 
 
-class MailboxUnavailable(RuntimeError):
+class MailboxUnavailable(EscalateError, RuntimeError):
     """The IMAP server cannot be reached or broke the session: retry later with back-off."""
+
+    def message(self) -> str:
+        return f"{self}: is the IMAP server up and ESCALATE_IMAP_URL right?"
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from . import chat, clock, db
+from . import clock, db
 from .models import Quarantine
 from .problems import listing
-from .status import (held_by_group_ceiling, ladder_counts, outbox_backlog, outbox_failed, ticket_counts,
-                     ticket_limit)
+from .status import (chat_backlog, held_by_group_ceiling, ladder_counts, outbox_backlog, outbox_failed,
+                     ticket_counts, ticket_limit)
 
 
 class DatabaseCollector:
@@ -72,7 +72,7 @@ class DatabaseCollector:
         yield threaded
         posts = GaugeMetricFamily("escalate_chat_posts_pending", "Chat posts queued or failed, by state",
                                  labels=["state"])
-        backlog = chat.backlog()
+        backlog = chat_backlog()
         for state in ("queued", "failed"):
             posts.add_metric([state], backlog[state])
         yield posts

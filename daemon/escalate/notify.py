@@ -13,15 +13,13 @@ Before anything is queued the loop caps are checked (ratelimit.py); capped mail 
 from __future__ import annotations
 
 import collections
-import contextlib
 import email
 import email.policy
 import logging
-import threading
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import audit, chat, clock, ratelimit, rows, tokens, verp
+from . import audit, chat, clock, ladders, ratelimit, rows, tokens, verp
 from .models import Delivery, Escalation, Incident, Message, Outbox, Ticket, load_json
 from .rules.durations import age_text, format_duration
 from .clock import parse_time
@@ -32,6 +30,9 @@ from .rules.model import Rule, Ruleset, Severity, Tier, normalise_address
 from .store import messages as store_messages
 from .store import tickets as store_tickets
 from .templates import Renderer
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +219,11 @@ def thread_ids(ticket_id: int | None, before_outbox_id: int | None = None) -> li
     return ids
 
 
-def _cap_reason(recipient: str, kind: str, ticket: Ticket | None, ruleset: Ruleset, now: datetime,
-                caps: ratelimit.Caps, ticket_reason: str | None) -> str | None:
+def _cap_reason(recipient: str, kind: str, ruleset: Ruleset, now: datetime, caps: ratelimit.Caps,
+                ticket_reason: str | None, batch: DeferredMail | None) -> str | None:
+    """Why `recipient` must not get this mail (a cap), or None; `batch`: a tick's pending mail."""
     if ticket_reason:
         return ticket_reason
-    batch = _deferred()
     if batch is not None:
         dead = batch.dead.get(recipient, False)
         if dead is False:  # asked once per batch: no delivery is refused or bounces during a tick
@@ -254,7 +255,7 @@ class DeferredMail:
     together when the batch ends: one multi-row INSERT for the new escalations, one for the outbox
     rows and one for their deliveries, instead of three statements per escalating ticket. The loop
     caps count what is pending; a ticket whose evaluation fails drops its pending escalations and
-    mail with its savepoint (db.savepoint calls `mark`/`rollback`)."""
+    mail with its savepoint (batch.Unit calls `mark`/`rollback`)."""
 
     def __init__(self, secret: bytes):
         self.secret = secret
@@ -301,9 +302,10 @@ class DeferredMail:
         del self.rows[rows_mark:]
         del self.escalations[escalations_mark:]
 
-    def flush(self) -> int:
-        """Write the pending rows (inside the batch's transaction); returns how many were already
-        queued (the unique key keeps the first) and so were not written again."""
+    def flush(self, batch: Batch) -> int:
+        """Write the pending rows (inside the batch's transaction), their suppressions' events kept
+        in `batch`; returns how many were already queued (the unique key keeps the first) and so
+        were not written again."""
         self._write_escalations()
         pending, self.rows = self.rows, []
         self.per_ticket.clear()
@@ -323,64 +325,32 @@ class DeferredMail:
                     continue
                 deliveries += _deliveries(row_id, values, recipients, suppressed, self.secret)
                 if suppressed:
-                    _record_suppressed(Outbox(id=row_id, **values), suppressed)
+                    _record_suppressed(Outbox(id=row_id, **values), suppressed, batch)
             rows.insert_many(Delivery, deliveries)  # _deliveries gives every column with a default
         return duplicates
 
     def _write_escalations(self) -> None:
-        """The batch's new escalations as they are now (a later step of the batch may have moved
-        one on), each given its id, which their outbox rows then carry. No conflict is expected:
-        the batch read its tickets' escalations under the tickets' claim; one would fail the batch."""
         pending, self.escalations = self.escalations, []
-        for start in range(0, len(pending), FLUSH_ROWS):
-            chunk = pending[start:start + FLUSH_ROWS]
-            ids = dict(rows.insert_returning(Escalation, [{name: e.__data__[name] for name in _ESCALATION_COLUMNS}
-                                                          for e in chunk], ("ticket", "rule")))
-            for escalation in chunk:
-                escalation.id = ids[(escalation.ticket_id, escalation.rule)]
+        ladders.insert_pending(pending)
 
 
-_ESCALATION_COLUMNS = ("ticket", "rule", "tier", "step", "started_at", "last_step_due_at", "state", "tier_since",
-                       "next_step_at", "reasons", "forced", "ack_tier", "ended_at", "severity")
 FLUSH_ROWS = 100  # outbox rows per INSERT: well inside SQLite's limit of 32,766 parameters
-_local = threading.local()
 
 
-def _deferred() -> DeferredMail | None:
-    return getattr(_local, "batch", None)
+def new_escalation(ticket: Ticket, ladder, batch: Batch | None = None) -> Escalation:
+    """A ticket's new ladder (ladders.start), in a tick batch written with the batch's mail."""
+    mail = batch.mail if batch is not None else None
+    return ladders.start(ticket, ladder, mail.escalations if mail is not None else None)
 
 
-@contextlib.contextmanager
-def deferred(secret: bytes) -> Iterator[DeferredMail]:
-    """Within this block (one tick batch, inside its transaction), notifications of this thread
-    are written by `DeferredMail.flush`, which the caller runs before the transaction commits."""
-    batch = _local.batch = DeferredMail(secret)
-    try:
-        yield batch
-    finally:
-        _local.batch = None
-
-
-def new_escalation(values: dict[str, Any]) -> Escalation:
-    """A ticket's new ladder: its escalation row, written now, or in a tick batch with
-    the batch's mail (`DeferredMail.flush`), without an id until then (tickets.py writes such an
-    escalation's later changes by leaving them on the instance)."""
-    batch = _deferred()
-    if batch is None:
-        return Escalation(id=rows.insert(Escalation, values), **values)
-    escalation = rows.unsaved(Escalation, values)
-    batch.add_escalation(escalation)
-    return escalation
-
-
-def _template_names(renderer: Renderer) -> set[str]:
+def _template_names(renderer: Renderer, batch: Batch | None) -> set[str]:
     """renderer.names(), asked once per tick batch: it stats the template directories each time."""
-    batch = _deferred()
-    if batch is None:
+    mail = batch.mail if batch is not None else None
+    if mail is None:
         return renderer.names()
-    if batch.template_names is None:
-        batch.template_names = renderer.names()
-    return batch.template_names
+    if mail.template_names is None:
+        mail.template_names = renderer.names()
+    return mail.template_names
 
 
 def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], suppressed: dict[str, str],
@@ -400,9 +370,9 @@ def _deliveries(row_id: int, values: dict[str, Any], recipients: list[str], supp
     return mail + posts
 
 
-def _record_suppressed(row: Outbox, suppressed: dict[str, str]) -> None:
+def _record_suppressed(row: Outbox, suppressed: dict[str, str], batch: Batch | None) -> None:
     audit.record(row.ticket, row.created_at, "escalate", "notification-suppressed", rule=row.rule, outbox=row.id,
-                 kind=row.kind, reasons=suppressed)
+                 kind=row.kind, reasons=suppressed, batch=batch)
     reasons = "; ".join(set(suppressed.values()))
     # held for a group's summary is the ceiling doing its work (counted in status and metrics), not
     # a warning per mail: a flood would write thousands of them
@@ -414,7 +384,8 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
            context: dict[str, Any], ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
            tier_level: int | None = None, escalation: Escalation | None = None, rule: str | None = None,
            step: int | None = None, due_at: datetime | None = None,
-           caps: ratelimit.Caps = ratelimit.DEFAULT_CAPS, thread: list[str] | None = None) -> Outbox | None:
+           caps: ratelimit.Caps = ratelimit.DEFAULT_CAPS, thread: list[str] | None = None,
+           batch: Batch | None = None) -> Outbox | None:
     """Record one notification with a delivery per recipient; None when this (ticket, rule, step,
     due) was queued already.
 
@@ -438,14 +409,14 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
                      if ruleset.plus_address_replies else ruleset.support_address),
         "extra": extra,
     }
-    batch = _deferred()
+    mail = batch.mail if batch is not None else None  # a tick's: written with the rest of its batch
     ticket_reason = None
-    if ticket is not None and batch is not None:
-        ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps, also=batch.per_ticket[ticket.id],
-                                             recent=batch.lookups.recent_mail(ticket.id, now, caps))
+    if ticket is not None and mail is not None:
+        ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps, also=mail.per_ticket[ticket.id],
+                                             recent=mail.lookups.recent_mail(ticket.id, now, caps))
     elif ticket is not None:
         ticket_reason = ratelimit.ticket_cap(ticket.id, now, caps)
-    reasons = {r: _cap_reason(r, kind, ticket, ruleset, now, caps, ticket_reason) for r in recipients}
+    reasons = {r: _cap_reason(r, kind, ruleset, now, caps, ticket_reason, mail) for r in recipients}
     suppressed = {r: why for r, why in reasons.items() if why}
     # the channels of the tiers, leads and informed lists mailed: deliveries of this same row
     posts = chat.channels_for(ruleset, recipients)
@@ -468,10 +439,10 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
         "last_error": "; ".join(f"{r}: {why}" for r, why in suppressed.items()) or None,
         "next_attempt_at": now, "created_at": now, "attempts": 0,
     }
-    if batch is not None:
+    if mail is not None:
         # a tick: written with the rest of its batch (DeferredMail.flush); the row has no id yet
         row = rows.unsaved(Outbox, values)
-        batch.add(values, recipients, suppressed, row)
+        mail.add(values, recipients, suppressed, row)
         return row
     row_id = rows.insert(Outbox, values, ignore_conflict=True)
     if row_id is None:
@@ -480,7 +451,7 @@ def _queue(*, ticket: Ticket | None, kind: str, recipients: list[str], subject: 
     row = Outbox(id=row_id, **values)
     rows.insert_many(Delivery, _deliveries(row_id, values, recipients, suppressed, secret))
     if suppressed:
-        _record_suppressed(row, suppressed)
+        _record_suppressed(row, suppressed, batch)
     return row
 
 
@@ -517,7 +488,7 @@ def _rule_context(ruleset: Ruleset, name: str) -> dict[str, str]:
 
 
 def queue_ladder_mail(*, ticket: Ticket, escalation: Escalation | None, step: MailStep, ruleset: Ruleset,
-                      renderer: Renderer, secret: bytes, now: datetime, next_step: str,
+                      renderer: Renderer, secret: bytes, now: datetime, next_step: str, batch: Batch | None = None,
                       rule: Rule | None = None) -> Outbox | None:
     """The one mail a ladder step sends: the ladder's first mail to its tier, a reminder, the next
     tier up, or the top tier's lead told the ladder went unanswered (rules/ladder.py). `rule`: a
@@ -544,11 +515,12 @@ def queue_ladder_mail(*, ticket: Ticket, escalation: Escalation | None, step: Ma
         template_of_rule = (rule or ruleset.rule(step.rule)).template
     except KeyError:
         template_of_rule = DEFAULT_TEMPLATE
-    template = (step.kind if template_of_rule == DEFAULT_TEMPLATE and step.kind in _template_names(renderer)
+    template = (step.kind if template_of_rule == DEFAULT_TEMPLATE and step.kind in _template_names(renderer, batch)
                 else template_of_rule)
     if step.kind == UNANSWERED:
         template = "unanswered"
-    return _queue(ticket=ticket, kind=step.kind, recipients=recipients, subject=f"[{ticket.ref}] {label}: {ticket.subject}",
+    return _queue(batch=batch, ticket=ticket, kind=step.kind, recipients=recipients,
+                  subject=f"[{ticket.ref}] {label}: {ticket.subject}",
                   template=template, context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
                   tier_level=tier.level, escalation=escalation, rule=step.rule, step=step.step, due_at=step.due_at)
 
@@ -573,7 +545,8 @@ def escalated_tiers(ticket: Ticket, ruleset: Ruleset) -> list[Tier]:
 
 
 def queue_confirmation(*, ticket: Ticket, tier: Tier | None, actor: str, action_text: str, note: str,
-                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                       batch: Batch | None = None) -> Outbox | None:
     """Tell the tier thread that a command took effect, so whoever was told of the ticket sees who has
     it: every tier group that was mailed about it, and the tier of the mail answered."""
     tiers = {t.level: t for t in escalated_tiers(ticket, ruleset)}
@@ -584,13 +557,14 @@ def queue_confirmation(*, ticket: Ticket, tier: Tier | None, actor: str, action_
     context = {"ticket": ticket_context(ticket, ruleset, now), "actor": actor, "action_text": action_text,
                "note": note, "support_address": ruleset.support_address}
     subject = f"[{ticket.ref}] {action_text.capitalize()} by {actor}: {ticket.subject}"
-    return _queue(ticket=ticket, kind="confirmation", recipients=[t.group for _, t in sorted(tiers.items())],
+    return _queue(batch=batch, ticket=ticket, kind="confirmation",
+                  recipients=[t.group for _, t in sorted(tiers.items())],
                   subject=subject, template="confirmation", context=context, ruleset=ruleset, renderer=renderer,
                   secret=secret, now=now, tier_level=(tier or max(tiers.values(), key=lambda t: t.level)).level)
 
 
 def queue_resolution_notice(*, ticket: Ticket, actor: str, note: str, ruleset: Ruleset, renderer: Renderer,
-                            secret: bytes, now: datetime) -> Outbox | None:
+                            secret: bytes, now: datetime, batch: Batch | None = None) -> Outbox | None:
     """Tell every tier group that was escalated to on this ticket that it is resolved: stop work."""
     tiers = escalated_tiers(ticket, ruleset)
     if not tiers:
@@ -599,7 +573,7 @@ def queue_resolution_notice(*, ticket: Ticket, actor: str, note: str, ruleset: R
                "tiers": [{"level": t.level, "name": t.name} for t in tiers],
                "support_address": ruleset.support_address}
     _as_of(context, "history")
-    return _queue(ticket=ticket, kind="resolution", recipients=[t.group for t in tiers],
+    return _queue(batch=batch, ticket=ticket, kind="resolution", recipients=[t.group for t in tiers],
                   subject=f"[{ticket.ref}] Resolved by {actor}: {ticket.subject}", template="resolution",
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
                   tier_level=tiers[-1].level, rule="resolution", step=0, due_at=ticket.resolved_at or now)
@@ -608,7 +582,7 @@ def queue_resolution_notice(*, ticket: Ticket, actor: str, note: str, ruleset: R
 # -- the accountable, the consulted, the informed ------------------------------------------------
 
 def queue_breach_alert(*, ticket: Ticket, rule: Rule, tier: Tier, breached: str, due_at: datetime,
-                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime, batch: Batch | None = None,
                        step: int = 0) -> Outbox | None:
     """Tell the tier's lead that `tier` did not respond in time (`breached` says what was missed).
     None when the tier has no lead or this breach was reported already."""
@@ -619,19 +593,20 @@ def queue_breach_alert(*, ticket: Ticket, rule: Rule, tier: Tier, breached: str,
                "breached": breached, "due_at": _when(due_at), "overdue": format_duration(max(now - due_at, timedelta(0))),
                "support_address": ruleset.support_address}
     _as_of(context, "last_message", "history")
-    return _queue(ticket=ticket, kind="breach", recipients=[tier.lead],
+    return _queue(batch=batch, ticket=ticket, kind="breach", recipients=[tier.lead],
                   subject=f"[{ticket.ref}] Breach, {tier.name}: {ticket.subject}", template="breach",
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
                   tier_level=tier.level, rule=f"{rule.name}#breach", step=step, due_at=due_at)
 
 
 def queue_input_request(*, ticket: Ticket, department: str, address: str, question: str, requested_by: str,
-                        ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+                        ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                        batch: Batch | None = None) -> Outbox | None:
     """Ask a consulted department for input on a ticket (an external escalation)."""
     context = {"ticket": ticket_context(ticket, ruleset, now), "department": department, "question": question,
                "requested_by": requested_by, "support_address": ruleset.support_address}
     _as_of(context, "last_message")
-    return _queue(ticket=ticket, kind="input-request", recipients=[address],
+    return _queue(batch=batch, ticket=ticket, kind="input-request", recipients=[address],
                   subject=f"[{ticket.ref}] Input needed from {department}: {ticket.subject}",
                   template="input-request", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
                   now=now, rule=f"input-request:{normalise_address(address)}", step=0, due_at=now)
@@ -758,7 +733,7 @@ def is_machine_mail(raw: bytes) -> str | None:
 
 
 def queue_acknowledgement(*, ticket: Ticket, message: Message, ruleset: Ruleset, renderer: Renderer,
-                          secret: bytes, now: datetime) -> Outbox | None:
+                          secret: bytes, now: datetime, batch: Batch | None = None) -> Outbox | None:
     """Tell a customer their mail became ticket `ticket.ref` (optional per the rules). At most one
     per sender per ticket (a unique key), never to machine mail, capped per address.
     Returns None when nothing was queued or recorded."""
@@ -767,11 +742,12 @@ def queue_acknowledgement(*, ticket: Ticket, message: Message, ruleset: Ruleset,
         return None
     machine = is_machine_mail(bytes(message.raw)) if message.raw else None
     if machine:
-        audit.record(ticket, now, "escalate", "acknowledgement-skipped", sender=sender, reason=f"machine mail: {machine}")
+        audit.record(ticket, now, "escalate", "acknowledgement-skipped", sender=sender,
+                     reason=f"machine mail: {machine}", batch=batch)
         return None
     context = {"ticket": ticket_context(ticket, ruleset, now), "sender": sender,
                "support_address": ruleset.support_address}
-    return _queue(ticket=ticket, kind="acknowledgement", recipients=[sender],
+    return _queue(batch=batch, ticket=ticket, kind="acknowledgement", recipients=[sender],
                   subject=f"[{ticket.ref}] We received your message: {ticket.subject}",
                   template="acknowledgement", context=context, ruleset=ruleset, renderer=renderer, secret=secret,
                   now=now, rule=f"acknowledgement:{sender}", step=0, due_at=ticket.created_at)
@@ -815,7 +791,7 @@ def lead_notifier(ruleset: Ruleset, renderer: Renderer, secret: bytes) -> Callab
 # -- replies: the customer thread (#reply), refusal notices, command help ---------------------------
 
 def queue_customer_reply(*, ticket: Ticket, actor: str, text: str, ruleset: Ruleset, renderer: Renderer,
-                         secret: bytes, now: datetime) -> Outbox | None:
+                         secret: bytes, now: datetime, batch: Batch | None = None) -> Outbox | None:
     """An agent's `#reply`: to the customer, from the support address, threaded into the
     customer's conversation (their messages only — never our internal tier thread)."""
     customer_ids = [m.message_id for m in Message.select(Message.message_id)
@@ -824,13 +800,14 @@ def queue_customer_reply(*, ticket: Ticket, actor: str, text: str, ruleset: Rule
     subject = ticket.subject if ticket.subject.lower().startswith("re:") else f"Re: {ticket.subject}"
     context = {"ticket": ticket_context(ticket, ruleset, now), "text": text, "actor": actor,
                "support_address": ruleset.support_address}
-    return _queue(ticket=ticket, kind="customer-reply", recipients=[ticket.requester],
+    return _queue(batch=batch, ticket=ticket, kind="customer-reply", recipients=[ticket.requester],
                   subject=f"[{ticket.ref}] {subject}", template="customer_reply", context=context, ruleset=ruleset,
                   renderer=renderer, secret=secret, now=now, thread=customer_ids[-10:])
 
 
 def queue_refusal(*, recipient: str, commands: list[str], reason: str, ruleset: Ruleset,
-                  renderer: Renderer, secret: bytes, now: datetime, ref: str | None = None) -> Outbox | None:
+                  renderer: Renderer, secret: bytes, now: datetime, ref: str | None = None,
+                  batch: Batch | None = None) -> Outbox | None:
     """Tell a team member their commands were not acted on — at most once an hour per address.
     It names the ticket by its reference (refusals go only to roster members, replies.py), so they
     know which reply it was; nothing else of the ticket."""
@@ -838,18 +815,19 @@ def queue_refusal(*, recipient: str, commands: list[str], reason: str, ruleset: 
         return None
     context = {"commands": commands, "reason": reason, "support_address": ruleset.support_address, "ref": ref}
     subject = f"[{ref}] Your reply was not acted on" if ref else "Your reply was not acted on"
-    return _queue(ticket=None, kind="refusal", recipients=[recipient], subject=subject,
+    return _queue(batch=batch, ticket=None, kind="refusal", recipients=[recipient], subject=subject,
                   template="refusal", context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
 
 
 def queue_command_help(*, ticket: Ticket, recipient: str, unknown: list[str], commands: list[dict[str, str]],
-                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime) -> Outbox | None:
+                       ruleset: Ruleset, renderer: Renderer, secret: bytes, now: datetime,
+                       batch: Batch | None = None) -> Outbox | None:
     """A roster member wrote a command we do not know: a short help, at most once an hour each."""
     if ratelimit.address_cap(recipient, now, REFUSALS_PER_ADDRESS, kinds=("command-help",)):
         return None
     context = {"ticket": ticket_context(ticket, ruleset, now), "unknown": unknown, "commands": commands,
                "support_address": ruleset.support_address}
-    return _queue(ticket=ticket, kind="command-help", recipients=[recipient],
+    return _queue(batch=batch, ticket=ticket, kind="command-help", recipients=[recipient],
                   subject=f"[{ticket.ref}] Commands escalate understands", template="command_help",
                   context=context, ruleset=ruleset, renderer=renderer, secret=secret, now=now)
 

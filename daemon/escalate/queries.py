@@ -12,10 +12,11 @@ import peewee
 
 from . import ladders
 from .clock import iso
+from .errors import InputError
 from .models import Delivery, Escalation, Event, Message, Outbox, Quarantine, Ticket
 
 
-class NotFound(LookupError):
+class NotFound(InputError, LookupError):
     pass
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from . import audit, logs, tokens
+from .batch import Batch
 from .classify import own_address
 from .commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
 from .models import Outbox, Ticket
@@ -80,7 +81,8 @@ def _why_not_told(sender: str | None, ruleset: Ruleset) -> str | None:
 
 def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | None, ruleset: Ruleset,
                     renderer: Renderer, secret: bytes, now: datetime, *,
-                    previous_secret: bytes | None = None, token_ttl: timedelta = DEFAULT_TOKEN_TTL) -> list[str]:
+                    previous_secret: bytes | None = None, token_ttl: timedelta = DEFAULT_TOKEN_TTL,
+                    batch: Batch | None = None) -> list[str]:
     """Run the commands in a reply if it is authorised; returns the names of the commands run."""
     found = find_commands(parsed.new_text)
     if not found:
@@ -88,7 +90,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         if below:  # the member's own words, not the quote: say on the ticket why nothing ran
             audit.record(ticket, now, parsed.from_addr or "unknown", "commands-not-at-top", commands=below[:10],
                          reason="commands count only on the first lines of a reply, before any other text",
-                         message_id=parsed.message_id)
+                         message_id=parsed.message_id, batch=batch)
         return []
     actor = parsed.from_addr or "unknown"
     keys = [secret] + ([previous_secret] if previous_secret else [])
@@ -97,13 +99,13 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         silent = _why_not_told(parsed.from_addr, ruleset)
         audit.record(ticket, now, actor, "command-refused", commands=[c.name for c in found],
                      reason=verdict.reason, message_id=parsed.message_id,
-                     **({"not_told": silent} if silent else {}))
+                     **({"not_told": silent} if silent else {}), batch=batch)
         logs.event(log, "reply-refused", ticket=ticket.ref, tier=notification.tier if notification else None,
                    sender=actor, commands=[c.name for c in found], reason=verdict.reason, told=silent is None)
         if silent is None:  # a team member: told once an hour at most, which ticket and why
             queue_refusal(recipient=parsed.from_addr, commands=[f"#{c.name}" for c in found],
                           reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
-                          ref=ticket.ref)
+                          ref=ticket.ref, batch=batch)
         return []
     done: list[str] = []
     unknown: list[str] = []
@@ -112,13 +114,15 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
         known = COMMANDS.get(found_command.name)
         if known is None:
             unknown.append(f"#{found_command.name}")
-            audit.record(ticket, now, actor, "command-unknown", command=found_command.name, known=sorted(COMMANDS))
+            audit.record(ticket, now, actor, "command-unknown", command=found_command.name, known=sorted(COMMANDS),
+                         batch=batch)
             continue
-        context = CommandContext(ticket, actor, now, "mail", ruleset, renderer, secret, found_command.body)
+        context = CommandContext(ticket, actor, now, "mail", ruleset, renderer, secret, found_command.body, batch)
         try:
             action_text = known.run(context, found_command.argument)
         except (CommandError, TicketStateError) as error:
-            audit.record(ticket, now, actor, "command-failed", command=found_command.name, reason=str(error))
+            audit.record(ticket, now, actor, "command-failed", command=found_command.name, reason=str(error),
+                         batch=batch)
             failed.append(found_command.name)
             continue
         done.append(found_command.name)
@@ -126,12 +130,12 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
             continue  # the resolution notice to every tier told is the confirmation
         queue_confirmation(ticket=ticket, tier=verdict.tier, actor=actor, action_text=action_text,
                            note=found_command.argument if found_command.name != "reply" else "",
-                           ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+                           ruleset=ruleset, renderer=renderer, secret=secret, now=now, batch=batch)
     if done or unknown or failed:
         logs.event(log, "reply-acted", ticket=ticket.ref, tier=verdict.tier.level, sender=actor, commands=done,
                    unknown=unknown or None, failed=failed or None)
     if unknown:
         queue_command_help(ticket=ticket, recipient=actor, unknown=unknown,
                            commands=[{"usage": c.usage, "description": c.description} for c in COMMANDS.values()],
-                           ruleset=ruleset, renderer=renderer, secret=secret, now=now)
+                           ruleset=ruleset, renderer=renderer, secret=secret, now=now, batch=batch)
     return done

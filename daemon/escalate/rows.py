@@ -77,7 +77,7 @@ def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
 
 def execute_many(sql: str, params: list) -> None:
     """One hand-written statement (`?` placeholders) for each parameter row, in one executemany."""
-    database.obj.execute_many(_placeholders(sql), params)  # db._LazySavepoints: opens a pending savepoint first
+    database.obj.cursor().executemany(_placeholders(sql), params)
 
 
 def update(instance: peewee.Model, *names: str) -> None:

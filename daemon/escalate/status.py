@@ -5,7 +5,7 @@ instances sharing the database and the folders each holds (heartbeat.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from peewee import fn
 
@@ -14,7 +14,7 @@ from .clock import iso, shown_iso
 from .config import Settings, redact_url
 from .db import sqlite_path
 from .instance import InstanceLock
-from .models import ACTIVE_STATUSES, Escalation, Event, FolderState, Outbox, Quarantine, Ticket, database
+from .models import ACTIVE_STATUSES, Delivery, Escalation, Event, FolderState, Outbox, Quarantine, Ticket, database
 from .rules.durations import age_text
 
 NOT_RUNNING = 3  # the exit status of `escalate status` with no daemon running, as `systemctl is-active`
@@ -52,6 +52,18 @@ def outbox_backlog(now: datetime) -> tuple[int, float | None]:
     if not count:
         return 0, None
     return count, max((now - Outbox.created_at.python_value(oldest)).total_seconds(), 0.0)
+
+
+def chat_backlog(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Chat posts queued (due or backing off) and failed, and the channels configured, URLs
+    redacted: for `status` and the metrics. (Here, not in chat.py: chat.py reads no
+    database, so rules/ may use it.)"""
+    failures = ("failed", "refused", "bounced")
+    counts = dict(Delivery.select(Delivery.status, fn.COUNT(Delivery.id))
+                  .where(Delivery.recipient.startswith(chat.RECIPIENT_PREFIX) & Delivery.status.in_(("queued",) + failures))
+                  .group_by(Delivery.status).tuples())
+    return {"channels": {name: chat.redacted(url) for name, url in sorted(chat.configured(environ).items())},
+            "queued": counts.get("queued", 0), "failed": sum(counts.get(status, 0) for status in failures)}
 
 
 def outbox_failed() -> int:
@@ -112,7 +124,7 @@ def collect(settings: Settings, now: datetime) -> dict[str, Any]:
                     for f in FolderState.select().order_by(FolderState.account, FolderState.folder)],
         "quarantined": Quarantine.select().count(),
         "ticket_limit": ticket_limit(now),
-        "chat": chat.backlog(),  # posts to chat channels, whose URLs are never shown
+        "chat": chat_backlog(),  # posts to chat channels, whose URLs are never shown
         "instances": instances,
         "schema_version": migrations.current_version(database),
     }

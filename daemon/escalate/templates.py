@@ -16,8 +16,10 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .errors import InputError
 
-class TemplateProblem(ValueError):
+
+class TemplateProblem(InputError, ValueError):
     """A template is missing or broken; the message names the template and line."""
 
 

@@ -1,4 +1,5 @@
-"""The ticket state machine: the only module that changes a ticket's status.
+"""The ticket state machine: the only module that changes a ticket's status (TRANSITIONS), and
+with ladders.py the only one that writes escalation ladders (tests/qa/test_ticket_writes.py).
 
     new ──ack/agent──▶ open ──wait──▶ waiting ──customer writes──▶ open
      │                  │                │
@@ -21,17 +22,51 @@ from . import audit, rows
 from .models import ACTIVE_STATUSES, Escalation, IncidentCustomer, Message, Ticket
 from .store import incidents as store_incidents
 from .store import tickets as store_tickets
+from .batch import Batch, writing
+from .errors import InputError
+from .models import TICKET_STATUSES
 
 
-class TicketStateError(ValueError):
+class TicketStateError(InputError, ValueError):
     """The action does not apply to the ticket in its current state (e.g. ack a closed ticket)."""
 
 
 SYSTEM = "escalate"
 
+# Every status change: (status, event) -> the status after it. An event a status does not list
+# does not apply to it; the functions below refuse it with a TicketStateError that says why.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    # a person takes the ticket (#ack), or an agent answers the customer: a new ticket is open
+    **{(status, "acknowledge"): "open" if status == "new" else status for status in ACTIVE_STATUSES},
+    **{(status, "agent-replied"): "open" if status == "new" else status for status in TICKET_STATUSES},
+    # the customer writes: a wait ends, a resolved or closed ticket reopens
+    **{(status, "customer-wrote"): "new" if status == "new" else "open"
+       for status in TICKET_STATUSES},
+    ("new", "wait"): "waiting", ("open", "wait"): "waiting",
+    **{(status, "resolve"): "resolved" for status in ACTIVE_STATUSES},
+    ("resolved", "close"): "closed",
+    # a history import found the conversation over before its cut-off (history.py)
+    ("new", "import-ended"): "closed", ("open", "import-ended"): "closed",
+}
+
+
+def status_after(status: str, event: str) -> str:
+    """The status `event` leads to from `status` (simulate.py replays history with it too)."""
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise TicketStateError(f"a {status} ticket cannot {event}") from None
+
+
+def _move(ticket: Ticket, event: str) -> str:
+    """Move the ticket by the transition table; returns the status it had."""
+    previous = ticket.status
+    ticket.status = status_after(previous, event)
+    return previous
+
 
 def open_ticket(*, subject: str, normalised_subject: str, requester: str, requester_name: str,
-                severity: str, reference_prefix: str, now: datetime, reason: str) -> Ticket:
+                severity: str, reference_prefix: str, now: datetime, reason: str, batch: Batch | None = None) -> Ticket:
     ticket = rows.create(
         Ticket,
         subject=subject or "(no subject)",
@@ -46,11 +81,11 @@ def open_ticket(*, subject: str, normalised_subject: str, requester: str, reques
     )
     ticket.ref = f"{reference_prefix}-{ticket.id}"
     rows.update(ticket, "ref")
-    audit.record(ticket, now, requester, "created", severity=severity, reason=reason)
+    audit.record(ticket, now, requester, "created", severity=severity, reason=reason, batch=batch)
     return ticket
 
 
-def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
+def add_message(ticket: Ticket, message: Message, now: datetime, batch: Batch | None = None) -> None:
     """Attach a stored message to its ticket and move the ticket's clocks and status.
 
     Writes only the columns that change (this runs for every ingested mail, and a whole-row save
@@ -66,12 +101,11 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
         ticket.last_customer_message_at = now
         changed.append("last_customer_message_at")
         if ticket.status in ("resolved", "closed", "waiting"):
-            previous = ticket.status
             _end_wait(ticket, now)
-            ticket.status = "open"
+            previous = _move(ticket, "customer-wrote")
             changed += ["status", "waiting_since", "waiting_periods"]
             audit.record(ticket, now, message.from_addr or "unknown", "reopened" if previous != "waiting" else "customer-replied",
-                         previous=previous, message_id=message.message_id)
+                         previous=previous, message_id=message.message_id, batch=batch)
             reopened = previous != "waiting"
     elif message.kind == "agent":
         ticket.last_agent_message_at = now
@@ -80,14 +114,15 @@ def add_message(ticket: Ticket, message: Message, now: datetime) -> None:
             ticket.first_response_at = now  # the first-response clock stops here
             changed.append("first_response_at")
     audit.record(ticket, now, message.from_addr or "unknown", "message", kind=message.kind,
-                 message_id=message.message_id, subject=message.subject)
+                 message_id=message.message_id, subject=message.subject, batch=batch)
     _mark_due(ticket, now)
     rows.update(ticket, *changed)
     if reopened:
         _reclaim_primary(ticket, now)
 
 
-def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int | None = None) -> None:
+def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int | None = None,
+                batch: Batch | None = None) -> None:
     """A person has taken the ticket: its ladder stops, whichever tier's mail they answered.
 
     `tier` is the acknowledging member's tier (None: the tier the ladder has reached). Rules that
@@ -99,8 +134,7 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
         ticket.acknowledged_by = by
     if ticket.assignee is None:
         ticket.assignee = by
-    if ticket.status == "new":
-        ticket.status = "open"
+    _move(ticket, "acknowledge")
     ladder = Escalation.select().where((Escalation.ticket == ticket) & (Escalation.state == "active")).first()
     level = tier if tier is not None else (ladder.tier if ladder is not None else ticket.tier)
     if ladder is not None:
@@ -114,7 +148,7 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
                     last_step_due_at=now, state="acknowledged", acknowledged_at=now, acknowledged_by=by,
                     ack_tier=level, ended_at=now, reasons=[], forced=False)
     audit.record(ticket, now, by, "acknowledged", via=via, escalations_stopped=1 if ladder is not None else 0,
-                 tier=level)
+                 tier=level, batch=batch)
     _touch(ticket, now)
 
 
@@ -123,62 +157,82 @@ def _acknowledged_last(ticket: Ticket) -> bool:
     return latest is not None and latest.state == "acknowledged"
 
 
-def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "", batch: Batch | None = None) -> None:
     if ticket.status in ("resolved", "closed"):
         raise TicketStateError(f"{ticket.ref} is already {ticket.status}")
     _end_wait(ticket, now)
-    ticket.status = "resolved"
+    _move(ticket, "resolve")
     ticket.resolved_at = now
     (Escalation.update(state="ended", ended_at=now, next_step_at=None)
      .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
-    audit.record(ticket, now, by, "resolved", via=via, note=note)
+    audit.record(ticket, now, by, "resolved", via=via, note=note, batch=batch)
     _touch(ticket, now)
     _hand_over_primary(ticket, now)
 
 
-def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "",
+                     batch: Batch | None = None) -> None:
     """We asked the customer something: the business-time clocks pause until they write."""
     if ticket.status not in ("new", "open"):
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new or open tickets can wait on the customer")
-    previous = ticket.status
-    ticket.status = "waiting"
+    previous = _move(ticket, "wait")
     ticket.waiting_since = now
-    audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note)
+    audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note, batch=batch)
     _touch(ticket, now)
 
 
-def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None = None) -> None:
+def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None = None,
+          batch: Batch | None = None) -> None:
     """A resolved ticket is closed for good (a customer reply still reopens it)."""
     if ticket.status != "resolved":
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only resolved tickets can be closed")
-    ticket.status = "closed"
-    audit.record(ticket, now, by, "closed", rule=rule, via=via)
+    _move(ticket, "close")
+    audit.record(ticket, now, by, "closed", rule=rule, via=via, batch=batch)
     _touch(ticket, now)
 
 
+def close_imported(ticket: Ticket, *, last: datetime, now: datetime, by: str, reason: str) -> None:
+    """A history import found the conversation over before its cut-off: closed as of its last
+    message, never due (history.py)."""
+    _move(ticket, "import-ended")
+    (Ticket.update(status=ticket.status, resolved_at=last, next_due_at=None, updated_at=now)
+     .where(Ticket.id == ticket.id).execute())
+    audit.record(ticket, now, by, "closed", via="import", last_message_at=last.isoformat(), reason=reason)
+
+
+def clear_due(ticket_ids: list[int]) -> None:
+    """Tickets the engine must not evaluate (resolved, closed, drills) are not due: the tick found
+    some whose due time was left behind (normally cleared with the change that idled them)."""
+    Ticket.update(next_due_at=None).where(Ticket.id.in_(ticket_ids)).execute()
+
+
 def set_severity(ticket: Ticket, severity: str, *, by: str, now: datetime, rule: str | None = None,
-                 via: str = "rule") -> None:
+                 via: str = "rule", batch: Batch | None = None) -> None:
     """A manual change or a rule's set_severity: the clocks now count against the new targets."""
     previous = ticket.severity
     if previous == severity:
         return
     ticket.severity = severity
-    audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via)
+    audit.record(ticket, now, by, "severity-changed", rule=rule, previous=previous, severity=severity, via=via,
+                 batch=batch)
     # only what changed: an incident rule sets the severity of each of its tickets (hundreds in a storm)
     _mark_due(ticket, now)
+    writing(batch)  # a rule's, in a tick: the ticket's savepoint first
     rows.update(ticket, "severity", "updated_at", "next_due_at")
 
 
-def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "") -> None:
+def request_escalation(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "",
+                       batch: Batch | None = None) -> None:
     """An agent asks for escalation explicitly (#escalate): rules with escalation_requested fire."""
     if ticket.status not in ACTIVE_STATUSES:
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be escalated")
     ticket.escalation_requested_at = now
-    audit.record(ticket, now, by, "escalation-requested", via=via, note=note)
+    audit.record(ticket, now, by, "escalation-requested", via=via, note=note, batch=batch)
     _touch(ticket, now)
 
 
-def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to: str) -> None:
+def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to: str,
+                  batch: Batch | None = None) -> None:
     """incidents.py found the ticket's problem reported by other customers too.
 
     Costs the same whatever the incident's size: a customer is counted once, by a unique row of
@@ -191,7 +245,7 @@ def join_incident(ticket: Ticket, incident_id: int, now: datetime, *, similar_to
     # the count, and who speaks for the incident since when, in the same statement
     customers, primary_id, primary_created = store_incidents.count_ticket(incident_id, new_customer, now)
     audit.record(ticket, now, SYSTEM, "incident-linked", incident=incident_id, similar_to=similar_to,
-                 customers=customers)
+                 customers=customers, batch=batch)
     _mark_due(ticket, now)
     rows.update(ticket, "incident", "updated_at", "next_due_at")
     if ticket.status in ACTIVE_STATUSES and _precedes(ticket, primary_id, primary_created):
@@ -250,40 +304,39 @@ def _reclaim_primary(ticket: Ticket, now: datetime) -> None:
 
 
 
-def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str) -> None:
+def assign(ticket: Ticket, assignee: str, *, by: str, now: datetime, via: str, batch: Batch | None = None) -> None:
     """Who owns the ticket now (#assign); status does not change."""
     previous = ticket.assignee
     ticket.assignee = assignee
-    audit.record(ticket, now, by, "assigned", via=via, previous=previous, assignee=assignee)
+    audit.record(ticket, now, by, "assigned", via=via, previous=previous, assignee=assignee, batch=batch)
     ticket.updated_at = now
     ticket.save()
 
 
-def snooze(ticket: Ticket, until: datetime, *, by: str, now: datetime, via: str) -> None:
+def snooze(ticket: Ticket, until: datetime, *, by: str, now: datetime, via: str, batch: Batch | None = None) -> None:
     """No reminders until `until` (#snooze); the engine looks again then and catches up once."""
     if ticket.status not in ACTIVE_STATUSES:
         raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be snoozed")
     ticket.snoozed_until = until
-    audit.record(ticket, now, by, "snoozed", via=via, until=until.isoformat())
+    audit.record(ticket, now, by, "snoozed", via=via, until=until.isoformat(), batch=batch)
     ticket.updated_at = now
     ticket.next_due_at = until
     ticket.save()
 
 
-def record_customer_reply(ticket: Ticket, by: str, now: datetime, *, via: str) -> None:
+def record_customer_reply(ticket: Ticket, by: str, now: datetime, *, via: str, batch: Batch | None = None) -> None:
     """An agent answered the customer (#reply, or mail to the customer with support in Cc): the
     first-response clock stops and the ticket is open."""
     if ticket.first_response_at is None:
         ticket.first_response_at = now
     ticket.last_agent_message_at = now
-    if ticket.status == "new":
-        ticket.status = "open"
-    audit.record(ticket, now, by, "customer-replied-to", via=via)
+    _move(ticket, "agent-replied")
+    audit.record(ticket, now, by, "customer-replied-to", via=via, batch=batch)
     _touch(ticket, now)
 
 
-def add_note(ticket: Ticket, by: str, now: datetime, text: str, *, via: str) -> None:
-    audit.record(ticket, now, by, "note", via=via, text=text)
+def add_note(ticket: Ticket, by: str, now: datetime, text: str, *, via: str, batch: Batch | None = None) -> None:
+    audit.record(ticket, now, by, "note", via=via, text=text, batch=batch)
     ticket.updated_at = now
     ticket.save()
 

@@ -476,10 +476,10 @@ def test_a_mail_that_fails_after_recording_events_takes_only_its_own_events_with
     append_many(dovecot, customer_mails(mail, 3))
     real_add_message = tickets.add_message
 
-    def add_message(ticket, message, now):
+    def add_message(ticket, message, now, **batch):
         if message.message_id == "m1@example.net":
             raise RuntimeError("a bug met by this mail only")
-        return real_add_message(ticket, message, now)
+        return real_add_message(ticket, message, now, **batch)
 
     monkeypatch.setattr(ingest.tickets, "add_message", add_message)
     result = ingest_in_process(env)

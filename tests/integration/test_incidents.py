@@ -88,3 +88,29 @@ def test_an_incident_acts_once_even_when_its_primary_ticket_resolves(world):
     assert Event.select().where((Event.action == "digest") & (Event.rule == "incident")).count() == 1
     assert engine.facts_of(Ticket.get_by_id(b.id)).incident_primary  # b speaks for it now, and stays quiet
     assert Incident.get().rules_fired == ["incident"]
+
+
+def test_an_incident_rule_that_fails_half_way_changes_no_ticket(world, monkeypatch):
+    """The incident rule sets the severity of every ticket of the incident straight away (inside
+    the primary ticket's savepoint), then records that it fired on the incident. A failure there
+    must take the severity changes back with the ticket's mail and events; the next tick acts once."""
+    ruleset, tick = world
+    members = [arrive(ruleset, subject, sender, minutes) for subject, sender, minutes in (
+        ("Login page returns error 500", "ann@one.example", 0), ("login page error 500 again", "bob@two.example", 1),
+        ("Cannot log in: login page error 500", "cid@three.example", 2))]
+    real = engine._incident_fired
+
+    def fail(*args):
+        raise RuntimeError("a bug after the rule's actions ran")
+
+    monkeypatch.setattr(engine, "_incident_fired", fail)
+    result = tick(T0 + timedelta(minutes=3))
+    assert result.failed == [members[0].ref]
+    assert {Ticket.get_by_id(t.id).severity for t in members} == {"normal"}
+    assert not Event.select().where(Event.action.in_(("severity-changed", "lead-alerted", "digest"))).exists()
+    assert Outbox.select().where(Outbox.rule.startswith("incident")).count() == 0
+
+    monkeypatch.setattr(engine, "_incident_fired", real)
+    tick(T0 + timedelta(minutes=3) + engine.RETRY_AFTER_FAILURE)
+    assert {Ticket.get_by_id(t.id).severity for t in members} == {"urgent"}
+    assert [o.ticket_id for o in Outbox.select().where(Outbox.rule == "incident")] == [members[0].id]

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ..errors import InputError
 from . import criteria as _criteria  # noqa: F401  (importing it registers every criterion)
 from .calendar import ALWAYS_NAME, WEEKDAYS, Calendar, parse_days, parse_span
 from .durations import format_duration, parse_duration
@@ -98,7 +99,7 @@ class RuleIssue:
         return f"{place}: {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
 
 
-class RulesError(Exception):
+class RulesError(InputError):
     """rules.yaml cannot be used; `.issues` lists every problem found, in file order."""
 
     def __init__(self, issues: list[RuleIssue]):

@@ -118,9 +118,9 @@ def _load() -> None:
 # under a rule's `then:`. An action has
 #
 #     parse(value) -> parsed                  checked once at load time; ValueError on bad input
-#     run(step, parsed) -> int                what it does when its rule first fires on a ticket,
-#                                             inside the engine's transaction; returns the number
-#                                             of mails queued. `step` is an engine.StepContext.
+#     run(effects, parsed) -> int             what it does when its rule first fires on a ticket,
+#                                             only through `effects` (rules/effects.py: the engine
+#                                             acts); returns the number of mails queued.
 # and optionally check(parsed, ruleset, rule_fields) -> Iterable[str] and describe(parsed) -> str.
 
 ACTIONS: dict[str, Any] = {}

@@ -29,18 +29,13 @@ class AlertLead:
         if tier.lead is None:
             yield f"tier {level} ({tier.name}) has no lead to alert; add lead: to the tier"
 
-    def level(self, step, level):
-        return level if level is not None else step.rule.escalate_to
+    def level(self, effects, level):
+        return level if level is not None else effects.rule.escalate_to
 
-    def run(self, step, level):
-        tier = step.ruleset.tier(self.level(step, level))
-        from ...notify import queue_breach_alert
-
-        step.audit("lead-alerted", to=tier.lead, tier=tier.level)
-        row = queue_breach_alert(ticket=step.ticket, rule=step.rule, tier=tier, breached=step.breached(),
-                                 due_at=step.due_at, ruleset=step.ruleset, renderer=step.renderer,
-                                 secret=step.secret, now=step.now, step=step.step)
-        return 1 if row is not None else 0
+    def run(self, effects, level):
+        tier = effects.ruleset.tier(self.level(effects, level))
+        effects.audit("lead-alerted", to=tier.lead, tier=tier.level)
+        return 1 if effects.alert_lead(tier) else 0
 
     def describe(self, level):
         return "alert the lead" if level is None else f"alert the lead of tier {level}"

@@ -36,19 +36,13 @@ class AskConsulted:
             if name not in known:
                 yield f'tier {tier.level} does not consult "{name}" (consulted: {", ".join(known) or "none"})'
 
-    def run(self, step, names):
-        from ...notify import queue_input_request
-
+    def run(self, effects, names):
         queued = 0
-        for name, address in step.tier.consulted:
+        for name, address in effects.tier.consulted:
             if names is None or name in names:
-                step.audit("consulted", department=name, to=address)
-                row = queue_input_request(ticket=step.ticket, department=name, address=address,
-                                          question=f"{step.rule.description or step.rule.name} "
-                                                   f"({step.breached()}). What do you advise?",
-                                          requested_by=f"rule {step.rule.name}", ruleset=step.ruleset,
-                                          renderer=step.renderer, secret=step.secret, now=step.now)
-                queued += row is not None
+                effects.audit("consulted", department=name, to=address)
+                queued += effects.ask_for_input(name, address, f"{effects.rule.description or effects.rule.name} "
+                                                               f"({effects.breached()}). What do you advise?")
         return queued
 
     def describe(self, names):

@@ -25,9 +25,9 @@ class Inform:
         elif not tier.informed:
             yield f"tier {tier.level} ({tier.name}) has no informed list"
 
-    def run(self, step, _value):
+    def run(self, effects, _value):
         # The digest is built from these events (action "digest"), one summary per recipient.
-        step.audit("digest", recipients=list(step.tier.informed), tier=step.tier.level)
+        effects.audit("digest", recipients=list(effects.tier.informed), tier=effects.tier.level)
         return 0
 
     def describe(self, _value):

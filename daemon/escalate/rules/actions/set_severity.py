@@ -17,12 +17,8 @@ class SetSeverity:
         if known and name not in known:
             yield f'unknown severity "{name}"{did_you_mean(name, known)} (defined: {", ".join(known)})'
 
-    def run(self, step, name):
-        from ... import tickets
-
-        for ticket in step.affected_tickets():
-            if ticket.severity != name:
-                tickets.set_severity(ticket, name, by=tickets.SYSTEM, now=step.now, rule=step.rule.name)
+    def run(self, effects, name):
+        effects.set_severity(name)
         return 0
 
     def describe(self, name):
