@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from escalate import db, migrations
 from escalate.cli import main
-from escalate.models import ALL_MODELS, Instance, Ticket, UTCDateTimeField
+from escalate.models import ALL_MODELS, Incident, Instance, Ticket, UTCDateTimeField
 
 MIGRATIONS_NOW = list(migrations.MIGRATIONS)
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -169,7 +169,7 @@ def test_the_incident_migration_backfills_customers_primaries_and_the_words_of_o
     monkeypatch.setattr(migrations, "MIGRATIONS", before)
     migrations.migrate(database)  # the schema as it was before incidents kept their own facts
     t0 = datetime(2026, 11, 4, 9, 0, tzinfo=timezone.utc)
-    when = UTCDateTimeField().db_value
+    when = Incident.created_at.db_value  # a bound field: text for SQLite, a datetime for PostgreSQL
     database.execute_sql('INSERT INTO "incident" ("subject", "created_at", "last_ticket_at", "customers") '
                          "VALUES ('Login error 500', ?, ?, 2)", [when(t0), when(t0)])
     for number, (subject, requester, status, incident) in enumerate([
