@@ -132,8 +132,10 @@ class RulesLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.problems: list[tuple[Node, str, str]] = []
         self._path: list[str | int] = []
-        self._seen: set[int] = set()
-        self.refused: set[int] = set()  # ids of nodes whose tag was refused
+        # The nodes themselves, not their id()s: a dropped duplicate key's value is freed while the
+        # file is still being composed, and CPython gives its id to a node composed later.
+        self._seen: set[Node] = set()
+        self.refused: set[Node] = set()  # the nodes whose tag was refused (also kept in problems)
 
     def _where(self, *extra: str | int) -> str:
         where = ""
@@ -154,13 +156,13 @@ class RulesLoader(yaml.SafeLoader):
         finally:
             if pushed:
                 self._path.pop()
-        if id(node) not in self._seen:  # an alias returns a node already checked
-            self._seen.add(id(node))
+        if node not in self._seen:  # an alias returns a node already checked
+            self._seen.add(node)
             if node.tag not in _ALLOWED_TAGS:
                 where = self._where(index.value) if isinstance(index, ScalarNode) else self._where()
                 tag = "!!" + node.tag[len(_YAML):] if node.tag.startswith(_YAML) else node.tag
                 self.problems.append((node, where, f'the tag "{tag}" is not allowed in rules.yaml'))
-                self.refused.add(id(node))
+                self.refused.add(node)
                 node.tag = {ScalarNode: _YAML + "str", SequenceNode: _YAML + "seq"}.get(type(node), _YAML + "map")
         return node
 
@@ -231,10 +233,10 @@ class _Converter:
         stack, seen = [node], set()
         while stack:
             current = stack.pop()
-            if id(current) in seen:
+            if current in seen:
                 continue
-            seen.add(id(current))
-            if id(current) in self.loader.refused:
+            seen.add(current)
+            if current in self.loader.refused:
                 return True
             if isinstance(current, SequenceNode):
                 stack.extend(current.value)
