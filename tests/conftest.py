@@ -113,12 +113,19 @@ def rules_file(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def postgres():
+def _postgres_cluster():
     """Debian's PostgreSQL cluster, started with pg_ctlcluster when down; test databases dropped at the end."""
     server = Postgres()
     server.start()
     yield server
     server.drop_databases()
+
+
+@pytest.fixture
+def postgres(_postgres_cluster: Postgres):
+    """The cluster; each database a test creates is its own, emptied afterwards for the tests after it."""
+    yield _postgres_cluster
+    _postgres_cluster.recycle()
 
 
 @pytest.fixture

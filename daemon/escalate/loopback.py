@@ -614,7 +614,9 @@ class Postgres:
         self.version = version or self._installed_version()
         self.cluster = cluster
         self.port = 5432
-        self.databases: list[str] = []
+        self.databases: list[str] = []  # every database created, to drop at the end
+        self._handed_out: list[str] = []
+        self._spare: list[str] = []  # given back, to be emptied and handed out again
 
     @staticmethod
     def _installed_version() -> str:
@@ -648,11 +650,32 @@ class Postgres:
             self._psql(f"CREATE ROLE {self.ROLE} LOGIN CREATEDB PASSWORD '{self.PASSWORD}'")
 
     def create_database(self) -> str:
-        """A fresh, empty database; returns its postgresql:// URL (loopback, password auth)."""
-        name = f"escalate_test_{os.getpid()}_{len(self.databases)}_{int(time.time() * 1000) % 10**8}"
-        self._psql(f"CREATE DATABASE {name} OWNER {self.ROLE}")
-        self.databases.append(name)
+        """A fresh, empty database; returns its postgresql:// URL (loopback, password auth).
+
+        A database given back with recycle() is emptied and handed out again rather than a new one
+        created: creating one and dropping it at the end cost PostgreSQL about 1.5 s (a checkpoint
+        each), emptying one a tenth of that."""
+        if self._spare:
+            name = self._spare.pop()
+            self._empty(name)
+        else:
+            name = f"escalate_test_{os.getpid()}_{len(self.databases)}_{int(time.time() * 1000) % 10**8}"
+            self._psql(f"CREATE DATABASE {name} OWNER {self.ROLE}")
+            self.databases.append(name)
+        self._handed_out.append(name)
         return f"postgresql://{self.ROLE}:{quote(self.PASSWORD, safe='')}@127.0.0.1:{self.port}/{name}"
+
+    def recycle(self) -> None:
+        """Take back every database handed out so far: their users are done with them."""
+        self._spare.extend(self._handed_out)
+        self._handed_out.clear()
+
+    def _empty(self, name: str) -> None:
+        """Drop everything in the database, as new: its tables, sequences, locks and sessions."""
+        # the sessions first (they would hold locks, advisory ones too), waiting up to 5 s for each to end
+        self._psql("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND pid <> pg_backend_pid(); "
+                   f"DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION {self.ROLE}", database=name)
 
     def drop_databases(self) -> None:
         for name in self.databases:
@@ -661,3 +684,5 @@ class Postgres:
             except LoopbackServerError:
                 pass  # a leftover test database is harmless; the next run uses a new name
         self.databases.clear()
+        self._spare.clear()
+        self._handed_out.clear()
