@@ -241,7 +241,7 @@ def _count(n: int, singular: str, plural: str) -> str:
 def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     """The daemon: poll the mailbox, evaluate the rules, send escalations."""
     app = _open(ctx)
-    app.secret  # a missing or weak ESCALATE_SECRET is refused before anything starts
+    app.secret  # noqa: B018 -- a missing or weak ESCALATE_SECRET is refused before anything starts
     with InstanceLock(app.settings.db_url):
         if not once:
             Daemon(app).run()

@@ -39,8 +39,8 @@ class CommandContext:
     actor: str
     now: datetime
     via: str  # "mail" or "cli"
-    ruleset: "Ruleset | None" = None
-    renderer: "Renderer | None" = None
+    ruleset: Ruleset | None = None
+    renderer: Renderer | None = None
     secret: bytes | None = None
     body: str = ""  # the lines after the command line, up to the next command
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 import email.feedparser
 import re
 import sys
+from collections.abc import Iterator
 from email.message import Message
+from email.policy import Policy
+from typing import Any
 
 _HEADER_LINE = re.compile(rb"(From |[\041-\071\073-\176]*:|[\t ])")  # email.feedparser.headerRE, for bytes
 _BOUNDARY_END = re.compile(rb"(--)?[ \t]*(\r\n|\n)?$")
@@ -31,7 +34,7 @@ class _Slow(Exception):
     """The mail needs feedparser's full treatment (a defect, an odd structure)."""
 
 
-def split_mime(raw: bytes, policy) -> Message | None:
+def split_mime(raw: bytes, policy: Policy) -> Message | None:
     """The compat32 MIME tree of ordinary mail, built by splitting the bytes at its boundary lines
     with bytes.find instead of feeding every line through feedparser: header fields split as
     feedparser splits them, payloads byte-for-byte the strings feedparser would keep. None for anything out
@@ -46,7 +49,7 @@ def split_mime(raw: bytes, policy) -> Message | None:
         return None
 
 
-def _block(data: bytes, policy, depth: int, parts: list[int]) -> Message:
+def _block(data: bytes, policy: Policy, depth: int, parts: list[int]) -> Message:
     parts[0] += 1
     if depth > MAX_FAST_DEPTH or parts[0] > MAX_FAST_PARTS:
         raise _Slow()
@@ -56,7 +59,7 @@ def _block(data: bytes, policy, depth: int, parts: list[int]) -> Message:
     if maintype == "message":
         raise _Slow()
     if maintype != "multipart":
-        message._payload = data[body_start:].decode("ascii", "surrogateescape")
+        message._payload = data[body_start:].decode("ascii", "surrogateescape")  # type: ignore[attr-defined]
         return message
     boundary = message.get_boundary()
     if (not boundary or message.get_content_subtype() == "digest"
@@ -87,7 +90,7 @@ def _header_end(data: bytes) -> int:
         position = end + 1
 
 
-def _headers(block: bytes, policy) -> Message:
+def _headers(block: bytes, policy: Policy) -> Message:
     """The header block (its lines all header-like, see _header_end; the empty line last) as
     feedparser's `_parse_headers` stores it — `policy.header_source_parse` of each field's lines,
     in order — without a parser object and its line loop per part (~40% of split_mime). What
@@ -114,7 +117,7 @@ def _headers(block: bytes, policy) -> Message:
     return message
 
 
-def _boundary_lines(data: bytes, start: int, separator: bytes):
+def _boundary_lines(data: bytes, start: int, separator: bytes) -> Iterator[tuple[int, int, bool]]:
     """(line start, line end, is close) of each boundary line of `separator` from `start`."""
     position = start
     while True:
@@ -135,7 +138,7 @@ def _boundary_lines(data: bytes, start: int, separator: bytes):
             return
 
 
-def _multipart(message: Message, data: bytes, body_start: int, separator: bytes, policy, depth: int,
+def _multipart(message: Message, data: bytes, body_start: int, separator: bytes, policy: Policy, depth: int,
                parts: list[int]) -> None:
     lines = _boundary_lines(data, body_start, separator)
     first = next(lines, None)
@@ -157,13 +160,13 @@ def _multipart(message: Message, data: bytes, body_start: int, separator: bytes,
             elif epilogue is not None:
                 child.epilogue = _strip_eol(epilogue)
         else:
-            child._payload = _strip_eol(child._payload)
+            child._payload = _strip_eol(child._payload)  # type: ignore[attr-defined]
         children.append(child)
         part_start = line_end
         if close:
             # feedparser keeps everything after the close line as the epilogue, as it is
             message.epilogue = data[line_end:].decode("ascii", "surrogateescape")
-            message._payload = children
+            message._payload = children  # type: ignore[attr-defined]
             return
     raise _Slow()  # no close boundary
 
@@ -189,7 +192,7 @@ class _BoundaryMatch:
     def __init__(self, separator: str):
         self.separator = separator
 
-    def match(self, line: str):
+    def match(self, line: str) -> re.Match[str] | None:
         if not line.startswith(self.separator):
             return None
         return self.END.match(line, len(self.separator))
@@ -204,10 +207,10 @@ class _FeedparserRe:
     TAIL = r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
     UNESCAPE = re.compile(r"\\(.)", re.S)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(re, name)
 
-    def compile(self, pattern, flags=0):
+    def compile(self, pattern: Any, flags: int = 0) -> re.Pattern[str] | _BoundaryMatch:
         if (not flags and isinstance(pattern, str) and pattern.startswith(self.HEAD)
                 and pattern.endswith(self.TAIL)):
             escaped = pattern[len(self.HEAD):-len(self.TAIL)]
@@ -217,5 +220,5 @@ class _FeedparserRe:
         return re.compile(pattern, flags)
 
 
-if sys.version_info < (3, 13) and email.feedparser.re is re:
-    email.feedparser.re = _FeedparserRe()
+if sys.version_info < (3, 13) and email.feedparser.re is re:  # type: ignore[attr-defined]  # not in its stubs
+    email.feedparser.re = _FeedparserRe()  # type: ignore[attr-defined]

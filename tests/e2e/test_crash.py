@@ -19,6 +19,8 @@ from escalate.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 
+pytestmark = pytest.mark.chaos  # kills at fault points or at random: `-m "not chaos"` skips it
+
 IMMEDIATE_RULES = TEST_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")
 NOW = "2026-11-02T09:00:00+00:00"
 MAILS = 5

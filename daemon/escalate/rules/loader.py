@@ -20,7 +20,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -128,7 +128,7 @@ class RulesLoader(yaml.SafeLoader):
     `start_mark` (0-based line and column).
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.problems: list[tuple[Node, str, str]] = []
         self._path: list[str | int] = []
@@ -143,7 +143,7 @@ class RulesLoader(yaml.SafeLoader):
             where = _join(where, part)
         return where
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         pushed = False
         if isinstance(index, ScalarNode):  # composing the value of key `index`
             self._path.append(index.value)
@@ -156,6 +156,8 @@ class RulesLoader(yaml.SafeLoader):
         finally:
             if pushed:
                 self._path.pop()
+        if node is None:  # not for a document's nodes; typeshed allows it
+            return node
         if node not in self._seen:  # an alias returns a node already checked
             self._seen.add(node)
             if node.tag not in _ALLOWED_TAGS:
@@ -166,7 +168,7 @@ class RulesLoader(yaml.SafeLoader):
                 node.tag = {ScalarNode: _YAML + "str", SequenceNode: _YAML + "seq"}.get(type(node), _YAML + "map")
         return node
 
-    def compose_mapping_node(self, anchor):
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
         node = super().compose_mapping_node(anchor)
         first: dict[str, Node] = {}
         kept = []
@@ -286,7 +288,7 @@ class _Converter:
             self.error(node, where, f"expected {what}, got {self.got(node)}")
             return None
         self.loader.flatten_mapping(node)
-        items = []
+        items: list[tuple[str, Node, Node]] = []
         for key, value in node.value:
             if not isinstance(key, ScalarNode):
                 self.error(key, where, "a key must be plain text")
@@ -359,7 +361,7 @@ class _Converter:
         if fields is None:
             fields = {}
 
-        def get(name: str, convert, default: Any = None) -> Any:
+        def get(name: str, convert: Callable[[Node, str], Any], default: Any = None) -> Any:
             if name not in fields:
                 return default
             return convert(fields[name][1], name)
@@ -513,7 +515,7 @@ class _Converter:
                         self.error(hours_node, _join(where, "hours"),
                                    f"opening hours on {WEEKDAYS[index]} overlap")
                         break
-        holidays: set = set()
+        holidays: set[date] = set()
         if "holidays" in fields and not self.is_null(fields["holidays"][1]):
             items = self.sequence(fields["holidays"][1], _join(where, "holidays"), "a list of dates like 2026-12-25")
             for position, item in enumerate(items or ()):
@@ -557,7 +559,7 @@ class _Converter:
         fields = self.mapping(node, where, INCIDENT_KEYS, ("window",), what="a mapping with window (and similarity)")
         if fields is None:
             return _INVALID
-        window = self.duration(fields["window"][1], _join(where, "window"), timedelta(minutes=1)) \
+        window: Any = self.duration(fields["window"][1], _join(where, "window"), timedelta(minutes=1)) \
             if "window" in fields else _INVALID
         similarity: Any = 0.6
         if "similarity" in fields:
@@ -581,7 +583,7 @@ class _Converter:
                                f'unknown clock "{clock}"{did_you_mean(clock, MATRIX_CLOCKS)} '
                                f"(clocks: {', '.join(MATRIX_CLOCKS)})")
         after_items = self.sequence(fields["after"][1], _join(where, "after"), "a list of durations like [30m, 2h]")
-        after = []
+        after: list[timedelta] = []
         for index, item in enumerate(after_items or ()):
             parsed = self.duration(item, _join(_join(where, "after"), index))
             if parsed is not _INVALID:
@@ -612,7 +614,7 @@ class _Converter:
                 self.error(value, here, f"expected {len(after)} cells (one per time in after), got {len(cells)}")
                 bad = True
                 continue
-            levels = []
+            levels: list[int | None] = []
             for index, cell in enumerate(cells):
                 raw = self.value(cell, "")
                 if raw in ("-", None):
@@ -713,6 +715,7 @@ class _Converter:
                 complete = False
                 continue
             if severity.default:
+                assert default_node is not None  # the key that made it the default
                 if default_at is not None:
                     self.error(default_node, _join(here, "default"),
                                f'"{default_at[0]}" is already the default (line {_line(default_at[1])}); '
@@ -776,7 +779,7 @@ class _Converter:
                            f"(calendars: {', '.join(sorted(known))})")
             if calendar_name is _INVALID or (known is not None and calendar_name not in known):
                 calendar_name = ALWAYS_NAME
-        targets = {}
+        targets: dict[str, timedelta | None] = {}
         for target in TARGET_KEYS:
             targets[target] = None
             if target in fields and not self.is_null(fields[target][1]):
@@ -812,6 +815,7 @@ class _Converter:
             tier, level_node = self.tier(item, here)
             if tier is None:
                 continue
+            assert level_node is not None  # a tier has its level
             if tier.level in levels:
                 first_index, first_node = levels[tier.level]
                 self.error(level_node, _join(here, "level"),
@@ -984,6 +988,7 @@ class _Converter:
         if not ok or any(value is _INVALID for value in (name, description, criteria, then)):
             return None, name_node
         rule = Rule(name=name, description=description, criteria=criteria, line=_line(node), **then)
+        assert name_node is not None  # the name is valid
         self.rule_nodes.setdefault(name, _RuleNodes(name=name_node, when=fields["when"][1], where=where))
         return rule, name_node
 
