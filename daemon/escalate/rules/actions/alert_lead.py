@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..registry import action, show
+
 if TYPE_CHECKING:
     from ..model import Ruleset
-
-from ..registry import action, show
 
 
 @action("alert_lead", "Mail the tier's lead (accountable) that the ticket breached.")

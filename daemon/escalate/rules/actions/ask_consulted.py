@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..registry import action, show
+
 if TYPE_CHECKING:
     from ..model import Ruleset, Tier
-
-from ..registry import action, show
 
 
 @action("ask_consulted", "Ask the tier's consulted departments for input (true: all; or a list of names).")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..registry import action, show
+
 if TYPE_CHECKING:
     from ..model import Ruleset
-
-from ..registry import action, show
 
 
 @action("inform", "Add the ticket to the digest of the tier's informed list.")

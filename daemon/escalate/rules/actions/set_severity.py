@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..registry import action, did_you_mean, show
+
 if TYPE_CHECKING:
     from ..model import Ruleset
-
-from ..registry import action, did_you_mean, show
 
 
 @action("set_severity", "Set the ticket's severity (every ticket of its incident, for an incident rule).")

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..registry import criterion, show
+
 if TYPE_CHECKING:
     from ..facts import TicketFacts
     from ..model import Ruleset
-
-from ..registry import criterion, show
 
 MAX_CUSTOMERS = 1000  # rules.sanity probes incidents of this size
 

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .. import clocks
+from ..registry import criterion, did_you_mean, show
+
 if TYPE_CHECKING:
     from ..facts import TicketFacts
     from ..model import Ruleset, Severity
-
-from .. import clocks
-from ..registry import criterion, did_you_mean, show
 
 TARGETS = ("first_response", "next_response", "resolution")
 

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..facts import ALWAYS
+from ..registry import criterion, show
+
 if TYPE_CHECKING:
     from ..facts import TicketFacts
     from ..model import Ruleset
-
-from ..facts import ALWAYS
-from ..registry import criterion, show
 
 
 @criterion("tier", "The ticket's current escalation tier is one of these levels.")
