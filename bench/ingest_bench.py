@@ -314,7 +314,7 @@ def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corp
             rules = workdir / f"rules-{name}.yaml"
             rules.write_text(RULE_SETS[name], encoding="utf-8")
 
-            def fresh(n: int) -> dict[str, str]:  # a database and attachment store of its own per run
+            def fresh(n: int, rules: Path = rules, name: str = name) -> dict[str, str]:  # a database and store per run
                 env = {**base, "ESCALATE_RULES": str(rules),
                        "ESCALATE_DB_URL": f"sqlite:///{workdir}/escalate-{count}-{name}-{n}.db",
                        "ESCALATE_ATTACHMENTS_DIR": str(workdir / f"attachments-{count}-{name}-{n}")}

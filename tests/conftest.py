@@ -77,10 +77,22 @@ def _fresh_process_state():
     db.close()
 
 
-@pytest.fixture
-def dovecot(tmp_path: Path):
-    with Dovecot(tmp_path / "dovecot") as server:
+@pytest.fixture(scope="session")
+def _dovecot_server(tmp_path_factory: pytest.TempPathFactory):
+    """One Dovecot for the whole session: a start and a graceful stop cost about 1.2 s, so one
+    server per test was minutes of the suite."""
+    with Dovecot(tmp_path_factory.mktemp("dovecot")) as server:
         yield server
+
+
+@pytest.fixture
+def dovecot(_dovecot_server: Dovecot) -> Dovecot:
+    """The session's Dovecot, as a test would find a server of its own: running, its mailboxes
+    empty (an INBOX alone, UIDs from 1). A test may kill, stop or restart it."""
+    if not _dovecot_server.running:  # the test before stopped it
+        _dovecot_server.start()
+    _dovecot_server.empty_mailboxes()
+    return _dovecot_server
 
 
 @pytest.fixture
@@ -101,12 +113,19 @@ def rules_file(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def postgres():
+def _postgres_cluster():
     """Debian's PostgreSQL cluster, started with pg_ctlcluster when down; test databases dropped at the end."""
     server = Postgres()
     server.start()
     yield server
     server.drop_databases()
+
+
+@pytest.fixture
+def postgres(_postgres_cluster: Postgres):
+    """The cluster; each database a test creates is its own, emptied afterwards for the tests after it."""
+    yield _postgres_cluster
+    _postgres_cluster.recycle()
 
 
 @pytest.fixture

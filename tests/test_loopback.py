@@ -77,6 +77,27 @@ def test_mail_survives_kill_and_restart(dovecot):
     assert read_inbox(dovecot) == before
 
 
+def test_emptied_mailboxes_look_like_a_new_servers_and_the_server_runs_on(dovecot):
+    # the tests share one Dovecot and empty it between tests: each must find what a server of its own has
+    dovecot.append(RAW_1)
+    dovecot.append(RAW_2, folder="Escalated")
+    pgid = dovecot.pid
+    left_open = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=5)  # a client that never hangs up
+    left_open.login("support", "support-pw")
+    left_open.select_folder("INBOX")
+
+    try:
+        dovecot.empty_mailboxes(grace=0.5)
+    finally:
+        left_open.shutdown()
+
+    assert dovecot.pid == pgid and dovecot.running
+    assert dovecot.doveadm("mailbox", "list", "-u", "support").split() == ["INBOX"]
+    assert read_inbox(dovecot)[1] == {}
+    assert dovecot.append(RAW_2) == 1
+    assert read_inbox(dovecot)[1] == {1: RAW_2}
+
+
 def test_stop_is_graceful_complete_and_idempotent(tmp_path):
     server = Dovecot(tmp_path / "dovecot", users={"support": "pw with spaces/@"})
     with server:

@@ -108,7 +108,7 @@ def url_problem(url: str) -> str | None:
     registry = apprise.apprise.N_MGR
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if not scheme:
-        return f'is not a URL like "slack://…" (see the README\'s "Chat channels")'
+        return 'is not a URL like "slack://…" (see the README\'s "Chat channels")'
     if scheme not in registry:
         close = difflib.get_close_matches(scheme, list(registry.schemas()), n=1)
         hint = f' (did you mean "{close[0]}://"?)' if close else ""

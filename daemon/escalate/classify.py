@@ -25,6 +25,8 @@ import email.policy
 import logging
 import re
 from dataclasses import dataclass, field
+from email.message import Message
+from typing import Callable
 
 from .parse import ParsedMail
 from .rules.model import Ruleset, normalise_address
@@ -80,9 +82,9 @@ def classify(parsed: ParsedMail, raw: bytes) -> Verdict | None:
             kind = "auto-reply" if value == "auto-replied" else "auto-generated"
             return Verdict(kind, f"Auto-Submitted: {value}"[:200])
     for name in ("x-autoreply", "x-autorespond", "x-autoresponder"):
-        value = header(name)
-        if value is not None and value.strip().lower() not in ("no", "false", "0"):
-            return Verdict("auto-reply", f"{name}: {value.strip()}"[:200])
+        setting = header(name)
+        if setting is not None and setting.strip().lower() not in ("no", "false", "0"):
+            return Verdict("auto-reply", f"{name}: {setting.strip()}"[:200])
     precedence = (header("precedence") or "").strip().lower()
     if precedence in ("auto_reply", "auto-reply"):
         return Verdict("auto-reply", f"Precedence: {precedence}")
@@ -119,7 +121,7 @@ def own_address(sender: str | None, ruleset: Ruleset) -> str | None:
     return None
 
 
-def _headers(parsed: ParsedMail):
+def _headers(parsed: ParsedMail) -> Callable[[str], str | None]:
     index: dict[str, str] = {}
     for name, value in parsed.headers:
         index.setdefault(name.lower(), value)
@@ -169,13 +171,13 @@ def read_bounce(parsed: ParsedMail, raw: bytes) -> Bounce:
                   permanent=permanent)
 
 
-def _address(value) -> str:
+def _address(value: object) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return str(value).strip().strip("<>").lower()
 
 
-def _original_ids(parsed: ParsedMail, raw: bytes, message) -> list[str]:
+def _original_ids(parsed: ParsedMail, raw: bytes, message: Message | None) -> list[str]:
     """Message-IDs of the mail that bounced: the embedded original's headers (message/rfc822 or
     text/rfc822-headers), then In-Reply-To/References, which some MTAs set."""
     found: dict[str, None] = {}
@@ -187,10 +189,12 @@ def _original_ids(parsed: ParsedMail, raw: bytes, message) -> list[str]:
                 if content_type == "message/rfc822" and part.is_multipart():
                     inner = part.get_payload()
                     for embedded in inner[:1] if isinstance(inner, list) else []:
-                        _add_id(found, embedded.get("Message-ID", ""))
+                        if isinstance(embedded, Message):
+                            _add_id(found, embedded.get("Message-ID", ""))
                 elif content_type in ("text/rfc822-headers", "message/rfc822-headers"):
-                    payload = part.get_payload(decode=True) or b""
-                    _scan_ids(found, payload[:MAX_DSN_SCAN_BYTES])
+                    payload = part.get_payload(decode=True)
+                    if isinstance(payload, bytes):
+                        _scan_ids(found, payload[:MAX_DSN_SCAN_BYTES])
         except Exception:
             log.debug("bounce parts unreadable", exc_info=True)
     if not found:
@@ -198,11 +202,12 @@ def _original_ids(parsed: ParsedMail, raw: bytes, message) -> list[str]:
         _scan_ids(found, raw[:MAX_DSN_SCAN_BYTES])
     for mid in list(parsed.in_reply_to) + list(parsed.references):
         found.setdefault(mid, None)
-    found.pop(own_id, None)
+    if own_id is not None:
+        found.pop(own_id, None)
     return list(found)[:20]
 
 
-def _add_id(found: dict[str, None], value) -> None:
+def _add_id(found: dict[str, None], value: object) -> None:
     match = _ANGLE_ID.search(str(value or ""))
     if match:
         found.setdefault(match.group(1), None)

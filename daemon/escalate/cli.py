@@ -202,7 +202,7 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     if as_json and not once:
         raise click.UsageError("--json prints the result of one cycle: use it with --once")
     app = _open(ctx)
-    app.secret  # a missing or weak ESCALATE_SECRET is refused before anything starts
+    app.secret  # noqa: B018 -- a missing or weak ESCALATE_SECRET is refused before anything starts
     with InstanceLock(app.settings.db_url):
         if not once:
             Daemon(app).run()

@@ -40,8 +40,8 @@ class CommandContext:
     actor: str
     now: datetime
     via: str  # "mail" or "cli"
-    ruleset: "Ruleset | None" = None
-    renderer: "Renderer | None" = None
+    ruleset: Ruleset | None = None
+    renderer: Renderer | None = None
     secret: bytes | None = None
     body: str = ""  # the lines after the command line, up to the next command
     batch: "Batch | None" = None  # the ingest batch's: its audit events are written with the batch's

@@ -10,6 +10,7 @@ wrote (no header injection).
 from __future__ import annotations
 
 import email
+import email.headerregistry
 import email.policy
 import re
 import unicodedata

@@ -93,7 +93,7 @@ class Settings:
     send_lease_seconds: float = 60.0
     previous_secret: bytes | None = field(default=None, repr=False)  # still accepted for one token lifetime
     token_ttl: timedelta = timedelta(days=7)  # a reply to an older notification cannot act
-    # ingest (issue 3): what to do with processed mail on the server, size limits, where attachments go
+    # ingest: what to do with processed mail on the server, size limits, where attachments go
     processed_action: str = "leave"  # leave | flag (\\Seen) | move:FOLDER
     folder_seconds: tuple[tuple[str, float], ...] = ()  # per-folder poll interval, e.g. (("Sent", 300.0),)
     max_message_bytes: int = 25 * 1024 * 1024  # larger mail is quarantined "too large", headers kept

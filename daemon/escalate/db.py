@@ -10,6 +10,8 @@ waiting for the busy timeout when it upgrades its lock.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -37,6 +39,38 @@ class DatabaseMissing(DatabaseUrlError):
 
         super().__init__(f"no escalate database at {redact_url(url)} (ESCALATE_DB_URL): {why}. Correct "
                          "ESCALATE_DB_URL, or create the database with `escalate init DIR` or `escalate db migrate`")
+
+
+class SqliteDatabase(peewee.SqliteDatabase):
+    """SQLite that switches a new file to WAL before anything else (see _use_wal)."""
+
+    def _set_pragmas(self, conn: sqlite3.Connection) -> None:
+        _use_wal(conn, timeout=BUSY_TIMEOUT_SECONDS)
+        super()._set_pragmas(conn)
+
+
+BUSY_TIMEOUT_SECONDS = 10  # how long a statement waits for another connection's lock
+
+
+def _use_wal(conn: sqlite3.Connection, *, timeout: float) -> None:
+    """Put the database in WAL mode (a property of the file: once switched, this only reads it).
+
+    The switch needs the file to itself, and SQLite does not wait for it like for any other lock:
+    the switching connection already holds a read lock, so waiting could deadlock, and it answers
+    "database is locked" at once while another connection writes, or switches it too (several
+    processes opening a new database together: `escalate db migrate` beside the daemon). This
+    waits instead, with the read lock released, as long as the busy timeout."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = wal").fetchall()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class PortablePostgresqlDatabase(peewee.PostgresqlDatabase):
@@ -73,15 +107,14 @@ def connect(url: str, *, migrate: bool = True, create: bool = True) -> peewee.Da
             raise DatabaseMissing(url, f"the file {path} does not exist")
         if path != ":memory:":
             _private_database_file(Path(path))
-        db = peewee.SqliteDatabase(
+        db = SqliteDatabase(
             path,
-            pragmas={
-                "journal_mode": "wal",
+            pragmas={  # journal_mode: _use_wal, first
                 "synchronous": durability.DURABLE,  # crash_safe_commits relaxes it for one block
                 "foreign_keys": 1,
-                "busy_timeout": 10_000,
+                "busy_timeout": BUSY_TIMEOUT_SECONDS * 1000,
             },
-            timeout=10,
+            timeout=BUSY_TIMEOUT_SECONDS,
         )
     elif parts.scheme in ("postgresql", "postgres"):
         params = postgres_params(url)

@@ -1,5 +1,5 @@
 """Which IMAP folders this instance may ingest: one instance per folder at a time
-(issue 9: two instances polling one folder stored mail twice).
+(two instances polling one folder would store its mail twice).
 
 On PostgreSQL each folder is guarded by a session-level advisory lock, `pg_try_advisory_lock(key)`
 with the key derived stably from account and folder. Session locks live as long as the session,

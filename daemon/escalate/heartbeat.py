@@ -1,5 +1,5 @@
 """Heartbeats: each daemon says every few seconds that it is alive and which folders it holds, so
-`escalate status` can list the instances sharing a database (issue 9).
+`escalate status` can list the instances sharing a database.
 
 A row is `running` while its heartbeat is fresh, `stopped` after a clean stop (SIGTERM), and
 `lost` when its heartbeat is older than LOST_AFTER_SECONDS (killed, host gone, cut off from the

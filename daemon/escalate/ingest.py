@@ -2,7 +2,8 @@
 
 Each FETCH batch (≤ 100 messages) is stored in one transaction with a savepoint per message, and
 the folder's UID checkpoint advances in that same transaction: a crash re-fetches at most the
-batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op. One fsync per batch instead of one per message (and one for the batch's attachment pack). A message that makes its own
+batch in flight, and the unique `dedupe_key` turns the re-fetch into a no-op. One fsync per batch
+instead of one per message (and one for the batch's attachment pack). A message that makes its own
 savepoint fail is quarantined with the reason, and the batch goes on.
 
 Only after the commit is the mail flagged or moved on the server (ESCALATE_PROCESSED); the
@@ -269,7 +270,8 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         tickets.add_message(ticket, message, now, batch=batch)
         # similar tickets from other customers: one incident
         incidents.link_new_ticket(ticket, ruleset, now, batch=batch)
-        if ruleset.acknowledge_customers and not options.history:  # issue 5: once per sender per ticket, capped; machine mail never gets here
+        # the customer is told once per ticket, capped; machine mail never gets here
+        if ruleset.acknowledge_customers and not options.history:
             from .notify import queue_acknowledgement
 
             queue_acknowledgement(ticket=ticket, message=message, ruleset=ruleset, renderer=renderer, secret=secret,

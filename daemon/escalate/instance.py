@@ -82,7 +82,7 @@ class InstanceLock:
             self._handle.close()  # closing drops the flock
             self._handle = None
 
-    def __enter__(self) -> "InstanceLock":
+    def __enter__(self) -> InstanceLock:
         self.acquire()
         return self
 

@@ -80,7 +80,7 @@ class Mailbox:
         # one IMAP command at a time: during fetch_ahead its thread and the caller share the session
         self._lock = threading.RLock()
 
-    def __enter__(self) -> "Mailbox":
+    def __enter__(self) -> Mailbox:
         self.connect()
         return self
 

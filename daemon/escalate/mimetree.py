@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.policy import Policy
+from collections.abc import Iterator
 
 _HEADER_LINE = re.compile(rb"(From |[\041-\071\073-\176]*:|[\t ])")  # email.feedparser.headerRE, for bytes
 _BOUNDARY_END = re.compile(rb"(--)?[ \t]*(\r\n|\n)?$")
@@ -26,7 +28,7 @@ class _Slow(Exception):
     """The mail needs feedparser's full treatment (a defect, an odd structure)."""
 
 
-def split_mime(raw: bytes, policy) -> Message | None:
+def split_mime(raw: bytes, policy: Policy) -> Message | None:
     """The compat32 MIME tree of ordinary mail, built by splitting the bytes at its boundary lines
     with bytes.find instead of feeding every line through feedparser: header fields split as
     feedparser splits them, payloads byte-for-byte the strings feedparser would keep. None for anything out
@@ -41,7 +43,7 @@ def split_mime(raw: bytes, policy) -> Message | None:
         return None
 
 
-def _block(data: bytes, policy, depth: int, parts: list[int]) -> Message:
+def _block(data: bytes, policy: Policy, depth: int, parts: list[int]) -> Message:
     parts[0] += 1
     if depth > MAX_FAST_DEPTH or parts[0] > MAX_FAST_PARTS:
         raise _Slow()
@@ -51,7 +53,7 @@ def _block(data: bytes, policy, depth: int, parts: list[int]) -> Message:
     if maintype == "message":
         raise _Slow()
     if maintype != "multipart":
-        message._payload = data[body_start:].decode("ascii", "surrogateescape")
+        message._payload = data[body_start:].decode("ascii", "surrogateescape")  # type: ignore[attr-defined]
         return message
     boundary = message.get_boundary()
     if (not boundary or message.get_content_subtype() == "digest"
@@ -82,7 +84,7 @@ def _header_end(data: bytes) -> int:
         position = end + 1
 
 
-def _headers(block: bytes, policy) -> Message:
+def _headers(block: bytes, policy: Policy) -> Message:
     """The header block (its lines all header-like, see _header_end; the empty line last) as
     feedparser's `_parse_headers` stores it — `policy.header_source_parse` of each field's lines,
     in order — without a parser object and its line loop per part (~40% of split_mime). What
@@ -109,7 +111,7 @@ def _headers(block: bytes, policy) -> Message:
     return message
 
 
-def _boundary_lines(data: bytes, start: int, separator: bytes):
+def _boundary_lines(data: bytes, start: int, separator: bytes) -> Iterator[tuple[int, int, bool]]:
     """(line start, line end, is close) of each boundary line of `separator` from `start`."""
     position = start
     while True:
@@ -130,7 +132,7 @@ def _boundary_lines(data: bytes, start: int, separator: bytes):
             return
 
 
-def _multipart(message: Message, data: bytes, body_start: int, separator: bytes, policy, depth: int,
+def _multipart(message: Message, data: bytes, body_start: int, separator: bytes, policy: Policy, depth: int,
                parts: list[int]) -> None:
     lines = _boundary_lines(data, body_start, separator)
     first = next(lines, None)
@@ -152,13 +154,13 @@ def _multipart(message: Message, data: bytes, body_start: int, separator: bytes,
             elif epilogue is not None:
                 child.epilogue = _strip_eol(epilogue)
         else:
-            child._payload = _strip_eol(child._payload)
+            child._payload = _strip_eol(child._payload)  # type: ignore[attr-defined]
         children.append(child)
         part_start = line_end
         if close:
             # feedparser keeps everything after the close line as the epilogue, as it is
             message.epilogue = data[line_end:].decode("ascii", "surrogateescape")
-            message._payload = children
+            message._payload = children  # type: ignore[attr-defined]
             return
     raise _Slow()  # no close boundary
 

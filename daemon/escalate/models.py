@@ -382,7 +382,7 @@ class Quarantine(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------------
-# several instances on one database (issue 9)
+# several instances on one database
 
 
 class Instance(BaseModel):

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message
 from email.policy import Compat32
+from typing import Iterable
 
 from .mimetree import split_mime
 
@@ -153,10 +154,10 @@ class _Budget:
 class _CappedCompat32(Compat32):
     """`policy.compat32` with the same value cap (its parameter parser is quadratic too)."""
 
-    def header_fetch_parse(self, name, value):
+    def header_fetch_parse(self, name: str, value: str) -> str:
         if isinstance(value, str):
             value = value[:MAX_STRUCTURED_CHARS]
-        return super().header_fetch_parse(name, value)
+        return super().header_fetch_parse(name, value)  # type: ignore[return-value]  # a Header for 8-bit values, as compat32 gives
 
 
 _COMPAT32 = _CappedCompat32()
@@ -173,7 +174,7 @@ class _Defects:
         if len(self._seen) < MAX_DEFECTS:
             self._seen.setdefault(note, None)
 
-    def add_from(self, defects) -> None:
+    def add_from(self, defects: Iterable[email.errors.MessageDefect] | None) -> None:
         for defect in list(defects or ())[:MAX_DEFECTS]:
             self.add(type(defect).__name__)
 
@@ -284,11 +285,11 @@ def _values_by_name(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
     return found
 
 
-def _decode_headers(fields, defects: _Defects) -> tuple[tuple[str, str], ...]:
+def _decode_headers(fields: list[tuple[str, str]], defects: _Defects) -> tuple[tuple[str, str], ...]:
     return tuple((name, _one_line(_decode_words(value, defects))) for name, value in fields)
 
 
-def _subject(fields, headers, defects: _Defects) -> str:
+def _subject(fields: list[tuple[str, str]], headers: tuple[tuple[str, str], ...], defects: _Defects) -> str:
     subjects = [decoded for (name, _), (_, decoded) in zip(fields, headers) if name.lower() == "subject"]
     if len(subjects) > 1:
         defects.add("duplicate-header:Subject")
@@ -519,7 +520,7 @@ _NAME_ENCODING_DEFECTS = frozenset({"encoded word inside quoted string",
                                     "missing whitespace before encoded word"})
 
 
-def _rejects_from(defect) -> bool:
+def _rejects_from(defect: email.errors.MessageDefect) -> bool:
     return type(defect) in _REJECTED_FROM_DEFECTS and str(defect) not in _NAME_ENCODING_DEFECTS
 
 
@@ -587,7 +588,9 @@ def _simple_list(value: str) -> list[str] | None:
     if len(value) > MAX_STRUCTURED_CHARS or '"' in value or "(" in value or ":" in value:
         return None
     simple = [_simple_mailbox(item) for item in value.split(",") if item.strip()]
-    return [spec for _, spec in simple] if simple and all(simple) else None
+    if not simple or None in simple:
+        return None
+    return [mailbox[1] for mailbox in simple if mailbox is not None]
 
 
 def _address_list(values: list[str], name: str, defects: _Defects, budget: _Budget) -> tuple[str, ...]:
@@ -953,8 +956,8 @@ def _html_to_text(markup: str) -> str:
         closing, name = tag.group(1) == "/", tag.group(2).lower()
         if name in _SKIPPED_TAGS:
             if not closing and not tag.group(3).rstrip().endswith("/"):
-                end = re.compile(r"</%s\s*>" % re.escape(name), re.I).search(markup, position)
-                position = length if end is None else end.end()
+                closer = re.compile(r"</%s\s*>" % re.escape(name), re.I).search(markup, position)
+                position = length if closer is None else closer.end()
         elif name == "br":
             out.newline()
         elif name == "blockquote":

@@ -118,7 +118,7 @@ def send_chat(app: App, now: datetime) -> outbox.SendResult:
 def run_once(app: App, now: datetime) -> CycleResult:
     """One full cycle: fetch new mail, evaluate due tickets, send what is queued (mail, then chat
     posts, which go even when the SMTP server is down)."""
-    app.secret  # fail before touching the mailbox when the secret is missing
+    app.secret  # noqa: B018 -- fail before touching the mailbox when the secret is missing
     cycle = CycleResult(ingest=ingest(app, now), tick=tick(app, now))
     try:
         cycle.send = send(app, now)
@@ -135,7 +135,7 @@ class Stage(threading.Thread):
     The scheduler wakes it; a wake-up while it is busy is coalesced.
     Failures back off exponentially, capped, and never end the thread."""
 
-    def __init__(self, name: str, function: Callable[[App, datetime], Any], daemon: "Daemon"):
+    def __init__(self, name: str, function: Callable[[App, datetime], Any], daemon: Daemon):
         super().__init__(name=f"escalate-{name}", daemon=True)
         self.stage = name
         self.function = function

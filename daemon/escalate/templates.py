@@ -145,7 +145,7 @@ KINDS: dict[str, dict[str, Any]] = {
                          "deliveries": [{"recipient": "tier1@example.com", "status": "failed", "code": 554,
                                          "error": "DATA 554 rejected"}],
                          "support_address": "support@example.com"},
-    # the reply side (issue 6): an agent's #reply to the customer, refusals, command help
+    # the reply side: an agent's #reply to the customer, refusals, command help
     "customer_reply": {"ticket": _SAMPLE_TICKET, "actor": "alice@example.com", "text": "We restarted the proxy.",
                        "support_address": "support@example.com"},
     "refusal": {"commands": ["resolve"], "reason": "not on the roster",

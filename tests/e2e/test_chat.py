@@ -141,7 +141,8 @@ def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(env, cli, do
     generic = posted[f"/hook/{JSON_TOKEN}"]
     assert generic["title"] == "Escalation T-1"
     for words in ("**T-1** Checkout is down for everyone", "severity **urgent**", "tier 1 Frontline", "age 16m",
-                  "Needed: Acknowledge the ticket (reply #ack)", "Next: Unless someone acknowledges, reminder 1 to Frontline at 2026-11-02 09:25 UTC", "Reply #ack to the mail"):
+                  "Needed: Acknowledge the ticket (reply #ack)",
+                  "Next: Unless someone acknowledges, reminder 1 to Frontline at 2026-11-02 09:25 UTC", "Reply #ack to the mail"):
         assert words in generic["message"], (words, generic["message"])
     assert "Checkout is down for everyone" in posted[f"/hooks/{MM_TOKEN}"]["text"]
 
@@ -265,6 +266,7 @@ def test_rules_check_names_a_channel_without_a_usable_url(env, rules_file, varia
     assert "TokenB" not in result.output
 
 
+@pytest.mark.chaos
 @pytest.mark.parametrize("crashpoint", ["in-tick-before-commit", "after-chat-post-before-mark-sent"])
 def test_a_kill_mid_post_repeats_at_most_that_post_and_loses_none(crashpoint, env, rules_file, dovecot, smtp_sink,
                                                                   receiver, mail):

@@ -19,6 +19,8 @@ from escalate.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 
+pytestmark = pytest.mark.chaos  # kills at fault points or at random: `-m "not chaos"` skips it
+
 IMMEDIATE_RULES = TEST_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")
 NOW = "2026-11-02T09:00:00+00:00"
 MAILS = 5
@@ -63,7 +65,7 @@ def test_a_kill_at_any_stage_loses_and_repeats_nothing(crashpoint, env, rules_fi
     assert len(received) == MAILS, subjects
     duplicates = {mid: n for mid, n in received.items() if n > 1}
     if crashpoint == "after-data-before-mark-sent":
-        # the sender keeps several connections busy at once (issue 5): every send in flight when the
+        # the sender keeps several connections busy at once: every send in flight when the
         # process died may go again — once, with its identical Message-ID
         assert set(duplicates.values()) <= {2}
     else:

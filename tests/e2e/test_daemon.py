@@ -33,7 +33,7 @@ def stop(daemon: subprocess.Popen) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         daemon.kill()
         _out, err = daemon.communicate()
-        raise AssertionError(f"the daemon did not stop within 10 s of SIGTERM:\n{err}")
+        raise AssertionError(f"the daemon did not stop within 10 s of SIGTERM:\n{err}") from None
     return daemon.returncode, err
 
 

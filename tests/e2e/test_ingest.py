@@ -72,6 +72,7 @@ def test_move_takes_mail_out_of_the_inbox_after_the_commit(env, dovecot: Dovecot
 
 @pytest.mark.parametrize("crashpoint", ["after-fetch:3", "after-parse:3", "in-txn-before-commit:3", "after-commit:3",
                                         "after-flag-before-checkpoint:1"])
+@pytest.mark.chaos
 def test_ingest_crashpoints_lose_and_duplicate_nothing(crashpoint, env, dovecot: Dovecot, mail):
     """Crash points during ingest, with flagging on: after the restart every mail is stored
     once, and every mail on the server is flagged."""
@@ -365,6 +366,7 @@ def _mail_with_attachment(number: int, payload: bytes) -> bytes:
     return message.as_bytes()
 
 
+@pytest.mark.chaos
 @pytest.mark.parametrize("crashpoint", ["in-txn-before-commit:3", "after-commit:3"])
 def test_a_crash_around_the_commit_leaves_no_row_pointing_at_missing_attachment_contents(crashpoint, env,
                                                                                          dovecot: Dovecot, tmp_path):
@@ -380,7 +382,7 @@ def test_a_crash_around_the_commit_leaves_no_row_pointing_at_missing_attachment_
     assert run_once(env).returncode == 0
     stored = rows(env, "SELECT filename, stored_path, stored_offset, size FROM attachment ORDER BY filename")
     assert [filename for filename, *_ in stored] == [f"run{n}.log" for n in range(5)]
-    for (filename, path, offset, size), (n, payload) in zip(stored, payloads.items()):
+    for (_filename, path, offset, size), (_n, payload) in zip(stored, payloads.items()):
         assert (tmp_path / "attachments" / path).read_bytes()[offset:offset + size] == payload
     assert_ingest_invariants(env, tickets=5)
 

@@ -26,6 +26,8 @@ from escalate.service import open_app
 
 from .ingest_support import NOW, append_many, assert_ingest_invariants, run_once, scalar
 
+pytestmark = pytest.mark.chaos  # kills at fault points or at random: `-m "not chaos"` skips it
+
 
 class Proxy:
     """A TCP proxy on loopback in its own thread. Modes: "pass", "blackhole" (accept and forward
@@ -40,7 +42,7 @@ class Proxy:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.writers: list[asyncio.StreamWriter] = []
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         self.thread.start()
         self.ready.wait(5)
         return self

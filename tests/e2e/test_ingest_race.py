@@ -13,7 +13,7 @@ from escalate import dedupe, ingest
 from escalate.clock import parse_time
 from escalate.config import load_settings
 from escalate.db import write_transaction
-from escalate.ingest import IngestResult, Source, store_mail
+from escalate.ingest import Source
 from escalate.models import FolderState, Message, Quarantine, Ticket
 from escalate.poller import options_for
 from escalate.service import open_app

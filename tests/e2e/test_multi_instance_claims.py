@@ -1,4 +1,4 @@
-"""Several instances on one PostgreSQL (issue 9: several instances shared work): due tickets and outbox rows
+"""Several instances on one PostgreSQL: due tickets and outbox rows
 are claimed so that each ticket is evaluated and each notification sent once, whatever dies.
 
 Real parts only: Debian's PostgreSQL cluster, aiosmtpd on loopback, Dovecot for the ingest stage,
@@ -184,6 +184,7 @@ def test_the_database_refuses_a_second_escalation_or_notification_for_one_step(p
     assert Outbox.select().count() == 1
 
 
+@pytest.mark.chaos
 def test_a_tick_cut_from_postgresql_gives_up_the_batch_instead_of_failing_every_ticket(pg_url, tmp_path, monkeypatch, caplog):
     seed(pg_url, 20, T0, timedelta(minutes=1))
     ruleset, renderer = load_rules(tmp_path)
@@ -270,13 +271,14 @@ class Instance(threading.Thread):
             return True
 
 
+@pytest.mark.chaos
 def test_three_instances_one_killed_every_few_seconds_send_each_notification_once(
         instance_env, pg_url, smtp_sink: SmtpSink, tmp_path):
     refs = seed(pg_url, TICKETS, T0, HOUR)
     instance_env["ESCALATE_SEND_LEASE_SECONDS"] = "5"  # a killed sender's claims come back after 5 s
     # One cycle before the three start: two first polls of a folder at once both insert its
     # FolderState and one fails on the unique key (ingest.py, get-or-create; the folder locks of
-    # issue 9 will serialise them). Not what this test is about.
+    # folderlock.py serialise them). Not what this test is about.
     subprocess.run([sys.executable, "-m", "escalate", "run", "--once", "--now", (T0 - HOUR).isoformat()],
                    env=instance_env, check=True, capture_output=True, timeout=120)
     started = time.monotonic()
@@ -384,6 +386,7 @@ def restart_cluster(postgres: Postgres) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.chaos
 def test_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_twice(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     seed(pg_url, 0, T0, HOUR)  # the schema, before three daemons start on it
@@ -421,7 +424,8 @@ def test_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_t
         for status in statuses:
             status.close()
     copies, per_ticket = notifications(smtp_sink)
-    print(f"\nM2: PostgreSQL stopped at {at_stop} mails, {during} when it came back after {PG_DOWN_SECONDS:.0f} s; sink {sum(copies.values())} mails, "
+    print(f"\nM2: PostgreSQL stopped at {at_stop} mails, {during} when it came back after {PG_DOWN_SECONDS:.0f} s; "
+          f"sink {sum(copies.values())} mails, "
           f"{len(copies)} distinct; last status per instance: {[lines[-1:] for _ok, lines in recovered]}")
     assert alive == [True, True, True], "an instance exited when the database went away"
     # each instance noticed the outage and then evaluated, sent and polled again after it
@@ -447,6 +451,7 @@ class BlackHole:
         self.socket.close()
 
 
+@pytest.mark.chaos
 def test_worker_cut_from_postgresql_holding_claims_another_sends_them_once_after_the_lease(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     refs = seed(pg_url, 5, T0, timedelta(minutes=1))

@@ -5,7 +5,6 @@ with SIGKILL the other takes the folder over and ingests the mail that arrives a
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from datetime import datetime, timezone
@@ -80,6 +79,7 @@ def beats_since(env: dict[str, str], moment: datetime) -> int:
         i["heartbeat_at"].replace("Z", "+00:00")) > moment)
 
 
+@pytest.mark.chaos
 def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, cli, dovecot: Dovecot, mail,
                                                                             database_url):
     first, second = start_daemon(env), start_daemon(env)
@@ -117,6 +117,7 @@ def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, 
     assert not [i for i in status["instances"] if i["holds"]]
 
 
+@pytest.mark.chaos
 def test_a_daemon_that_loses_its_lock_session_recovers_and_ingests_once(env, cli, dovecot: Dovecot, mail, database_url):
     daemon = start_daemon(env)
     try:

@@ -199,6 +199,7 @@ def test_ambiguous_acks_only_duplicate_with_the_same_message_id(world):
     assert world.statuses() == {"sent": 500}
 
 
+@pytest.mark.chaos
 @pytest.mark.parametrize("crashpoint", ["after-outbox-claim", "after-data-before-mark-sent:3"])
 def test_a_killed_sender_loses_nothing(world, crashpoint):
     world.escalate(5)
@@ -466,6 +467,7 @@ def test_next_tier_and_resolution_notice_reach_every_tier_that_was_told(world):
     assert resolution[0].message["Subject"].startswith("[T-1] Resolved by carol@example.com")
 
 
+@pytest.mark.chaos
 def test_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_flight_mail(world):
     """Kills while sending, the random half: SIGKILLs at uniform random moments of a sending run
     (seeded; 10 here — ESCALATE_N6_KILLS=50 ESCALATE_N6_MAILS=5000 for the full figure), then one run to finish. Nothing is lost; a mail can

@@ -29,7 +29,7 @@ def utf8_mail(sender: str, subject: str) -> bytes:
     return (f"From: José <{sender}>\r\nTo: support@example.com\r\nSubject: {subject}\r\n"
             f"Message-ID: <{abs(hash(sender))}@client.example>\r\nDate: Mon, 02 Nov 2026 09:00:00 +0000\r\n"
             "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is wrong.\r\n"
-            ).encode("utf-8")
+            ).encode()
 
 
 def customers(dovecot, mail, count: int) -> list[str]:

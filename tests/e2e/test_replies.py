@@ -1,4 +1,4 @@
-"""Tier members act from their mail client — and nobody else can (issue 6: replies act only with two proofs,
+"""Tier members act from their mail client — and nobody else can (replies act only with two proofs,
 a roster sender and a valid token).
 
 Real Dovecot and aiosmtpd; time moves with --now. Each test escalates an urgent ticket to tier 1,

@@ -16,7 +16,7 @@ from .test_replies import RULES, cycle, show
 def escalate_one_ticket_per_layout(env, rules_file, cli, dovecot, smtp_sink, mail) -> dict[str, object]:
     """{layout: the notification received for its ticket}; ticket T-n belongs to LAYOUTS[n-1]."""
     env["ESCALATE_RULES"] = str(rules_file(RULES))
-    for n, layout in enumerate(LAYOUTS, 1):
+    for n in range(1, len(LAYOUTS) + 1):
         dovecot.append(mail(sender=f"customer{n}@customer.example", subject=f"Checkout {n} is down",
                             body="Payment fails with 502.", message_id=f"c{n}@customer.example"))
     cycle(cli, 0)

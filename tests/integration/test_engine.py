@@ -168,7 +168,7 @@ def test_a_reminder_that_fails_leaves_its_escalation_where_it_was(world, monkeyp
     real = engine._queue_mail
 
     def remind_then_fail(failing, *args, **kwargs):
-        queued = real(failing, *args, **kwargs)
+        real(failing, *args, **kwargs)
         raise RuntimeError("a bug after the reminder was recorded")
 
     monkeypatch.setattr(engine, "_queue_mail", remind_then_fail)

@@ -441,6 +441,22 @@ def test_the_loader_collects_duplicates_secrets_and_tags_and_drops_them():
     assert [key.value for key, _ in root.value] == ["a", "b", "d"]
 
 
+def test_every_refused_tag_is_reported_after_duplicate_keys_were_dropped():
+    # The values of dropped duplicate keys are freed while the file is still being read, and CPython
+    # hands their memory, and so their id(), to the nodes read next: a loader that remembered nodes by
+    # id() took some of those for nodes already checked and let their tags through unreported.
+    duplicates = "".join(f"  k{i}: 1\n  k{i}: 2\n" for i in range(20))
+    tags = "".join(f"t{i}: !custom x\n" for i in range(20))
+    for _ in range(10):
+        loader = RulesLoader("m:\n" + duplicates + tags)
+        try:
+            loader.get_single_node()
+        finally:
+            loader.dispose()
+        refused = [where for _node, where, message in loader.problems if "tag" in message]
+        assert refused == [f"t{i}" for i in range(20)]
+
+
 def test_issue_text_without_a_breadcrumb():
     assert str(RuleIssue("r.yaml", 3, 1, "", "invalid YAML: x")) == "r.yaml:3:1: invalid YAML: x"
     assert str(RuleIssue("r.yaml", 42, 7, "tiers[1].repeat_every", 'expected a duration like "30m", got "soon"')) == \

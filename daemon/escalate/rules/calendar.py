@@ -46,7 +46,7 @@ class Calendar:
     holidays: frozenset[date] = frozenset()
     always: bool = False
     _zone: zoneinfo.ZoneInfo = field(init=False, repr=False, compare=False)
-    _days: dict = field(init=False, repr=False, compare=False, hash=False)
+    _days: dict[date, tuple[tuple[datetime, datetime], ...]] = field(init=False, repr=False, compare=False, hash=False)
     _lengths: tuple[timedelta, timedelta] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from typing import TYPE_CHECKING
+
 from .calendar import Calendar
 from .facts import TicketFacts
 
+if TYPE_CHECKING:
+    from .model import Ruleset
 
-def calendar_of(facts: TicketFacts, ruleset) -> Calendar:
+
+def calendar_of(facts: TicketFacts, ruleset: Ruleset) -> Calendar:
     """The calendar of the ticket's severity (the default severity's when it was removed)."""
     return ruleset.calendar_for_severity(facts.severity)
 
@@ -27,7 +32,7 @@ def _pauses(facts: TicketFacts, start: datetime) -> list[tuple[datetime, datetim
     return sorted((max(a, start), b) for a, b in facts.waiting_periods if b > start)
 
 
-def due(facts: TicketFacts, ruleset, start: datetime, threshold: timedelta, *, pausable: bool = True) -> datetime | None:
+def due(facts: TicketFacts, ruleset: Ruleset, start: datetime, threshold: timedelta, *, pausable: bool = True) -> datetime | None:
     """When the clock started at `start` reaches `threshold`; None while it is paused (waiting).
 
     A paused clock has no due time: the ticket is evaluated again when its status changes.
@@ -47,7 +52,7 @@ def due(facts: TicketFacts, ruleset, start: datetime, threshold: timedelta, *, p
     return calendar.add(cursor, remaining)
 
 
-def elapsed(facts: TicketFacts, ruleset, start: datetime, now: datetime, *, pausable: bool = True) -> timedelta:
+def elapsed(facts: TicketFacts, ruleset: Ruleset, start: datetime, now: datetime, *, pausable: bool = True) -> timedelta:
     """Working time the clock started at `start` has counted by `now`, pauses left out."""
     calendar = calendar_of(facts, ruleset)
     total = calendar.business_time(start, now)

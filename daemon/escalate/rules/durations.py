@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)\s*([wdhms])")
@@ -42,7 +43,7 @@ class Duration(timedelta):
     weeks_part: int
     days_part: int
 
-    def __new__(cls, weeks: int = 0, days: int = 0, clock: timedelta = timedelta(0)) -> "Duration":
+    def __new__(cls, weeks: int = 0, days: int = 0, clock: timedelta = timedelta(0)) -> Duration:
         self = super().__new__(cls, weeks=weeks, days=days, seconds=clock.total_seconds())
         self.weeks_part, self.days_part = weeks, days
         return self
@@ -56,26 +57,26 @@ class Duration(timedelta):
     def has_days(self) -> bool:
         return bool(self.weeks_part or self.days_part)
 
-    def __mul__(self, factor):
+    def __mul__(self, factor: Any) -> Any:
         if isinstance(factor, int) and not isinstance(factor, bool):
             return Duration(self.weeks_part * factor, self.days_part * factor, self.clock_part * factor)
         return super().__mul__(factor)
 
     __rmul__ = __mul__
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         # "7d" and "1w" are the same 24×7 time but not the same working time
         if isinstance(other, Duration):
             return (self.weeks_part, self.days_part, self.clock_part) == (other.weeks_part, other.days_part, other.clock_part)
         return super().__eq__(other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
     __hash__ = timedelta.__hash__
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Duration], tuple[int, int, timedelta]]:
         return Duration, (self.weeks_part, self.days_part, self.clock_part)
 
     def __repr__(self) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Mapping
 
+from .calendar import Calendar
 from .facts import TicketFacts
 from .model import Rule, Ruleset
 NONE, ACTIVE, ACKNOWLEDGED, EXHAUSTED, ENDED = "none", "active", "acknowledged", "exhausted", "ended"
@@ -140,7 +141,8 @@ def covered_tier(ladder: Ladder, facts: TicketFacts, ruleset: Ruleset, now: date
     return 0
 
 
-def _holding(facts: TicketFacts, ladder: Ladder, ruleset: Ruleset, now: datetime):
+def _holding(facts: TicketFacts, ladder: Ladder, ruleset: Ruleset,
+             now: datetime) -> tuple[list[tuple[Rule, datetime]], list[tuple[Rule, datetime]], list[datetime]]:
     """(rules that hold now with their moments, rules that fire now, moments of rules not yet holding)."""
     holding: list[tuple[Rule, datetime]] = []
     firing: list[tuple[Rule, datetime]] = []
@@ -163,7 +165,7 @@ def _holding(facts: TicketFacts, ladder: Ladder, ruleset: Ruleset, now: datetime
 def _set_severity(rule: Rule) -> str | None:
     for bound in rule.actions:
         if bound.name == "set_severity":
-            return bound.value
+            return str(bound.value)
     return None
 
 
@@ -214,7 +216,8 @@ def decide(facts: TicketFacts, ladder: Ladder, ruleset: Ruleset, now: datetime) 
 class _Replay:
     """The ladder moved through the moments of one decision (see `decide`)."""
 
-    def __init__(self, *, start: Ladder, facts: TicketFacts, ruleset: Ruleset, calendar, holding, now: datetime):
+    def __init__(self, *, start: Ladder, facts: TicketFacts, ruleset: Ruleset, calendar: Calendar,
+                 holding: list[tuple[Rule, datetime]], now: datetime) -> None:
         self.start, self.ladder = start, start
         self.facts, self.ruleset, self.calendar, self.holding, self.now = facts, ruleset, calendar, holding, now
         self.started = False  # a new ladder began (the tier it is at has not heard of it yet)
@@ -339,5 +342,5 @@ def _rule_of(ladder: Ladder, ruleset: Ruleset) -> Rule | None:
         return None
 
 
-def _after(calendar, moment: datetime, rule: Rule) -> datetime | None:
+def _after(calendar: Calendar, moment: datetime, rule: Rule) -> datetime | None:
     return calendar.add(moment, rule.repeat_every) if rule.repeat_every is not None else None

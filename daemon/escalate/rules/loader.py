@@ -20,7 +20,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -129,12 +129,14 @@ class RulesLoader(yaml.SafeLoader):
     `start_mark` (0-based line and column).
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.problems: list[tuple[Node, str, str]] = []
         self._path: list[str | int] = []
-        self._seen: set[int] = set()
-        self.refused: set[int] = set()  # ids of nodes whose tag was refused
+        # The nodes themselves, not their id()s: a dropped duplicate key's value is freed while the
+        # file is still being composed, and CPython gives its id to a node composed later.
+        self._seen: set[Node] = set()
+        self.refused: set[Node] = set()  # the nodes whose tag was refused (also kept in problems)
 
     def _where(self, *extra: str | int) -> str:
         where = ""
@@ -142,7 +144,7 @@ class RulesLoader(yaml.SafeLoader):
             where = _join(where, part)
         return where
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         pushed = False
         if isinstance(index, ScalarNode):  # composing the value of key `index`
             self._path.append(index.value)
@@ -155,17 +157,19 @@ class RulesLoader(yaml.SafeLoader):
         finally:
             if pushed:
                 self._path.pop()
-        if id(node) not in self._seen:  # an alias returns a node already checked
-            self._seen.add(id(node))
+        if node is None:  # not for a document's nodes; typeshed allows it
+            return node
+        if node not in self._seen:  # an alias returns a node already checked
+            self._seen.add(node)
             if node.tag not in _ALLOWED_TAGS:
                 where = self._where(index.value) if isinstance(index, ScalarNode) else self._where()
                 tag = "!!" + node.tag[len(_YAML):] if node.tag.startswith(_YAML) else node.tag
                 self.problems.append((node, where, f'the tag "{tag}" is not allowed in rules.yaml'))
-                self.refused.add(id(node))
+                self.refused.add(node)
                 node.tag = {ScalarNode: _YAML + "str", SequenceNode: _YAML + "seq"}.get(type(node), _YAML + "map")
         return node
 
-    def compose_mapping_node(self, anchor):
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
         node = super().compose_mapping_node(anchor)
         first: dict[str, Node] = {}
         kept = []
@@ -232,10 +236,10 @@ class _Converter:
         stack, seen = [node], set()
         while stack:
             current = stack.pop()
-            if id(current) in seen:
+            if current in seen:
                 continue
-            seen.add(id(current))
-            if id(current) in self.loader.refused:
+            seen.add(current)
+            if current in self.loader.refused:
                 return True
             if isinstance(current, SequenceNode):
                 stack.extend(current.value)
@@ -285,7 +289,7 @@ class _Converter:
             self.error(node, where, f"expected {what}, got {self.got(node)}")
             return None
         self.loader.flatten_mapping(node)
-        items = []
+        items: list[tuple[str, Node, Node]] = []
         for key, value in node.value:
             if not isinstance(key, ScalarNode):
                 self.error(key, where, "a key must be plain text")
@@ -358,7 +362,7 @@ class _Converter:
         if fields is None:
             fields = {}
 
-        def get(name: str, convert, default: Any = None) -> Any:
+        def get(name: str, convert: Callable[[Node, str], Any], default: Any = None) -> Any:
             if name not in fields:
                 return default
             return convert(fields[name][1], name)
@@ -378,7 +382,7 @@ class _Converter:
         severities = get("severities", self.severities)
         tiers = get("tiers", self.tiers)
         incidents = get("incidents", self.incident_policy)
-        # issue 5: one automatic "we received it" per sender per ticket, never to machine mail
+        # one automatic "we received it" per sender per ticket, never to machine mail
         acknowledge = get("acknowledge_customers", self.boolean, False)
         plus_replies = get("plus_address_replies", self.boolean, False)
         digest_at = get("digest", self.digest, DEFAULT_DIGEST_AT)
@@ -512,7 +516,7 @@ class _Converter:
                         self.error(hours_node, _join(where, "hours"),
                                    f"opening hours on {WEEKDAYS[index]} overlap")
                         break
-        holidays: set = set()
+        holidays: set[date] = set()
         if "holidays" in fields and not self.is_null(fields["holidays"][1]):
             items = self.sequence(fields["holidays"][1], _join(where, "holidays"), "a list of dates like 2026-12-25")
             for position, item in enumerate(items or ()):
@@ -556,7 +560,7 @@ class _Converter:
         fields = self.mapping(node, where, INCIDENT_KEYS, ("window",), what="a mapping with window (and similarity)")
         if fields is None:
             return _INVALID
-        window = self.duration(fields["window"][1], _join(where, "window"), timedelta(minutes=1)) \
+        window: Any = self.duration(fields["window"][1], _join(where, "window"), timedelta(minutes=1)) \
             if "window" in fields else _INVALID
         similarity: Any = 0.6
         if "similarity" in fields:
@@ -580,7 +584,7 @@ class _Converter:
                                f'unknown clock "{clock}"{did_you_mean(clock, MATRIX_CLOCKS)} '
                                f"(clocks: {', '.join(MATRIX_CLOCKS)})")
         after_items = self.sequence(fields["after"][1], _join(where, "after"), "a list of durations like [30m, 2h]")
-        after = []
+        after: list[timedelta] = []
         for index, item in enumerate(after_items or ()):
             parsed = self.duration(item, _join(_join(where, "after"), index))
             if parsed is not _INVALID:
@@ -611,7 +615,7 @@ class _Converter:
                 self.error(value, here, f"expected {len(after)} cells (one per time in after), got {len(cells)}")
                 bad = True
                 continue
-            levels = []
+            levels: list[int | None] = []
             for index, cell in enumerate(cells):
                 raw = self.value(cell, "")
                 if raw in ("-", None):
@@ -712,6 +716,7 @@ class _Converter:
                 complete = False
                 continue
             if severity.default:
+                assert default_node is not None  # the key that made it the default
                 if default_at is not None:
                     self.error(default_node, _join(here, "default"),
                                f'"{default_at[0]}" is already the default (line {_line(default_at[1])}); '
@@ -775,7 +780,7 @@ class _Converter:
                            f"(calendars: {', '.join(sorted(known))})")
             if calendar_name is _INVALID or (known is not None and calendar_name not in known):
                 calendar_name = ALWAYS_NAME
-        targets = {}
+        targets: dict[str, timedelta | None] = {}
         for target in TARGET_KEYS:
             targets[target] = None
             if target in fields and not self.is_null(fields[target][1]):
@@ -811,6 +816,7 @@ class _Converter:
             tier, level_node = self.tier(item, here)
             if tier is None:
                 continue
+            assert level_node is not None  # a tier has its level
             if tier.level in levels:
                 first_index, first_node = levels[tier.level]
                 self.error(level_node, _join(here, "level"),
@@ -983,6 +989,7 @@ class _Converter:
         if not ok or any(value is _INVALID for value in (name, description, criteria, then)):
             return None, name_node
         rule = Rule(name=name, description=description, criteria=criteria, line=_line(node), **then)
+        assert name_node is not None  # the name is valid
         self.rule_nodes.setdefault(name, _RuleNodes(name=name_node, when=fields["when"][1], where=where))
         return rule, name_node
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from .durations import format_duration
 from .model import BoundCriterion, Rule
@@ -33,7 +34,7 @@ class Matrix:
     repeat_every: timedelta | None
     line: int
 
-    def as_table(self) -> dict:
+    def as_table(self) -> dict[str, Any]:
         """{"clock": …, "after": ["30m", …], "rows": [{"severity": …, "tiers": [1, None, …]}]}"""
         return {"clock": self.clock, "after": [format_duration(a) for a in self.after],
                 "repeat_every": format_duration(self.repeat_every) if self.repeat_every else None,

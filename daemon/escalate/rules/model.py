@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, Iterable
 
 from .calendar import ALWAYS_NAME, Calendar
 from .facts import TicketFacts
@@ -38,7 +38,7 @@ def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(words) + r")(?!\w)", re.IGNORECASE)
 
 
-def importance_of(headers) -> str | None:
+def importance_of(headers: Iterable[tuple[str, str]] | None) -> str | None:
     """"high", "normal" or "low" from Importance / X-Priority / Priority headers, or None."""
     for name, value in headers or ():
         key, text = name.lower(), str(value).strip().lower()
@@ -79,7 +79,8 @@ class Severity:
         return any(entry == address or entry == domain for entry in self.senders)
 
     def target(self, name: str) -> timedelta | None:
-        return getattr(self, name)
+        target: timedelta | None = getattr(self, name)
+        return target
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,15 @@ class BoundCriterion:
     criterion: Any  # the registry object (see registry.py)
 
     def holds_from(self, facts: TicketFacts, ruleset: Ruleset) -> datetime | None:
-        return self.criterion.holds_from(facts, self.value, ruleset)
+        moment: datetime | None = self.criterion.holds_from(facts, self.value, ruleset)
+        return moment
 
     @property
     def timed(self) -> bool:
         return bool(self.criterion.timed)
 
     def describe(self) -> str:
-        return self.criterion.describe(self.value)
+        return str(self.criterion.describe(self.value))
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class BoundAction:
     action: Any  # the registry object (see registry.py)
 
     def describe(self) -> str:
-        return self.action.describe(self.value)
+        return str(self.action.describe(self.value))
 
 
 @dataclass(frozen=True)
@@ -171,14 +173,14 @@ class Rule:
             latest = max(latest, moment)
         return latest
 
-    def tier_for_step(self, step: int, ruleset: Ruleset) -> int:
+    def tier_for_step(self, step: int, ruleset: Ruleset) -> int | None:
         """The tier level of notification number `step` (0 = the first one, at escalate_to).
 
         With next_tier_after = M, steps 0..M go to escalate_to, steps M+1..2M+1 to the next
         existing tier, and so on, capped at the highest tier.
         """
         level = self.escalate_to
-        if self.next_tier_after is None:
+        if level is None or self.next_tier_after is None:
             return level
         for _ in range(step // (self.next_tier_after + 1)):
             upper = ruleset.next_tier(level)
@@ -274,7 +276,8 @@ class Ruleset:
                 return severity
         raise LookupError("no default severity")
 
-    def severity_for(self, subject: str, body: str, sender: str | None = None, headers=None) -> str:
+    def severity_for(self, subject: str, body: str, sender: str | None = None,
+                     headers: Iterable[tuple[str, str]] | None = None) -> str:
         """The first severity, in file order, whose keywords occur in the subject or body, whose
         sender list names the sender (or their domain), or whose importance the mail's
         Importance/X-Priority header states; the default severity if none does."""

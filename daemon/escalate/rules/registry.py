@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+_Plugin = TypeVar("_Plugin")  # a criterion or action class (or object), returned as it came
 
 CRITERIA: dict[str, Any] = {}
 
@@ -56,15 +58,15 @@ def _default_check(parsed: Any, ruleset: Any) -> Iterable[str]:
     return ()
 
 
-def criterion(name: str, description: str):
+def criterion(name: str, description: str) -> Callable[[_Plugin], _Plugin]:
     """Class (or object) decorator: register a criterion under `name`.
 
     A class is instantiated once, with no arguments; the registry holds the instance and the
     decorated class is returned unchanged.
     """
 
-    def register(target):
-        instance = target() if isinstance(target, type) else target
+    def register(target: _Plugin) -> _Plugin:
+        instance: Any = target() if isinstance(target, type) else target
         for method in ("parse", "holds_from"):
             if not callable(getattr(instance, method, None)):
                 raise TypeError(f"criterion {name!r} has no {method}()")
@@ -126,11 +128,11 @@ def _load() -> None:
 ACTIONS: dict[str, Any] = {}
 
 
-def action(name: str, description: str):
+def action(name: str, description: str) -> Callable[[_Plugin], _Plugin]:
     """Class decorator: register a rule action under `name` (see the notes above)."""
 
-    def register(target):
-        instance = target() if isinstance(target, type) else target
+    def register(target: _Plugin) -> _Plugin:
+        instance: Any = target() if isinstance(target, type) else target
         for method in ("parse", "run"):
             if not callable(getattr(instance, method, None)):
                 raise TypeError(f"action {name!r} has no {method}()")

@@ -15,7 +15,12 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from typing import TYPE_CHECKING, Any
+
 from .facts import STATUSES, TicketFacts
+
+if TYPE_CHECKING:
+    from .model import Rule, Ruleset
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ _H = timedelta(hours=1)
 _BIG_INCIDENT = tuple(_T0 + i * _H / 1000 for i in range(1000))  # as many customers as a rule may ask for
 
 
-def _probe_facts(ruleset) -> list[TicketFacts]:
+def _probe_facts(ruleset: Ruleset) -> list[TicketFacts]:
     severities = [s.name for s in ruleset.severities]
     tiers = [None] + [t.level for t in ruleset.tiers]
     conversations = [  # (first_response_at, last_customer_message_at, last_agent_message_at)
@@ -54,7 +59,7 @@ def _probe_facts(ruleset) -> list[TicketFacts]:
     return facts
 
 
-def never_fires(rule, ruleset) -> str | None:
+def never_fires(rule: Rule, ruleset: Ruleset) -> str | None:
     """Why no ticket can ever satisfy all of the rule's criteria at once, or None if one can."""
     for facts in _probe_facts(ruleset):
         if rule.fires_at(facts, ruleset) is not None:
@@ -64,13 +69,13 @@ def never_fires(rule, ruleset) -> str | None:
             if len(rule.criteria) > 1 else f"this rule can never fire: no ticket meets {described}")
 
 
-def _intersects(a, b) -> bool:
+def _intersects(a: Any, b: Any) -> bool:
     if isinstance(a, tuple) and isinstance(b, tuple):
         return bool(set(a) & set(b))
-    return a == b
+    return bool(a == b)
 
 
-def overlap(earlier, later, earlier_nodes=None) -> str | None:
+def overlap(earlier: Rule, later: Rule, earlier_nodes: Any = None) -> str | None:
     """A message when `later` fires exactly when `earlier` does, for the same tickets."""
     if earlier.escalate_to is None or later.escalate_to is None:
         return None  # an action-only rule beside a notifying one is a deliberate pairing

@@ -11,19 +11,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .durations import Duration, format_duration, format_working_time
+from .calendar import Calendar
 from .model import Ruleset
 
 _TARGETS = ("first_response", "next_response", "resolution")
 _REAL_TIME = {"max_age"}  # counted in real time: a day is 24 hours as before
 
 
-def _working_calendars(ruleset: Ruleset):
+def _working_calendars(ruleset: Ruleset) -> dict[str, Calendar]:
     """Each severity's calendar that has working hours."""
     return {s.name: ruleset.calendar(s.calendar) for s in ruleset.severities
             if not ruleset.calendar(s.calendar).always}
 
 
-def _reading(amount: Duration, calendar) -> str:
+def _reading(amount: Duration, calendar: Calendar) -> str:
     old = timedelta(seconds=amount.total_seconds())
     return (f"{format_duration(amount)} on {calendar.name} is now {format_working_time(calendar.working(amount))} "
             f"of working time (was {format_working_time(old)})")

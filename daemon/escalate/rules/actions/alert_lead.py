@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 from ..registry import action, show
+
+if TYPE_CHECKING:
+    from ..model import Ruleset
 
 
 @action("alert_lead", "Mail the tier's lead (accountable) that the ticket breached.")
 class AlertLead:
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         if value is True:
             return None  # the rule's own tier
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
         raise ValueError(f"expected true (the rule's tier) or a tier level, got {show(value)}")
 
-    def check(self, level, ruleset, then):
+    def check(self, level: Any, ruleset: Ruleset, then: dict[str, Any]) -> Iterator[str]:
         level = level if level is not None else then.get("escalate_to")
         if level is None:
             yield "alert_lead: true needs escalate_to (or name the tier: alert_lead: 2)"
@@ -37,5 +43,5 @@ class AlertLead:
         effects.audit("lead-alerted", to=tier.lead, tier=tier.level)
         return 1 if effects.alert_lead(tier) else 0
 
-    def describe(self, level):
+    def describe(self, level: Any) -> str:
         return "alert the lead" if level is None else f"alert the lead of tier {level}"

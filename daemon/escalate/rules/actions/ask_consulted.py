@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 from ..registry import action, show
+
+if TYPE_CHECKING:
+    from ..model import Ruleset, Tier
 
 
 @action("ask_consulted", "Ask the tier's consulted departments for input (true: all; or a list of names).")
 class AskConsulted:
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         if value is True:
             return None
         names = [value] if isinstance(value, str) else value
@@ -15,14 +21,14 @@ class AskConsulted:
             return tuple(n.strip() for n in names)
         raise ValueError(f"expected true or a list of consulted department names, got {show(value)}")
 
-    def _tier(self, ruleset, then):
+    def _tier(self, ruleset: Ruleset, then: dict[str, Any]) -> Tier | None:
         level = then.get("escalate_to")
         try:
             return ruleset.tier(level) if level is not None else None
         except KeyError:
             return None
 
-    def check(self, names, ruleset, then):
+    def check(self, names: Any, ruleset: Ruleset, then: dict[str, Any]) -> Iterator[str]:
         tier = self._tier(ruleset, then)
         if tier is not None and not tier.group:
             return  # the tier itself is broken and reported already
@@ -45,5 +51,5 @@ class AskConsulted:
                                                                f"({effects.breached()}). What do you advise?")
         return queued
 
-    def describe(self, names):
+    def describe(self, names: Any) -> str:
         return "ask the consulted departments" if names is None else "ask " + ", ".join(names)

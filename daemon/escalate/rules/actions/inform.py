@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 from ..registry import action, show
+
+if TYPE_CHECKING:
+    from ..model import Ruleset
 
 
 @action("inform", "Add the ticket to the digest of the tier's informed list.")
 class Inform:
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         if value is True:
             return True
         raise ValueError(f"expected true, got {show(value)}")
 
-    def check(self, _value, ruleset, then):
+    def check(self, _value: Any, ruleset: Ruleset, then: dict[str, Any]) -> Iterator[str]:
         level = then.get("escalate_to")
         try:
             tier = ruleset.tier(level) if level is not None else None
@@ -30,5 +36,5 @@ class Inform:
         effects.audit("digest", recipients=list(effects.tier.informed), tier=effects.tier.level)
         return 0
 
-    def describe(self, _value):
+    def describe(self, _value: Any) -> str:
         return "add to the informed digest"

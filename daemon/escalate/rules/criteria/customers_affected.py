@@ -7,7 +7,15 @@ the Nth customer joined, so a rule using it escalates the incident once, not eve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from ..registry import criterion, show
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset
 
 MAX_CUSTOMERS = 1000  # rules.sanity probes incidents of this size
 
@@ -16,19 +24,19 @@ MAX_CUSTOMERS = 1000  # rules.sanity probes incidents of this size
 class CustomersAffected:
     timed = False
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= MAX_CUSTOMERS:
             raise ValueError(f"expected a number of customers from 2 to {MAX_CUSTOMERS}, got {show(value)}")
         return value
 
-    def check(self, count, ruleset):
+    def check(self, count: Any, ruleset: Ruleset) -> Iterator[str]:
         if ruleset.incidents is None:
             yield "needs an incidents: section (window, similarity) to group similar tickets"
 
-    def holds_from(self, facts, count, ruleset):
+    def holds_from(self, facts: TicketFacts, count: int, ruleset: Ruleset) -> datetime | None:
         if facts.is_done or not facts.incident_primary or len(facts.incident_joins) < count:
             return None
         return facts.incident_joins[count - 1]
 
-    def describe(self, count):
+    def describe(self, count: Any) -> str:
         return f"{count} or more customers affected"

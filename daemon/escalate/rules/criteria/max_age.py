@@ -6,8 +6,15 @@ is a promise in calendar days.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from ..durations import format_duration, parse_duration
 from ..registry import criterion
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset
 
 
 @criterion("max_age", "The ticket is older than this (real time, never paused) and not resolved.")
@@ -15,14 +22,14 @@ class MaxAge:
     timed = True
     clock = "age"
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         return parse_duration(value)
 
-    def clock_start(self, facts):
+    def clock_start(self, facts: TicketFacts) -> datetime | None:
         return None if facts.is_done else facts.created_at
 
-    def holds_from(self, facts, duration, ruleset):
+    def holds_from(self, facts: TicketFacts, duration: Any, ruleset: Ruleset) -> datetime | None:
         return None if facts.is_done else facts.created_at + duration
 
-    def describe(self, duration):
+    def describe(self, duration: Any) -> str:
         return f"older than {format_duration(duration)}"

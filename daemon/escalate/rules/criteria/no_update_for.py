@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from .. import clocks
 from ..durations import format_duration, parse_duration
 from ..registry import criterion
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset
 
 
 @criterion("no_update_for", "No agent has written for this long (business time, since the last agent message or since opening).")
@@ -12,10 +19,10 @@ class NoUpdateFor:
     timed = True
     clock = "update"
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         return parse_duration(value)
 
-    def clock_start(self, facts):
+    def clock_start(self, facts: TicketFacts) -> datetime | None:
         if facts.is_done:
             return None
         since = facts.created_at
@@ -23,10 +30,10 @@ class NoUpdateFor:
             since = facts.last_agent_message_at
         return since
 
-    def holds_from(self, facts, duration, ruleset):
+    def holds_from(self, facts: TicketFacts, duration: Any, ruleset: Ruleset) -> datetime | None:
         # Waiting on the customer pauses this clock: silence is then the customer's, not ours.
         start = self.clock_start(facts)
         return None if start is None else clocks.due(facts, ruleset, start, duration)
 
-    def describe(self, duration):
+    def describe(self, duration: Any) -> str:
         return f"no update for {format_duration(duration)}"

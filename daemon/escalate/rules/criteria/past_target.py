@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
 from .. import clocks
 from ..registry import criterion, did_you_mean, show
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset, Severity
 
 TARGETS = ("first_response", "next_response", "resolution")
 
 
-def target_clock_start(facts, target):
+def target_clock_start(facts: TicketFacts, target: str | None) -> datetime | None:
     """When the clock of `target` started for this ticket, or None when it does not run."""
     if facts.is_done:
         return None
@@ -29,17 +37,17 @@ class PastTarget:
     timed = True
     clock = "target"
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         if not isinstance(value, str) or value not in TARGETS:
             hint = did_you_mean(value, TARGETS) if isinstance(value, str) else ""
             raise ValueError(f'expected "first_response", "next_response" or "resolution", got {show(value)}{hint}')
         return value
 
-    def check(self, target, ruleset):
+    def check(self, target: Any, ruleset: Ruleset) -> Iterator[str]:
         if ruleset.severities and all(getattr(s, target) is None for s in ruleset.severities):
             yield f"no severity has a {target} target, so this never holds"
 
-    def severity(self, facts, ruleset):
+    def severity(self, facts: TicketFacts, ruleset: Ruleset) -> Severity:
         try:
             return ruleset.severity(facts.severity)
         except KeyError:
@@ -47,18 +55,19 @@ class PastTarget:
             # the default severity's targets rather than let it drop off every clock.
             return ruleset.default_severity
 
-    def limit(self, facts, target, ruleset):
-        return getattr(self.severity(facts, ruleset), target)
+    def limit(self, facts: TicketFacts, target: str, ruleset: Ruleset) -> timedelta | None:
+        limit: timedelta | None = getattr(self.severity(facts, ruleset), target)
+        return limit
 
-    def clock_start(self, facts, target=None):
+    def clock_start(self, facts: TicketFacts, target: str | None = None) -> datetime | None:
         return target_clock_start(facts, target)
 
-    def holds_from(self, facts, target, ruleset):
+    def holds_from(self, facts: TicketFacts, target: Any, ruleset: Ruleset) -> datetime | None:
         start = target_clock_start(facts, target)
         limit = self.limit(facts, target, ruleset)
         if start is None or limit is None:
             return None
         return clocks.due(facts, ruleset, start, limit)
 
-    def describe(self, target):
+    def describe(self, target: Any) -> str:
         return f"past the {target.replace('_', ' ')} target"

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from ..facts import ALWAYS
 from ..registry import criterion, did_you_mean, show
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset
 
 
 def parse_names(value: object, what: str) -> tuple[str, ...]:
@@ -22,17 +30,17 @@ def parse_names(value: object, what: str) -> tuple[str, ...]:
 class Severity:
     timed = False
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         return parse_names(value, "severity")
 
-    def check(self, names, ruleset):
+    def check(self, names: Any, ruleset: Ruleset) -> Iterator[str]:
         known = [severity.name for severity in ruleset.severities]
         for name in names:
             if name not in known:
                 yield f'unknown severity "{name}"{did_you_mean(name, known)} (defined: {", ".join(known)})'
 
-    def holds_from(self, facts, names, ruleset):
+    def holds_from(self, facts: TicketFacts, names: Any, ruleset: Ruleset) -> datetime | None:
         return ALWAYS if facts.severity in names else None
 
-    def describe(self, names):
+    def describe(self, names: Any) -> str:
         return "severity " + " or ".join(names)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from ..facts import ALWAYS, STATUSES
 from ..registry import criterion, did_you_mean
 from .severity import parse_names
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset
 
 
 @criterion("status", "The ticket's status is one of these (new, open, waiting, resolved, closed).")
 class Status:
     timed = False
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         names = parse_names(value, "status")
         for name in names:
             if name not in STATUSES:
@@ -20,8 +27,8 @@ class Status:
                 )
         return names
 
-    def holds_from(self, facts, names, ruleset):
+    def holds_from(self, facts: TicketFacts, names: Any, ruleset: Ruleset) -> datetime | None:
         return ALWAYS if facts.status in names else None
 
-    def describe(self, names):
+    def describe(self, names: Any) -> str:
         return "status " + " or ".join(names)

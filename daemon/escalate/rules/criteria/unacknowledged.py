@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from ..facts import ALWAYS
 from ..registry import criterion, show
+
+if TYPE_CHECKING:
+    from ..facts import TicketFacts
+    from ..model import Ruleset
 
 
 @criterion("unacknowledged", "Nobody has acknowledged the escalation yet (true), or somebody has (false).")
 class Unacknowledged:
     timed = False
 
-    def parse(self, value):
+    def parse(self, value: object) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {show(value)}")
         return value
 
-    def holds_from(self, facts, wanted, ruleset):
+    def holds_from(self, facts: TicketFacts, wanted: Any, ruleset: Ruleset) -> datetime | None:
         return ALWAYS if (not facts.acknowledged) == wanted else None
 
-    def describe(self, wanted):
+    def describe(self, wanted: Any) -> str:
         return "unacknowledged" if wanted else "acknowledged"
