@@ -22,7 +22,7 @@ def test_the_committed_man_page_is_current():
 
 def test_the_man_page_names_every_command_and_option():
     page = PAGE.read_text(encoding="utf-8")
-    for path, command in walk(main):
+    for path, _command in walk(main):
         if path:
             assert f".SS {' '.join(path)}" in page.replace("\\-", "-")
     assert "\\fB\\-\\-as ADDRESS\\fR" in page and "systemctl is\\-active" in page

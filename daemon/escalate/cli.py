@@ -595,8 +595,9 @@ def _drill(ctx: click.Context, tiers: tuple[int, ...], as_json: bool) -> None:
                "`escalate drill report`.")
 
 
-drill_group = main.group("drill", invoke_without_command=True,
-                         short_help="Rehearse an escalation; see how fast each tier answered.")(now_option(_translate_errors(click.pass_context(
+drill_group = main.group(
+    "drill", invoke_without_command=True,
+    short_help="Rehearse an escalation; see how fast each tier answered.")(now_option(_translate_errors(click.pass_context(
     json_option(click.option("--tier", "tiers", type=int, multiple=True, metavar="N",
                              help="The tier level to rehearse (repeat for several tiers).")(_drill))))))
 

@@ -44,7 +44,7 @@ class CommandContext:
     renderer: Renderer | None = None
     secret: bytes | None = None
     body: str = ""  # the lines after the command line, up to the next command
-    batch: "Batch | None" = None  # the ingest batch's: its audit events are written with the batch's
+    batch: Batch | None = None  # the ingest batch's: its audit events are written with the batch's
 
 
 @dataclass(frozen=True)

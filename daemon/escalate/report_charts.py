@@ -3,8 +3,9 @@ columns of two periods side by side. No script and nothing from the network.
 
 Scales: counts on a linear axis from zero; shares from 0 to 100%; durations from zero too while
 they are of one order, and on a logarithmic axis when they are far apart, so a 30-minute median
-and an 18-hour p90 are both readable in one chart (on a linear axis the median would be a sliver). Rows and columns without a value draw no bar: a chart shows only
-what happened, and an empty chart is replaced by a sentence (the page's job).
+and an 18-hour p90 are both readable in one chart (on a linear axis the median would be a sliver).
+Rows and columns without a value draw no bar: a chart shows only what happened,
+and an empty chart is replaced by a sentence (the page's job).
 """
 
 from __future__ import annotations

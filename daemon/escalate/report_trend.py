@@ -72,7 +72,7 @@ class _Tally:
         self.breached: set[int] = set()  # tickets that broke either target
         self.ack_times: list[float] = []
 
-    def add(self, other: "_Tally") -> "_Tally":
+    def add(self, other: _Tally) -> _Tally:
         self.tickets += other.tickets
         self.escalations += other.escalations
         self.first_response += other.first_response

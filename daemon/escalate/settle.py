@@ -111,7 +111,8 @@ def settle(outbox_ids: Iterable[int], now: datetime, on_failed: Callable[[Outbox
                 row.status = "cancelled"
             elif "sent" in statuses:
                 row.status = "sent"
-            failures = [f"{d.recipient}: {d.last_error}" for d in mine if d.status in DELIVERY_FAILURES or d.status == PENDING and d.last_error]
+            failures = [f"{d.recipient}: {d.last_error}" for d in mine
+                        if d.status in DELIVERY_FAILURES or d.status == PENDING and d.last_error]
             row.last_error = "; ".join(failures)[:2000] or None
             sent_times = [d.sent_at for d in mine if d.sent_at]
             row.sent_at = max(sent_times) if sent_times else None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..registry import action, show
 
 if TYPE_CHECKING:
+    from ..effects import Effects
     from ..model import Ruleset
 
 
@@ -35,10 +36,12 @@ class AlertLead:
         if tier.lead is None:
             yield f"tier {level} ({tier.name}) has no lead to alert; add lead: to the tier"
 
-    def level(self, effects, level):
-        return level if level is not None else effects.rule.escalate_to
+    def level(self, effects: Effects, level: int | None) -> int:
+        chosen = level if level is not None else effects.rule.escalate_to
+        assert chosen is not None  # check() refuses `alert_lead: true` without escalate_to
+        return chosen
 
-    def run(self, effects, level):
+    def run(self, effects: Effects, level: int | None) -> int:
         tier = effects.ruleset.tier(self.level(effects, level))
         effects.audit("lead-alerted", to=tier.lead, tier=tier.level)
         return 1 if effects.alert_lead(tier) else 0

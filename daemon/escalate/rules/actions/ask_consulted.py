@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..registry import action, show
 
 if TYPE_CHECKING:
+    from ..effects import Effects
     from ..model import Ruleset, Tier
 
 
@@ -42,9 +43,11 @@ class AskConsulted:
             if name not in known:
                 yield f'tier {tier.level} does not consult "{name}" (consulted: {", ".join(known) or "none"})'
 
-    def run(self, effects, names):
+    def run(self, effects: Effects, names: Any) -> int:
         queued = 0
-        for name, address in effects.tier.consulted:
+        tier = effects.tier
+        assert tier is not None  # check() refuses `ask_consulted` without escalate_to
+        for name, address in tier.consulted:
             if names is None or name in names:
                 effects.audit("consulted", department=name, to=address)
                 queued += effects.ask_for_input(name, address, f"{effects.rule.description or effects.rule.name} "

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..registry import action, show
 
 if TYPE_CHECKING:
+    from ..effects import Effects
     from ..model import Ruleset
 
 
@@ -31,9 +32,11 @@ class Inform:
         elif not tier.informed:
             yield f"tier {tier.level} ({tier.name}) has no informed list"
 
-    def run(self, effects, _value):
+    def run(self, effects: Effects, _value: Any) -> int:
         # The digest is built from these events (action "digest"), one summary per recipient.
-        effects.audit("digest", recipients=list(effects.tier.informed), tier=effects.tier.level)
+        tier = effects.tier
+        assert tier is not None  # check() refuses `inform` without escalate_to
+        effects.audit("digest", recipients=list(tier.informed), tier=tier.level)
         return 0
 
     def describe(self, _value: Any) -> str:

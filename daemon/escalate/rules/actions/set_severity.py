@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..registry import action, did_you_mean, show
 
 if TYPE_CHECKING:
+    from ..effects import Effects
     from ..model import Ruleset
 
 
@@ -23,7 +24,7 @@ class SetSeverity:
         if known and name not in known:
             yield f'unknown severity "{name}"{did_you_mean(name, known)} (defined: {", ".join(known)})'
 
-    def run(self, effects, name):
+    def run(self, effects: Effects, name: Any) -> int:
         effects.set_severity(name)
         return 0
 
