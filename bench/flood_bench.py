@@ -26,7 +26,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from escalate import clock  # noqa: E402
 from escalate.cli import main as escalate  # noqa: E402
-from escalate.loopback import Dovecot, SmtpSink  # noqa: E402
+from escalate.testing.loopback import Dovecot, SmtpSink  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

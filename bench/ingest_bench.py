@@ -213,7 +213,7 @@ def run_escalate(env: dict[str, str]) -> dict:
     """What `escalate run --once` does after start-up (service.run_once), each stage timed."""
     os.environ.update(env)
     from escalate.config import load_settings
-    from escalate.service import ingest, open_app, send, tick
+    from escalate.ops.service import ingest, open_app, send, tick
 
     app = open_app(load_settings())
     now = START + timedelta(days=1)
@@ -290,7 +290,7 @@ def child(mode: str, env: dict[str, str]) -> dict:
 
 
 def bench_size(count: int, workdir: Path, kills: int, rule_sets: list[str], corpus: str, repeat: int = 1) -> None:
-    from escalate.loopback import Dovecot, SmtpSink
+    from escalate.testing.loopback import Dovecot, SmtpSink
 
     with Dovecot(workdir / f"dovecot-{count}") as dovecot, SmtpSink() as sink:  # nothing leaves loopback
         home = dovecot.mail_dir / "support"

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from escalate import db, engine, incidents, simulate, tickets
-from escalate.models import ACTIVE_STATUSES, Message, Outbox, Ticket
+from escalate.store import db
+from escalate.engine import tick as engine
+from escalate.tickets import incidents
+from escalate.reports import simulate
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import ACTIVE_STATUSES, Message, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
-from escalate.tickets import TicketStateError
+from escalate.outbound.templates import Renderer
+from escalate.tickets.lifecycle import TicketStateError
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = b"l5" * 16

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from escalate import db  # noqa: E402
-from escalate.loopback import Dovecot, SmtpSink  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.testing.loopback import Dovecot, SmtpSink  # noqa: E402
 
 from conftest import TEST_RULES, make_mail  # noqa: E402
 

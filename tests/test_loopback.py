@@ -1,4 +1,4 @@
-"""The loopback mail servers every end-to-end test and the demo stand on (escalate.loopback)."""
+"""The loopback mail servers every end-to-end test and the demo stand on (escalate.testing.loopback)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import aiosmtplib
 import pytest
 from imapclient import IMAPClient
 
-from escalate.loopback import Dovecot, LoopbackServerError, SmtpSink
+from escalate.testing.loopback import Dovecot, LoopbackServerError, SmtpSink
 
 RAW_1 = b"From: a@example.com\r\nTo: support@example.com\r\nSubject: one\r\n\r\nfirst\r\n"
 RAW_2 = b"From: b@example.com\r\nTo: support@example.com\r\nSubject: two\r\n\r\nsecond\r\n"

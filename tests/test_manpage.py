@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from escalate.cli import main
-from escalate.manpage import render, walk
+from escalate.cli.manpage import render, walk
 
 PAGE = Path(__file__).resolve().parents[1] / "man" / "escalate.1"
 
 
 def test_the_committed_man_page_is_current():
     assert PAGE.read_text(encoding="utf-8") == render(main), \
-        "man/escalate.1 is stale: run `python -m escalate.manpage > man/escalate.1`"
+        "man/escalate.1 is stale: run `python -m escalate.cli.manpage > man/escalate.1`"
 
 
 def test_the_man_page_names_every_command_and_option():

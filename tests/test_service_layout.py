@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from escalate.cli import main
-from escalate.initdir import SERVICE_STATE_DIRECTORY, database_url_for, env_file_text
+from escalate.ops.initdir import SERVICE_STATE_DIRECTORY, database_url_for, env_file_text
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "escalate.service"

@@ -1,5 +1,5 @@
 """`python -m escalate` runs the CLI (used by the demo to show real commands)."""
 
-from .cli import main
+from escalate.cli import main
 
 main()

@@ -18,12 +18,17 @@ from typing import Any, Callable, Iterable
 import click
 import peewee
 
-from . import __version__, clock, commands, db, logs, outbox, queries
-from .config import ConfigError, Settings, load_settings, redact_url
-from .instance import InstanceLock
-from .service import Daemon, open_app, run_once
-from .templates import Renderer
-from .errors import EscalateError, InputError
+from escalate import __version__, clock
+from escalate.tickets import commands
+from escalate.store import db
+from escalate.ops import logs
+from escalate.outbound import outbox
+from escalate.reports import queries
+from escalate.config import ConfigError, Settings, load_settings, redact_url
+from escalate.ops.instance import InstanceLock
+from escalate.ops.service import Daemon, open_app, run_once
+from escalate.outbound.templates import Renderer
+from escalate.errors import EscalateError, InputError
 
 
 class BadInput(click.ClickException):
@@ -164,7 +169,7 @@ def example_rules_path() -> Path:
 @json_option
 def init_command(directory: Path, force: bool, state_dir: Path | None, as_json: bool) -> None:
     """Write DIR/rules.yaml and DIR/escalate.env and create the database."""
-    from .initdir import InitError, init_directory
+    from escalate.ops.initdir import InitError, init_directory
 
     try:
         written = init_directory(directory, example_rules_path(), force=force, db_url=os.environ.get("ESCALATE_DB_URL"),
@@ -237,7 +242,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     """What the daemon is doing: running or not, tickets, outbox, folders, quarantine.
 
     Exit status 3 when no daemon is running (as `systemctl is-active`), after the report."""
-    from . import status
+    from escalate.ops import status
 
     settings = _settings(ctx)
     _display_zone_of(settings)
@@ -259,7 +264,7 @@ def db_group() -> None:
 @click.pass_context
 def db_migrate(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Apply pending schema migrations (once, under a lock; the daemon also does this at start)."""
-    from . import migrations
+    from escalate.store import migrations
 
     database = db.connect(_settings(ctx).db_url, migrate=False)
     done = migrations.pending(database) if dry_run else migrations.migrate(database)
@@ -297,7 +302,7 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
       1  a check failed
       2  the configuration cannot be read (the env file is missing or malformed)
     """
-    from . import configcheck
+    from escalate.ops import configcheck
 
     results = configcheck.run_checks(configcheck.read_environment(ctx.obj.get("env_file")))
     if as_json:
@@ -339,8 +344,9 @@ def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int
                  overdue: bool, requester: str | None, text: str | None, no_drills: bool, sort: str,
                  descending: bool, limit: int | None, as_json: bool) -> None:
     """Tickets with status, severity, tier and when they are next due, filtered and sorted."""
-    from . import sla, views
-    from .models import ACTIVE_STATUSES
+    from escalate.tickets import sla
+    from escalate.reports import views
+    from escalate.store.models import ACTIVE_STATUSES
 
     wanted = tuple(dict.fromkeys(s for name in statuses for s in (ACTIVE_STATUSES if name == "active" else (name,))))
     ruleset = None
@@ -372,7 +378,7 @@ def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int
 @click.pass_context
 def tickets_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """One ticket: its conversation, escalations, notifications and audit trail."""
-    from . import views
+    from escalate.reports import views
 
     _open_db(ctx)
     detail = queries.show_ticket(ref)
@@ -386,7 +392,7 @@ def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: s
          force: bool = False, as_json: bool = False) -> None:
     """Run a mail command from the CLI: same function, same audit trail, `via` = cli, and the
     roster check a mail reply gets for --as (ticket_actions.py)."""
-    from . import ticket_actions
+    from escalate.tickets import actions as ticket_actions
 
     app = _open(ctx)
     try:
@@ -536,7 +542,9 @@ def report_command(ctx: click.Context, since: str | None, until: str | None, inc
                    html_file: Path | None, as_json: bool) -> None:
     """What escalated and why: per tier and rule, time to acknowledge and resolve, SLA breaches,
     reminders before #ack, the top tier, recurring issues, and who is behind the escalations."""
-    from . import report, report_html, views
+    from escalate.reports import report
+    from escalate.reports import html as report_html
+    from escalate.reports import views
 
     now = clock.now()
     start, end = _moment("--since", since), _moment("--until", until) or now
@@ -565,7 +573,7 @@ def report_command(ctx: click.Context, since: str | None, until: str | None, inc
 
 def _drill(ctx: click.Context, tiers: tuple[int, ...], as_json: bool) -> None:
     """Rehearse an escalation: `--tier N` starts a drill; `drill report` shows how fast each tier acknowledged."""
-    from . import drill
+    from escalate.engine import drill
 
     if ctx.invoked_subcommand is not None:
         if tiers:
@@ -607,7 +615,8 @@ drill_group = main.group(
 @click.pass_context
 def drill_report(ctx: click.Context, as_json: bool) -> None:
     """Every drill: when its mail went out, who acknowledged, how fast; per tier the median and slowest."""
-    from . import drill, views
+    from escalate.engine import drill
+    from escalate.reports import views
 
     app = _open(ctx)
     data = drill.results(app.ruleset)
@@ -638,7 +647,7 @@ def rules_file_argument(function: Callable) -> Callable:
 @click.pass_context
 def rules_check(ctx: click.Context, file: Path | None, all_notes: bool, as_json: bool) -> None:
     """Validate rules.yaml; every error names the file, line and reason (exit 2 on errors)."""
-    from .rules_check import check
+    from escalate.ops.rulescheck import check
 
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
@@ -666,7 +675,7 @@ def _settings_or_none(ctx: click.Context) -> Settings | None:
 
 def _ruleset_from(ctx: click.Context, file: Path | None):
     """The rules in FILE, or in ESCALATE_RULES; RulesError (exit 2) lists every problem."""
-    from .rules.loader import load_ruleset
+    from escalate.rules.loader import load_ruleset
 
     settings = _settings_or_none(ctx)
     path = file or (settings.rules_path if settings else Path("rules.yaml"))
@@ -681,8 +690,8 @@ def _ruleset_from(ctx: click.Context, file: Path | None):
 @click.pass_context
 def rules_matrix(ctx: click.Context, file: Path | None, as_json: bool) -> None:
     """The decision matrix (severity × time → tier) as a table."""
-    from . import views
-    from .procedure import matrix_table
+    from escalate.reports import views
+    from escalate.reports.procedure import matrix_table
 
     ruleset = _ruleset_from(ctx, file)
     _emit(matrix_table(ruleset), True) if as_json else views.matrix(ruleset)
@@ -695,7 +704,7 @@ def rules_matrix(ctx: click.Context, file: Path | None, as_json: bool) -> None:
 @click.pass_context
 def rules_explain(ctx: click.Context, ref: str, file: Path | None, as_json: bool) -> None:
     """Why a ticket is where it is: matching rules, running clocks, what happens next and when."""
-    from .explain import explain, render_text
+    from escalate.reports.explain import explain, render_text
 
     _open_db(ctx)
     ruleset = _ruleset_from(ctx, file)
@@ -712,7 +721,7 @@ def rules_explain(ctx: click.Context, ref: str, file: Path | None, as_json: bool
 @click.pass_context
 def rules_simulate(ctx: click.Context, since: str, file: Path | None, rules_path: Path | None, as_json: bool) -> None:
     """Replay stored tickets through the rules in FILE: what would have escalated, and how it differs."""
-    from .simulate import show, simulate
+    from escalate.reports.simulate import show, simulate
 
     if file and rules_path:
         raise click.UsageError("give the rules file once: as FILE (--rules is its old spelling)")
@@ -737,7 +746,7 @@ def rules_doc(ctx: click.Context, file: Path | None) -> None:
     """The escalation procedure as Markdown, generated from the rules.
 
     Markdown is its format, so it has no --json (`rules matrix --json` gives the matrix as data)."""
-    from .procedure import procedure_markdown
+    from escalate.reports.procedure import procedure_markdown
 
     click.echo(procedure_markdown(_ruleset_from(ctx, file), {c.name: c.description for c in commands.COMMANDS.values()}),
                nl=False)
@@ -761,7 +770,7 @@ OUTBOX_STATUSES = ["queued", "sent", "failed", "suppressed", "cancelled"]
 @click.pass_context
 def outbox_list(ctx: click.Context, status: str | None, since: str | None, limit: int | None, as_json: bool) -> None:
     """Mail escalate has queued or sent, oldest first."""
-    from . import views
+    from escalate.reports import views
 
     start = _moment("--since", since)
     _open_db(ctx)
@@ -777,7 +786,7 @@ def outbox_list(ctx: click.Context, status: str | None, since: str | None, limit
 @click.pass_context
 def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
     """One queued or sent mail with each recipient's delivery status and last SMTP error."""
-    from . import views
+    from escalate.reports import views
 
     _open_db(ctx)
     detail = queries.show_outbox(outbox_id)
@@ -817,7 +826,7 @@ def quarantine_group() -> None:
 @click.pass_context
 def quarantine_list(ctx: click.Context, as_json: bool) -> None:
     """Quarantined mail with the reason."""
-    from . import views
+    from escalate.reports import views
 
     _open_db(ctx)
     rows = queries.list_quarantine()
@@ -831,7 +840,8 @@ def quarantine_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: bool) -> None:
     """One quarantined mail: why, from where, and its headers."""
-    from . import quarantine, views
+    from escalate.ingest import quarantine
+    from escalate.reports import views
 
     _open_db(ctx)
     if as_raw:
@@ -848,8 +858,8 @@ def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: b
 @click.pass_context
 def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool, as_json: bool) -> None:
     """Process held mail again (all held records, or the given ids), e.g. after an upgrade."""
-    from . import quarantine
-    from .poller import options_for
+    from escalate.ingest import quarantine
+    from escalate.ingest.poller import options_for
 
     app = _open(ctx)
     done = quarantine.retry(list(ids) or None, app.ruleset, app.renderer, app.secret, clock.now(),
@@ -873,8 +883,9 @@ def quarantine_retry(ctx: click.Context, ids: tuple[int, ...], force: bool, as_j
 def import_command(ctx: click.Context, path: Path, open_since: str | None, as_json: bool) -> None:
     """Bring in history from an mbox file or a Maildir: each message at its own Date, threaded,
     old conversations closed, recent ones open with their real ages (deduplicated as ingest does)."""
-    from . import history, mailfiles
-    from .poller import options_for
+    from escalate.ingest import history
+    from escalate.ingest import mailfiles
+    from escalate.ingest.poller import options_for
 
     cutoff = _moment("--open-since", open_since)
     try:
@@ -917,7 +928,7 @@ def demo_command(workdir: Path | None, rules: Path | None) -> None:
     """Run the whole loop on loopback servers with simulated time (needs Debian's dovecot-imapd).
 
     A narrated story for people: it has no --json (its state stays behind for the other commands)."""
-    from .demo import run_demo  # the demo pulls in the loopback servers; keep them out of normal runs
+    from escalate.testing.demo import run_demo  # the demo pulls in the loopback servers; keep them out of normal runs
 
     kept = run_demo(workdir, rules or example_rules_path())
     click.echo(f"\nThe demo's state is in {kept} (inspect it with "
@@ -934,7 +945,8 @@ def chat_group() -> None:
 @click.pass_context
 def chat_list(ctx: click.Context, as_json: bool) -> None:
     """The configured channels (URLs redacted) and each one's last delivery."""
-    from . import chatsend, views
+    from escalate.outbound import chatsend
+    from escalate.reports import views
 
     _open_db(ctx)
     found = chatsend.channels()
@@ -947,7 +959,8 @@ def chat_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def chat_test(ctx: click.Context, name: str, as_json: bool) -> None:
     """Post a test message to channel NAME now and print the service's answer."""
-    from . import chat, chatsend
+    from escalate.outbound import chat
+    from escalate.outbound import chatsend
 
     _settings(ctx)  # the log redactor learns the channel URLs
     name = name.lower()

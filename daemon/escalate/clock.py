@@ -10,7 +10,7 @@ import os
 import zoneinfo
 from datetime import datetime, timezone, tzinfo
 
-from .errors import InputError
+from escalate.errors import InputError
 
 _fixed: datetime | None = None
 # The zone a person reads times in: the rules' `timezone` (set when rules are loaded; UTC before).

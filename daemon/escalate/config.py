@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .errors import InputError
+from escalate.errors import InputError
 
 
 class ConfigError(InputError, ValueError):
@@ -120,7 +120,7 @@ class Settings:
                   self.previous_secret.decode() if self.previous_secret else None]
         values += [url.password for url in (*self.mailboxes, self.smtp) if url is not None]
         db_password = urlsplit(self.db_url).password
-        from .chat import secret_parts  # chat channel URLs carry their tokens in host and path
+        from escalate.outbound.chat import secret_parts  # chat channel URLs carry their tokens in host and path
 
         return [v for v in values + [db_password] + secret_parts() if v]
 
@@ -304,7 +304,7 @@ def _folder_seconds(env: dict[str, str]) -> tuple[tuple[str, float], ...]:
 
 
 def _duration(env: dict[str, str], name: str, default: timedelta) -> timedelta:
-    from .rules.durations import parse_duration  # the same duration syntax as rules.yaml
+    from escalate.rules.durations import parse_duration  # the same duration syntax as rules.yaml
 
     text = (env.get(name) or "").strip()
     if not text:

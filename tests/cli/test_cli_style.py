@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from escalate.cli import main
-from escalate.manpage import walk
+from escalate.cli.manpage import walk
 
 COMMANDS = [(path, command) for path, command in walk(main) if path]
 

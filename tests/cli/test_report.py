@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from escalate import audit, db
+from escalate.tickets import audit
+from escalate.store import db
 from escalate.cli import main
 from escalate.clock import parse_time
-from escalate.conversations import normalise_subject
-from escalate.models import Escalation, Message, Outbox, Ticket
+from escalate.ingest.conversations import normalise_subject
+from escalate.store.models import Escalation, Message, Outbox, Ticket
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2026-11-09T12:00:00+00:00"  # a Monday; 2026-11-02 is the Monday before
@@ -233,7 +234,7 @@ def test_report_names_a_rules_problem(run, tmp_path: Path):
 
 
 def test_percentiles_are_nearest_rank():
-    from escalate.report_window import durations
+    from escalate.reports.window import durations
     assert durations([]) == {"count": 0, "median_seconds": None, "p90_seconds": None}
     assert durations(range(1, 11)) == {"count": 10, "median_seconds": 5, "p90_seconds": 9}
     assert durations([3, 1, 2]) == {"count": 3, "median_seconds": 2, "p90_seconds": 3}
@@ -245,7 +246,7 @@ def test_working_time_tables_agree_with_the_calendar():
     import random
 
     from escalate.rules.loader import load_ruleset
-    from escalate.sla import WorkingTime
+    from escalate.tickets.sla import WorkingTime
 
     office = load_ruleset(REPO / "rules.yaml").calendar("office")
     start, end = t("2026-10-01T00:00"), t("2027-01-10T00:00")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from escalate import db
+from escalate.store import db
 from escalate.cli import main
-from escalate.models import Escalation, Ticket
+from escalate.store.models import Escalation, Ticket
 from tests.cli.test_report import REPO, WINDOW, _ticket, t
 
 # Three whole ISO weeks in Berlin (W45-W47 of 2026), Monday 00:00 CET = Sunday 23:00 UTC.
@@ -175,7 +175,7 @@ def test_boundaries_follow_the_zone_across_a_dst_change():
     import zoneinfo
     from datetime import timezone
 
-    from escalate.report_trend import boundaries, label
+    from escalate.reports.trend import boundaries, label
 
     berlin = zoneinfo.ZoneInfo("Europe/Berlin")
     days = boundaries(t("2026-10-24T00:00"), t("2026-10-27T00:00"), berlin, "day")

@@ -10,9 +10,10 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from escalate import db, heartbeat
+from escalate.store import db
+from escalate.ops import heartbeat
 from escalate.cli import main
-from escalate.instance import InstanceLock
+from escalate.ops.instance import InstanceLock
 from tests.conftest import TEST_RULES
 
 

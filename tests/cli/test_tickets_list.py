@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from escalate import db
+from escalate.store import db
 from escalate.cli import main
 from tests.cli.test_report import NOW, REPO, seed_history
 
@@ -134,7 +134,7 @@ def add_tickets(run, count: int) -> None:
     """`count` more open tickets beside the six of the history."""
     from datetime import datetime, timezone
 
-    from escalate.models import Ticket
+    from escalate.store.models import Ticket
 
     db.connect(run.db_url)
     at = datetime(2026, 11, 5, 9, 0, tzinfo=timezone.utc)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from escalate.loopback import Dovecot
+from escalate.testing.loopback import Dovecot
 
 NOW = "2026-11-02T09:00:00+00:00"
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from escalate import db
-from escalate.loopback import Dovecot
-from escalate.models import FolderState
+from escalate.store import db
+from escalate.testing.loopback import Dovecot
+from escalate.store.models import FolderState
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

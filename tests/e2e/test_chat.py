@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 from tests.conftest import TEST_RULES
 
 T0 = "2026-11-02T09:00:00+00:00"
@@ -296,7 +296,9 @@ def test_a_post_that_goes_before_its_mail_is_rendered_leaves_the_mail_to_be_sent
                                                                                   receiver, mail, monkeypatch):
     """The daemon ticks, posts and mails in separate stages: chat may record its posts while the
     mail is still waiting to be rendered. The mail must go all the same."""
-    from escalate import chatsend, db, service
+    from escalate.outbound import chatsend
+    from escalate.store import db
+    from escalate.ops import service
     from escalate.config import load_settings
 
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down for everyone",

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 from .log_lines import events, parse_lines

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 
@@ -80,10 +80,13 @@ def test_two_instances_sharing_postgresql_queue_one_digest(database_url, rules_f
     import threading
     from datetime import datetime, timezone
 
-    from escalate import audit, db, digest, tickets
-    from escalate.models import Digest, Outbox
+    from escalate.tickets import audit
+    from escalate.store import db
+    from escalate.engine import digest
+    from escalate.tickets import lifecycle as tickets
+    from escalate.store.models import Digest, Outbox
     from escalate.rules.loader import load_ruleset
-    from escalate.templates import Renderer
+    from escalate.outbound.templates import Renderer
 
     db.connect(database_url)
     renderer = Renderer()

@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 T0 = "2026-11-02T09:00:00+00:00"
 

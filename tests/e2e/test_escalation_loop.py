@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 # the whole loop on both databases escalate supports
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

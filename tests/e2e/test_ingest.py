@@ -12,14 +12,14 @@ import resource
 import pytest
 from imapclient import IMAPClient
 
-from escalate import db
+from escalate.store import db
 from escalate.clock import parse_time
 from escalate.config import load_settings
-from escalate.ingest import IngestResult, ingest_folder
-from escalate.loopback import Dovecot
-from escalate.mailbox import Mailbox
-from escalate.poller import options_for
-from escalate.service import open_app
+from escalate.ingest.pipeline import IngestResult, ingest_folder
+from escalate.testing.loopback import Dovecot
+from escalate.ingest.mailbox import Mailbox
+from escalate.ingest.poller import options_for
+from escalate.ops.service import open_app
 
 from .ingest_support import (NOW, append_many, assert_ingest_invariants, cycle, rows, run_once, scalar,
                              server_count, server_flags)
@@ -138,7 +138,7 @@ class InterferedMailbox(Mailbox):
 
 
 def test_a_foreign_client_expunging_mid_fetch_does_not_crash_ingest(env, dovecot: Dovecot, mail, caplog):
-    caplog.set_level(logging.INFO, logger="escalate.mailbox")
+    caplog.set_level(logging.INFO, logger="escalate.ingest.mailbox")
     append_many(dovecot, customer_mails(mail, 50))
     victims = list(range(1, 51, 5))  # 20%
     app = open_app(load_settings(env))
@@ -445,7 +445,7 @@ def test_a_failed_batch_stops_the_fetching_ahead_and_leaves_the_session_usable(e
 
     import peewee
 
-    from escalate import ingest
+    from escalate.ingest import pipeline as ingest
 
     append_many(dovecot, customer_mails(mail, 250))
     app = open_app(load_settings(env))
@@ -473,7 +473,8 @@ def test_a_mail_that_fails_after_recording_events_takes_only_its_own_events_with
                                                                                     monkeypatch):
     """A batch's audit events are written together before its commit; the mail whose savepoint is
     undone (here: after its ticket's "created" event) leaves none behind, its neighbours keep theirs."""
-    from escalate import ingest, tickets
+    from escalate.ingest import pipeline as ingest
+    from escalate.tickets import lifecycle as tickets
 
     append_many(dovecot, customer_mails(mail, 3))
     real_add_message = tickets.add_message

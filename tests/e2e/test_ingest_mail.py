@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 from .ingest_support import NOW, append_many, cycle, rows, scalar

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 from ..conftest import REPO
 
 GROUPS = {"tier1@example.com": 1, "tier2@example.com": 2, "tier3@example.com": 3}

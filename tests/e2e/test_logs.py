@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from escalate import logs
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.ops import logs
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from .log_lines import events, parse_journal_datagram, parse_lines, parse_logfmt
 from .test_daemon import IMMEDIATE_RULES, start_daemon, stop
@@ -143,7 +143,7 @@ def test_escalate_run_logs_start_up_at_info_without_v_and_nothing_below_without_
     time.sleep(1)  # a few polls and ticks: nothing happens, so nothing more is said
     code, err = stop(daemon)
     assert code == 0, err
-    records = [r for r in parse_lines(head + err, "logfmt") if r["logger"] != "escalate.migrations"]  # a new database
+    records = [r for r in parse_lines(head + err, "logfmt") if r["logger"] != "escalate.store.migrations"]  # a new database
     assert [(r["level"], r["msg"]) for r in records] == [("info", "started"), ("info", "stopped")]
     # -v: the daemon says more (DEBUG), still one logfmt line each
     daemon = subprocess.Popen([sys.executable, "-m", "escalate", "-v", "run"], env={**os.environ, **env},
@@ -231,7 +231,7 @@ def test_under_journald_the_fields_are_journal_fields(journal: Journal, env, dov
     [outbox_row] = json.loads(cli("outbox", "list", "--json").output)
     assert (escalated["TICKET"], escalated["TIER"], escalated["RULE"], escalated["KIND"], escalated["OUTBOX"]) == \
         ("T-1", "1", "urgent-no-first-response", "escalation", str(outbox_row["id"]))
-    assert (escalated["PRIORITY"], escalated["SYSLOG_IDENTIFIER"], escalated["LOGGER"]) == ("6", "escalate", "escalate.engine")
+    assert (escalated["PRIORITY"], escalated["SYSLOG_IDENTIFIER"], escalated["LOGGER"]) == ("6", "escalate", "escalate.engine.tick")
     # held until the batch committed, and still said where it was logged
     assert escalated["CODE_FILE"].endswith("engine.py") and escalated["CODE_FUNC"] == "_queue_mail"
     # MESSAGE is the logfmt line without the time, which journald stamps itself

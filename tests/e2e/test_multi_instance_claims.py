@@ -23,12 +23,15 @@ from pathlib import Path
 import peewee
 import pytest
 
-from escalate import db, engine, outbox, render
+from escalate.store import db
+from escalate.engine import tick as engine
+from escalate.outbound import outbox
+from escalate.outbound import render
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot, Postgres, SmtpSink
-from escalate.models import Delivery, Escalation, Outbox, Ticket
+from escalate.testing.loopback import Dovecot, Postgres, SmtpSink
+from escalate.store.models import Delivery, Escalation, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 
 from .test_daemon import NotifySocket
 

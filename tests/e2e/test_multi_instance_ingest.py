@@ -14,10 +14,10 @@ import pytest
 
 from click.testing import CliRunner
 
-from escalate import db
+from escalate.store import db
 from escalate.cli import main
-from escalate.loopback import Dovecot
-from escalate.models import Message, Quarantine, Ticket
+from escalate.testing.loopback import Dovecot
+from escalate.store.models import Message, Quarantine, Ticket
 
 from .test_daemon import start_daemon, stop
 

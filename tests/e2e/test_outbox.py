@@ -17,13 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from escalate import db, notify, outbox, problems, settle, tickets, verp
+from escalate.store import db
+from escalate.outbound import notify
+from escalate.outbound import outbox
+from escalate.ops import problems
+from escalate.outbound import settle
+from escalate.tickets import lifecycle as tickets
+from escalate.mail import verp
 from escalate.config import parse_server_url
-from escalate.loopback import SmtpSink
+from escalate.testing.loopback import SmtpSink
 from escalate.rules.ladder import MailStep
-from escalate.models import Delivery, Escalation, Outbox
+from escalate.store.models import Delivery, Escalation, Outbox
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 DUE = T0 + timedelta(minutes=15)
@@ -204,7 +210,7 @@ def test_ambiguous_acks_only_duplicate_with_the_same_message_id(world):
 def test_a_killed_sender_loses_nothing(world, crashpoint):
     world.escalate(5)
     db.close()
-    script = ("import sys; from datetime import datetime; from escalate import db, outbox;"
+    script = ("import sys; from datetime import datetime; from escalate.store import db; from escalate.outbound import outbox;"
               "from escalate.config import parse_server_url;"
               "db.connect(sys.argv[1]);"
               "outbox.send_due(parse_server_url('X', sys.argv[2], ('smtp',)), datetime.fromisoformat(sys.argv[3]),"
@@ -480,7 +486,7 @@ def test_random_kills_of_the_sender_lose_nothing_and_duplicate_only_the_in_fligh
     world.escalate(mails)
     db.close()
     world.sink.mode, world.sink.delay = "slow", 0.02  # sending takes seconds: room to land kills
-    script = ("import sys; from datetime import datetime; from escalate import db, outbox;"
+    script = ("import sys; from datetime import datetime; from escalate.store import db; from escalate.outbound import outbox;"
               "from escalate.config import parse_server_url;"
               "db.connect(sys.argv[1]);"
               "outbox.send_due(parse_server_url('X', sys.argv[2], ('smtp',)), datetime.fromisoformat(sys.argv[3]),"

@@ -13,11 +13,12 @@ from datetime import timedelta
 
 import pytest
 
-from escalate import db, outbox
+from escalate.store import db
+from escalate.outbound import outbox
 from escalate.clock import parse_time
 from escalate.config import parse_server_url
-from escalate.metrics import Metrics
-from escalate.models import Delivery, Outbox
+from escalate.ops.metrics import Metrics
+from escalate.store.models import Delivery, Outbox
 from tests.conftest import TEST_RULES
 
 ACKNOWLEDGING_RULES = TEST_RULES + "acknowledge_customers: true\n"
@@ -76,9 +77,9 @@ def test_without_smtputf8_only_that_customer_fails_and_says_why(env, rules_file,
 def test_an_unexpected_error_in_one_delivery_fails_it_alone_and_is_counted(tmp_path, rules_file, smtp_sink):
     """A recipient that reached the database unchecked (`john smith@…`: aiosmtplib raises ValueError,
     not an SMTP error) among ordinary ones."""
-    from escalate import notify
+    from escalate.outbound import notify
     from escalate.rules.loader import load_ruleset
-    from escalate.templates import Renderer
+    from escalate.outbound.templates import Renderer
 
     db.connect(f"sqlite:///{tmp_path / 'escalate.db'}")
     renderer = Renderer()

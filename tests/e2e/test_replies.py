@@ -15,7 +15,7 @@ from email.utils import format_datetime
 import pytest
 
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
 

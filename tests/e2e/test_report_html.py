@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageChops
 
-from escalate import db
+from escalate.store import db
 from escalate.cli import main
-from escalate.models import Ticket
-from escalate.report_html import CHART_COLOURS
+from escalate.store.models import Ticket
+from escalate.reports.html import CHART_COLOURS
 from tests.cli.test_report import REPO, WINDOW, seed_history
 from tests.cli.test_report_trend import BERLIN_WEEKS, seed_weeks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from escalate.loopback import Dovecot, SmtpSink
+from escalate.testing.loopback import Dovecot, SmtpSink
 
 from .log_lines import events, parse_lines
 from .test_daemon import IMMEDIATE_RULES, start_daemon, stop

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from escalate.clock import parse_time
-from escalate.loopback import Dovecot
+from escalate.testing.loopback import Dovecot
 
 T0 = parse_time("2026-11-02T09:00:00+00:00")
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from escalate import db, rows
-from escalate.attachments import AttachmentStore, AttachmentWriteError
-from escalate.models import Attachment as AttachmentRow
-from escalate.models import Message
-from escalate.parse import Attachment
+from escalate.store import db
+from escalate.store import rows
+from escalate.ingest.attachments import AttachmentStore, AttachmentWriteError
+from escalate.store.models import Attachment as AttachmentRow
+from escalate.store.models import Message
+from escalate.mail.parse import Attachment
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -104,7 +105,7 @@ def test_contents_stored_as_files_of_their_own_before_packs_still_read_and_are_r
                                           "content_type": "text/plain", "size": 12,
                                           "stored_path": f"{digest[:2]}/{digest}.bin"}])
         db.database.execute_sql(  # what migration 7 does to such a row
-            __import__("escalate.migrations", fromlist=["_LEGACY_ATTACHMENT_DIGESTS"])._LEGACY_ATTACHMENT_DIGESTS)
+            __import__("escalate.store.migrations", fromlist=["_LEGACY_ATTACHMENT_DIGESTS"])._LEGACY_ATTACHMENT_DIGESTS)
     with db.write_transaction(), store.batch():
         store.save_all(_message("new@x"), (Attachment("new.txt", "text/plain", 12, b"old contents"),))
     assert _contents(store) == {"old.txt": b"old contents", "new.txt": b"old contents"}

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from escalate import db, heartbeat
-from escalate.folderlock import FolderLocks
-from escalate.models import Instance
+from escalate.store import db
+from escalate.ops import heartbeat
+from escalate.ingest.folderlock import FolderLocks
+from escalate.store.models import Instance
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

@@ -7,9 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from escalate import db, dedupe, rows
-from escalate.models import Message
-from escalate.parse import parse_message
+from escalate.store import db
+from escalate.ingest import dedupe
+from escalate.store import rows
+from escalate.store.models import Message
+from escalate.mail.parse import parse_message
 
 from ..conftest import make_mail
 

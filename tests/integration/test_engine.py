@@ -7,10 +7,13 @@ from datetime import datetime, timedelta, timezone
 import peewee
 import pytest
 
-from escalate import db, engine, notify, tickets
-from escalate.models import Escalation, Event, Outbox, Ticket
+from escalate.store import db
+from escalate.engine import tick as engine
+from escalate.outbound import notify
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import Escalation, Event, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 SECRET = b"s" * 32
@@ -119,7 +122,7 @@ def test_a_resolved_ticket_is_never_due(world):
 
 
 def test_simulate_reports_progress_over_the_whole_history(world):
-    from escalate.simulate import simulate
+    from escalate.reports.simulate import simulate
 
     ruleset, tick = world
     for n in range(1000):  # more than one chunk of 900

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db, engine, tickets
-from escalate.models import Escalation, Event, Message, Outbox, Ticket
+from escalate.store import db
+from escalate.engine import tick as engine
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import Escalation, Event, Message, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 
 UTC = timezone.utc
 SECRET = b"s" * 32

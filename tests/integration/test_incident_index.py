@@ -9,11 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from escalate import db, incidents, rows, tickets
-from escalate.models import Incident, Message, Outbox, Ticket, TicketWord
+from escalate.store import db
+from escalate.tickets import incidents
+from escalate.store import rows
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import Incident, Message, Outbox, Ticket, TicketWord
 from escalate.rules.loader import load_ruleset
 from escalate.store import incidents as store_incidents
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 from tests.integration.test_engine_rules import RULES
 from tests.integration.test_incidents import T0, arrive, world  # noqa: F401  (the fixture)
 

@@ -7,10 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from escalate import db, engine, incidents, tickets
-from escalate.models import Event, Incident, Outbox, Ticket
+from escalate.store import db
+from escalate.engine import tick as engine
+from escalate.tickets import incidents
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import Event, Incident, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 from tests.integration.test_engine_rules import RULES, SECRET, utc
 
 T0 = utc("2026-11-04T09:00")

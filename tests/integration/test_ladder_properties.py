@@ -17,10 +17,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from peewee import fn
 
-from escalate import db, engine, simulate, tickets
-from escalate.models import Message, Outbox, Ticket
+from escalate.store import db
+from escalate.engine import tick as engine
+from escalate.reports import simulate
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import Message, Outbox, Ticket
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 
 SECRET = b"p" * 32
 T0 = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)  # a Monday

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db, rows
-from escalate.models import Attachment, Event, Message, Outbox, Ticket
+from escalate.store import db
+from escalate.store import rows
+from escalate.store.models import Attachment, Event, Message, Outbox, Ticket
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

@@ -9,9 +9,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from escalate import audit, db, notify, rows
-from escalate.batch import Batch
-from escalate.models import Event, Outbox, Ticket
+from escalate.tickets import audit
+from escalate.store import db
+from escalate.outbound import notify
+from escalate.store import rows
+from escalate.store.batch import Batch
+from escalate.store.models import Event, Outbox, Ticket
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

@@ -7,8 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db, rows, tickets
-from escalate.models import Ticket
+from escalate.store import db
+from escalate.store import rows
+from escalate.tickets import lifecycle as tickets
+from escalate.store.models import Ticket
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

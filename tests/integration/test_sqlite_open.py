@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 
-from escalate import db
+from escalate.store import db
 
 
 def test_a_new_database_is_switched_to_wal_once_another_connections_write_is_done(tmp_path):

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from escalate import db
-from escalate.models import Delivery, Event, Message, Outbox, Ticket, database
+from escalate.store import db
+from escalate.store.models import Delivery, Event, Message, Outbox, Ticket, database
 from escalate.store import durability, messages, outbox, tickets
 
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -206,7 +206,7 @@ def test_a_tick_claims_the_oldest_due_tickets_first(database_url):
 
 @BOTH
 def test_attachment_contents_are_found_by_their_digest(database_url):
-    from escalate.models import Attachment
+    from escalate.store.models import Attachment
 
     db.connect(database_url)
     message = _message("<m1@example.org>", "m1@example.org")
@@ -220,7 +220,7 @@ def test_attachment_contents_are_found_by_their_digest(database_url):
 
 @BOTH
 def test_what_the_rules_read_of_an_incident(database_url):
-    from escalate.models import Incident, IncidentCustomer
+    from escalate.store.models import Incident, IncidentCustomer
     from escalate.store import incidents
 
     db.connect(database_url)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from escalate import chat
+from escalate.outbound import chat
 from escalate.rules.loader import load_ruleset
 from tests.conftest import TEST_RULES
 
@@ -70,7 +70,7 @@ def test_a_url_apprise_cannot_use_is_explained(url, expected):
 def test_without_a_channel_apprise_is_never_imported(tmp_path):
     """Loading its plugins costs a quarter of a second: not for users without chat."""
     (tmp_path / "rules.yaml").write_text(TEST_RULES)
-    code = ("import sys; import escalate.cli, escalate.service, escalate.status, escalate.metrics; "
+    code = ("import sys; import escalate.cli, escalate.ops.service, escalate.ops.status, escalate.ops.metrics; "
             "from escalate.rules.loader import load_ruleset; "
             f"load_ruleset({str(tmp_path / 'rules.yaml')!r}); "
             "print('apprise' in sys.modules)")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from escalate.classify import classify
-from escalate.parse import UnparseableMail, parse_message
+from escalate.mail.classify import classify
+from escalate.mail.parse import UnparseableMail, parse_message
 
 MAIL = Path(__file__).resolve().parents[1] / "data" / "mail"
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from escalate.compose import build_mail, clean_header_text
+from escalate.mail.compose import build_mail, clean_header_text
 
 HOSTILE_SUBJECTS = [
     "raw crlf\r\nBcc: evil@example.net",

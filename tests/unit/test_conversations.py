@@ -1,6 +1,6 @@
 import pytest
 
-from escalate.conversations import normalise_subject, subject_refs
+from escalate.ingest.conversations import normalise_subject, subject_refs
 
 
 @pytest.mark.parametrize("subject, refs", [
@@ -38,7 +38,7 @@ def test_subject_refs_behind_any_prefix_and_at_the_end(subject, refs):
 
 
 def test_encoded_subject_tag_is_found_after_decoding():
-    from escalate.parse import parse_message
+    from escalate.mail.parse import parse_message
 
     raw = b"From: a@example.org\r\nSubject: =?utf-8?q?AW=3A_=5BT-42=5D_Rechnungspr=C3=BCfung?=\r\n\r\nx\r\n"
     parsed = parse_message(raw)

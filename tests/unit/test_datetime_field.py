@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import peewee
 import pytest
 
-from escalate.models import Ticket, database
+from escalate.store.models import Ticket, database
 
 UTC = timezone.utc
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from escalate import clock, db, drill, errors, queries
+from escalate import clock, errors
+from escalate.store import db
+from escalate.engine import drill
+from escalate.reports import queries
 from escalate.cli import main
 from escalate.config import ConfigError
-from escalate.instance import AlreadyRunning
-from escalate.mailbox import MailboxUnavailable
+from escalate.ops.instance import AlreadyRunning
+from escalate.ingest.mailbox import MailboxUnavailable
 from escalate.rules.loader import RulesError
-from escalate.templates import TemplateProblem
-from escalate.tickets import TicketStateError
+from escalate.outbound.templates import TemplateProblem
+from escalate.tickets.lifecycle import TicketStateError
 
 
 @pytest.mark.parametrize("kind", [ConfigError, RulesError, TemplateProblem, queries.NotFound, TicketStateError,

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from escalate.models import JSONField, dump_json, load_json
+from escalate.store.models import JSONField, dump_json, load_json
 
 FIELD = JSONField()
 

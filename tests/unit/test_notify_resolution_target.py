@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from escalate.models import Ticket
-from escalate.notify import ticket_context
+from escalate.store.models import Ticket
+from escalate.outbound.notify import ticket_context
 from escalate.rules.loader import load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from escalate import outbox, verp
+from escalate.outbound import outbox
+from escalate.mail import verp
 
 SECRET = b"verp-secret"
 

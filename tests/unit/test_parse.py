@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from escalate.parse import Attachment, ParsedMail, UnparseableMail, extract_new_text, parse_message
+from escalate.mail.parse import Attachment, ParsedMail, UnparseableMail, extract_new_text, parse_message
 
 
 def mail(headers: str | bytes, body: str | bytes = "Hello.\n", *, crlf: bool = True) -> bytes:
@@ -908,8 +908,8 @@ def _equivalence_corpus() -> list[bytes]:
 def test_split_mime_builds_the_tree_feedparser_builds_or_leaves_the_mail_to_it():
     import email
 
-    from escalate.mimetree import split_mime
-    from escalate.parse import _COMPAT32
+    from escalate.mail.mimetree import split_mime
+    from escalate.mail.parse import _COMPAT32
 
     split = 0
     for raw in _equivalence_corpus():

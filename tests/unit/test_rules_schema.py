@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from escalate.rules import check_rules, load_ruleset
-from escalate.templates import Renderer
+from escalate.outbound.templates import Renderer
 from tests.conftest import TEST_RULES
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 import secrets
 
-from escalate import tokens
+from escalate.mail import tokens
 
 SECRET = b"k" * 32
 
@@ -36,7 +36,7 @@ def test_tokens_and_return_paths_minted_before_the_faster_encoding_still_verify(
     import hashlib
     import hmac
 
-    from escalate import verp
+    from escalate.mail import verp
 
     for n in range(200):
         nonce = secrets.token_hex(8)

@@ -5,11 +5,11 @@
     when = ruleset.rules[0].fires_at(facts, ruleset)
 """
 
-from .durations import format_duration, parse_duration
-from .facts import ALWAYS, DONE_STATUSES, STATUSES, TicketFacts
-from .loader import RuleIssue, RulesError, RulesLoader, check_rules, load_ruleset
-from .model import BoundCriterion, Rule, Ruleset, Severity, Tier, normalise_address
-from .registry import CRITERIA, UnknownCriterion, criterion, lookup
+from escalate.rules.durations import format_duration, parse_duration
+from escalate.rules.facts import ALWAYS, DONE_STATUSES, STATUSES, TicketFacts
+from escalate.rules.loader import RuleIssue, RulesError, RulesLoader, check_rules, load_ruleset
+from escalate.rules.model import BoundCriterion, Rule, Ruleset, Severity, Tier, normalise_address
+from escalate.rules.registry import CRITERIA, UnknownCriterion, criterion, lookup
 
 __all__ = [
     "ALWAYS",

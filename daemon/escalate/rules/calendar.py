@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
 
-from .durations import Duration
+from escalate.rules.durations import Duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_NAME = "always"

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from typing import TYPE_CHECKING
 
-from .calendar import Calendar
-from .facts import TicketFacts
+from escalate.rules.calendar import Calendar
+from escalate.rules.facts import TicketFacts
 
 if TYPE_CHECKING:
-    from .model import Ruleset
+    from escalate.rules.model import Ruleset
 
 
 def calendar_of(facts: TicketFacts, ruleset: Ruleset) -> Calendar:

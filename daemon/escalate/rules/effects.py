@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .model import Rule, Ruleset, Tier
+from escalate.rules.model import Rule, Ruleset, Tier
 
 
 class Effects(Protocol):

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Mapping
 
-from .calendar import Calendar
-from .facts import TicketFacts
-from .model import Rule, Ruleset
+from escalate.rules.calendar import Calendar
+from escalate.rules.facts import TicketFacts
+from escalate.rules.model import Rule, Ruleset
 NONE, ACTIVE, ACKNOWLEDGED, EXHAUSTED, ENDED = "none", "active", "acknowledged", "exhausted", "ended"
 # kinds of ladder mail: the first of a ladder, a reminder to the same tier, the next tier up,
 # and the lead's notice that the top of the ladder went unanswered

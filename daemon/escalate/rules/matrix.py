@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .durations import format_duration
-from .model import BoundCriterion, Rule
-from .registry import lookup
+from escalate.rules.durations import format_duration
+from escalate.rules.model import BoundCriterion, Rule
+from escalate.rules.registry import lookup
 
 # matrix clock -> the criterion that counts it
 MATRIX_CLOCKS = {"unresolved": "unresolved_for", "no_first_response": "no_first_response_for",

@@ -13,8 +13,8 @@ from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 from typing import Any, Iterable
 
-from .calendar import ALWAYS_NAME, Calendar
-from .facts import TicketFacts
+from escalate.rules.calendar import ALWAYS_NAME, Calendar
+from escalate.rules.facts import TicketFacts
 
 
 # how often the top tier of a ladder is reminded before the ladder stops, as PagerDuty's and

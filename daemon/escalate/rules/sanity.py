@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 
 from typing import TYPE_CHECKING, Any
 
-from .facts import STATUSES, TicketFacts
+from escalate.rules.facts import STATUSES, TicketFacts
 
 if TYPE_CHECKING:
-    from .model import Rule, Ruleset
+    from escalate.rules.model import Rule, Ruleset
 
 
 @dataclass(frozen=True)

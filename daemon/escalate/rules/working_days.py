@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .durations import Duration, format_duration, format_working_time
-from .calendar import Calendar
-from .model import Ruleset
+from escalate.rules.durations import Duration, format_duration, format_working_time
+from escalate.rules.calendar import Calendar
+from escalate.rules.model import Ruleset
 
 _TARGETS = ("first_response", "next_response", "resolution")
 _REAL_TIME = {"max_age"}  # counted in real time: a day is 24 hours as before

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import peewee
 
-from ..models import database
+from escalate.store.models import database
 
 # a commit is synced to disk before it returns: survives a crash of the process and power loss
 DURABLE = "FULL"

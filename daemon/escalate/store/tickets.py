@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .. import rows
-from ..models import ACTIVE_STATUSES, Escalation, Event, Ticket, database
-from . import marks
+from escalate.store import rows
+from escalate.store.models import ACTIVE_STATUSES, Escalation, Event, Ticket, database
+from escalate.store import marks
 
 ID_BY_REF = 'SELECT "id" FROM "ticket" WHERE "ref" = ?'
 # the fallback thread: the requester's latest open ticket on the same subject, updated recently

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..registry import action, show
+from escalate.rules.registry import action, show
 
 if TYPE_CHECKING:
-    from ..effects import Effects
-    from ..model import Ruleset, Tier
+    from escalate.rules.effects import Effects
+    from escalate.rules.model import Ruleset, Tier
 
 
 @action("ask_consulted", "Ask the tier's consulted departments for input (true: all; or a list of names).")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..registry import action, show
+from escalate.rules.registry import action, show
 
 if TYPE_CHECKING:
-    from ..effects import Effects
-    from ..model import Ruleset
+    from escalate.rules.effects import Effects
+    from escalate.rules.model import Ruleset
 
 
 @action("inform", "Add the ticket to the digest of the tier's informed list.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..registry import action, did_you_mean, show
+from escalate.rules.registry import action, did_you_mean, show
 
 if TYPE_CHECKING:
-    from ..effects import Effects
-    from ..model import Ruleset
+    from escalate.rules.effects import Effects
+    from escalate.rules.model import Ruleset
 
 
 @action("set_severity", "Set the ticket's severity (every ticket of its incident, for an incident rule).")

@@ -1,7 +1,7 @@
 """customers_affected: the ticket's incident has at least N distinct customers.
 
 Similar tickets from distinct senders within the incident window are linked under one incident
-(escalate.incidents). This criterion holds only on the incident's primary ticket, from the moment
+(escalate.tickets.incidents). This criterion holds only on the incident's primary ticket, from the moment
 the Nth customer joined, so a rule using it escalates the incident once, not every ticket in it.
 """
 
@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..registry import criterion, show
+from escalate.rules.registry import criterion, show
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 MAX_CUSTOMERS = 1000  # rules.sanity probes incidents of this size
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..registry import criterion, show
+from escalate.rules.registry import criterion, show
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 
 @criterion("escalation_requested", "An agent explicitly asked for escalation (#escalate).")

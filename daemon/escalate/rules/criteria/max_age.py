@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..durations import format_duration, parse_duration
-from ..registry import criterion
+from escalate.rules.durations import format_duration, parse_duration
+from escalate.rules.registry import criterion
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 
 @criterion("max_age", "The ticket is older than this (real time, never paused) and not resolved.")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import clocks
-from ..durations import format_duration, parse_duration
-from ..registry import criterion
+from escalate.rules import clocks
+from escalate.rules.durations import format_duration, parse_duration
+from escalate.rules.registry import criterion
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 
 @criterion("no_update_for", "No agent has written for this long (business time, since the last agent message or since opening).")

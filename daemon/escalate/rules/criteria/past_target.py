@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import clocks
-from ..registry import criterion, did_you_mean, show
+from escalate.rules import clocks
+from escalate.rules.registry import criterion, did_you_mean, show
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset, Severity
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset, Severity
 
 TARGETS = ("first_response", "next_response", "resolution")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..facts import ALWAYS, STATUSES
-from ..registry import criterion, did_you_mean
-from .severity import parse_names
+from escalate.rules.facts import ALWAYS, STATUSES
+from escalate.rules.registry import criterion, did_you_mean
+from escalate.rules.criteria.severity import parse_names
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 
 @criterion("status", "The ticket's status is one of these (new, open, waiting, resolved, closed).")

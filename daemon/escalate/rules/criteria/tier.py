@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..facts import ALWAYS
-from ..registry import criterion, show
+from escalate.rules.facts import ALWAYS
+from escalate.rules.registry import criterion, show
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 
 @criterion("tier", "The ticket's current escalation tier is one of these levels.")

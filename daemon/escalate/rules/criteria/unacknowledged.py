@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..facts import ALWAYS
-from ..registry import criterion, show
+from escalate.rules.facts import ALWAYS
+from escalate.rules.registry import criterion, show
 
 if TYPE_CHECKING:
-    from ..facts import TicketFacts
-    from ..model import Ruleset
+    from escalate.rules.facts import TicketFacts
+    from escalate.rules.model import Ruleset
 
 
 @criterion("unacknowledged", "Nobody has acknowledged the escalation yet (true), or somebody has (false).")

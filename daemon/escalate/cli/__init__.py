@@ -1,0 +1,1 @@
+"""The `escalate` command line."""

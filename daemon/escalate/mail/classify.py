@@ -1,0 +1,218 @@
+"""Machine mail: auto-replies, bounces, mailing-list and bulk mail. Recorded, never answered, never
+the start of a ticket that escalates (bounces, auto-replies and list mail
+are recorded but never answered nor escalated; a human reply is never taken for machine mail).
+
+    verdict = classify(parsed, raw)      # None: a person wrote it
+    verdict.kind                         # "auto-reply", "auto-generated", "bounce", "list", "bulk"
+    verdict.reason                       # which header or evidence said so, for the record
+
+The signals, strongest first: a delivery report (RFC 3464 `multipart/report;
+report-type=delivery-status`, Exim's `X-Failed-Recipients`, or a mailer-daemon sender with a
+bounce subject or failures the detectors find); RFC 3834 `Auto-Submitted` other than "no";
+`X-Autoreply`/`X-Autorespond`; `Precedence: auto_reply/bulk/junk/list`; `List-Id`;
+`List-Unsubscribe`; and an auto-reply subject at the very start ("Automatic reply:"). A human
+reply from an ordinary mail client carries none of these, so it is never taken for machine mail.
+
+Non-standard bounces are read with flufl.bounce (Mailman's detectors for qmail, Postfix, Exchange,
+GroupWise, Yahoo …); it is only run on mail that already looks like a bounce, and its failures
+are caught: a detector that chokes on a mail makes it "bounce without recipients", not a crash.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Callable
+
+from escalate.mail.parse import ParsedMail
+from escalate.rules.model import Ruleset, normalise_address
+
+log = logging.getLogger(__name__)
+
+MACHINE_KINDS = ("auto-reply", "auto-generated", "bounce", "list", "bulk")
+
+_DAEMON_SENDERS = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon|mdaemon|"
+                             r"mail-delivery-subsystem|bounces?|noreply-dsn)@", re.I)
+_BOUNCE_SUBJECT = re.compile(
+    r"(?:undeliver|undelivered mail|returned mail|delivery status notification|delivery failure|"
+    r"failure notice|mail delivery failed|delivery has failed|could not be delivered|"
+    r"nondeliverable|non-delivery|unzustellbar|non remis|message not delivered|delivery problem|"
+    r"mail system error|returned to sender)", re.I)
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|out of (?:the )?office(?: auto ?reply)?|"
+    r"abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática|risposta automatica|"
+    r"autosvar|afwezigheidsbericht)\s*[:：]", re.I)
+_DSN_HEADER_IDS = re.compile(r"^(?:message-id|original-message-id)\s*:\s*(.*)$", re.I | re.M)
+_ANGLE_ID = re.compile(r"<([^<>\s]{1,998})>")
+
+# Reading the embedded original of a DSN: enough to find its Message-ID header.
+MAX_DSN_SCAN_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What a bounce tells about the mail that failed."""
+
+    original_message_ids: tuple[str, ...] = ()
+    failed_recipients: tuple[str, ...] = ()
+    permanent: bool = True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    reason: str
+    bounce: Bounce | None = field(default=None)
+
+
+def classify(parsed: ParsedMail, raw: bytes) -> Verdict | None:
+    """The machine-mail verdict for one mail, or None when a person wrote it."""
+    bounce_reason = _bounce_evidence(parsed)
+    if bounce_reason is not None:
+        return Verdict("bounce", bounce_reason, read_bounce(parsed, raw))
+    header = _headers(parsed)
+    auto = header("auto-submitted")
+    if auto is not None:
+        value = auto.split(";", 1)[0].strip().lower()
+        if value and value != "no":
+            kind = "auto-reply" if value == "auto-replied" else "auto-generated"
+            return Verdict(kind, f"Auto-Submitted: {value}"[:200])
+    for name in ("x-autoreply", "x-autorespond", "x-autoresponder"):
+        setting = header(name)
+        if setting is not None and setting.strip().lower() not in ("no", "false", "0"):
+            return Verdict("auto-reply", f"{name}: {setting.strip()}"[:200])
+    precedence = (header("precedence") or "").strip().lower()
+    if precedence in ("auto_reply", "auto-reply"):
+        return Verdict("auto-reply", f"Precedence: {precedence}")
+    if precedence in ("bulk", "junk"):
+        return Verdict("bulk", f"Precedence: {precedence}")
+    if precedence == "list":
+        return Verdict("list", "Precedence: list")
+    list_id = header("list-id")
+    if list_id is not None:
+        return Verdict("list", f"List-Id: {list_id.strip()}"[:200])
+    if header("list-unsubscribe") is not None:
+        return Verdict("bulk", "List-Unsubscribe")
+    if _AUTO_REPLY_SUBJECT.match(parsed.subject or ""):
+        return Verdict("auto-reply", "auto-reply subject")
+    if header("x-ms-exchange-generated-message-source") is not None or header("x-autogenerated") is not None:
+        return Verdict("auto-generated", "generated by the mail server")
+    return None
+
+
+def own_address(sender: str | None, ruleset: Ruleset) -> str | None:
+    """Why `sender` (an addr-spec) is one of escalate's own addresses — the support address, with
+    or without a +tag, or a tier's group address — or None. Mail from these is never a customer's:
+    it opens no ticket and is never answered (a group that echoes our mail, a colleague writing
+    as the shared mailbox), so one mistaken list setting cannot start a loop."""
+    if not sender:
+        return None
+    local, _, domain = sender.partition("@")
+    support_local, _, support_domain = ruleset.support_address.partition("@")
+    if domain == support_domain and local.split("+", 1)[0] == support_local:
+        return "from the support address"
+    for tier in ruleset.tiers:
+        if normalise_address(tier.group) == sender:
+            return f"from the group address of {tier.name} (tier {tier.level})"
+    return None
+
+
+def _headers(parsed: ParsedMail) -> Callable[[str], str | None]:
+    index: dict[str, str] = {}
+    for name, value in parsed.headers:
+        index.setdefault(name.lower(), value)
+    return index.get
+
+
+def _bounce_evidence(parsed: ParsedMail) -> str | None:
+    header = _headers(parsed)
+    content_type = (header("content-type") or "").lower()
+    if "multipart/report" in content_type and "delivery-status" in content_type:
+        return "DSN (multipart/report; report-type=delivery-status)"
+    if header("x-failed-recipients") is not None:
+        return "X-Failed-Recipients"
+    sender = parsed.from_addr or ""
+    return_path = (header("return-path") or "").strip()
+    subject_says = bool(_BOUNCE_SUBJECT.search(parsed.subject or ""))
+    if _DAEMON_SENDERS.match(sender) and (subject_says or "multipart/report" in content_type):
+        return f"bounce from {sender}"
+    if return_path in ("<>", "") and header("return-path") is not None and subject_says:
+        return "null return path and a bounce subject"
+    if parsed.from_addr is None and subject_says and "mailer-daemon" in (header("from") or "").lower():
+        return "bounce from MAILER-DAEMON"
+    return None
+
+
+def read_bounce(parsed: ParsedMail, raw: bytes) -> Bounce:
+    """The failed recipients (flufl.bounce) and the Message-IDs of the failed mail (the DSN's
+    embedded original or its headers part). Never raises."""
+    failed: set[str] = set()
+    permanent = True
+    message = None
+    try:
+        message = email.message_from_bytes(raw[:MAX_DSN_SCAN_BYTES * 4], policy=email.policy.compat32)
+    except Exception:  # the structure parse of a broken DSN: keep what the headers say
+        log.debug("bounce structure unreadable", exc_info=True)
+    if message is not None:
+        try:
+            from flufl.bounce import all_failures
+
+            temporary, permanent_set = all_failures(message)
+            failed = {_address(a) for a in permanent_set} | {_address(a) for a in temporary}
+            permanent = bool(permanent_set) or not temporary
+        except Exception:  # a detector choking on odd input must not stop ingest
+            log.debug("flufl.bounce failed", exc_info=True)
+    ids = _original_ids(parsed, raw, message)
+    return Bounce(original_message_ids=tuple(ids), failed_recipients=tuple(sorted(a for a in failed if a)),
+                  permanent=permanent)
+
+
+def _address(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip().strip("<>").lower()
+
+
+def _original_ids(parsed: ParsedMail, raw: bytes, message: Message | None) -> list[str]:
+    """Message-IDs of the mail that bounced: the embedded original's headers (message/rfc822 or
+    text/rfc822-headers), then In-Reply-To/References, which some MTAs set."""
+    found: dict[str, None] = {}
+    own_id = parsed.message_id
+    if message is not None:
+        try:
+            for part in list(message.walk())[:50]:
+                content_type = part.get_content_type()
+                if content_type == "message/rfc822" and part.is_multipart():
+                    inner = part.get_payload()
+                    for embedded in inner[:1] if isinstance(inner, list) else []:
+                        if isinstance(embedded, Message):
+                            _add_id(found, embedded.get("Message-ID", ""))
+                elif content_type in ("text/rfc822-headers", "message/rfc822-headers"):
+                    payload = part.get_payload(decode=True)
+                    if isinstance(payload, bytes):
+                        _scan_ids(found, payload[:MAX_DSN_SCAN_BYTES])
+        except Exception:
+            log.debug("bounce parts unreadable", exc_info=True)
+    if not found:
+        # non-MIME bounces (qmail, old Exim) quote the original inline below the report
+        _scan_ids(found, raw[:MAX_DSN_SCAN_BYTES])
+    for mid in list(parsed.in_reply_to) + list(parsed.references):
+        found.setdefault(mid, None)
+    if own_id is not None:
+        found.pop(own_id, None)
+    return list(found)[:20]
+
+
+def _add_id(found: dict[str, None], value: object) -> None:
+    match = _ANGLE_ID.search(str(value or ""))
+    if match:
+        found.setdefault(match.group(1), None)
+
+
+def _scan_ids(found: dict[str, None], payload: bytes) -> None:
+    for match in _DSN_HEADER_IDS.finditer(payload.decode("utf-8", "replace")):
+        _add_id(found, match.group(1))
