@@ -23,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from click.testing import CliRunner  # noqa: E402
-
 from escalate import clock  # noqa: E402
 from escalate.cli import main as escalate  # noqa: E402
 from escalate.testing.loopback import Dovecot, SmtpSink  # noqa: E402

@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from escalate.store import db  # noqa: E402
 from escalate.engine import tick as engine  # noqa: E402
-from escalate.tickets import lifecycle as tickets  # noqa: E402
-from escalate.store.models import Incident, IncidentCustomer, Ticket  # noqa: E402
-from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.store.models import Incident, IncidentCustomer, Ticket  # noqa: E402
+from escalate.tickets import lifecycle as tickets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 4, 10, 0, tzinfo=timezone.utc)  # a Wednesday, inside office hours

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from escalate.store import db
 from escalate.engine import tick as engine
-from escalate.tickets import incidents
-from escalate.reports import simulate
-from escalate.tickets import lifecycle as tickets
-from escalate.store.models import ACTIVE_STATUSES, Message, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
 from escalate.outbound.templates import Renderer
+from escalate.reports import simulate
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import ACTIVE_STATUSES, Message, Outbox, Ticket
+from escalate.tickets import incidents
+from escalate.tickets import lifecycle as tickets
 from escalate.tickets.lifecycle import TicketStateError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from escalate.store import db  # noqa: E402
 from escalate.engine import tick as engine  # noqa: E402
-from escalate.tickets import lifecycle as tickets  # noqa: E402
-from escalate.store.models import Outbox, Ticket  # noqa: E402
-from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.store.models import Outbox, Ticket  # noqa: E402
+from escalate.tickets import lifecycle as tickets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OPENED = datetime(2026, 11, 2, 7, 30, tzinfo=timezone.utc)  # Monday 08:30 in Berlin

@@ -43,16 +43,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from escalate.engine import tick as engine  # noqa: E402
+from escalate.outbound.templates import Renderer  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.store.models import Message, Outbox, Quarantine, Ticket  # noqa: E402
+from escalate.testing.loopback import Dovecot, Postgres  # noqa: E402
+from escalate.tickets import lifecycle as tickets  # noqa: E402
 from ingest_bench import START, deliver, generate  # noqa: E402
 from outbox_bench import SECRET, T0, RemoteSink  # noqa: E402
-
-from escalate.store import db  # noqa: E402
-from escalate.engine import tick as engine  # noqa: E402
-from escalate.tickets import lifecycle as tickets  # noqa: E402
-from escalate.testing.loopback import Dovecot, Postgres  # noqa: E402
-from escalate.store.models import Message, Outbox, Quarantine, Ticket  # noqa: E402
-from escalate.rules.loader import load_ruleset  # noqa: E402
-from escalate.outbound.templates import Renderer  # noqa: E402
 
 TEST_RULES = (REPO / "tests" / "conftest.py").read_text().split('TEST_RULES = """\\\n', 1)[1].split('"""', 1)[0]
 # what is measured is the mail path's throughput, not policy: the tier groups' hourly ceiling on

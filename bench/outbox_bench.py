@@ -34,16 +34,15 @@ RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8").replac
                                                                                   "group_mails_per_hour: 0"),
              "test": TEST_RULES}
 
-from escalate.store import db  # noqa: E402
-from escalate.engine import tick as engine  # noqa: E402
-from escalate.outbound import outbox  # noqa: E402
-from escalate.outbound import render  # noqa: E402
-from escalate.tickets import lifecycle as tickets  # noqa: E402
 from escalate.config import parse_server_url  # noqa: E402
-from escalate.testing.loopback import SmtpSink  # noqa: E402
-from escalate.store.models import Outbox, Ticket  # noqa: E402
-from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.engine import tick as engine  # noqa: E402
+from escalate.outbound import outbox, render  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.store.models import Outbox, Ticket  # noqa: E402
+from escalate.testing.loopback import SmtpSink  # noqa: E402
+from escalate.tickets import lifecycle as tickets  # noqa: E402
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 SECRET = b"bench-secret-" * 3

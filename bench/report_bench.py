@@ -25,9 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
 from click.testing import CliRunner  # noqa: E402
-
-from escalate.store import db  # noqa: E402
 from escalate.cli import main  # noqa: E402
+from escalate.store import db  # noqa: E402
 from escalate.store.models import Escalation, Outbox, Ticket, database  # noqa: E402
 
 SEVERITIES = [("urgent", 0.05), ("high", 0.15), ("normal", 0.6), ("low", 0.2)]

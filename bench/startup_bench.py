@@ -29,10 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from conftest import TEST_RULES, make_mail  # noqa: E402
 from escalate.store import db  # noqa: E402
 from escalate.testing.loopback import Dovecot, SmtpSink  # noqa: E402
-
-from conftest import TEST_RULES, make_mail  # noqa: E402
 
 RULES = TEST_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")
 

@@ -34,12 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from escalate.store import db  # noqa: E402
 from escalate.engine import tick as engine  # noqa: E402
 from escalate.outbound import render  # noqa: E402
-from escalate.store.models import Delivery, Event, Message, Outbox, Ticket  # noqa: E402
-from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.store.models import Delivery, Event, Message, Outbox, Ticket  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 4, 10, 0, tzinfo=timezone.utc)  # a Wednesday, inside office hours

@@ -25,14 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from escalate.store import db  # noqa: E402
+from escalate.config import parse_server_url  # noqa: E402
 from escalate.engine import tick as engine  # noqa: E402
 from escalate.outbound import outbox  # noqa: E402
-from escalate.config import parse_server_url  # noqa: E402
-from escalate.testing.loopback import SmtpSink  # noqa: E402
-from escalate.store.models import Ticket  # noqa: E402
-from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
+from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.store import db  # noqa: E402
+from escalate.store.models import Ticket  # noqa: E402
+from escalate.testing.loopback import SmtpSink  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SATURDAY = datetime(2026, 11, 7, 10, 0, tzinfo=timezone.utc)

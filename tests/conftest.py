@@ -11,11 +11,10 @@ from typing import Callable
 
 import pytest
 from click.testing import CliRunner, Result
-
 from escalate import clock
-from escalate.store import db
 from escalate.cli import main
 from escalate.clock import parse_time
+from escalate.store import db
 from escalate.testing.loopback import Dovecot, Postgres, SmtpSink
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from imapclient import IMAPClient
-
 from escalate.testing.loopback import Dovecot, LoopbackServerError, SmtpSink
+from imapclient import IMAPClient
 
 RAW_1 = b"From: a@example.com\r\nTo: support@example.com\r\nSubject: one\r\n\r\nfirst\r\n"
 RAW_2 = b"From: b@example.com\r\nTo: support@example.com\r\nSubject: two\r\n\r\nsecond\r\n"

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from escalate.cli import main
 from escalate.cli.manpage import render, walk
 

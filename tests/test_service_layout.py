@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from escalate.cli import main
 from escalate.ops.initdir import SERVICE_STATE_DIRECTORY, database_url_for, env_file_text
 

@@ -8,8 +8,8 @@ in a log line or a traceback (secrets never reach logs, the database or crash ou
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 

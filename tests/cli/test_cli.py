@@ -8,7 +8,6 @@ import stat
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from escalate import __version__
 from escalate.cli import main
 

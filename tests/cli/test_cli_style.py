@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
 from escalate.cli import main
 from escalate.cli.manpage import walk
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from escalate.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

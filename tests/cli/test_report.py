@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from escalate.tickets import audit
-from escalate.store import db
 from escalate.cli import main
 from escalate.clock import parse_time
 from escalate.ingest.conversations import normalise_subject
+from escalate.store import db
 from escalate.store.models import Escalation, Message, Outbox, Ticket
+from escalate.tickets import audit
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2026-11-09T12:00:00+00:00"  # a Monday; 2026-11-02 is the Monday before

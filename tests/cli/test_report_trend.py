@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from escalate.store import db
 from escalate.cli import main
+from escalate.store import db
 from escalate.store.models import Escalation, Ticket
+
 from tests.cli.test_report import REPO, WINDOW, _ticket, t
 
 # Three whole ISO weeks in Berlin (W45-W47 of 2026), Monday 00:00 CET = Sunday 23:00 UTC.

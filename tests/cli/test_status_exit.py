@@ -9,11 +9,11 @@ import os
 
 import pytest
 from click.testing import CliRunner
-
-from escalate.store import db
-from escalate.ops import heartbeat
 from escalate.cli import main
+from escalate.ops import heartbeat
 from escalate.ops.instance import InstanceLock
+from escalate.store import db
+
 from tests.conftest import TEST_RULES
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from escalate.store import db
 from escalate.cli import main
+from escalate.store import db
+
 from tests.cli.test_report import NOW, REPO, seed_history
 
 CONTRACT = {"ref", "subject", "requester", "status", "severity", "tier", "created_at", "next_due_at", "message_count"}

@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imapclient import IMAPClient
-
 from escalate.testing.loopback import Dovecot
+from imapclient import IMAPClient
 
 NOW = "2026-11-02T09:00:00+00:00"
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from escalate.store import db
-from escalate.testing.loopback import Dovecot
 from escalate.store.models import FolderState
+from escalate.testing.loopback import Dovecot
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

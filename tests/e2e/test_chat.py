@@ -15,9 +15,9 @@ import time
 from datetime import timedelta
 
 import pytest
-
 from escalate.clock import parse_time
 from escalate.testing.loopback import Dovecot, SmtpSink
+
 from tests.conftest import TEST_RULES
 
 T0 = "2026-11-02T09:00:00+00:00"
@@ -253,7 +253,6 @@ def test_chat_test_posts_now_and_says_what_the_service_answered(cli, receiver):
 ])
 def test_rules_check_names_a_channel_without_a_usable_url(env, rules_file, variable, url, expected):
     from click.testing import CliRunner
-
     from escalate.cli import main
 
     path = rules_file(CHAT_RULES.replace("chat: [frontline, ops]", "chat: [frontline]"))
@@ -296,10 +295,10 @@ def test_a_post_that_goes_before_its_mail_is_rendered_leaves_the_mail_to_be_sent
                                                                                   receiver, mail, monkeypatch):
     """The daemon ticks, posts and mails in separate stages: chat may record its posts while the
     mail is still waiting to be rendered. The mail must go all the same."""
+    from escalate.config import load_settings
+    from escalate.ops import service
     from escalate.outbound import chatsend
     from escalate.store import db
-    from escalate.ops import service
-    from escalate.config import load_settings
 
     dovecot.append(mail(sender="carl@customer.example", subject="Checkout is down for everyone",
                         body="No order goes through.", message_id="c1@customer.example"))

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from escalate.cli import main
 
 CHECKS = ["settings", "secret", "imap login", "imap folders", "smtp", "database", "rules", "templates"]

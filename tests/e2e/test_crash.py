@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
@@ -80,13 +79,13 @@ def test_two_instances_sharing_postgresql_queue_one_digest(database_url, rules_f
     import threading
     from datetime import datetime, timezone
 
-    from escalate.tickets import audit
-    from escalate.store import db
     from escalate.engine import digest
-    from escalate.tickets import lifecycle as tickets
-    from escalate.store.models import Digest, Outbox
-    from escalate.rules.loader import load_ruleset
     from escalate.outbound.templates import Renderer
+    from escalate.rules.loader import load_ruleset
+    from escalate.store import db
+    from escalate.store.models import Digest, Outbox
+    from escalate.tickets import audit
+    from escalate.tickets import lifecycle as tickets
 
     db.connect(database_url)
     renderer = Renderer()

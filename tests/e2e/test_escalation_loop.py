@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 # the whole loop on both databases escalate supports
@@ -17,6 +16,7 @@ T0 = "2026-11-02T09:00:00+00:00"
 
 def at(minutes: int) -> str:
     from datetime import timedelta
+
     from escalate.clock import parse_time
     return (parse_time(T0) + timedelta(minutes=minutes)).isoformat()
 

@@ -8,7 +8,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES

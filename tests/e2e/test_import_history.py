@@ -13,9 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from escalate.clock import iso, parse_time
 from escalate.testing.loopback import SmtpSink
+
 from tests.conftest import REPO, make_mail
 
 IMPORTED_AT = parse_time("2026-11-30T10:00:00+00:00")  # a Monday

@@ -10,19 +10,17 @@ import mailbox as stdlib_mailbox
 import resource
 
 import pytest
-from imapclient import IMAPClient
-
-from escalate.store import db
 from escalate.clock import parse_time
 from escalate.config import load_settings
-from escalate.ingest.pipeline import IngestResult, ingest_folder
-from escalate.testing.loopback import Dovecot
 from escalate.ingest.mailbox import Mailbox
+from escalate.ingest.pipeline import IngestResult, ingest_folder
 from escalate.ingest.poller import options_for
 from escalate.ops.service import open_app
+from escalate.store import db
+from escalate.testing.loopback import Dovecot
+from imapclient import IMAPClient
 
-from .ingest_support import (NOW, append_many, assert_ingest_invariants, cycle, rows, run_once, scalar,
-                             server_count, server_flags)
+from .ingest_support import NOW, append_many, assert_ingest_invariants, cycle, rows, run_once, scalar, server_count, server_flags
 
 
 def customer_mails(mail, count: int, prefix: str = "m") -> list[bytes]:
@@ -444,7 +442,6 @@ def test_a_failed_batch_stops_the_fetching_ahead_and_leaves_the_session_usable(e
     import threading
 
     import peewee
-
     from escalate.ingest import pipeline as ingest
 
     append_many(dovecot, customer_mails(mail, 250))

@@ -15,15 +15,14 @@ import threading
 import time
 
 import pytest
-
-from escalate.store import db
-from escalate.ingest import mailbox as mailbox_module
 from escalate.clock import parse_time
 from escalate.config import load_settings
-from escalate.testing.loopback import Dovecot
+from escalate.ingest import mailbox as mailbox_module
 from escalate.ingest.mailbox import MailboxUnavailable
 from escalate.ingest.poller import Poller
 from escalate.ops.service import open_app
+from escalate.store import db
+from escalate.testing.loopback import Dovecot
 
 from .ingest_support import NOW, append_many, assert_ingest_invariants, run_once, scalar
 

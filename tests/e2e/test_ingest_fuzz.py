@@ -10,14 +10,14 @@ import random
 import re
 from pathlib import Path
 
-from escalate.store import db
 from escalate.clock import parse_time
 from escalate.config import load_settings
-from escalate.store.db import write_transaction
 from escalate.ingest.pipeline import IngestResult, Source, store_mail
-from escalate.store.models import Message, Quarantine
 from escalate.ingest.poller import options_for
 from escalate.ops.service import open_app
+from escalate.store import db
+from escalate.store.db import write_transaction
+from escalate.store.models import Message, Quarantine
 
 from .ingest_support import NOW, append_many, cycle, rows
 

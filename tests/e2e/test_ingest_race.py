@@ -8,16 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
-from escalate.ingest import dedupe
-from escalate.ingest import pipeline as ingest
 from escalate.clock import parse_time
 from escalate.config import load_settings
-from escalate.store.db import write_transaction
+from escalate.ingest import dedupe
+from escalate.ingest import pipeline as ingest
 from escalate.ingest.pipeline import Source
-from escalate.store.models import FolderState, Message, Quarantine, Ticket
 from escalate.ingest.poller import options_for
 from escalate.ops.service import open_app
+from escalate.store.db import write_transaction
+from escalate.store.models import FolderState, Message, Quarantine, Ticket
 
 from ..conftest import make_mail
 from .ingest_support import NOW

@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from escalate.testing.loopback import Dovecot, SmtpSink
+
 from ..conftest import REPO
 
 GROUPS = {"tier1@example.com": 1, "tier2@example.com": 2, "tier3@example.com": 3}

@@ -17,7 +17,6 @@ import threading
 import time
 
 import pytest
-
 from escalate.ops import logs
 from escalate.testing.loopback import Dovecot, SmtpSink
 

@@ -22,16 +22,14 @@ from pathlib import Path
 
 import peewee
 import pytest
-
-from escalate.store import db
-from escalate.engine import tick as engine
-from escalate.outbound import outbox
-from escalate.outbound import render
 from escalate.clock import parse_time
-from escalate.testing.loopback import Dovecot, Postgres, SmtpSink
-from escalate.store.models import Delivery, Escalation, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
+from escalate.engine import tick as engine
+from escalate.outbound import outbox, render
 from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Delivery, Escalation, Outbox, Ticket
+from escalate.testing.loopback import Dovecot, Postgres, SmtpSink
 
 from .test_daemon import NotifySocket
 

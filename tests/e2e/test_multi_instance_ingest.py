@@ -11,13 +11,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pytest
-
 from click.testing import CliRunner
-
-from escalate.store import db
 from escalate.cli import main
-from escalate.testing.loopback import Dovecot
+from escalate.store import db
 from escalate.store.models import Message, Quarantine, Ticket
+from escalate.testing.loopback import Dovecot
 
 from .test_daemon import start_daemon, stop
 

@@ -13,17 +13,15 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from escalate.store import db
-from escalate.engine import tick as engine
-from escalate.outbound import notify
-from escalate.outbound import outbox
-from escalate.outbound import ratelimit
-from escalate.tickets import lifecycle as tickets
 from escalate.config import parse_server_url
-from escalate.store.models import Delivery, Event, Message, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
+from escalate.engine import tick as engine
+from escalate.outbound import notify, outbox, ratelimit
 from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Delivery, Event, Message, Outbox, Ticket
+from escalate.tickets import lifecycle as tickets
+
 from tests.conftest import make_mail
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

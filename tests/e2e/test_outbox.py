@@ -16,20 +16,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
-from escalate.store import db
-from escalate.outbound import notify
-from escalate.outbound import outbox
-from escalate.ops import problems
-from escalate.outbound import settle
-from escalate.tickets import lifecycle as tickets
-from escalate.mail import verp
 from escalate.config import parse_server_url
-from escalate.testing.loopback import SmtpSink
-from escalate.rules.ladder import MailStep
-from escalate.store.models import Delivery, Escalation, Outbox
-from escalate.rules.loader import load_ruleset
+from escalate.mail import verp
+from escalate.ops import problems
+from escalate.outbound import notify, outbox, settle
 from escalate.outbound.templates import Renderer
+from escalate.rules.ladder import MailStep
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Delivery, Escalation, Outbox
+from escalate.testing.loopback import SmtpSink
+from escalate.tickets import lifecycle as tickets
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 DUE = T0 + timedelta(minutes=15)

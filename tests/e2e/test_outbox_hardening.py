@@ -12,13 +12,13 @@ import json
 from datetime import timedelta
 
 import pytest
-
-from escalate.store import db
-from escalate.outbound import outbox
 from escalate.clock import parse_time
 from escalate.config import parse_server_url
 from escalate.ops.metrics import Metrics
+from escalate.outbound import outbox
+from escalate.store import db
 from escalate.store.models import Delivery, Outbox
+
 from tests.conftest import TEST_RULES
 
 ACKNOWLEDGING_RULES = TEST_RULES + "acknowledge_customers: true\n"
@@ -78,8 +78,8 @@ def test_an_unexpected_error_in_one_delivery_fails_it_alone_and_is_counted(tmp_p
     """A recipient that reached the database unchecked (`john smith@…`: aiosmtplib raises ValueError,
     not an SMTP error) among ordinary ones."""
     from escalate.outbound import notify
-    from escalate.rules.loader import load_ruleset
     from escalate.outbound.templates import Renderer
+    from escalate.rules.loader import load_ruleset
 
     db.connect(f"sqlite:///{tmp_path / 'escalate.db'}")
     renderer = Renderer()

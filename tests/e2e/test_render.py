@@ -17,16 +17,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from escalate.store import db
 from escalate.engine import tick as engine
-from escalate.outbound import notify
-from escalate.outbound import outbox
-from escalate.outbound import render
-from escalate.store import rows
-from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Delivery, Message, Outbox, Ticket
+from escalate.outbound import notify, outbox, render
 from escalate.outbound.templates import Renderer, shipped_templates_dir
+from escalate.store import db, rows
+from escalate.store.models import Delivery, Message, Outbox, Ticket
+from escalate.tickets import lifecycle as tickets
 
 from .test_outbox import DUE, SECRET, T0, World
 

@@ -13,7 +13,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 import pytest
-
 from escalate.clock import parse_time
 from escalate.testing.loopback import Dovecot, SmtpSink
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from escalate.cli import main
+from escalate.reports.html import CHART_COLOURS
+from escalate.store import db
+from escalate.store.models import Ticket
 from PIL import Image, ImageChops
 
-from escalate.store import db
-from escalate.cli import main
-from escalate.store.models import Ticket
-from escalate.reports.html import CHART_COLOURS
 from tests.cli.test_report import REPO, WINDOW, seed_history
 from tests.cli.test_report_trend import BERLIN_WEEKS, seed_weeks
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from escalate.testing.loopback import Dovecot, SmtpSink
+
 from tests.e2e.test_escalation_loop import at, cycle
 
 RULES = """\

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 from escalate import clock
-from escalate.store import db
 from escalate.ops.metrics import DatabaseCollector
 from escalate.outbound.ratelimit import NEW_TICKETS_PER_SENDER
+from escalate.store import db
 
 from .test_replies import RULES, at, cycle, show
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from escalate.clock import parse_time
 from escalate.testing.loopback import Dovecot, SmtpSink
+
 from tests.conftest import TEST_RULES
 
 SEASONS = [("winter", "2026-11-02T09:00:00+00:00", "2026-11-02 10:00 CET"),

@@ -10,13 +10,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-from escalate.store import db
-from escalate.store import rows
 from escalate.ingest.attachments import AttachmentStore, AttachmentWriteError
+from escalate.mail.parse import Attachment
+from escalate.store import db, rows
 from escalate.store.models import Attachment as AttachmentRow
 from escalate.store.models import Message
-from escalate.mail.parse import Attachment
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

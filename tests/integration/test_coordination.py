@@ -7,10 +7,9 @@ import time
 from datetime import timedelta
 
 import pytest
-
-from escalate.store import db
-from escalate.ops import heartbeat
 from escalate.ingest.folderlock import FolderLocks
+from escalate.ops import heartbeat
+from escalate.store import db
 from escalate.store.models import Instance
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from escalate.store import db
 from escalate.ingest import dedupe
-from escalate.store import rows
-from escalate.store.models import Message
 from escalate.mail.parse import parse_message
+from escalate.store import db, rows
+from escalate.store.models import Message
 
 from ..conftest import make_mail
 

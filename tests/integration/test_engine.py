@@ -6,14 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import peewee
 import pytest
-
-from escalate.store import db
 from escalate.engine import tick as engine
 from escalate.outbound import notify
-from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Escalation, Event, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
 from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Escalation, Event, Outbox, Ticket
+from escalate.tickets import lifecycle as tickets
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 SECRET = b"s" * 32

@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from escalate.store import db
 from escalate.engine import tick as engine
-from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Escalation, Event, Message, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
 from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Escalation, Event, Message, Outbox, Ticket
+from escalate.tickets import lifecycle as tickets
 
 UTC = timezone.utc
 SECRET = b"s" * 32

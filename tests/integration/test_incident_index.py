@@ -8,15 +8,15 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-
-from escalate.store import db
-from escalate.tickets import incidents
-from escalate.store import rows
-from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Incident, Message, Outbox, Ticket, TicketWord
-from escalate.rules.loader import load_ruleset
-from escalate.store import incidents as store_incidents
+from escalate.mail import subjects
 from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store import db, rows
+from escalate.store import incidents as store_incidents
+from escalate.store.models import Incident, Message, Outbox, Ticket, TicketWord
+from escalate.tickets import incidents
+from escalate.tickets import lifecycle as tickets
+
 from tests.integration.test_engine_rules import RULES
 from tests.integration.test_incidents import T0, arrive, world  # noqa: F401  (the fixture)
 
@@ -63,8 +63,8 @@ def test_placeholder_subjects_give_no_words_and_never_form_an_incident(world):
         arrive(ruleset, subject, f"c{n}@customers.example", n)
     assert Incident.select().count() == 0
     assert TicketWord.select().count() == 0
-    assert incidents.subject_words("Re: (no subject)") == frozenset()
-    assert incidents.subject_words("Re: login page down") == {"login", "page", "down"}
+    assert subjects.subject_words("Re: (no subject)") == frozenset()
+    assert subjects.subject_words("Re: login page down") == {"login", "page", "down"}
 
 
 def test_joining_costs_the_same_whatever_the_incident_s_size_and_makes_only_the_primary_due(world):

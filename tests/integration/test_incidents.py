@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from escalate.store import db
 from escalate.engine import tick as engine
+from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Event, Incident, Outbox, Ticket
 from escalate.tickets import incidents
 from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Event, Incident, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
-from escalate.outbound.templates import Renderer
+
 from tests.integration.test_engine_rules import RULES, SECRET, utc
 
 T0 = utc("2026-11-04T09:00")

@@ -15,15 +15,14 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from peewee import fn
-
-from escalate.store import db
 from escalate.engine import tick as engine
-from escalate.reports import simulate
-from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Message, Outbox, Ticket
-from escalate.rules.loader import load_ruleset
 from escalate.outbound.templates import Renderer
+from escalate.reports import simulate
+from escalate.rules.loader import load_ruleset
+from escalate.store import db
+from escalate.store.models import Message, Outbox, Ticket
+from escalate.tickets import lifecycle as tickets
+from peewee import fn
 
 SECRET = b"p" * 32
 T0 = datetime(2026, 11, 2, 7, 0, tzinfo=timezone.utc)  # a Monday

@@ -12,10 +12,8 @@ from datetime import datetime, timezone
 import peewee
 import pytest
 from click.testing import CliRunner
-
-from escalate.store import db
-from escalate.store import migrations
 from escalate.cli import main
+from escalate.store import db, migrations
 from escalate.store.models import ALL_MODELS, Incident, Instance, Ticket, UTCDateTimeField
 
 MIGRATIONS_NOW = list(migrations.MIGRATIONS)
@@ -151,8 +149,8 @@ def test_per_rule_escalations_are_folded_into_one_ladder_per_ticket(database_url
     migrate_cli(database_url)
 
     db.connect(database_url)
-    from escalate.tickets import ladders
     from escalate.store.models import Escalation
+    from escalate.tickets import ladders
     rows = list(Escalation.select().order_by(Escalation.id))
     assert [(r.rule, r.state) for r in rows] == [("urgent-no-first-response", "ended"), ("matrix/urgent/4h", "active"),
                                                  ("stale-open-ticket", "ended")]

@@ -6,9 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from escalate.store import db
-from escalate.store import rows
+from escalate.store import db, rows
 from escalate.store.models import Attachment, Event, Message, Outbox, Ticket
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

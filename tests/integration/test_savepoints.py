@@ -8,13 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from escalate.tickets import audit
-from escalate.store import db
 from escalate.outbound import notify
-from escalate.store import rows
+from escalate.store import db, rows
 from escalate.store.batch import Batch
 from escalate.store.models import Event, Outbox, Ticket
+from escalate.tickets import audit
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from escalate.store import db
-from escalate.store import rows
-from escalate.tickets import lifecycle as tickets
+from escalate.store import db, rows
 from escalate.store.models import Ticket
+from escalate.tickets import lifecycle as tickets
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

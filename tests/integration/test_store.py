@@ -7,10 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from escalate.store import db
+from escalate.store import db, durability, messages, outbox, tickets
 from escalate.store.models import Delivery, Event, Message, Outbox, Ticket, database
-from escalate.store import durability, messages, outbox, tickets
 
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -220,8 +218,8 @@ def test_attachment_contents_are_found_by_their_digest(database_url):
 
 @BOTH
 def test_what_the_rules_read_of_an_incident(database_url):
-    from escalate.store.models import Incident, IncidentCustomer
     from escalate.store import incidents
+    from escalate.store.models import Incident, IncidentCustomer
 
     db.connect(database_url)
     first = _ticket("T-1")

@@ -10,13 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from escalate.store import db
-from escalate.outbound import notify
-from escalate.outbound import ratelimit
-from escalate.store import rows
+from escalate.outbound import notify, ratelimit
+from escalate.store import db, marks, messages, outbox, rows, tickets
 from escalate.store.models import Delivery, Event, Message, Outbox, Ticket
-from escalate.store import marks, messages, outbox, tickets
 
 NOW = datetime(2026, 11, 4, 10, 0, tzinfo=timezone.utc)
 

@@ -1,7 +1,7 @@
 """Who may change a ticket's status or its escalation ladders: only the ticket state machine
-(tickets.py with its transition table, ladders.py for the ladder rows, and the modules that act
-on tickets through them: audit, incidents, commands, replies) and the store itself (db, models,
-migrations). Anywhere else a status or ladder write would go around the transition table and its
+(the package tickets/: lifecycle.py with its transition table, ladders.py for the ladder rows, and
+the modules that act on tickets through them: audit, incidents, commands, replies) and the store
+itself (store/: db, models, migrations). Anywhere else a status or ladder write would go around the transition table and its
 audit events, so this test reads every module's source and fails on one.
 
 What counts as such a write, read from the syntax tree (a type checker would know more; these are
@@ -22,14 +22,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "daemon" / "escalate"
 
 # the ticket state machine and the store
-OWNERS = {"tickets.py", "ladders.py", "audit.py", "incidents.py", "commands.py", "replies.py",
-          "db.py", "models.py", "migrations"}
+OWNERS = {"tickets", "store"}
 
 # anything else that matches, with the reason it is no write
 ALLOWED = {
     # replays a ticket's audit events on an in-memory copy (simulate._Ticket) to answer "what if
     # these rules had been in force": nothing is stored
-    "simulate.py": "in-memory replay",
+    "reports/simulate.py": "in-memory replay",
 }
 
 _ESCALATION_WRITES = {"create", "insert", "insert_many", "insert_from", "update", "delete", "delete_by_id",

@@ -7,9 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-
-from escalate.rules import TicketFacts
-from escalate.rules import clocks
+from escalate.rules import TicketFacts, clocks
 from escalate.rules.calendar import Calendar, parse_days, parse_span
 from escalate.rules.model import Ruleset, Severity, Tier
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from escalate.outbound import chat
 from escalate.rules.loader import load_ruleset
+
 from tests.conftest import TEST_RULES
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from escalate.mail.classify import classify
 from escalate.mail.parse import UnparseableMail, parse_message
 

@@ -6,7 +6,6 @@ import email.policy
 from datetime import datetime, timezone
 
 import pytest
-
 from escalate.mail.compose import build_mail, clean_header_text
 
 HOSTILE_SUBJECTS = [

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from escalate.config import ConfigError, load_settings, read_env_file
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from escalate.ingest.conversations import normalise_subject, subject_refs
 
 

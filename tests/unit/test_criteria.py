@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from escalate.rules import (
     ALWAYS,
     CRITERIA,
@@ -19,8 +18,8 @@ from escalate.rules import (
     format_duration,
     lookup,
     parse_duration,
+    registry,
 )
-from escalate.rules import registry
 from escalate.rules.registry import UnknownCriterion, criterion
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 import peewee
 import pytest
-
 from escalate.store.models import Ticket, database
 
 UTC = timezone.utc

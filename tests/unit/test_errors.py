@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from escalate import clock, errors
-from escalate.store import db
-from escalate.engine import drill
-from escalate.reports import queries
 from escalate.cli import main
 from escalate.config import ConfigError
-from escalate.ops.instance import AlreadyRunning
+from escalate.engine import drill
 from escalate.ingest.mailbox import MailboxUnavailable
-from escalate.rules.loader import RulesError
+from escalate.ops.instance import AlreadyRunning
 from escalate.outbound.templates import TemplateProblem
+from escalate.reports import queries
+from escalate.rules.loader import RulesError
+from escalate.store import db
 from escalate.tickets.lifecycle import TicketStateError
 
 

@@ -7,7 +7,6 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-
 from escalate.store.models import JSONField, dump_json, load_json
 
 FIELD = JSONField()

@@ -6,11 +6,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from escalate.rules.facts import TicketFacts
-from escalate.rules.ladder import (ACKNOWLEDGED, ACTIVE, ENDED, ESCALATION, EXHAUSTED, NEXT_TIER, REMINDER,
-                                   UNANSWERED, Ladder, decide)
+from escalate.rules.ladder import ACKNOWLEDGED, ACTIVE, ENDED, ESCALATION, EXHAUSTED, NEXT_TIER, REMINDER, UNANSWERED, Ladder, decide
 from escalate.rules.loader import load_ruleset
+
 from tests.conftest import REPO
 
 OPENED = datetime(2026, 11, 7, 9, 0, tzinfo=timezone.utc)  # a Saturday: urgent counts real time (24x7)
@@ -111,6 +110,7 @@ def test_after_a_long_pause_one_mail_says_where_the_ladder_is(shipped):
 
 def test_the_ladder_settings_are_read_and_checked(rules_file):
     from escalate.rules.loader import RulesError
+
     from tests.conftest import TEST_RULES
 
     ruleset = load_ruleset(rules_file(TEST_RULES.replace("group_mails_per_hour: 0",

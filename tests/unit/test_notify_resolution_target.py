@@ -11,11 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-from escalate.store.models import Ticket
 from escalate.outbound.notify import ticket_context
-from escalate.rules.loader import load_ruleset
 from escalate.outbound.templates import Renderer
+from escalate.rules.loader import load_ruleset
+from escalate.store.models import Ticket
 
 REPO = Path(__file__).resolve().parents[2]
 

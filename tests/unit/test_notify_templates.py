@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from escalate.cli import main
 from escalate.outbound.templates import KINDS, Renderer, check_templates
+
 from tests.conftest import TEST_RULES
 
 HOSTILE = ["{{ 7*7 }}", "{% for x in range(10**9) %}x{% endfor %}", "{{ ''.__class__.__mro__ }}", "{{ config }}",
@@ -117,8 +117,8 @@ def test_no_line_of_any_mail_reads_as_a_command(kind):
     """A reply quoting our mail inline, under a header no quote detector knows, must not find a
     command in it: the help names #ack and #resolve, never at the start of a line, in either part
     (the HTML part as our own reader and clients turn it into text)."""
-    from escalate.tickets.commands import find_commands, is_command_line
     from escalate.mail.parse import html_to_text
+    from escalate.tickets.commands import find_commands, is_command_line
 
     mail = Renderer().render(kind, KINDS[kind])
     for text in (mail.text, html_to_text(mail.html)):

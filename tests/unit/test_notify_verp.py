@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from escalate.outbound import outbox
 from escalate.mail import verp
+from escalate.outbound import outbox
 
 SECRET = b"verp-secret"
 

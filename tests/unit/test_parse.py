@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from escalate.mail.parse import Attachment, ParsedMail, UnparseableMail, extract_new_text, parse_message
 
 
@@ -834,9 +833,8 @@ BOUNDARIES = ["===============1234567890123456789==", "simple", "a.b+c(d)e?f*g[h
 def test_parsing_leaves_the_stdlib_feedparser_as_it_is():
     """Parsing changes nothing process-wide: feedparser keeps the stdlib's `re` (a message/rfc822
     part sends the mail through feedparser itself, not mimetree's fast path)."""
-    import re
-
     import email.feedparser
+    import re
 
     inner = b"From: b@example.org\nSubject: inner\n\ninner body\n"
     raw = mail(b'From: a@example.org\nSubject: forwarded\nMIME-Version: 1.0\n'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from escalate.tickets.commands import find_commands
 from escalate.mail.quoted import reply_text
+from escalate.tickets.commands import find_commands
 
 NOTIFICATION_TEXT = """T-7 needs Frontline (tier 1).
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from escalate.rules import RuleIssue, RulesError, check_rules, load_ruleset
 from escalate.rules.loader import RulesLoader
 

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-
-from escalate.rules import check_rules, load_ruleset
 from escalate.outbound.templates import Renderer
+from escalate.rules import check_rules, load_ruleset
+
 from tests.conftest import TEST_RULES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,7 +229,6 @@ def test_each_error_has_its_text_and_place(write, old, new, expected):
 
 def test_rules_check_exits_2_and_names_the_line(write, tmp_path):
     from click.testing import CliRunner
-
     from escalate.cli import main
 
     path = write(FULL.replace("      severity: urgent\n      no_first",

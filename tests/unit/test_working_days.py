@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-
 from escalate.rules import TicketFacts, clocks, load_ruleset
 from escalate.rules.calendar import Calendar
 from escalate.rules.durations import Duration, format_duration, parse_duration

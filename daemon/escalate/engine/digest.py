@@ -17,11 +17,11 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from escalate.outbound import notify
+from escalate.outbound.templates import Renderer
+from escalate.rules.model import Ruleset, normalise_address
 from escalate.store import rows
 from escalate.store.db import write_transaction
 from escalate.store.models import Digest, Event, Outbox
-from escalate.rules.model import Ruleset, normalise_address
-from escalate.outbound.templates import Renderer
 
 log = logging.getLogger(__name__)
 

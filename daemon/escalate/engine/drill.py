@@ -17,19 +17,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from escalate.tickets import audit
-from escalate.tickets import ladders
-from escalate.tickets import lifecycle as tickets
 from escalate.clock import iso
-from escalate.ingest.conversations import normalise_subject
-from escalate.store.db import write_transaction
 from escalate.errors import InputError
-from escalate.store.models import Escalation, Outbox, Ticket
+from escalate.ingest.conversations import normalise_subject
 from escalate.outbound.notify import queue_ladder_mail
+from escalate.outbound.templates import Renderer
 from escalate.reports.window import durations
 from escalate.rules.ladder import ACTIVE, ESCALATION, Ladder, MailStep
 from escalate.rules.model import Rule, Ruleset, Tier
-from escalate.outbound.templates import Renderer
+from escalate.store.db import write_transaction
+from escalate.store.models import Escalation, Outbox, Ticket
+from escalate.tickets import audit, ladders
+from escalate.tickets import lifecycle as tickets
 
 RULE_NAME = "drill"
 MARK = "DRILL"

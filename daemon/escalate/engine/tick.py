@@ -26,26 +26,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from escalate import clock
-from escalate.tickets import audit
-from escalate.ops import crashpoints
-from escalate.store import db
-from escalate.tickets import incidents
-from escalate.tickets import ladders
-from escalate.ops import logs
-from escalate.outbound import notify
-from escalate.store import rows
-from escalate.tickets import lifecycle as tickets
-from escalate.store.batch import Batch, writing
-from escalate.tickets.incidents import IncidentFacts
 from escalate.clock import parse_time
-from escalate.store.db import write_transaction
-from escalate.store.models import ACTIVE_STATUSES, Escalation, Incident, Ticket
+from escalate.ops import crashpoints, logs
+from escalate.outbound import notify
+from escalate.outbound.templates import Renderer
 from escalate.rules.calendar import Calendar
 from escalate.rules.facts import TicketFacts
 from escalate.rules.ladder import ACKNOWLEDGED, ACTIVE, ESCALATION, EXHAUSTED, NEXT_TIER, UNANSWERED, Decision, Ladder, decide
 from escalate.rules.model import Rule, Ruleset, Tier
+from escalate.store import db, rows
 from escalate.store import tickets as store_tickets
-from escalate.outbound.templates import Renderer
+from escalate.store.batch import Batch, writing
+from escalate.store.db import write_transaction
+from escalate.store.models import ACTIVE_STATUSES, Escalation, Incident, Ticket
+from escalate.tickets import audit, incidents, ladders
+from escalate.tickets import lifecycle as tickets
+from escalate.tickets.incidents import IncidentFacts
 
 log = logging.getLogger(__name__)
 

@@ -30,14 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from escalate.store import private
 from escalate.config import Settings
+from escalate.mail.parse import Attachment
+from escalate.store import messages, private
 from escalate.store.db import sqlite_path
 from escalate.store.models import Attachment as AttachmentRow
 from escalate.store.models import Message
-from escalate.mail.parse import Attachment
 from escalate.store.rows import insert_many
-from escalate.store import messages
 
 PACKS = "packs"
 

@@ -12,13 +12,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from escalate.store import rows
 from escalate.mail import tokens
-from escalate.store.models import Outbox, Ticket
 from escalate.mail.parse import ParsedMail
 from escalate.store import messages as store_messages
 from escalate.store import outbox as store_outbox
+from escalate.store import rows
 from escalate.store import tickets as store_tickets
+from escalate.store.models import Outbox, Ticket
 
 FALLBACK_WINDOW = timedelta(days=7)
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from escalate.tickets import lifecycle as tickets
-from escalate.store.db import write_transaction
 from escalate.ingest.pipeline import IngestOptions, IngestResult, import_messages
-from escalate.store.models import Message, Ticket
 from escalate.mail.parse import date_of
-from escalate.rules.model import Ruleset
 from escalate.outbound.templates import Renderer
+from escalate.rules.model import Ruleset
+from escalate.store.db import write_transaction
+from escalate.store.models import Message, Ticket
+from escalate.tickets import lifecycle as tickets
 
 ACTOR = "import"
 # rules without any resolution target: a conversation silent for a week is taken as over

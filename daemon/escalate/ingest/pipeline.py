@@ -24,28 +24,25 @@ from typing import Callable, Iterable
 
 import peewee
 
-from escalate.tickets import audit
-from escalate.ops import crashpoints
 from escalate.ingest import dedupe
-from escalate.tickets import incidents
-from escalate.ops import logs
-from escalate.outbound import outbox
-from escalate.outbound import ratelimit
-from escalate.store import rows
-from escalate.tickets import lifecycle as tickets
 from escalate.ingest.attachments import AttachmentStore, AttachmentWriteError
-from escalate.mail.classify import Verdict, classify, own_address
 from escalate.ingest.conversations import Match, find_ticket, normalise_subject, subject_refs
-from escalate.store.batch import Batch
-from escalate.store.db import write_transaction
 from escalate.ingest.mailbox import Fetched, Mailbox
-from escalate.store.models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket
+from escalate.mail.classify import Verdict, classify, own_address
 from escalate.mail.parse import ParsedMail, UnparseableMail, parse_message
 from escalate.mail.quoted import reply_text
-from escalate.tickets.replies import handle_commands
+from escalate.ops import crashpoints, logs
+from escalate.outbound import outbox, ratelimit
+from escalate.outbound.templates import Renderer
 from escalate.rules.model import Ruleset
 from escalate.store import outbox as store_outbox
-from escalate.outbound.templates import Renderer
+from escalate.store import rows
+from escalate.store.batch import Batch
+from escalate.store.db import write_transaction
+from escalate.store.models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket
+from escalate.tickets import audit, incidents
+from escalate.tickets import lifecycle as tickets
+from escalate.tickets.replies import handle_commands
 
 log = logging.getLogger(__name__)
 

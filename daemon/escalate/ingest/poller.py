@@ -29,13 +29,13 @@ from datetime import datetime
 from typing import Any, Callable
 
 from escalate import clock
-from escalate.ops import logs
-from escalate.ingest.attachments import AttachmentStore, root_for
 from escalate.config import ServerUrl, Settings
+from escalate.ingest.attachments import AttachmentStore, root_for
 from escalate.ingest.folderlock import FolderLocks, account_name, folder_name
-from escalate.ingest.pipeline import IngestOptions, IngestResult, ingest_folder
-from escalate.ops.instance import identity
 from escalate.ingest.mailbox import IDLE_RENEW_SECONDS, Mailbox, MailboxUnavailable
+from escalate.ingest.pipeline import IngestOptions, IngestResult, ingest_folder
+from escalate.ops import logs
+from escalate.ops.instance import identity
 from escalate.store.models import FolderState
 
 log = logging.getLogger(__name__)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from escalate.tickets import audit
 from escalate.clock import iso
-from escalate.reports.queries import NotFound
-from escalate.store.db import write_transaction
 from escalate.ingest.pipeline import _DATABASE_DOWN, DEFAULT_OPTIONS, IngestOptions, IngestResult, Source, store_mail
-from escalate.store.models import Quarantine, database
 from escalate.mail.parse import UnparseableMail, parse_message
-from escalate.rules.model import Ruleset
 from escalate.outbound.templates import Renderer
+from escalate.reports.queries import NotFound
+from escalate.rules.model import Ruleset
+from escalate.store.db import write_transaction
+from escalate.store.models import Quarantine, database
+from escalate.tickets import audit
 
 SHOWN_HEADER_LINES = 60
 

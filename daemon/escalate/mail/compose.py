@@ -14,9 +14,9 @@ import email.headerregistry
 import email.policy
 import re
 import unicodedata
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import datetime
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")

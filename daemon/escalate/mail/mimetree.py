@@ -14,9 +14,9 @@ caller uses feedparser, whose defect notes and repairs are not reproduced here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from email.message import Message
 from email.policy import Policy
-from collections.abc import Iterator
 
 _HEADER_LINE = re.compile(rb"(From |[\041-\071\073-\176]*:|[\t ])")  # email.feedparser.headerRE, for bytes
 _BOUNDARY_END = re.compile(rb"(--)?[ \t]*(\r\n|\n)?$")

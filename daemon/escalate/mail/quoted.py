@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from escalate.mail.parse import html_to_text, parse_message, UnparseableMail
+from escalate.mail.parse import UnparseableMail, html_to_text, parse_message
 
 # a re-wrapped fragment shorter than this could match the notification by chance ("Thanks,")
 MIN_FRAGMENT_CHARS = 16

@@ -14,8 +14,8 @@ keep working for one token lifetime; expiry is checked against when the notifica
 from __future__ import annotations
 
 import hmac
-import re
 import os
+import re
 from typing import Iterable
 
 _TOKEN = re.compile(r"^esc\.([a-z0-9]{16})\.([a-z2-7]{26})@", re.IGNORECASE)

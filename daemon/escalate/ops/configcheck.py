@@ -17,14 +17,22 @@ from urllib.parse import urlsplit
 
 import peewee
 
-from escalate.store import db
-from escalate.store import migrations
-from escalate.config import (ConfigError, ServerUrl, default_db_url, imap_accounts, merged_environment, redact_url, settings_from, smtp_url,
-                     weak_secret)
+from escalate.config import (
+    ConfigError,
+    ServerUrl,
+    default_db_url,
+    imap_accounts,
+    merged_environment,
+    redact_url,
+    settings_from,
+    smtp_url,
+    weak_secret,
+)
 from escalate.ingest.mailbox import Mailbox, MailboxUnavailable
 from escalate.outbound.outbox import SmtpUnavailable, probe
-from escalate.rules.loader import check_rules
 from escalate.outbound.templates import Renderer, check_templates
+from escalate.rules.loader import check_rules
+from escalate.store import db, migrations
 
 CONNECT_TIMEOUT = 15.0  # per server: a check in CI must end even when a server only half answers
 

@@ -22,9 +22,9 @@ from typing import Any, Callable
 import peewee
 
 from escalate import __version__
-from escalate.store import db
 from escalate.clock import iso
 from escalate.ops.instance import identity
+from escalate.store import db
 from escalate.store.models import Instance
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from escalate.store import db
-from escalate.store import private
+from escalate.store import db, private
 
 # what the shipped unit's `StateDirectory=escalate` gives the daemon (systemd puts it under /var/lib)
 SERVICE_STATE_DIRECTORY = Path("/var/lib/escalate")

@@ -16,9 +16,9 @@ import uuid
 from functools import cache
 from pathlib import Path
 
+from escalate.errors import EscalateError
 from escalate.store import private
 from escalate.store.db import sqlite_path
-from escalate.errors import EscalateError
 
 
 @cache

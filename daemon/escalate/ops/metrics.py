@@ -14,11 +14,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 
 from escalate import clock
+from escalate.ops.problems import listing
+from escalate.ops.status import (
+    chat_backlog,
+    held_by_group_ceiling,
+    ladder_counts,
+    outbox_backlog,
+    outbox_failed,
+    ticket_counts,
+    ticket_limit,
+)
 from escalate.store import db
 from escalate.store.models import Quarantine
-from escalate.ops.problems import listing
-from escalate.ops.status import (chat_backlog, held_by_group_ceiling, ladder_counts, outbox_backlog, outbox_failed,
-                     ticket_counts, ticket_limit)
 
 
 class DatabaseCollector:

@@ -11,8 +11,8 @@ import logging
 
 import peewee
 
-from escalate.store import db
 from escalate.ops.heartbeat import wall_now
+from escalate.store import db
 from escalate.store.models import Problem
 
 log = logging.getLogger(__name__)

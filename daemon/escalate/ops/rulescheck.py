@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from escalate.outbound.templates import Renderer, check_templates
 from escalate.rules.loader import check_rules, load_ruleset
 from escalate.rules.working_days import note_text
-from escalate.outbound.templates import Renderer, check_templates
 
 
 def check(path: Path, templates_dir: Path | None, *, all_notes: bool = False) -> dict[str, Any]:

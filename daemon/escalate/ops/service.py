@@ -23,24 +23,22 @@ import peewee
 import schedule
 
 from escalate import __version__, clock
-from escalate.ingest import attachments
-from escalate.outbound import chatsend
-from escalate.store import db
+from escalate.config import ConfigError, Settings, redact_url
 from escalate.engine import digest
 from escalate.engine import tick as engine
-from escalate.ops import logs
-from escalate.outbound import notify
-from escalate.outbound import outbox
-from escalate.config import ConfigError, Settings, redact_url
-from escalate.ops.heartbeat import Heartbeat
-from escalate.ingest.pipeline import IngestResult
+from escalate.ingest import attachments
 from escalate.ingest.mailbox import MailboxUnavailable
-from escalate.ops.metrics import Metrics
+from escalate.ingest.pipeline import IngestResult
 from escalate.ingest.poller import Poller
+from escalate.ops import logs
+from escalate.ops.heartbeat import Heartbeat
+from escalate.ops.metrics import Metrics
+from escalate.ops.sdnotify import Notifier, watchdog_interval
+from escalate.outbound import chatsend, notify, outbox
+from escalate.outbound.templates import Renderer
 from escalate.rules.loader import RulesError, load_ruleset
 from escalate.rules.model import Ruleset
-from escalate.ops.sdnotify import Notifier, watchdog_interval
-from escalate.outbound.templates import Renderer
+from escalate.store import db
 
 log = logging.getLogger(__name__)
 

@@ -9,17 +9,15 @@ from typing import Any, Mapping
 
 from peewee import fn
 
-from escalate.outbound import chat
-from escalate.ops import heartbeat
-from escalate.store import migrations
-from escalate.ops import problems
-from escalate.outbound import ratelimit
 from escalate.clock import iso, shown_iso
 from escalate.config import Settings, redact_url
-from escalate.store.db import sqlite_path
+from escalate.ops import heartbeat, problems
 from escalate.ops.instance import InstanceLock
-from escalate.store.models import ACTIVE_STATUSES, Delivery, Escalation, Event, FolderState, Outbox, Quarantine, Ticket, database
+from escalate.outbound import chat, ratelimit
 from escalate.rules.durations import age_text
+from escalate.store import migrations
+from escalate.store.db import sqlite_path
+from escalate.store.models import ACTIVE_STATUSES, Delivery, Escalation, Event, FolderState, Outbox, Quarantine, Ticket, database
 
 NOT_RUNNING = 3  # the exit status of `escalate status` with no daemon running, as `systemctl is-active`
 

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Mapping
 
-from escalate.outbound import chat
 from escalate.ops import crashpoints
+from escalate.outbound import chat, outbox
 from escalate.store import db
-from escalate.outbound import outbox
-from escalate.store.models import Delivery, Outbox
 from escalate.store import outbox as store_outbox
+from escalate.store.models import Delivery, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -20,23 +20,20 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from escalate import clock
-from escalate.tickets import audit
-from escalate.outbound import chat
-from escalate.tickets import ladders
-from escalate.outbound import ratelimit
-from escalate.store import rows
-from escalate.mail import tokens
-from escalate.mail import verp
-from escalate.store.models import Delivery, Escalation, Incident, Message, Outbox, Ticket, load_json
-from escalate.rules.durations import age_text, format_duration
 from escalate.clock import parse_time
+from escalate.mail import tokens, verp
+from escalate.outbound import chat, ratelimit
+from escalate.outbound.templates import Renderer
 from escalate.rules import clocks
+from escalate.rules.durations import age_text, format_duration
 from escalate.rules.facts import TicketFacts
 from escalate.rules.ladder import ESCALATION, NEXT_TIER, REMINDER, UNANSWERED, MailStep
 from escalate.rules.model import Rule, Ruleset, Severity, Tier, normalise_address
 from escalate.store import messages as store_messages
+from escalate.store import rows
 from escalate.store import tickets as store_tickets
-from escalate.outbound.templates import Renderer
+from escalate.store.models import Delivery, Escalation, Incident, Message, Outbox, Ticket, load_json
+from escalate.tickets import audit, ladders
 
 if TYPE_CHECKING:
     from escalate.store.batch import Batch

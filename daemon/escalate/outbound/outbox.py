@@ -23,19 +23,25 @@ from typing import Callable
 import aiosmtplib
 import peewee
 
-from escalate.ops import crashpoints
-from escalate.store import db
-from escalate.ops import logs
-from escalate.store import models
-from escalate.ops import problems
 from escalate.config import ServerUrl
-from escalate.store.db import write_transaction
+from escalate.ops import crashpoints, logs, problems
 from escalate.ops.instance import identity
-from escalate.store.models import Delivery, Outbox
-from escalate.outbound.settle import (DELIVERY_FAILURES, IS_MAIL, PENDING, WAITING, SendResult, backoff, chunks,
-                     lock_outbox_rows, settle, settle_all_sent)
-from escalate.store import durability
+from escalate.outbound.settle import (
+    DELIVERY_FAILURES,
+    IS_MAIL,
+    PENDING,
+    WAITING,
+    SendResult,
+    backoff,
+    chunks,
+    lock_outbox_rows,
+    settle,
+    settle_all_sent,
+)
+from escalate.store import db, durability, models
 from escalate.store import outbox as store_outbox
+from escalate.store.db import write_transaction
+from escalate.store.models import Delivery, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +213,10 @@ def send_due(url: ServerUrl, now: datetime, *, connections: int = CONNECTIONS, b
     inside the transaction that records it. Mail the tick decided is rendered first, with
     `renderer` (templates.Renderer; the shipped templates when None) — render.py.
     `lease_seconds`: how long a claim holds on PostgreSQL."""
-    from escalate.outbound import render  # render.py uses settle() from here
-    from escalate.outbound import templates  # render.py uses settle() from here
+    from escalate.outbound import (
+        render,  # render.py uses settle() from here
+        templates,  # render.py uses settle() from here
+    )
 
     render.render_pending(renderer or templates.Renderer(), now, on_failed=on_failed)
     return asyncio.run(_send_due(url, now, connections=connections, batch=batch, timeout=timeout,

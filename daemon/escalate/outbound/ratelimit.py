@@ -25,12 +25,12 @@ restart cannot reset a cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from escalate.store.models import Delivery, Outbox
 from escalate.store import outbox as store_outbox
 from escalate.store import tickets as store_tickets
+from escalate.store.models import Delivery, Outbox
 
 Window = tuple[timedelta, int]  # at most `count` mails within `timedelta`
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from escalate.ops import crashpoints
-from escalate.store import db
 from escalate.mail.compose import build_mail
-from escalate.store.db import write_transaction
-from escalate.store.models import Delivery, Outbox
+from escalate.ops import crashpoints
 from escalate.outbound.notify import SENDER_NAME, template_variables, thread_ids
 from escalate.outbound.settle import WAITING, backoff, settle
 from escalate.outbound.templates import Renderer
+from escalate.store import db
+from escalate.store.db import write_transaction
+from escalate.store.models import Delivery, Outbox
 
 log = logging.getLogger(__name__)
 

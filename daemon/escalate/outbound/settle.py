@@ -12,8 +12,8 @@ from typing import Callable, Iterable
 import peewee
 
 from escalate.store import models
-from escalate.store.models import Delivery, Outbox
 from escalate.store import outbox as store_outbox
+from escalate.store.models import Delivery, Outbox
 
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=10)

@@ -9,16 +9,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from escalate.tickets import ladders
 from escalate.clock import iso, shown_iso
 from escalate.engine.tick import describe_next_step, facts_of
-from escalate.store.models import Escalation, Ticket
 from escalate.rules import clocks
-from escalate.rules.durations import format_duration, format_working_time
 from escalate.rules.criteria.past_target import target_clock_start
+from escalate.rules.durations import format_duration, format_working_time
 from escalate.rules.facts import TicketFacts
 from escalate.rules.ladder import Ladder, covered_tier, decide
 from escalate.rules.model import Ruleset
+from escalate.store.models import Escalation, Ticket
+from escalate.tickets import ladders
 
 
 def _clock(facts: TicketFacts, ruleset: Ruleset, name: str, start: datetime | None, target: timedelta | None,

@@ -4,16 +4,16 @@ field names are the JSON contract of the CLI's --json output."""
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Iterator
 
 import peewee
 
-from escalate.tickets import ladders
 from escalate.clock import iso
 from escalate.errors import InputError
 from escalate.store.models import Delivery, Escalation, Event, Message, Outbox, Quarantine, Ticket
+from escalate.tickets import ladders
 
 
 class NotFound(InputError, LookupError):

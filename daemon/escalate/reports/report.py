@@ -18,12 +18,12 @@ from typing import Any, Callable
 
 import peewee
 
-from escalate.reports import trend as report_trend
-from escalate.tickets import sla
 from escalate.clock import iso
-from escalate.store.models import Escalation, Outbox, Ticket
+from escalate.reports import trend as report_trend
 from escalate.reports.window import Scope, created_at_column, durations, rows, share
 from escalate.rules.model import Ruleset
+from escalate.store.models import Escalation, Outbox, Ticket
+from escalate.tickets import sla
 
 DEFAULT_PERIOD = timedelta(days=30)
 TOP = 10  # rows in the "most" lists

@@ -21,10 +21,11 @@ from datetime import datetime
 from typing import Any, Callable
 
 from escalate.clock import iso, parse_time, shown_iso
-from escalate.store.models import Event, Ticket
 from escalate.rules.facts import TicketFacts
-from escalate.rules.ladder import ACKNOWLEDGED, ACTIVE as LADDER_ACTIVE, ENDED, UNANSWERED, Ladder, decide
+from escalate.rules.ladder import ACKNOWLEDGED, ENDED, UNANSWERED, Ladder, decide
+from escalate.rules.ladder import ACTIVE as LADDER_ACTIVE
 from escalate.rules.model import Ruleset
+from escalate.store.models import Event, Ticket
 
 STEP_ACTIONS = ("escalated", "reminded", "escalated-next-tier")
 ACTIVE = ("new", "open", "waiting")

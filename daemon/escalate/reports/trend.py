@@ -21,11 +21,11 @@ import zoneinfo
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
-from escalate.tickets import sla
 from escalate.clock import iso
-from escalate.store.models import Escalation, Ticket
 from escalate.reports.window import Scope, created_at_column, durations, rows, share
 from escalate.rules.model import Ruleset
+from escalate.store.models import Escalation, Ticket
+from escalate.tickets import sla
 
 DAILY_BELOW = timedelta(days=14)  # a shorter window is shown per day, a longer one per week
 

@@ -11,9 +11,9 @@ from typing import Any, Iterable
 
 import peewee
 
-from escalate.tickets import sla
-from escalate.store.models import Ticket, database
 from escalate.rules.model import Ruleset
+from escalate.store.models import Ticket, database
+from escalate.tickets import sla
 
 WIDE_WINDOW = 0.2  # above this share of all tickets, the window is read by a table scan
 

@@ -22,8 +22,8 @@ The engine stores `add(...)` as the ticket's next due time, so a tick still read
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass, field
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from escalate.rules.durations import Duration

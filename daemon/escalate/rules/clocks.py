@@ -11,7 +11,6 @@ weeks of the calendar (Calendar.working).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-
 from typing import TYPE_CHECKING
 
 from escalate.rules.calendar import Calendar

@@ -36,6 +36,7 @@ from typing import Mapping
 from escalate.rules.calendar import Calendar
 from escalate.rules.facts import TicketFacts
 from escalate.rules.model import Rule, Ruleset
+
 NONE, ACTIVE, ACKNOWLEDGED, EXHAUSTED, ENDED = "none", "active", "acknowledged", "exhausted", "ended"
 # kinds of ladder mail: the first of a ladder, a reminder to the same tier, the next tier up,
 # and the lead's notice that the top of the ladder went unanswered

@@ -30,7 +30,16 @@ from escalate.rules import criteria as _criteria  # noqa: F401  (importing it re
 from escalate.rules.calendar import ALWAYS_NAME, WEEKDAYS, Calendar, parse_days, parse_span
 from escalate.rules.durations import format_duration, parse_duration
 from escalate.rules.matrix import MATRIX_CLOCKS, Matrix, matrix_rules
-from escalate.rules.model import DEFAULT_GROUP_MAILS_PER_HOUR, DEFAULT_TOP_REMINDERS, BoundAction, BoundCriterion, Rule, Ruleset, Severity, Tier
+from escalate.rules.model import (
+    DEFAULT_GROUP_MAILS_PER_HOUR,
+    DEFAULT_TOP_REMINDERS,
+    BoundAction,
+    BoundCriterion,
+    Rule,
+    Ruleset,
+    Severity,
+    Tier,
+)
 from escalate.rules.registry import ACTIONS, UnknownCriterion, did_you_mean, load_actions, lookup, show
 from escalate.rules.sanity import IncidentPolicy, never_fires, overlap
 
@@ -865,7 +874,7 @@ class _Converter:
 
     def chat_channels(self, node: Node, where: str) -> Any:
         """chat: [frontline, oncall]: channel names whose URLs the environment holds (chat.py)."""
-        from escalate.outbound import chat
+        import escalate.outbound.chat as chat
 
         items = self.sequence(node, where, "a list of chat channel names")
         if items is None:

@@ -16,7 +16,6 @@ from typing import Any, Iterable
 from escalate.rules.calendar import ALWAYS_NAME, Calendar
 from escalate.rules.facts import TicketFacts
 
-
 # how often the top tier of a ladder is reminded before the ladder stops, as PagerDuty's and
 # GoAlert's escalation policies repeat 3 times by default
 DEFAULT_TOP_REMINDERS = 3

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-
 from typing import TYPE_CHECKING, Any
 
 from escalate.rules.facts import STATUSES, TicketFacts

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from escalate.rules.durations import Duration, format_duration, format_working_time
 from escalate.rules.calendar import Calendar
+from escalate.rules.durations import Duration, format_duration, format_working_time
 from escalate.rules.model import Ruleset
 
 _TARGETS = ("first_response", "next_response", "resolution")

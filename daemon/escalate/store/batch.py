@@ -30,8 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from escalate.store import db
-from escalate.store import rows
+from escalate.store import db, rows
 from escalate.store.models import Event, database
 
 _SAVEPOINT = 'SAVEPOINT "escalate_unit"'

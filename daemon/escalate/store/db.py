@@ -19,11 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from escalate.store import migrations
-from escalate.store import private
 from escalate.errors import InputError
+from escalate.store import durability, migrations, private
 from escalate.store.models import database
-from escalate.store import durability
 
 
 class DatabaseUrlError(InputError, ValueError):

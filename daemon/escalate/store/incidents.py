@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from escalate.store.models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord, database
 from escalate.store import marks
+from escalate.store.models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord, database
 
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 # One index range per word, newest first (CROSS JOIN keeps SQLite on the word index rather than

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from escalate.store.models import Message, database
 from escalate.store import marks
+from escalate.store.models import Message, database
 
 KEY_EXISTS = 'SELECT 1 FROM "message" WHERE "dedupe_key" = ?'
 BY_MESSAGE_ID_OR_KEY = ('SELECT "id", "sha256", "dedupe_key", "message_id" FROM "message" '

@@ -174,7 +174,7 @@ class IncidentCustomer(BaseModel):
 
 
 class TicketWord(BaseModel):
-    """One word of a ticket's subject (incidents.subject_words), stored once per ticket while
+    """One word of a ticket's subject (mail/subjects.py), stored once per ticket while
     incidents are on: a new ticket finds the recent tickets sharing a word through the index on
     (word, created_at) instead of re-reading and re-tokenising recent subjects."""
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from escalate.store.models import Delivery, Outbox, database
 from escalate.store import marks
+from escalate.store.models import Delivery, Outbox, database
 
 MESSAGE_ID_EXISTS = 'SELECT 1 FROM "outbox" WHERE "message_id" = ?'
 IDS_BY_MESSAGE_ID = 'SELECT "message_id", "id" FROM "outbox" WHERE "message_id" IN ({marks})'

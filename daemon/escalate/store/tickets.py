@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from escalate.store import rows
+from escalate.store import marks, rows
 from escalate.store.models import ACTIVE_STATUSES, Escalation, Event, Ticket, database
-from escalate.store import marks
 
 ID_BY_REF = 'SELECT "id" FROM "ticket" WHERE "ref" = ?'
 # the fallback thread: the requester's latest open ticket on the same subject, updated recently

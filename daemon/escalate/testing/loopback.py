@@ -23,8 +23,8 @@ import socket
 import subprocess
 import threading
 import time
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Iterable

@@ -15,13 +15,12 @@ import getpass
 from datetime import datetime
 from typing import Any
 
-from escalate.tickets import audit
-from escalate.tickets import commands
 from escalate.reports import queries
-from escalate.tickets.commands import CommandContext
+from escalate.rules.model import Ruleset
 from escalate.store.db import write_transaction
 from escalate.store.models import Outbox, Ticket
-from escalate.rules.model import Ruleset
+from escalate.tickets import audit, commands
+from escalate.tickets.commands import CommandContext
 
 
 class NotOnRoster(ValueError):

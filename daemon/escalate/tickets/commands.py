@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
+from escalate.rules.durations import format_duration, parse_duration
+from escalate.store.models import Ticket
 from escalate.tickets import audit
 from escalate.tickets import lifecycle as tickets
-from escalate.store.models import Ticket
-from escalate.rules.durations import format_duration, parse_duration
 from escalate.tickets.lifecycle import TicketStateError
 
 if TYPE_CHECKING:  # the mail-sending commands need these; the CLI passes them too
-    from escalate.store.batch import Batch
-    from escalate.rules.model import Ruleset
     from escalate.outbound.templates import Renderer
+    from escalate.rules.model import Ruleset
+    from escalate.store.batch import Batch
 
 MAX_SNOOZE = timedelta(days=7)
 ESCALATION_FIELDS = ("impact", "tried", "needed", "deadline")

@@ -19,17 +19,17 @@ reporting ten outages within the hour):
 
 from __future__ import annotations
 
-import re
 import weakref
 from datetime import datetime
 from typing import Iterable, NamedTuple
 
+from escalate.rules.model import Ruleset
+from escalate.mail.subjects import ticket_words
+from escalate.store import incidents as store_incidents
 from escalate.store import rows
-from escalate.tickets import lifecycle as tickets
 from escalate.store.batch import Batch
 from escalate.store.models import Incident, Ticket, TicketWord, database
-from escalate.rules.model import Ruleset
-from escalate.store import incidents as store_incidents
+from escalate.tickets import lifecycle as tickets
 
 # For each word of a new ticket, the most recent tickets sharing it that are looked at: bounds the
 # cost per mail in a storm. A similar ticket shares several words, so it is found under one of them
@@ -38,29 +38,6 @@ from escalate.store import incidents as store_incidents
 # finds nothing similar there looks again, deeper (a rare word's list is short either way).
 PER_WORD = (6, 60)
 MAX_WORDS = 12  # a long subject is looked up by its longest words (its score still counts them all)
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_COMMON = frozenset("the and for with from our your you are not can cannot has have this that was were any all "
-                    "re fwd fw aw sv please help issue problem".split())
-# What mail clients put where there is no subject: it says nothing about the problem, so two such
-# tickets are never one incident ("(no subject)" is what open_ticket stores for an empty one).
-_PLACEHOLDER = re.compile(r"\s*(?:(?:re|fwd?|aw|sv|wg|tr)\s*(?:\[\d+\])?\s*:\s*)*(?:\(no subject\))?\s*",
-                          re.IGNORECASE)
-
-
-def subject_words(subject: str) -> frozenset[str]:
-    """The words that say what a subject is about: lowercased, 3+ letters, common words left out;
-    none for a placeholder subject (empty, "(no subject)", "Re:", "Fwd:")."""
-    subject = subject or ""
-    if _PLACEHOLDER.fullmatch(subject):
-        return frozenset()
-    return frozenset(w for w in _WORD.findall(subject.lower()) if len(w) >= 3 and w not in _COMMON)
-
-
-def ticket_words(normalised_subject: str | None, subject: str | None) -> frozenset[str]:
-    """The words a ticket is compared by: its normalised subject's, else its subject's."""
-    return subject_words(normalised_subject or subject or "")
-
-
 def link_new_ticket(ticket: Ticket, ruleset: Ruleset, now: datetime, batch: Batch | None = None) -> int | None:
     """Index the new `ticket`'s subject words and link it with a similar recent ticket from another
     customer, under one incident.

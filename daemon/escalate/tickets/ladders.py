@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from escalate.store import rows
-from escalate.store.batch import Batch, writing
 from escalate.clock import iso, parse_time
-from escalate.store.models import Escalation, Ticket
 from escalate.rules.ladder import ACTIVE, EXHAUSTED, NONE, Ladder
 from escalate.rules.model import Ruleset
+from escalate.store import rows
+from escalate.store.batch import Batch, writing
+from escalate.store.models import Escalation, Ticket
 
 # the Ladder fields stored as Escalation columns of the same name
 _COLUMNS = ("state", "tier", "step", "rule", "started_at", "tier_since", "last_step_due_at", "next_step_at",

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from escalate.tickets import audit
-from escalate.store import rows
-from escalate.store.models import ACTIVE_STATUSES, Escalation, IncidentCustomer, Message, Ticket
+from escalate.errors import InputError
 from escalate.store import incidents as store_incidents
+from escalate.store import rows
 from escalate.store import tickets as store_tickets
 from escalate.store.batch import Batch, writing
-from escalate.errors import InputError
-from escalate.store.models import TICKET_STATUSES
+from escalate.store.models import ACTIVE_STATUSES, TICKET_STATUSES, Escalation, IncidentCustomer, Message, Ticket
+from escalate.tickets import audit
 
 
 class TicketStateError(InputError, ValueError):

@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from escalate.tickets import audit
-from escalate.ops import logs
 from escalate.mail import tokens
-from escalate.store.batch import Batch
 from escalate.mail.classify import own_address
-from escalate.tickets.commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
-from escalate.store.models import Outbox, Ticket
-from escalate.outbound.notify import queue_command_help, queue_confirmation, queue_refusal
 from escalate.mail.parse import ParsedMail
+from escalate.ops import logs
+from escalate.outbound.notify import queue_command_help, queue_confirmation, queue_refusal
+from escalate.outbound.templates import Renderer
 from escalate.rules.durations import format_duration
 from escalate.rules.model import Ruleset, Tier
-from escalate.outbound.templates import Renderer
+from escalate.store.batch import Batch
+from escalate.store.models import Outbox, Ticket
+from escalate.tickets import audit
+from escalate.tickets.commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
 from escalate.tickets.lifecycle import TicketStateError
 
 log = logging.getLogger(__name__)

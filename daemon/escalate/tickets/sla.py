@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 
 import peewee
 
-from escalate.store.models import ACTIVE_STATUSES, Ticket, database
 from escalate.rules.calendar import Calendar
 from escalate.rules.model import Ruleset
+from escalate.store.models import ACTIVE_STATUSES, Ticket, database
 
 TARGETS = ("first_response", "resolution")
 _UNIX_JULIAN_DAY = 2440587.5

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from escalate.rules.criteria.severity import parse_names
 from escalate.rules.facts import ALWAYS, STATUSES
 from escalate.rules.registry import criterion, did_you_mean
-from escalate.rules.criteria.severity import parse_names
 
 if TYPE_CHECKING:
     from escalate.rules.facts import TicketFacts

@@ -40,8 +40,23 @@ from typing import Callable, Iterable
 
 import peewee
 
-from escalate.store.models import (Attachment, Delivery, Digest, Escalation, FolderState, Incident, IncidentCustomer, Instance,
-                      Outbox, Problem, Quarantine, Ticket, TicketWord, UTCDateTimeField, database)
+from escalate.store.models import (
+    Attachment,
+    Delivery,
+    Digest,
+    Escalation,
+    FolderState,
+    Incident,
+    IncidentCustomer,
+    Instance,
+    Outbox,
+    Problem,
+    Quarantine,
+    Ticket,
+    TicketWord,
+    UTCDateTimeField,
+    database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +191,7 @@ _INCIDENT_PRIMARIES = ('UPDATE "incident" SET "primary_ticket_id" = (SELECT t."i
 
 def _index_open_ticket_words(db: peewee.Database) -> None:
     """The subject words of the tickets still open, so incidents find them as they find new ones."""
-    from escalate.tickets.incidents import ticket_words
+    from escalate.mail.subjects import ticket_words
 
     found = db.execute_sql('SELECT "id", "normalised_subject", "subject", "created_at" FROM "ticket" '
                            "WHERE \"status\" IN ('new', 'open', 'waiting')").fetchall()

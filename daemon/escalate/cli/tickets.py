@@ -1,0 +1,217 @@
+"""`escalate tickets …`: list, inspect and act on tickets."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+from escalate import clock
+from escalate.cli.app import PEOPLE_LIMIT, BadInput, _emit, _emit_json_list, _open, _open_db, command, json_option, main
+from escalate.reports import queries
+
+
+@main.group("tickets")
+def tickets_group() -> None:
+    """List, inspect and act on tickets."""
+
+
+SORT_KEYS = sorted(queries.TICKET_SORTS)
+
+
+@command(tickets_group, "list", now=True, short_help="Tickets: status, severity, tier, next due; filtered, sorted.")
+@click.option("--status", "statuses", multiple=True, help="new, open, waiting, resolved or closed; repeat for several "
+              "(or 'active' for new, open and waiting).",
+              type=click.Choice(["new", "open", "waiting", "resolved", "closed", "active"]))
+@click.option("--tier", "tiers", type=int, multiple=True, metavar="N", help="Tickets that reached tier N (repeatable).")
+@click.option("--severity", "severities", multiple=True, metavar="NAME", help="A severity from rules.yaml (repeatable).")
+@click.option("--overdue", is_flag=True, help="Open tickets past their first-response or resolution target now.")
+@click.option("--requester", metavar="TEXT", help="Part of the requester's address, e.g. carl@ or @acme.example.")
+@click.option("--text", metavar="TEXT", help="Words in the subject or in any message of the ticket.")
+@click.option("--no-drills", is_flag=True, help="Leave out drill tickets (they are marked DRILL otherwise).")
+@click.option("--sort", type=click.Choice(SORT_KEYS), default="created", show_default=True,
+              help="Order by this; severity follows the rules' order, most severe first.")
+@click.option("--desc", "descending", is_flag=True, help="Reverse the order (newest, most severe, … first).")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+              help=f"At most N tickets (default: {PEOPLE_LIMIT} in the table, all with --json; 0 = all).")
+@json_option
+@click.pass_context
+def tickets_list(ctx: click.Context, statuses: tuple[str, ...], tiers: tuple[int, ...], severities: tuple[str, ...],
+                 overdue: bool, requester: str | None, text: str | None, no_drills: bool, sort: str,
+                 descending: bool, limit: int | None, as_json: bool) -> None:
+    """Tickets with status, severity, tier and when they are next due, filtered and sorted."""
+    from escalate.reports import views
+    from escalate.store.models import ACTIVE_STATUSES
+    from escalate.tickets import sla
+
+    wanted = tuple(dict.fromkeys(s for name in statuses for s in (ACTIVE_STATUSES if name == "active" else (name,))))
+    ruleset = None
+    if overdue or sort == "severity" or severities:
+        app = _open(ctx)  # targets, severity order and names come from the rules
+        ruleset = app.ruleset
+        known = [s.name for s in ruleset.severities]
+        unknown = [s for s in severities if s not in known]
+        if unknown:
+            raise BadInput(f"no severity {', '.join(unknown)} in {ruleset.source}; the severities are {', '.join(known)}")
+    else:
+        _open_db(ctx)
+    where = queries.TicketFilter(statuses=wanted, tiers=tiers, severities=severities, requester=requester, text=text,
+                                 only_ids=sla.overdue_ids(ruleset, clock.now()) if overdue else None,
+                                 drills=not no_drills)
+    if limit is None:
+        limit = 0 if as_json else PEOPLE_LIMIT
+    rows, total = queries.stream_tickets(where, sort=sort, descending=descending, limit=limit or None,
+                                         severity_rank=[s.name for s in ruleset.severities] if ruleset else None)
+    if as_json:
+        _emit_json_list(rows)
+    else:
+        views.tickets_table(rows, total)
+
+
+@command(tickets_group, "show", short_help="One ticket: conversation, escalations, notifications, audit trail.")
+@click.argument("ref")
+@json_option
+@click.pass_context
+def tickets_show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """One ticket: its conversation, escalations, notifications and audit trail."""
+    from escalate.reports import views
+
+    _open_db(ctx)
+    detail = queries.show_ticket(ref)
+    if as_json:
+        _emit(detail, True)
+        return
+    views.ticket_detail(detail)
+
+
+def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: str, body: str = "", *,
+         force: bool = False, as_json: bool = False) -> None:
+    """Run a mail command from the CLI: same function, same audit trail, `via` = cli, and the
+    roster check a mail reply gets for --as (ticket_actions.py)."""
+    from escalate.tickets import actions as ticket_actions
+
+    app = _open(ctx)
+    try:
+        result = ticket_actions.act(name, ref, actor, argument, body, ruleset=app.ruleset, renderer=app.renderer,
+                                    secret=app.secret, now=clock.now(), force=force)
+    except ticket_actions.NotOnRoster as error:
+        raise BadInput(str(error)) from None
+    _emit(result if as_json else ticket_actions.describe(result), as_json)
+
+
+def action_options(function: Callable) -> Callable:
+    """--as ADDRESS, --force and --json: what every ticket action takes."""
+    function = click.option("--force", is_flag=True,
+                            help="Act as --as ADDRESS even when a mail reply from it would be refused "
+                                 "(recorded in the audit trail as an admin override).")(function)
+    function = click.option("--as", "actor", metavar="ADDRESS",
+                            help="Act as this tier member; a mail reply from it must be allowed "
+                                 "(default: you, cli:$USER).")(function)
+    return json_option(function)
+
+
+@command(tickets_group, "ack", now=True)
+@click.argument("ref")
+@action_options
+@click.pass_context
+def tickets_ack(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Acknowledge a ticket: reminders stop."""
+    _act(ctx, "ack", ref, actor, "", force=force, as_json=as_json)
+
+
+@command(tickets_group, "resolve", now=True)
+@click.argument("ref")
+@click.option("--note", default="", help="What solved it.")
+@action_options
+@click.pass_context
+def tickets_resolve(ctx: click.Context, ref: str, note: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Resolve a ticket."""
+    _act(ctx, "resolve", ref, actor, note, force=force, as_json=as_json)
+
+
+@command(tickets_group, "note", now=True)
+@click.argument("ref")
+@click.argument("text")
+@action_options
+@click.pass_context
+def tickets_note(ctx: click.Context, ref: str, text: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Add an internal note to a ticket."""
+    _act(ctx, "note", ref, actor, text, force=force, as_json=as_json)
+
+
+@command(tickets_group, "escalate", now=True)
+@click.argument("ref")
+@click.option("--tier", type=int, help="The tier you ask for (default: what the rules say).")
+@click.option("--reason", default="", help="Why it needs escalating.")
+@click.option("--impact", default="", help="Who and what is affected.")
+@click.option("--tried", default="", help="What has been tried.")
+@click.option("--needed", default="", help="What is needed from the next tier.")
+@click.option("--deadline", default="", help="By when.")
+@action_options
+@click.pass_context
+def tickets_escalate(ctx: click.Context, ref: str, tier: int | None, reason: str, impact: str, tried: str,
+                     needed: str, deadline: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Ask for escalation explicitly (as #escalate in a reply)."""
+    fields = {"impact": impact, "tried": tried, "needed": needed, "deadline": deadline}
+    body = "\n".join(f"{key}: {value}" for key, value in fields.items() if value)
+    _act(ctx, "escalate", ref, actor, f"{tier} {reason}".strip() if tier else reason, body, force=force,
+         as_json=as_json)
+
+
+@command(tickets_group, "assign", now=True)
+@click.argument("ref")
+@click.argument("assignee", metavar="me|ADDRESS")
+@action_options
+@click.pass_context
+def tickets_assign(ctx: click.Context, ref: str, assignee: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Give the ticket an owner from a tier roster."""
+    _act(ctx, "assign", ref, actor, assignee, force=force, as_json=as_json)
+
+
+@command(tickets_group, "reply", now=True, short_help="Answer the customer, threaded into their conversation.")
+@click.argument("ref")
+@click.argument("text")
+@action_options
+@click.pass_context
+def tickets_reply(ctx: click.Context, ref: str, text: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Answer the customer from the support address, threaded into their conversation."""
+    _act(ctx, "reply", ref, actor, text, force=force, as_json=as_json)
+
+
+@command(tickets_group, "severity", now=True)
+@click.argument("ref")
+@click.argument("level")
+@action_options
+@click.pass_context
+def tickets_severity(ctx: click.Context, ref: str, level: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Change a ticket's severity."""
+    _act(ctx, "severity", ref, actor, level, force=force, as_json=as_json)
+
+
+@command(tickets_group, "wait", now=True, short_help="Waiting on the customer: clocks pause until they write.")
+@click.option("--note", default="", help="What the customer was asked.")
+@click.argument("ref")
+@action_options
+@click.pass_context
+def tickets_wait(ctx: click.Context, ref: str, note: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Waiting on the customer: business-time clocks pause until they write."""
+    _act(ctx, "wait", ref, actor, note, force=force, as_json=as_json)
+
+
+@command(tickets_group, "close", now=True)
+@click.argument("ref")
+@action_options
+@click.pass_context
+def tickets_close(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """Close a resolved ticket."""
+    _act(ctx, "close", ref, actor, "", force=force, as_json=as_json)
+
+
+@command(tickets_group, "snooze", now=True)
+@click.argument("ref")
+@click.argument("duration")
+@action_options
+@click.pass_context
+def tickets_snooze(ctx: click.Context, ref: str, duration: str, actor: str | None, force: bool, as_json: bool) -> None:
+    """No reminders for DURATION: 2h, 1d, at most 7d."""
+    _act(ctx, "snooze", ref, actor, duration, force=force, as_json=as_json)
