@@ -16,20 +16,12 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from .registry import show
+
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)\s*([wdhms])")
 # The whole text: one or more number+unit parts, optionally separated by spaces.
 _WHOLE = re.compile(r"\s*(?:\d+\s*[wdhms]\s*)+")
-
-
-def _show(value: object) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "nothing"
-    return str(value)
 
 
 class Duration(timedelta):
@@ -88,7 +80,7 @@ def parse_duration(text: object) -> Duration:
 
     Units are w, d, h, m, s (lowercase), largest first, each at most once.
     """
-    message = f'expected a duration like "30m", got {_show(text)}'
+    message = f'expected a duration like "30m", got {show(text)}'
     if isinstance(text, bool) or not isinstance(text, str):
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             message += " (a bare number is ambiguous: add a unit, s, m, h, d or w)"

@@ -58,6 +58,24 @@ def _default_check(parsed: Any, ruleset: Any) -> Iterable[str]:
     return ()
 
 
+def _registered(target: Any, kind: str, name: str, description: str, methods: tuple[str, ...],
+                table: dict[str, Any]) -> Any:
+    """The instance a criterion or action class (or object) registers under `name` in `table`,
+    checked for the methods every one of its kind has; `describe` defaults to "name: value"."""
+    instance: Any = target() if isinstance(target, type) else target
+    for method in methods:
+        if not callable(getattr(instance, method, None)):
+            raise TypeError(f"{kind} {name!r} has no {method}()")
+    if name in table:
+        raise ValueError(f"{kind} {name!r} is registered twice")
+    instance.name = name
+    instance.description = description
+    if not callable(getattr(instance, "describe", None)):
+        instance.describe = lambda parsed: f"{name}: {parsed}"
+    table[name] = instance
+    return instance
+
+
 def criterion(name: str, description: str) -> Callable[[_Plugin], _Plugin]:
     """Class (or object) decorator: register a criterion under `name`.
 
@@ -66,21 +84,11 @@ def criterion(name: str, description: str) -> Callable[[_Plugin], _Plugin]:
     """
 
     def register(target: _Plugin) -> _Plugin:
-        instance: Any = target() if isinstance(target, type) else target
-        for method in ("parse", "holds_from"):
-            if not callable(getattr(instance, method, None)):
-                raise TypeError(f"criterion {name!r} has no {method}()")
-        if name in CRITERIA:
-            raise ValueError(f"criterion {name!r} is registered twice")
-        instance.name = name
-        instance.description = description
+        instance = _registered(target, "criterion", name, description, ("parse", "holds_from"), CRITERIA)
         if not hasattr(instance, "timed"):
             instance.timed = False
         if not callable(getattr(instance, "check", None)):
             instance.check = _default_check
-        if not callable(getattr(instance, "describe", None)):
-            instance.describe = lambda parsed: f"{name}: {parsed}"
-        CRITERIA[name] = instance
         return target
 
     return register
@@ -132,19 +140,9 @@ def action(name: str, description: str) -> Callable[[_Plugin], _Plugin]:
     """Class decorator: register a rule action under `name` (see the notes above)."""
 
     def register(target: _Plugin) -> _Plugin:
-        instance: Any = target() if isinstance(target, type) else target
-        for method in ("parse", "run"):
-            if not callable(getattr(instance, method, None)):
-                raise TypeError(f"action {name!r} has no {method}()")
-        if name in ACTIONS:
-            raise ValueError(f"action {name!r} is registered twice")
-        instance.name = name
-        instance.description = description
+        instance = _registered(target, "action", name, description, ("parse", "run"), ACTIONS)
         if not callable(getattr(instance, "check", None)):
             instance.check = lambda parsed, ruleset, then: ()
-        if not callable(getattr(instance, "describe", None)):
-            instance.describe = lambda parsed: f"{name}: {parsed}"
-        ACTIONS[name] = instance
         return target
 
     return register
