@@ -169,7 +169,9 @@ def test_daemon_keeps_running_while_imap_is_down_and_catches_up(env, dovecot: Do
         daemon.send_signal(signal.SIGTERM)
         _out, err = daemon.communicate(timeout=15)
     assert daemon.returncode == 0, err
-    assert "ingest failed" in err and "IMAP" in err
+    # the outage is logged as such (a warning with the stage and the error), and its end
+    assert "level=warning" in err and "msg=imap-unavailable stage=ingest" in err and "IMAP" in err
+    assert "msg=imap-recovered" in err
 
 
 def _stored(env: dict[str, str], message_id: str) -> bool:

@@ -18,6 +18,8 @@ from escalate.ops.service import open_app
 from escalate.store.db import write_transaction
 from escalate.store.models import FolderState, Message, Quarantine, Ticket
 
+from escalate.store.batch import Batch
+
 from ..conftest import make_mail
 from .ingest_support import NOW
 
@@ -32,8 +34,11 @@ def test_a_mail_another_writer_stored_meanwhile_is_a_duplicate_not_a_quarantined
 
     def store(uid: int) -> str:
         with write_transaction():
-            return ingest._store_guarded(raw, Source("INBOX", 1, uid), app.ruleset, app.renderer, app.secret,
-                                         now, [], options)
+            batch = Batch()
+            outcome = ingest._store_guarded(raw, Source("INBOX", 1, uid), app.ruleset, app.renderer, app.secret,
+                                            now, [], options, batch)
+            batch.flush()
+            return outcome
 
     assert store(1) == "ticket"  # the other instance wins the race
     # ours checked for the mail before theirs committed: the first dedupe check says "new"
