@@ -106,7 +106,7 @@ def test_the_daemon_without_v_logs_start_reload_outages_recoveries_and_stop(env,
     assert code == 0, err
     records = parse_lines(err, "logfmt")
     [started] = events(records, "started")
-    assert started["level"] == "info" and started["logger"] == "escalate.service"
+    assert started["level"] == "info" and started["logger"] == "escalate.ops.service"
     assert started["rules"] == env["ESCALATE_RULES"] and started["smtp"] == smtp_sink.url
     assert started["imap"].startswith("imap://support:***@127.0.0.1:") and started["imap"].endswith("/INBOX")
     assert env["ESCALATE_SECRET"] not in err and "support-pw" not in err
@@ -232,7 +232,7 @@ def test_under_journald_the_fields_are_journal_fields(journal: Journal, env, dov
         ("T-1", "1", "urgent-no-first-response", "escalation", str(outbox_row["id"]))
     assert (escalated["PRIORITY"], escalated["SYSLOG_IDENTIFIER"], escalated["LOGGER"]) == ("6", "escalate", "escalate.engine.tick")
     # held until the batch committed, and still said where it was logged
-    assert escalated["CODE_FILE"].endswith("engine.py") and escalated["CODE_FUNC"] == "_queue_mail"
+    assert escalated["CODE_FILE"].endswith("engine/tick.py") and escalated["CODE_FUNC"] == "_queue_mail"
     # MESSAGE is the logfmt line without the time, which journald stamps itself
     message = parse_logfmt(escalated["MESSAGE"])
     assert "time" not in message and (message["msg"], message["outbox"]) == ("escalated", str(outbox_row["id"]))
