@@ -1,8 +1,11 @@
-"""The database layer: every hand-written SQL text, as a named constant beside the function that runs it.
+"""The database layer: the connection (`db`: SQLite or PostgreSQL, `durability`: the SQLite commit
+modes), the models and migrations, the unit of work a batch writes in (`batch`), fast row reads and
+writes without the query builder (`rows`), private file modes (`private`), and every hand-written
+SQL text, as a named constant beside the function that runs it.
 
-One module per aggregate, by the table a statement reads: `messages` (stored mail and its
+For the SQL, one module per aggregate, by the table a statement reads: `messages` (stored mail and its
 attachments), `tickets` (with their audit trail and ladder rows), `outbox` (notifications and their
-deliveries), `incidents`; `durability` names the SQLite commit modes.
+deliveries), `incidents`.
 Callers ask a question (`messages.dedupe_key_exists(key)`), never pass SQL.
 
 Placeholders are written one way, `?` (SQLite's own), and never formatted in at call time: the
