@@ -19,6 +19,7 @@ import time
 import pytest
 from escalate.ops import logs
 from escalate.testing.loopback import Dovecot, SmtpSink
+from escalate.store.batch import Batch, held_lines
 
 from .log_lines import events, parse_journal_datagram, parse_lines, parse_logfmt
 from .test_daemon import IMMEDIATE_RULES, start_daemon, stop
@@ -295,17 +296,19 @@ def test_held_events_wait_for_the_commit_and_go_with_a_rollback(caplog):
     caplog.set_level(logging.INFO, logger="escalate.test")
     log = logging.getLogger("escalate.test")
     with pytest.raises(RuntimeError):
-        with logs.held():
-            logs.event(log, "escalated", ticket="T-1")
+        with logs.held() as held:
+            logs.event(log, "escalated", ticket="T-1", held=held)
             raise RuntimeError("the commit failed")
     assert not caplog.records
     with logs.held() as held:
-        logs.event(log, "escalated", ticket="T-2")
+        logs.event(log, "escalated", ticket="T-2", held=held)
         mark = held.mark()
-        logs.event(log, "escalated", ticket="T-3")
+        logs.event(log, "escalated", ticket="T-3", held=held)
         held.rollback(mark)  # T-3's savepoint undone
-        assert not caplog.records  # nothing before the commit
-    assert [(r.getMessage(), logs.fields_of(r)) for r in caplog.records] == [("escalated", {"ticket": "T-2"})]
+        logs.event(log, "started", pid=1)  # not held: logged at once
+        assert [r.getMessage() for r in caplog.records] == ["started"]  # nothing held before the commit
+    assert [(r.getMessage(), logs.fields_of(r)) for r in caplog.records] == [
+        ("started", {"pid": 1}), ("escalated", {"ticket": "T-2"})]
 
 
 def test_journald_is_used_only_when_it_reads_our_stderr(journal: Journal, monkeypatch, capfd):
@@ -323,3 +326,18 @@ def test_journald_is_used_only_when_it_reads_our_stderr(journal: Journal, monkey
     assert capfd.readouterr().err == ""
     [entry] = journal.received()
     assert (entry["EVENT"], entry["PID"]) == ("started", "2")
+
+
+def test_a_unit_undone_drops_the_log_lines_it_held(caplog):
+    """A ticket whose unit of the tick is undone leaves no "escalated" line; the others' stay."""
+    caplog.set_level(logging.INFO, logger="escalate.test")
+    log = logging.getLogger("escalate.test")
+    with logs.held() as held:
+        batch = Batch(log=held)
+        with batch.unit():
+            logs.event(log, "escalated", ticket="T-1", held=held_lines(batch))
+        with pytest.raises(RuntimeError), batch.unit():
+            logs.event(log, "escalated", ticket="T-2", held=held_lines(batch))
+            raise RuntimeError("evaluating T-2 failed")
+        assert not caplog.records
+    assert [logs.fields_of(r)["ticket"] for r in caplog.records] == ["T-1"]

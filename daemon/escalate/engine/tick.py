@@ -36,7 +36,7 @@ from escalate.rules.ladder import ACKNOWLEDGED, ACTIVE, ESCALATION, EXHAUSTED, N
 from escalate.rules.model import Rule, Ruleset, Tier
 from escalate.store import db, rows
 from escalate.store import tickets as store_tickets
-from escalate.store.batch import Batch, writing
+from escalate.store.batch import Batch, held_lines, writing
 from escalate.store.db import write_transaction
 from escalate.store.models import ACTIVE_STATUSES, Escalation, Incident, Ticket
 from escalate.tickets import audit, incidents, ladders
@@ -258,7 +258,7 @@ def _queue_mail(ticket: Ticket, row: Escalation | None, decision: Decision, rule
                                       next_step=describe_next_step(decision.ladder, ruleset, calendar), batch=batch)
     if queued is not None:
         logs.event(log, "escalated", ticket=ticket.ref, rule=mail.rule, tier=mail.tier, step=mail.step, kind=queued.kind,
-                   outbox=lambda: queued.id)  # the id the batch's commit gives it
+                   outbox=lambda: queued.id, held=held_lines(batch))  # the id the batch's commit gives it
     return 1 if queued is not None else 0
 
 

@@ -37,7 +37,7 @@ from escalate.outbound.templates import Renderer
 from escalate.rules.model import Ruleset
 from escalate.store import outbox as store_outbox
 from escalate.store import rows
-from escalate.store.batch import Batch
+from escalate.store.batch import Batch, held_lines
 from escalate.store.db import write_transaction
 from escalate.store.models import Delivery, FolderState, Message, Outbox, Quarantine, Ticket
 from escalate.tickets import audit, incidents
@@ -284,7 +284,7 @@ def store_mail(raw: bytes, source: Source, ruleset: Ruleset, renderer: Renderer,
         result.tickets_created.append(ticket.ref)
         # the mail itself (subject, sender, text) stays out of the logs: `tickets show` has it
         logs.event(log, "ticket-opened", ticket=ticket.ref, severity=ticket.severity, folder=source.folder,
-                   uid=source.uid)
+                   uid=source.uid, held=held_lines(batch))
         _hold_history(ticket, options)
         return "ticket"
 

@@ -24,7 +24,6 @@ import re
 import socket
 import struct
 import sys
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -44,17 +43,17 @@ class LogFormatError(ValueError):
     """ESCALATE_LOG_FORMAT names no format escalate writes."""
 
 
-def event(logger: logging.Logger, name: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
+def event(logger: logging.Logger, name: str, /, *, level: int = logging.INFO, held: HeldEvents | None = None,
+          **fields: Any) -> None:
     """Log the event `name` with `fields`. A field may be a function, called when the line is
-    written (an id the commit gives); fields that are None are left out. Inside `held()` the event
-    waits for the block to end."""
+    written (an id the commit gives); fields that are None are left out. Given `held` (a batch's,
+    from `held()`), the event waits for that block to end."""
     if not logger.isEnabledFor(level):
         return
     caller = sys._getframe(1)  # where the event was logged, for journald's CODE_* fields, held or not
     origin = (caller.f_code.co_filename, caller.f_lineno, caller.f_code.co_name)
-    batch = getattr(_held, "batch", None)
-    if batch is not None:
-        batch.events.append((logger, level, name, fields, origin))
+    if held is not None:
+        held.events.append((logger, level, name, fields, origin))
     else:
         _emit(logger, level, name, fields, origin)
 
@@ -80,28 +79,15 @@ class HeldEvents:
         del self.events[mark:]
 
 
-_held = threading.local()
-
-
-def pending() -> HeldEvents | None:
-    """The events `held()` is holding on this thread, if any (for a savepoint inside it)."""
-    return getattr(_held, "batch", None)
-
-
 @contextlib.contextmanager
 def held() -> Iterator[HeldEvents]:
-    """Within this block, this thread's events wait; they are logged when it ends without an error
-    (enter it before the transaction, so it ends after the commit) and dropped when it raises."""
-    batch, previous = HeldEvents(), getattr(_held, "batch", None)
-    _held.batch = batch
-    try:
-        yield batch
-    finally:
-        _held.batch = previous
-    if previous is not None:  # an inner block: its events wait for the outer one
-        previous.events.extend(batch.events)
-        return
-    for logger, level, name, fields, origin in batch.events:
+    """Events logged with `held=` this block's HeldEvents wait: they are logged when it ends without
+    an error (enter it before the transaction, so it ends after the commit) and dropped when it
+    raises. The batch the block's transaction writes carries them (store/batch.py), so a unit
+    undone drops its own."""
+    waiting = HeldEvents()
+    yield waiting
+    for logger, level, name, fields, origin in waiting.events:
         _emit(logger, level, name, fields, origin)
 
 

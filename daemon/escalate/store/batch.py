@@ -115,3 +115,8 @@ def writing(batch: Batch | None) -> None:
     """`batch.writing()` when there is a batch (a function that writes, called in a batch or not)."""
     if batch is not None:
         batch.writing()
+
+
+def held_lines(batch: Batch | None) -> Any:
+    """The log lines `batch` holds for after its commit (logs.event's `held=`), or None: log at once."""
+    return batch.log if batch is not None else None

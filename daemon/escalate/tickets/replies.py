@@ -27,7 +27,7 @@ from escalate.outbound.notify import queue_command_help, queue_confirmation, que
 from escalate.outbound.templates import Renderer
 from escalate.rules.durations import format_duration
 from escalate.rules.model import Ruleset, Tier
-from escalate.store.batch import Batch
+from escalate.store.batch import Batch, held_lines
 from escalate.store.models import Outbox, Ticket
 from escalate.tickets import audit
 from escalate.tickets.commands import COMMANDS, CommandContext, CommandError, find_commands, is_command_line
@@ -103,7 +103,8 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
                      reason=verdict.reason, message_id=parsed.message_id,
                      **({"not_told": silent} if silent else {}), batch=batch)
         logs.event(log, "reply-refused", ticket=ticket.ref, tier=notification.tier if notification else None,
-                   sender=actor, commands=[c.name for c in found], reason=verdict.reason, told=silent is None)
+                   sender=actor, commands=[c.name for c in found], reason=verdict.reason, told=silent is None,
+                   held=held_lines(batch))
         if silent is None:  # a team member: told once an hour at most, which ticket and why
             queue_refusal(recipient=parsed.from_addr, commands=[f"#{c.name}" for c in found],
                           reason=verdict.reason, ruleset=ruleset, renderer=renderer, secret=secret, now=now,
@@ -135,7 +136,7 @@ def handle_commands(parsed: ParsedMail, ticket: Ticket, notification: Outbox | N
                            ruleset=ruleset, renderer=renderer, secret=secret, now=now, batch=batch)
     if done or unknown or failed:
         logs.event(log, "reply-acted", ticket=ticket.ref, tier=verdict.tier.level, sender=actor, commands=done,
-                   unknown=unknown or None, failed=failed or None)
+                   unknown=unknown or None, failed=failed or None, held=held_lines(batch))
     if unknown:
         queue_command_help(ticket=ticket, recipient=actor, unknown=unknown,
                            commands=[{"usage": c.usage, "description": c.description} for c in COMMANDS.values()],
