@@ -110,33 +110,34 @@ def action_options(function: Callable) -> Callable:
     return json_option(function)
 
 
-@command(tickets_group, "ack", now=True)
-@click.argument("ref")
-@action_options
-@click.pass_context
-def tickets_ack(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Acknowledge a ticket: reminders stop."""
-    _act(ctx, "ack", ref, actor, "", force=force, as_json=as_json)
+def _simple_action(name: str, doc: str, *value: Callable, short_help: str | None = None) -> None:
+    """`escalate tickets NAME REF [VALUE]`: the mail command #NAME from the command line. `value`:
+    the click argument or option that gives the command its argument (its parameter is `value`)."""
+
+    def run(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool, value: str = "") -> None:
+        _act(ctx, name, ref, actor, value, force=force, as_json=as_json)
+
+    run.__doc__ = doc
+    run.__name__ = f"tickets_{name}"
+    decorated: Callable = click.pass_context(run)
+    for decorator in (action_options, *reversed(value), click.argument("ref")):
+        decorated = decorator(decorated)
+    command(tickets_group, name, now=True, short_help=short_help)(decorated)
 
 
-@command(tickets_group, "resolve", now=True)
-@click.argument("ref")
-@click.option("--note", default="", help="What solved it.")
-@action_options
-@click.pass_context
-def tickets_resolve(ctx: click.Context, ref: str, note: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Resolve a ticket."""
-    _act(ctx, "resolve", ref, actor, note, force=force, as_json=as_json)
-
-
-@command(tickets_group, "note", now=True)
-@click.argument("ref")
-@click.argument("text")
-@action_options
-@click.pass_context
-def tickets_note(ctx: click.Context, ref: str, text: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Add an internal note to a ticket."""
-    _act(ctx, "note", ref, actor, text, force=force, as_json=as_json)
+_simple_action("ack", "Acknowledge a ticket: reminders stop.")
+_simple_action("resolve", "Resolve a ticket.", click.option("--note", "value", default="", help="What solved it."))
+_simple_action("note", "Add an internal note to a ticket.", click.argument("value", metavar="TEXT"))
+_simple_action("assign", "Give the ticket an owner from a tier roster.", click.argument("value", metavar="me|ADDRESS"))
+_simple_action("reply", "Answer the customer from the support address, threaded into their conversation.",
+               click.argument("value", metavar="TEXT"),
+               short_help="Answer the customer, threaded into their conversation.")
+_simple_action("severity", "Change a ticket's severity.", click.argument("value", metavar="LEVEL"))
+_simple_action("wait", "Waiting on the customer: business-time clocks pause until they write.",
+               click.option("--note", "value", default="", help="What the customer was asked."),
+               short_help="Waiting on the customer: clocks pause until they write.")
+_simple_action("close", "Close a resolved ticket.")
+_simple_action("snooze", "No reminders for DURATION: 2h, 1d, at most 7d.", click.argument("value", metavar="DURATION"))
 
 
 @command(tickets_group, "escalate", now=True)
@@ -156,62 +157,3 @@ def tickets_escalate(ctx: click.Context, ref: str, tier: int | None, reason: str
     body = "\n".join(f"{key}: {value}" for key, value in fields.items() if value)
     _act(ctx, "escalate", ref, actor, f"{tier} {reason}".strip() if tier else reason, body, force=force,
          as_json=as_json)
-
-
-@command(tickets_group, "assign", now=True)
-@click.argument("ref")
-@click.argument("assignee", metavar="me|ADDRESS")
-@action_options
-@click.pass_context
-def tickets_assign(ctx: click.Context, ref: str, assignee: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Give the ticket an owner from a tier roster."""
-    _act(ctx, "assign", ref, actor, assignee, force=force, as_json=as_json)
-
-
-@command(tickets_group, "reply", now=True, short_help="Answer the customer, threaded into their conversation.")
-@click.argument("ref")
-@click.argument("text")
-@action_options
-@click.pass_context
-def tickets_reply(ctx: click.Context, ref: str, text: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Answer the customer from the support address, threaded into their conversation."""
-    _act(ctx, "reply", ref, actor, text, force=force, as_json=as_json)
-
-
-@command(tickets_group, "severity", now=True)
-@click.argument("ref")
-@click.argument("level")
-@action_options
-@click.pass_context
-def tickets_severity(ctx: click.Context, ref: str, level: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Change a ticket's severity."""
-    _act(ctx, "severity", ref, actor, level, force=force, as_json=as_json)
-
-
-@command(tickets_group, "wait", now=True, short_help="Waiting on the customer: clocks pause until they write.")
-@click.option("--note", default="", help="What the customer was asked.")
-@click.argument("ref")
-@action_options
-@click.pass_context
-def tickets_wait(ctx: click.Context, ref: str, note: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Waiting on the customer: business-time clocks pause until they write."""
-    _act(ctx, "wait", ref, actor, note, force=force, as_json=as_json)
-
-
-@command(tickets_group, "close", now=True)
-@click.argument("ref")
-@action_options
-@click.pass_context
-def tickets_close(ctx: click.Context, ref: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """Close a resolved ticket."""
-    _act(ctx, "close", ref, actor, "", force=force, as_json=as_json)
-
-
-@command(tickets_group, "snooze", now=True)
-@click.argument("ref")
-@click.argument("duration")
-@action_options
-@click.pass_context
-def tickets_snooze(ctx: click.Context, ref: str, duration: str, actor: str | None, force: bool, as_json: bool) -> None:
-    """No reminders for DURATION: 2h, 1d, at most 7d."""
-    _act(ctx, "snooze", ref, actor, duration, force=force, as_json=as_json)
