@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from escalate.store import db, durability, messages, outbox, tickets
-from escalate.store.models import Delivery, Event, Message, Outbox, Ticket, database
+from escalate.reports import queries
+from escalate.store.models import Delivery, Event, Message, Outbox, Quarantine, Ticket, database
 
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -255,3 +256,15 @@ def test_only_an_active_ticket_outside_a_drill_is_made_due(database_url):
             tickets.make_due(ticket.id, NOW)
     assert {t.id: t.next_due_at for t in Ticket.select()} == {active.id: NOW, closed.id: None, drill.id: None}
     assert tickets.created_at(active.id) == NOW and tickets.created_at(active.id + 100) is None
+
+
+@BOTH
+def test_the_quarantine_listing_gives_each_mail_s_size_in_bytes(database_url):
+    """`quarantine list` reports sizes in bytes (multi-byte and non-UTF-8 bytes count as bytes) without
+    reading the mails back."""
+    db.connect(database_url)
+    raw = "Subject: Grüße\r\n\r\n".encode() + b"\xff\x00" * 500
+    Quarantine.create(reason="unparseable", received_at=NOW, folder="INBOX", uidvalidity=1, uid=7,
+                      sha256="x" * 64, raw=raw)
+    [listed] = queries.list_quarantine()
+    assert listed["size"] == len(raw) == 1020 and listed["uid"] == 7

@@ -206,5 +206,9 @@ def show_outbox(outbox_id: int) -> dict[str, Any]:
 
 
 def list_quarantine() -> list[dict[str, Any]]:
+    # each mail's size from the database, not its bytes read back (a quarantine can hold many large mails)
+    size = peewee.fn.LENGTH(Quarantine.raw).alias("size")
+    rows = Quarantine.select(Quarantine.id, Quarantine.reason, Quarantine.received_at, Quarantine.folder,
+                             Quarantine.uid, size).order_by(Quarantine.id)
     return [{"id": q.id, "reason": q.reason, "received_at": iso(q.received_at), "folder": q.folder, "uid": q.uid,
-             "size": len(q.raw)} for q in Quarantine.select().order_by(Quarantine.id)]
+             "size": q.size} for q in rows]
