@@ -308,10 +308,15 @@ async def _try_login(url: ServerUrl, timeout: float, result: SendResult, feed: _
             result.errors.append(f"SMTP {url.redacted()}: {error}")
     else:
         result.connections += 1
-        try:
-            await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-            smtp.close()
+        await _say_goodbye(smtp)
+
+
+async def _say_goodbye(smtp: aiosmtplib.SMTP) -> None:
+    """QUIT politely; a server that will not answer it is simply disconnected."""
+    try:
+        await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        smtp.close()
 
 
 def probe(url: ServerUrl, timeout: float = TIMEOUT_SECONDS) -> str:
@@ -334,10 +339,7 @@ def probe(url: ServerUrl, timeout: float = TIMEOUT_SECONDS) -> str:
             logged_in = " and accepted the login" if url.username else ""
             return f"SMTP {url.redacted()} answered EHLO{logged_in} (offers {', '.join(offered) or 'no extensions'})"
         finally:
-            try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                smtp.close()
+            await _say_goodbye(smtp)
     return asyncio.run(session())
 
 
@@ -484,10 +486,7 @@ async def _worker(url: ServerUrl, feed: _Feed, recorder: _Recorder, result: Send
             recorder.add(outcome)
     finally:
         if smtp is not None and smtp.is_connected:
-            try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                smtp.close()
+            await _say_goodbye(smtp)
 
 
 def _needs_smtputf8(job: _Job) -> bool:
