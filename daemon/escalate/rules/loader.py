@@ -41,7 +41,7 @@ from escalate.rules.model import (
     Tier,
 )
 from escalate.rules.registry import ACTIONS, UnknownCriterion, did_you_mean, load_actions, lookup, show
-from escalate.rules.sanity import IncidentPolicy, never_fires, overlap
+from escalate.rules.sanity import IncidentPolicy, never_fires, overlap, probe_facts
 
 SUPPORTED_VERSION = 1
 DEFAULT_TEMPLATE = "escalation"
@@ -452,11 +452,12 @@ class _Converter:
 
     def sanity(self, ruleset: Ruleset) -> None:
         """Rules that can never fire, and rules that fire together for the same tickets."""
+        probes = probe_facts(ruleset)
         for index, rule in enumerate(ruleset.rules):
             nodes = self.rule_nodes.get(rule.name)
             if nodes is None:
                 continue
-            reason = never_fires(rule, ruleset)
+            reason = never_fires(rule, ruleset, probes)
             if reason:
                 where = _join(nodes.where, "when") if rule.source == "rules" else nodes.where
                 self.error(nodes.when, where, reason)
