@@ -32,6 +32,6 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing escalate and its dependencies into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test,demo]' 2>&1 | grep -v 'is ignored' >&2 || true
-  .venv/bin/python -c 'import escalate, aiosmtpd, pytest' || { echo "setup: pip install failed" >&2; exit 1; }
+  .venv/bin/python -c 'import escalate, aiosmtpd, pytest, xdist' || { echo "setup: pip install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -8,4 +8,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# three test processes (pytest-xdist; `-n 0` runs them in this one); a process that runs out of tests takes
+# some from another's queue (worksteal), so a few long tests do not leave the others idle
+exec .venv/bin/python -m pytest -n 3 --dist worksteal "$@"

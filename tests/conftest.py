@@ -3,7 +3,11 @@ on loopback, a rules file, and the CLI with its environment pointing at them."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import secrets
+import tempfile
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -68,6 +72,14 @@ rules:
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_terminal_size_from_outside():
+    """Tables are as wide as COLUMNS says; pytest-xdist's workers find COLUMNS=80 LINES=24 set, the shell may set
+    anything. The tests read tables as a script would (no COLUMNS: 140 columns); a test about COLUMNS sets it."""
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """The clock override, the display zone and the database binding are process-wide: reset them per test."""
@@ -112,20 +124,34 @@ def rules_file(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
+# Under pytest-xdist several test processes share Debian's one PostgreSQL cluster. A test marked `serial`
+# stops or crashes it: it waits until no other test uses the cluster, and the others wait while it runs.
+_SHARED_CLUSTER_LOCK = Path(tempfile.gettempdir()) / "escalate-tests-postgresql.lock"
+
+
+@contextlib.contextmanager
+def _cluster_turn(exclusive: bool):
+    with open(_SHARED_CLUSTER_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield  # the lock goes with the file's closing
+
+
 @pytest.fixture(scope="session")
 def _postgres_cluster():
     """Debian's PostgreSQL cluster, started with pg_ctlcluster when down; test databases dropped at the end."""
     server = Postgres()
-    server.start()
+    with _cluster_turn(exclusive=False):  # not while another process's test has it stopped
+        server.start()
     yield server
     server.drop_databases()
 
 
 @pytest.fixture
-def postgres(_postgres_cluster: Postgres):
+def postgres(request, _postgres_cluster: Postgres):
     """The cluster; each database a test creates is its own, emptied afterwards for the tests after it."""
-    yield _postgres_cluster
-    _postgres_cluster.recycle()
+    with _cluster_turn(exclusive=request.node.get_closest_marker("serial") is not None):
+        yield _postgres_cluster
+        _postgres_cluster.recycle()
 
 
 @pytest.fixture

@@ -388,6 +388,7 @@ def restart_cluster(postgres: Postgres) -> None:
 
 
 @pytest.mark.chaos
+@pytest.mark.serial
 def test_postgresql_crash_mid_run_every_instance_recovers_nothing_lost_nothing_twice(
         instance_env, pg_url, postgres: Postgres, smtp_sink: SmtpSink, tmp_path):
     seed(pg_url, 0, T0, HOUR)  # the schema, before three daemons start on it

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -79,6 +80,12 @@ class Dovecot:
         self.config_path = self.workdir / "dovecot.conf"
         self.log_path = self.workdir / "dovecot.log"
         self.mail_dir = self.workdir / "mail"
+        self.run_dir = self.workdir / "run"
+        if len(f"{self.run_dir}/token-login/imap-urlauth") > 100:
+            # A Unix socket's path has at most 107 bytes: under a deep work directory (pytest-xdist adds a level)
+            # Dovecot's longest socket would not fit, so its sockets go to a short directory of their own.
+            self.run_dir = Path(tempfile.mkdtemp(prefix="escalate-dovecot-"))
+            atexit.register(shutil.rmtree, self.run_dir, True)
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -92,7 +99,7 @@ class Dovecot:
         self._write_config()
         # A SIGKILLed master leaves master.pid behind; if that pid has been reused by an
         # unrelated process, Dovecot would refuse to start ("already running").
-        (self.workdir / "run" / "master.pid").unlink(missing_ok=True)
+        (self.run_dir / "master.pid").unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:  # errors before Dovecot's log process is up
             self._proc = subprocess.Popen(
                 [DOVECOT, "-F", "-c", str(self.config_path)],
@@ -296,7 +303,7 @@ class Dovecot:
         self.config_path.write_text(
             f"""\
 # Written by escalate.testing.loopback.Dovecot; rewritten on every start().
-base_dir = {self.workdir}/run
+base_dir = {self.run_dir}
 state_dir = {self.workdir}/state
 log_path = {self.log_path}
 listen = {LOOPBACK}
