@@ -26,6 +26,7 @@ from escalate.rules.ladder import ACKNOWLEDGED, ENDED, UNANSWERED, Ladder, decid
 from escalate.rules.ladder import ACTIVE as LADDER_ACTIVE
 from escalate.rules.model import Ruleset
 from escalate.store.models import Event, Ticket
+from escalate.tickets.lifecycle import TicketStateError, status_after
 
 STEP_ACTIONS = ("escalated", "reminded", "escalated-next-tier")
 ACTIVE = ("new", "open", "waiting")
@@ -52,6 +53,16 @@ class _Ticket:
     ladder: Ladder = field(default_factory=Ladder)
     due: datetime | None = None
     version: int = 0
+
+
+def _follow(ticket: _Ticket, event: str, recorded: str) -> None:
+    """Move the replayed ticket as the ticket state machine's table moves a stored one. Where the table does not
+    list the move (history written by an older version, an admin's override), the replay keeps to what the
+    history recorded: it tells what happened, the table only what may happen now."""
+    try:
+        ticket.status = status_after(ticket.status, event)
+    except TicketStateError:
+        ticket.status = recorded
 
 
 @dataclass(frozen=True)
@@ -135,15 +146,14 @@ class Replay:
                 ticket.last_customer_message_at = now
                 if ticket.status in ("resolved", "closed", "waiting"):
                     self._end_wait(ticket, now)
-                    ticket.status = "open"
+                    _follow(ticket, "customer-wrote", "open")
             elif kind == "agent":
                 ticket.last_agent_message_at = now
                 if ticket.first_response_at is None:
                     ticket.first_response_at = now
         elif action == "acknowledged":
             ticket.acknowledged = True
-            if ticket.status == "new":
-                ticket.status = "open"
+            _follow(ticket, "acknowledge", ticket.status)
             level = detail.get("tier")
             ladder = ticket.ladder
             if ladder.state == LADDER_ACTIVE:
@@ -155,14 +165,14 @@ class Replay:
                                        started_at=now, fired=ladder.fired)
         elif action == "resolved":
             self._end_wait(ticket, now)
-            ticket.status = "resolved"
+            _follow(ticket, "resolve", "resolved")
             if ticket.ladder.state == LADDER_ACTIVE:
                 ticket.ladder = replace(ticket.ladder, state=ENDED, ended_at=now, next_step_at=None)
         elif action == "waiting":
-            ticket.status = "waiting"
+            _follow(ticket, "wait", "waiting")
             ticket.waiting_since = now
         elif action == "closed":
-            ticket.status = "closed"
+            _follow(ticket, "close", "closed")
         elif action == "severity-changed":
             ticket.severity = detail["severity"]
         elif action == "escalation-requested":
@@ -175,8 +185,7 @@ class Replay:
             ticket.last_agent_message_at = now
             if ticket.first_response_at is None:
                 ticket.first_response_at = now
-            if ticket.status == "new":
-                ticket.status = "open"
+            _follow(ticket, "agent-replied", ticket.status)
         elif action == "incident-linked":
             ticket.incident = detail["incident"]
             members = self.incidents.setdefault(ticket.incident, [])
