@@ -12,8 +12,9 @@ Migration 1 is the baseline: the tables escalate created before it had migration
 SQL text for both dialects (`0001_baseline.sql`), every statement `IF NOT EXISTS`. The dialects'
 texts differed only in column types, so those stand there as tokens (`{serial}`, `{bigint}`,
 `{timestamp}`, `{bytes}`, `{boolean}`) that BASELINE_TYPES fills in with the types each dialect
-had then; what runs is exactly the SQL of the two files of before. A database made by that version (its tables, no `schema_migrations`) is adopted:
-the baseline changes nothing in it, and the later migrations bring it up to date.
+had then; what runs is exactly the SQL the two per-dialect files of before held. A database made
+by that version (its tables, no `schema_migrations`) is adopted: the baseline changes nothing in
+it, and the later migrations bring it up to date.
 
 Adding a migration (a column, an index or a table), e.g. a lease on Delivery:
 
