@@ -35,6 +35,7 @@ from escalate.rules.model import (
     DEFAULT_TOP_REMINDERS,
     BoundAction,
     BoundCriterion,
+    BoundPlugin,
     Rule,
     Ruleset,
     Severity,
@@ -1019,23 +1020,31 @@ class _Converter:
                 self.error(key, here, str(exc))
                 bad = True
                 continue
-            value = self.value(value_node, here)
-            if value is _INVALID:
-                bad = True
-                continue
-            try:
-                parsed = criterion.parse(value)
-            except ValueError as exc:
-                self.error(value_node, here, str(exc))
-                bad = True
-                continue
             # The cross-checks of a criterion read the severities; skip them when those are broken.
-            if severities_known:
-                for message in criterion.check(parsed, context):
-                    self.error(value_node, here, message)
-                    bad = True
-            bound.append(BoundCriterion(name=name, value=parsed, criterion=criterion))
+            one = self.bind(BoundCriterion, criterion, name, value_node, here,
+                            (context,) if severities_known else None)
+            if one is _INVALID:
+                bad = True
+            else:
+                bound.append(one)
         return _INVALID if bad else tuple(bound)
+
+    def bind(self, kind: type[BoundPlugin], plugin: Any, name: str, value_node: Node, where: str,
+             check_with: tuple[Any, ...] | None) -> Any:
+        """`name: value` of a rule bound to its registered criterion or action: the value read,
+        parsed by the plugin and cross-checked by its `check(parsed, *check_with)` (not when
+        `check_with` is None: what it reads is broken). _INVALID once any of that is reported."""
+        value = self.value(value_node, where)
+        if value is _INVALID:
+            return _INVALID
+        try:
+            parsed = plugin.parse(value)
+        except ValueError as exc:
+            return self.error(value_node, where, str(exc))
+        messages = list(plugin.check(parsed, *check_with)) if check_with is not None else []
+        for message in messages:
+            self.error(value_node, where, message)
+        return _INVALID if messages else kind(name=name, value=parsed, plugin=plugin)
 
     def then(self, node: Node, where: str, context: Ruleset, tiers_known: bool) -> Any:
         fields = self.mapping(node, where, then_keys(), what="a mapping with escalate_to")
@@ -1082,24 +1091,12 @@ class _Converter:
         plain = {key: (self.value(value, "") if isinstance(value, ScalarNode) else None)
                  for key, (_k, value) in fields.items()}
         for name in action_names:
-            registered = ACTIONS[name]
-            value_node = fields[name][1]
-            here = _join(where, name)
-            value = self.value(value_node, here)
-            if value is _INVALID:
+            one = self.bind(BoundAction, ACTIONS[name], name, fields[name][1], _join(where, name),
+                            (context, plain) if tiers_known else None)
+            if one is _INVALID:
                 bad = True
-                continue
-            try:
-                parsed = registered.parse(value)
-            except ValueError as exc:
-                self.error(value_node, here, str(exc))
-                bad = True
-                continue
-            if tiers_known:
-                for message in registered.check(parsed, context, plain):
-                    self.error(value_node, here, message)
-                    bad = True
-            actions.append(BoundAction(name=name, value=parsed, action=registered))
+            else:
+                actions.append(one)
         result["actions"] = tuple(actions)
         if bad or any(value is _INVALID for value in result.values()):
             return _INVALID
