@@ -43,15 +43,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from escalate.engine import tick as engine  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
 from escalate.rules.loader import load_ruleset  # noqa: E402
 from escalate.store import db  # noqa: E402
-from escalate.store.models import Message, Outbox, Quarantine, Ticket  # noqa: E402
+from escalate.store.models import Message, Outbox, Quarantine  # noqa: E402
 from escalate.testing.loopback import Dovecot, Postgres  # noqa: E402
-from escalate.tickets import lifecycle as tickets  # noqa: E402
 from ingest_bench import START, deliver, generate  # noqa: E402
-from outbox_bench import SECRET, T0, RemoteSink  # noqa: E402
+from outbox_bench import T0, RemoteSink, open_escalated_tickets  # noqa: E402
 
 TEST_RULES = (REPO / "tests" / "conftest.py").read_text().split('TEST_RULES = """\\\n', 1)[1].split('"""', 1)[0]
 # what is measured is the mail path's throughput, not policy: the tier groups' hourly ceiling on
@@ -160,13 +158,7 @@ def queue_notifications(url: str, count: int, rules: Path) -> None:
     db.connect(url)
     renderer = Renderer()
     ruleset = load_ruleset(rules, template_names=renderer.names())
-    for start in range(0, count, 500):
-        with db.write_transaction():
-            for i in range(start, min(count, start + 500)):
-                ticket = tickets.open_ticket(subject=f"Checkout down for shop {i}", normalised_subject=f"checkout {i}",
-                                             requester=f"shop{i}@customer.example", requester_name="",
-                                             severity="urgent", reference_prefix="T", now=T0, reason="bench")
-                engine.evaluate(Ticket.get_by_id(ticket.id), ruleset, renderer, SECRET, T0 + timedelta(minutes=16))
+    open_escalated_tickets(count, ruleset, renderer, T0 + timedelta(minutes=16), batch=500)
     assert Outbox.select().count() == count
     db.close()
 

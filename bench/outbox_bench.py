@@ -39,6 +39,7 @@ from escalate.engine import tick as engine  # noqa: E402
 from escalate.outbound import outbox, render  # noqa: E402
 from escalate.outbound.templates import Renderer  # noqa: E402
 from escalate.rules.loader import load_ruleset  # noqa: E402
+from escalate.rules.model import Ruleset  # noqa: E402
 from escalate.store import db  # noqa: E402
 from escalate.store.models import Outbox, Ticket  # noqa: E402
 from escalate.testing.loopback import SmtpSink  # noqa: E402
@@ -83,6 +84,18 @@ class RemoteSink:
         self.process.join(10)
 
 
+def open_escalated_tickets(count: int, ruleset: Ruleset, renderer: Renderer, now: datetime, *, batch: int) -> None:
+    """`count` urgent tickets opened at T0, each evaluated by the real engine at `now`, past its
+    first-response target (one escalation queued each); `batch` tickets a transaction."""
+    for start in range(0, count, batch):
+        with db.write_transaction():
+            for i in range(start, min(count, start + batch)):
+                ticket = tickets.open_ticket(subject=f"Checkout down for shop {i}", normalised_subject=f"checkout {i}",
+                                             requester=f"shop{i}@customer.example", requester_name="",
+                                             severity="urgent", reference_prefix="T", now=T0, reason="bench")
+                engine.evaluate(Ticket.get_by_id(ticket.id), ruleset, renderer, SECRET, now)
+
+
 def queue_notifications(count: int, workdir: Path, rules_text: str) -> list[tuple[str, str, bytes]]:
     """`count` urgent tickets past their first-response target, evaluated by the real engine:
     one escalation notification each, queued in the outbox. Returns (from, rcpt, raw) for the raw run."""
@@ -92,13 +105,7 @@ def queue_notifications(count: int, workdir: Path, rules_text: str) -> list[tupl
     renderer = Renderer()
     ruleset = load_ruleset(rules, template_names=renderer.names())
     now = T0 + timedelta(minutes=16)
-    for start in range(0, count, 1000):
-        with db.write_transaction():
-            for i in range(start, min(count, start + 1000)):
-                ticket = tickets.open_ticket(subject=f"Checkout down for shop {i}", normalised_subject=f"checkout {i}",
-                                             requester=f"shop{i}@customer.example", requester_name="",
-                                             severity="urgent", reference_prefix="T", now=T0, reason="bench")
-                engine.evaluate(Ticket.get_by_id(ticket.id), ruleset, renderer, SECRET, now)
+    open_escalated_tickets(count, ruleset, renderer, now, batch=1000)
     # the tick records what to send; the sender renders it before it claims (render.py). Rendered
     # here, timed apart, so both runs below push the same bytes and the send figure is sending alone
     started = time.perf_counter()

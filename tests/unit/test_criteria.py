@@ -53,7 +53,7 @@ def ruleset(tiers=(1, 2, 3), rules=()) -> Ruleset:
 
 def bound(name: str, value) -> BoundCriterion:
     criterion_ = lookup(name)
-    return BoundCriterion(name=name, value=criterion_.parse(value), criterion=criterion_)
+    return BoundCriterion(name=name, value=criterion_.parse(value), plugin=criterion_)
 
 
 def rule(*criteria: BoundCriterion, escalate_to=1, repeat_every=None, next_tier_after=None) -> Rule:

@@ -211,6 +211,9 @@ CASES = [
      ["rules.yaml:56:22: rules[1].then.ask_consulted: ask_consulted needs escalate_to: the departments are the "
       "ones that tier consults",
       "rules.yaml:57:15: rules[1].then.inform: inform needs escalate_to: the informed list is that tier's"]),
+    # an unknown tier is said once, at escalate_to: not again as a missing escalate_to by the actions on it
+    ("      escalate_to: 2\n      set_severity", "      escalate_to: 9\n      set_severity",
+     ["rules.yaml:55:20: rules[1].then.escalate_to: no tier has level 9 (levels: 1, 2)"]),
     # incidents
     ("incidents:\n  window: 1h\n", "",
      ["rules.yaml:51:27: rules[1].when.customers_affected: needs an incidents: section (window, similarity) "

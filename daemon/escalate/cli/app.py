@@ -147,6 +147,13 @@ def main(ctx: click.Context, env_file: Path | None, verbose: int) -> None:
         raise BadInput(str(error)) from None
 
 
+def command_group(name: str, help: str, **kwargs: Any) -> click.Group:
+    """`escalate NAME …`: a group of subcommands that does nothing itself (`help` is its --help)."""
+    group = click.Group(name, help=help, **kwargs)
+    main.add_command(group)
+    return group
+
+
 def example_rules_path() -> Path:
     packaged = Path(__file__).parents[1] / "data" / "rules.yaml"
     return packaged if packaged.exists() else Path(__file__).resolve().parents[3] / "rules.yaml"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import click
 
-from escalate.cli.app import _emit, _open_db, _settings, command, json_option, main
+from escalate.cli.app import _emit, _open_db, _settings, command, command_group, json_option
 
-
-@main.group("chat", short_help="Chat channels beside the email groups.")
-def chat_group() -> None:
-    """Chat channels beside the email groups (ESCALATE_CHAT_<NAME>=<Apprise URL>)."""
+chat_group = command_group("chat", "Chat channels beside the email groups (ESCALATE_CHAT_<NAME>=<Apprise URL>).",
+                           short_help="Chat channels beside the email groups.")
 
 
 @command(chat_group, "list")

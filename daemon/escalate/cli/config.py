@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import click
 
-from escalate.cli.app import _emit, command, json_option, main
+from escalate.cli.app import _emit, command, command_group, json_option
 
-
-@main.group("config")
-def config_group() -> None:
-    """Check the configuration before a deploy."""
+config_group = command_group("config", "Check the configuration before a deploy.")
 
 
 @command(config_group, "check", short_help="Check every setting, connection and file before a deploy.")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import click
 
-from escalate.cli.app import _emit, _settings, command, json_option, main
+from escalate.cli.app import _emit, _settings, command, command_group, json_option
 from escalate.store import db
 
-
-@main.group("db")
-def db_group() -> None:
-    """The database schema: migrations."""
+db_group = command_group("db", "The database schema: migrations.")
 
 
 @command(db_group, "migrate", short_help="Apply pending schema migrations.")

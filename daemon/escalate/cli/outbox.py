@@ -5,14 +5,11 @@ from __future__ import annotations
 import click
 
 from escalate import clock
-from escalate.cli.app import PEOPLE_LIMIT, _emit, _moment, _open_db, command, json_option, main
+from escalate.cli.app import PEOPLE_LIMIT, _emit, _moment, _open_db, command, command_group, json_option
 from escalate.outbound import outbox
 from escalate.reports import queries
 
-
-@main.group("outbox")
-def outbox_group() -> None:
-    """Queued, sent and failed mail."""
+outbox_group = command_group("outbox", "Queued, sent and failed mail.")
 
 
 OUTBOX_STATUSES = ["queued", "sent", "failed", "suppressed", "cancelled"]

@@ -5,13 +5,10 @@ from __future__ import annotations
 import click
 
 from escalate import clock
-from escalate.cli.app import _emit, _open, _open_db, command, json_option, main
+from escalate.cli.app import _emit, _open, _open_db, command, command_group, json_option
 from escalate.reports import queries
 
-
-@main.group("quarantine")
-def quarantine_group() -> None:
-    """Mail that could not be processed."""
+quarantine_group = command_group("quarantine", "Mail that could not be processed.")
 
 
 @command(quarantine_group, "list")

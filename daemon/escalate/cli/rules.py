@@ -9,19 +9,15 @@ from typing import Callable
 import click
 
 from escalate import clock
-from escalate.cli.app import BadInput, _emit, _open_db, _settings, command, json_option, main
+from escalate.cli.app import BadInput, _emit, _open_db, _settings, command, command_group, json_option
 from escalate.config import ConfigError, Settings
 from escalate.outbound.templates import Renderer
 from escalate.reports import queries
 from escalate.tickets import commands
 
-
-@main.group("rules")
-def rules_group() -> None:
-    """Check, print, explain and replay the rules.
-
-    Every rules command reads the rules file given as its last argument, FILE (default: ESCALATE_RULES,
-    else ./rules.yaml)."""
+rules_group = command_group("rules", "Check, print, explain and replay the rules.\n\n"
+                            "Every rules command reads the rules file given as its last argument, FILE "
+                            "(default: ESCALATE_RULES,\nelse ./rules.yaml).")
 
 
 def rules_file_argument(function: Callable) -> Callable:

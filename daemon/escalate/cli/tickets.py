@@ -7,13 +7,10 @@ from typing import Callable
 import click
 
 from escalate import clock
-from escalate.cli.app import PEOPLE_LIMIT, BadInput, _emit, _emit_json_list, _open, _open_db, command, json_option, main
+from escalate.cli.app import PEOPLE_LIMIT, BadInput, _emit, _emit_json_list, _open, _open_db, command, command_group, json_option
 from escalate.reports import queries
 
-
-@main.group("tickets")
-def tickets_group() -> None:
-    """List, inspect and act on tickets."""
+tickets_group = command_group("tickets", "List, inspect and act on tickets.")
 
 
 SORT_KEYS = sorted(queries.TICKET_SORTS)

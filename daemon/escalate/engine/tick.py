@@ -287,7 +287,7 @@ def _fire(ticket: Ticket, row: Escalation | None, decision: Decision, ruleset: R
                                tier=ruleset.tier(rule.escalate_to) if rule.notifies else None, touched=touched,
                                batch=batch)
             for bound in rule.actions:
-                queued += bound.action.run(step, bound.value)
+                queued += bound.plugin.run(step, bound.value)
     if incident_wide and ticket.incident_id is not None:
         writing(batch)
         _incident_fired(ticket.incident_id, incident_wide)

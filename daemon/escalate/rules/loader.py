@@ -20,7 +20,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -35,6 +35,7 @@ from escalate.rules.model import (
     DEFAULT_TOP_REMINDERS,
     BoundAction,
     BoundCriterion,
+    BoundPlugin,
     Rule,
     Ruleset,
     Severity,
@@ -200,6 +201,7 @@ class RulesLoader(yaml.SafeLoader):
 
 
 _INVALID = object()  # a converter's answer when it has reported an issue
+_Item = TypeVar("_Item")  # an item of a YAML list or mapping, as a reader gives it
 
 
 @dataclass(frozen=True)
@@ -292,8 +294,10 @@ class _Converter:
                 self.error(node, where, f'missing required key "{name}"')
         return fields
 
-    def named_mapping(self, node: Node, where: str, what: str) -> list[tuple[str, Node, Node]] | None:
-        """(name, key node, value node) for a mapping whose keys are names the user chose."""
+    def named_mapping(self, node: Node, where: str, what: str,
+                      empty: str | None = None) -> list[tuple[str, Node, Node]] | None:
+        """(name, key node, value node) for a mapping whose keys are names the user chose; None
+        when it is not a mapping, or (`empty` is then the issue) has no names."""
         if not isinstance(node, MappingNode):
             self.error(node, where, f"expected {what}, got {self.got(node)}")
             return None
@@ -304,13 +308,20 @@ class _Converter:
                 self.error(key, where, "a key must be plain text")
                 continue
             items.append((key.value, key, value))
-        return items
+        return self.not_empty(items, node, where, empty)
 
-    def sequence(self, node: Node, where: str, what: str) -> list[Node] | None:
+    def sequence(self, node: Node, where: str, what: str, empty: str | None = None) -> list[Node] | None:
+        """The items of a list; None when it is not a list, or (`empty` is then the issue) has none."""
         if not isinstance(node, SequenceNode):
             self.error(node, where, f"expected {what}, got {self.got(node)}")
             return None
-        return list(node.value)
+        return self.not_empty(list(node.value), node, where, empty)
+
+    def not_empty(self, items: list[_Item], node: Node, where: str, empty: str | None) -> list[_Item] | None:
+        if empty is not None and not items:
+            self.error(node, where, empty)
+            return None
+        return items
 
     # -- scalars -----------------------------------------------------------------------------
 
@@ -705,11 +716,9 @@ class _Converter:
     # -- severities --------------------------------------------------------------------------
 
     def severities(self, node: Node, where: str) -> Any:
-        items = self.named_mapping(node, where, "a mapping of severity names, most severe first")
+        items = self.named_mapping(node, where, "a mapping of severity names, most severe first", "at least one severity is needed")
         if items is None:
             return _INVALID
-        if not items:
-            return self.error(node, where, "at least one severity is needed")
         result: list[Severity] = []
         default_at: tuple[str, Node] | None = None
         complete = True
@@ -814,11 +823,9 @@ class _Converter:
     # -- tiers -------------------------------------------------------------------------------
 
     def tiers(self, node: Node, where: str) -> Any:
-        items = self.sequence(node, where, "a list of tiers")
+        items = self.sequence(node, where, "a list of tiers", "at least one tier is needed")
         if items is None:
             return _INVALID
-        if not items:
-            return self.error(node, where, "at least one tier is needed")
         result: list[Tier] = []
         levels: dict[int, tuple[int, Node]] = {}
         for index, item in enumerate(items):
@@ -827,14 +834,20 @@ class _Converter:
             if tier is None:
                 continue
             assert level_node is not None  # a tier has its level
-            if tier.level in levels:
-                first_index, first_node = levels[tier.level]
-                self.error(level_node, _join(here, "level"),
-                           f"level {tier.level} is already used by tiers[{first_index}] (line {_line(first_node)})")
-                continue
-            levels[tier.level] = (index, level_node)
-            result.append(tier)
+            if self.first_use(levels, tier.level, index, level_node, _join(here, "level"), f"level {tier.level}", "tiers"):
+                result.append(tier)
         return result
+
+    def first_use(self, seen: dict[Any, tuple[int, Node]], key: Any, index: int, node: Node, where: str,
+                  what: str, listed: str) -> bool:
+        """Whether item `index` of a list is the first to use `key` (a tier's level, a rule's name);
+        when not, the issue names the item that used it first."""
+        if key in seen:
+            first_index, first_node = seen[key]
+            self.error(node, where, f"{what} is already used by {listed}[{first_index}] (line {_line(first_node)})")
+            return False
+        seen[key] = (index, node)
+        return True
 
     def tier(self, node: Node, where: str) -> tuple[Tier | None, Node | None]:
         fields = self.mapping(node, where, TIER_KEYS, TIER_REQUIRED,
@@ -906,11 +919,9 @@ class _Converter:
         return tuple(result)
 
     def roster(self, node: Node, where: str) -> Any:
-        items = self.sequence(node, where, "a list of member addresses")
+        items = self.sequence(node, where, "a list of member addresses", "the roster must list at least one member address")
         if items is None:
             return _INVALID
-        if not items:
-            return self.error(node, where, "the roster must list at least one member address")
         members: list[str] = []
         lines: dict[str, int] = {}
         bad = False
@@ -965,12 +976,8 @@ class _Converter:
                                         tiers_known=tiers_known)
             if name_node is not None:
                 name = self.value(name_node, "")
-                if name in names:
-                    first_index, first_node = names[name]
-                    self.error(name_node, _join(here, "name"),
-                               f'rule name "{name}" is already used by rules[{first_index}] (line {_line(first_node)})')
+                if not self.first_use(names, name, index, name_node, _join(here, "name"), f'rule name "{name}"', "rules"):
                     continue
-                names[name] = (index, name_node)
             if rule is not None:
                 result.append(rule)
         return result
@@ -1004,11 +1011,10 @@ class _Converter:
         return rule, name_node
 
     def when(self, node: Node, where: str, context: Ruleset, severities_known: bool) -> Any:
-        items = self.named_mapping(node, where, "a mapping of criteria, like no_first_response_for: 15m")
+        items = self.named_mapping(node, where, "a mapping of criteria, like no_first_response_for: 15m",
+                                   "at least one criterion is needed")
         if items is None:
             return _INVALID
-        if not items:
-            return self.error(node, where, "at least one criterion is needed")
         bound: list[BoundCriterion] = []
         bad = False
         for name, key, value_node in items:
@@ -1019,23 +1025,31 @@ class _Converter:
                 self.error(key, here, str(exc))
                 bad = True
                 continue
-            value = self.value(value_node, here)
-            if value is _INVALID:
-                bad = True
-                continue
-            try:
-                parsed = criterion.parse(value)
-            except ValueError as exc:
-                self.error(value_node, here, str(exc))
-                bad = True
-                continue
             # The cross-checks of a criterion read the severities; skip them when those are broken.
-            if severities_known:
-                for message in criterion.check(parsed, context):
-                    self.error(value_node, here, message)
-                    bad = True
-            bound.append(BoundCriterion(name=name, value=parsed, criterion=criterion))
+            one = self.bind(BoundCriterion, criterion, name, value_node, here,
+                            (context,) if severities_known else None)
+            if one is _INVALID:
+                bad = True
+            else:
+                bound.append(one)
         return _INVALID if bad else tuple(bound)
+
+    def bind(self, kind: type[BoundPlugin], plugin: Any, name: str, value_node: Node, where: str,
+             check_with: tuple[Any, ...] | None) -> Any:
+        """`name: value` of a rule bound to its registered criterion or action: the value read,
+        parsed by the plugin and cross-checked by its `check(parsed, *check_with)` (not when
+        `check_with` is None: what it reads is broken). _INVALID once any of that is reported."""
+        value = self.value(value_node, where)
+        if value is _INVALID:
+            return _INVALID
+        try:
+            parsed = plugin.parse(value)
+        except ValueError as exc:
+            return self.error(value_node, where, str(exc))
+        messages = list(plugin.check(parsed, *check_with)) if check_with is not None else []
+        for message in messages:
+            self.error(value_node, where, message)
+        return _INVALID if messages else kind(name=name, value=parsed, plugin=plugin)
 
     def then(self, node: Node, where: str, context: Ruleset, tiers_known: bool) -> Any:
         fields = self.mapping(node, where, then_keys(), what="a mapping with escalate_to")
@@ -1082,24 +1096,12 @@ class _Converter:
         plain = {key: (self.value(value, "") if isinstance(value, ScalarNode) else None)
                  for key, (_k, value) in fields.items()}
         for name in action_names:
-            registered = ACTIONS[name]
-            value_node = fields[name][1]
-            here = _join(where, name)
-            value = self.value(value_node, here)
-            if value is _INVALID:
+            one = self.bind(BoundAction, ACTIONS[name], name, fields[name][1], _join(where, name),
+                            (context, plain) if tiers_known else None)
+            if one is _INVALID:
                 bad = True
-                continue
-            try:
-                parsed = registered.parse(value)
-            except ValueError as exc:
-                self.error(value_node, here, str(exc))
-                bad = True
-                continue
-            if tiers_known:
-                for message in registered.check(parsed, context, plain):
-                    self.error(value_node, here, message)
-                    bad = True
-            actions.append(BoundAction(name=name, value=parsed, action=registered))
+            else:
+                actions.append(one)
         result["actions"] = tuple(actions)
         if bad or any(value is _INVALID for value in result.values()):
             return _INVALID

@@ -102,35 +102,32 @@ class Tier:
 
 
 @dataclass(frozen=True)
-class BoundCriterion:
-    """One `name: value` line of a rule's `when:`, parsed and bound to its registered criterion."""
+class BoundPlugin:
+    """One `name: value` line of a rule, parsed and bound to the criterion or action registered
+    under `name` (see registry.py)."""
 
     name: str
-    value: Any  # the criterion's parsed value, e.g. a timedelta or a tuple of names
-    criterion: Any  # the registry object (see registry.py)
+    value: Any  # the plugin's parsed value, e.g. a timedelta or a tuple of names
+    plugin: Any  # the registry object
+
+    def describe(self) -> str:
+        return str(self.plugin.describe(self.value))
+
+
+class BoundCriterion(BoundPlugin):
+    """One line of a rule's `when:` (no_first_response_for, severity, …)."""
 
     def holds_from(self, facts: TicketFacts, ruleset: Ruleset) -> datetime | None:
-        moment: datetime | None = self.criterion.holds_from(facts, self.value, ruleset)
+        moment: datetime | None = self.plugin.holds_from(facts, self.value, ruleset)
         return moment
 
     @property
     def timed(self) -> bool:
-        return bool(self.criterion.timed)
-
-    def describe(self) -> str:
-        return str(self.criterion.describe(self.value))
+        return bool(self.plugin.timed)
 
 
-@dataclass(frozen=True)
-class BoundAction:
-    """One action key of a rule's `then:` (alert_lead, set_severity, …), parsed and bound."""
-
-    name: str
-    value: Any
-    action: Any  # the registry object (see registry.py)
-
-    def describe(self) -> str:
-        return str(self.action.describe(self.value))
+class BoundAction(BoundPlugin):
+    """One action key of a rule's `then:` (alert_lead, set_severity, …)."""
 
 
 @dataclass(frozen=True)

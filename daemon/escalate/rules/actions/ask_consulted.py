@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from escalate.rules.actions._tier import escalation_tier
 from escalate.rules.registry import action, show
 
 if TYPE_CHECKING:
     from escalate.rules.effects import Effects
-    from escalate.rules.model import Ruleset, Tier
+    from escalate.rules.model import Ruleset
 
 
 @action("ask_consulted", "Ask the tier's consulted departments for input (true: all; or a list of names).")
@@ -22,19 +23,10 @@ class AskConsulted:
             return tuple(n.strip() for n in names)
         raise ValueError(f"expected true or a list of consulted department names, got {show(value)}")
 
-    def _tier(self, ruleset: Ruleset, then: dict[str, Any]) -> Tier | None:
-        level = then.get("escalate_to")
-        try:
-            return ruleset.tier(level) if level is not None else None
-        except KeyError:
-            return None
-
     def check(self, names: Any, ruleset: Ruleset, then: dict[str, Any]) -> Iterator[str]:
-        tier = self._tier(ruleset, then)
-        if tier is not None and not tier.group:
-            return  # the tier itself is broken and reported already
+        tier = yield from escalation_tier(
+            ruleset, then, "ask_consulted needs escalate_to: the departments are the ones that tier consults")
         if tier is None:
-            yield "ask_consulted needs escalate_to: the departments are the ones that tier consults"
             return
         known = [name for name, _address in tier.consulted]
         if not known:

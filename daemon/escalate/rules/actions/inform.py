@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from escalate.rules.actions._tier import escalation_tier
 from escalate.rules.registry import action, show
 
 if TYPE_CHECKING:
@@ -15,21 +16,13 @@ if TYPE_CHECKING:
 @action("inform", "Add the ticket to the digest of the tier's informed list.")
 class Inform:
     def parse(self, value: object) -> Any:
-        if value is True:
-            return True
-        raise ValueError(f"expected true, got {show(value)}")
+        if value is not True:
+            raise ValueError(f"expected true, got {show(value)}")
+        return True
 
     def check(self, _value: Any, ruleset: Ruleset, then: dict[str, Any]) -> Iterator[str]:
-        level = then.get("escalate_to")
-        try:
-            tier = ruleset.tier(level) if level is not None else None
-        except KeyError:
-            return
-        if tier is not None and not tier.group:
-            return  # the tier itself is broken and reported already
-        if tier is None:
-            yield "inform needs escalate_to: the informed list is that tier's"
-        elif not tier.informed:
+        tier = yield from escalation_tier(ruleset, then, "inform needs escalate_to: the informed list is that tier's")
+        if tier is not None and not tier.informed:
             yield f"tier {tier.level} ({tier.name}) has no informed list"
 
     def run(self, effects: Effects, _value: Any) -> int:

@@ -8,10 +8,13 @@ PostgreSQL takes `pg_advisory_xact_lock` on a fixed key, SQLite takes the write 
 half-done. `db.connect()` migrates (the daemon, `run --once`, `init`, every command); when the
 schema is current that costs one query and no lock.
 
-Migration 1 is the baseline: the tables escalate created before it had migrations, frozen as SQL
-per dialect (`0001_baseline.sqlite.sql`, `0001_baseline.postgresql.sql`), every statement
-`IF NOT EXISTS`. A database made by that version (its tables, no `schema_migrations`) is adopted:
-the baseline changes nothing in it, and the later migrations bring it up to date.
+Migration 1 is the baseline: the tables escalate created before it had migrations, frozen as one
+SQL text for both dialects (`0001_baseline.sql`), every statement `IF NOT EXISTS`. The dialects'
+texts differed only in column types, so those stand there as tokens (`{serial}`, `{bigint}`,
+`{timestamp}`, `{bytes}`, `{boolean}`) that BASELINE_TYPES fills in with the types each dialect
+had then; what runs is exactly the SQL the two per-dialect files of before held. A database made
+by that version (its tables, no `schema_migrations`) is adopted: the baseline changes nothing in
+it, and the later migrations bring it up to date.
 
 Adding a migration (a column, an index or a table), e.g. a lease on Delivery:
 
@@ -102,14 +105,29 @@ def run_sql(*, sqlite: str | Iterable[str], postgresql: str | Iterable[str]) -> 
     return apply
 
 
+# The column types the baseline's tokens stand for, as peewee wrote them for each dialect then.
+BASELINE_TYPES = {
+    "sqlite": {"serial": "INTEGER", "bigint": "INTEGER", "timestamp": "DATETIME", "bytes": "BLOB",
+               "boolean": "INTEGER"},
+    "postgresql": {"serial": "SERIAL", "bigint": "BIGINT", "timestamp": "TIMESTAMP", "bytes": "BYTEA",
+                   "boolean": "BOOLEAN"},
+}
+
+
+def sql_statements(stem: str, dialect_name: str) -> list[str]:
+    """The statements of `<stem>.sql` next to this module for one dialect: `;` at line ends, `--`
+    comments, `{token}`s replaced by that dialect's BASELINE_TYPES."""
+    text = (Path(__file__).parent / f"{stem}.sql").read_text(encoding="utf-8")
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    body = body.format_map(BASELINE_TYPES[dialect_name])
+    return [statement.strip().rstrip(";") for statement in body.split(";\n") if statement.strip()]
+
+
 def sql_file(stem: str) -> Step:
-    """The statements of `<stem>.<dialect>.sql` next to this module (`;` at line ends, `--` comments)."""
+    """The statements of `<stem>.sql` (see sql_statements), run in order."""
     def apply(db: peewee.Database) -> None:
-        text = (Path(__file__).parent / f"{stem}.{dialect(db)}.sql").read_text(encoding="utf-8")
-        body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
-        for statement in body.split(";\n"):
-            if statement.strip():
-                db.execute_sql(statement.strip().rstrip(";"))
+        for statement in sql_statements(stem, dialect(db)):
+            db.execute_sql(statement)
     return apply
 
 
