@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
 import tempfile
@@ -82,11 +83,17 @@ def _no_terminal_size_from_outside():
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """The clock override, the display zone and the database binding are process-wide: reset them per test."""
+    """The clock override, the display zone, the database binding and the root logger (an in-process
+    `escalate run` sets it up as the daemon's) are process-wide: reset them per test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     clock.set_now(None)
     clock.set_display_zone(None)
     db.close()
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
