@@ -156,7 +156,7 @@ def test_dovecot_killed_mid_drain_loses_and_duplicates_nothing(env, dovecot: Dov
 # --- IMAP down when the daemon starts ----------------------------------------------------------
 
 def test_daemon_keeps_running_while_imap_is_down_and_catches_up(env, dovecot: Dovecot, mail):
-    dovecot.stop()
+    dovecot.kill()  # down (killed: a graceful stop takes Dovecot a second)
     with DaemonProcess(env) as daemon:
         daemon.wait_for_event("imap-unavailable")  # its ingest failed, and it backs off …
         assert daemon.poll() is None, "the daemon exited while IMAP was down"

@@ -95,7 +95,7 @@ def test_the_daemon_without_v_logs_start_reload_outages_recoveries_and_stop(env,
         dovecot.append(mail(sender="dana@other.example", subject="API down", body="timeouts"))
         daemon.wait_for_event("smtp-unavailable")
         smtp_sink.start()  # … and comes back
-        dovecot.stop()  # the IMAP server goes away …
+        dovecot.kill()  # the IMAP server goes away (killed: a graceful stop takes Dovecot a second) …
         daemon.wait_for_event("imap-unavailable")
         dovecot.start()  # … and comes back: new mail is ingested again, its escalation sent
         dovecot.append(mail(sender="erin@third.example", subject="Login down", body="403"))
