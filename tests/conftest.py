@@ -104,14 +104,19 @@ def _dovecot_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
+def as_new(server: Dovecot) -> Dovecot:
+    """A shared Dovecot as a test would find a server of its own: running, its mailboxes empty (an
+    INBOX alone per user, UIDs from 1). A test may kill, stop or restart it."""
+    if not server.running:  # the test before stopped it
+        server.start()
+    server.empty_mailboxes()
+    return server
+
+
 @pytest.fixture
 def dovecot(_dovecot_server: Dovecot) -> Dovecot:
-    """The session's Dovecot, as a test would find a server of its own: running, its mailboxes
-    empty (an INBOX alone, UIDs from 1). A test may kill, stop or restart it."""
-    if not _dovecot_server.running:  # the test before stopped it
-        _dovecot_server.start()
-    _dovecot_server.empty_mailboxes()
-    return _dovecot_server
+    """The session's Dovecot, as a test would find a server of its own (as_new)."""
+    return as_new(_dovecot_server)
 
 
 @pytest.fixture

@@ -88,6 +88,9 @@ class Settings:
     send_seconds: float = 10.0
     metrics_address: str | None = None  # host:port for the Prometheus endpoint; None = off
     stuck_seconds: float = 300.0  # one stage run longer than this stops the systemd watchdog pings
+    # SIGTERM: how long in-flight work may take to finish before the daemon leaves it (retried on
+    # restart) and exits; below the unit's TimeoutStopSec (15 s), after which systemd kills it
+    stop_seconds: float = 8.0
     # PostgreSQL: how long a claimed delivery stays with the instance that claimed it; when that
     # instance dies, another one sends the row after this (outbox.claim). Longer than one send.
     send_lease_seconds: float = 60.0
@@ -264,6 +267,7 @@ def settings_from(merged: dict[str, str]) -> Settings:
         send_seconds=_float(merged, "ESCALATE_SEND_SECONDS", 10.0),
         metrics_address=_address(merged, "ESCALATE_METRICS"),
         stuck_seconds=_float(merged, "ESCALATE_STUCK_SECONDS", 300.0),
+        stop_seconds=_float(merged, "ESCALATE_STOP_SECONDS", 8.0),
         send_lease_seconds=_float(merged, "ESCALATE_SEND_LEASE_SECONDS", 60.0),
         previous_secret=(merged.get("ESCALATE_SECRET_PREVIOUS") or "").encode() or None,
         token_ttl=_duration(merged, "ESCALATE_TOKEN_TTL", timedelta(days=7)),

@@ -14,14 +14,14 @@ import pytest
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
+from .daemon_process import FAST_STAGES, DaemonProcess, wait_until
 from .log_lines import events, parse_lines
 
 IMMEDIATE_RULES = TEST_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")
 
 
 def start_daemon(env: dict[str, str]) -> subprocess.Popen:
-    fast = {"ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2", "ESCALATE_SEND_SECONDS": "0.2"}
-    return subprocess.Popen([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env, **fast},
+    return subprocess.Popen([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env, **FAST_STAGES},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -38,8 +38,7 @@ def stop(daemon: subprocess.Popen) -> tuple[int, str]:
 
 def test_daemon_escalates_on_its_own_and_stops_on_sigterm(env, rules_file, dovecot: Dovecot, smtp_sink: SmtpSink, mail):
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
-    daemon = start_daemon(env)
-    try:
+    with DaemonProcess(env) as daemon:
         dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
         [first] = smtp_sink.wait_for(1, timeout=20)
         assert first.rcpt_tos == ["tier1@example.com"] and "Site down" in first.message["Subject"]
@@ -49,13 +48,12 @@ def test_daemon_escalates_on_its_own_and_stops_on_sigterm(env, rules_file, dovec
         with open(rules_path, "w") as handle:
             handle.write(IMMEDIATE_RULES.replace("repeat_every: 10m", "repeat_every: soon"))
         daemon.send_signal(signal.SIGHUP)
-        time.sleep(0.5)  # let the loop notice the signal before the next mail arrives
+        daemon.wait_for_event("rules-reload-failed")  # the loop took the signal before the next mail arrives
         dovecot.append(mail(sender="dana@other.example", subject="Database down", body="Timeouts."))
         second = smtp_sink.wait_for(2, timeout=20)[1]
         assert "Database down" in second.message["Subject"]
         assert daemon.poll() is None, "the daemon died"
-    finally:
-        code, err = stop(daemon)
+        code, err = daemon.stop()
     assert code == 0, err
     [failed] = events(parse_lines(err, "logfmt"), "rules-reload-failed")
     assert failed["level"] == "error" and failed["keeping"] == "the last good rules"
@@ -91,6 +89,17 @@ class NotifySocket:
         self.received += new
         return new
 
+    def fill(self) -> None:
+        """Queue datagrams until the socket takes no more (net.unix.max_dgram_qlen), as when nobody reads it."""
+        import socket
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)
+            try:
+                while True:
+                    sender.sendto(b"STATUS=filler", self.path)
+            except BlockingIOError:
+                pass
+
     def drain(self) -> None:
         """Forget what is already queued in the socket (sent before now)."""
         self.socket.setblocking(False)
@@ -124,13 +133,13 @@ def notify_socket():
 
 
 def test_systemd_hears_ready_watchdog_status_and_stopping(env, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
-    env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"})  # WatchdogSec=1s → ping every 0.5 s
+    env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "600000"})  # WatchdogSec=0.6s → ping every 0.3 s
     daemon = start_daemon(env)
     try:
         notify_socket.wait_for("READY=1")
-        pings = [at for at, field in notify_socket.collect(2.6) if field == "WATCHDOG=1"]
+        pings = [at for at, field in notify_socket.collect(1.6) if field == "WATCHDOG=1"]
         assert len(pings) >= 4, notify_socket.received
-        assert max(b - a for a, b in zip(pings, pings[1:])) <= 0.75  # ≤ WatchdogSec/2, with scheduling slack
+        assert max(b - a for a, b in zip(pings, pings[1:])) <= 0.55  # ≤ WatchdogSec/2, with scheduling slack
         assert any(field.startswith("STATUS=") and "ingest ok" in field for _, field in notify_socket.received)
     finally:
         code, err = stop(daemon)
@@ -146,21 +155,23 @@ def test_a_stuck_stage_stops_the_watchdog(env, notify_socket, dovecot: Dovecot, 
     black_hole.bind(("127.0.0.1", 0))
     black_hole.listen(5)
     port = black_hole.getsockname()[1]
+    # the hung read would last the 60 s IMAP timeout: SIGTERM waits 1 s for it (ESCALATE_STOP_SECONDS), not 8
     env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "600000", "ESCALATE_STUCK_SECONDS": "1",
-                "ESCALATE_IMAP_URL": f"imap://support:pw@127.0.0.1:{port}/INBOX"})
-    daemon = start_daemon(env)
-    try:
-        notify_socket.wait_for("READY=1")
-        time.sleep(1.5)  # past the stuck threshold (real time: this is the watchdog's own clock)
-        notify_socket.drain()  # pings sent while ingest was not yet stuck
-        later = notify_socket.collect(1.5)
-        assert "WATCHDOG=1" not in [field for _, field in later], "the watchdog was fed while ingest hung"
-        assert daemon.poll() is None
-    finally:
-        code, err = stop(daemon)
-        black_hole.close()
+                "ESCALATE_IMAP_URL": f"imap://support:pw@127.0.0.1:{port}/INBOX", "ESCALATE_STOP_SECONDS": "1"})
+    with DaemonProcess(env) as daemon:
+        try:
+            notify_socket.wait_for("READY=1")
+            # past the stuck threshold (real time: this is the watchdog's own clock), the daemon says so …
+            wait_until("the daemon says ingest is stuck", lambda: "not telling the watchdog: stuck in ingest" in daemon.stderr())
+            notify_socket.drain()  # pings sent while ingest was not yet stuck
+            later = notify_socket.collect(1.2)  # … and four ping intervals pass without a ping
+            assert "WATCHDOG=1" not in [field for _, field in later], "the watchdog was fed while ingest hung"
+            assert daemon.poll() is None
+        finally:
+            code, err = daemon.stop()
+            black_hole.close()
     assert code == 0, err  # SIGTERM still ends it promptly, stuck thread and all
-    assert "not telling the watchdog: stuck in ingest" in err
+    assert "ingest still busy at shutdown after 1 s" in err
 
 
 def test_no_ready_when_the_rules_are_broken(env, rules_file, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
@@ -192,7 +203,8 @@ def test_a_second_daemon_on_the_same_sqlite_file_refuses(env, notify_socket, dov
 
 
 def test_slow_smtp_does_not_delay_escalation_decisions(env, rules_file, dovecot: Dovecot, smtp_sink: SmtpSink, mail, cli):
-    env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
+    # the hung DATA is left to the restart after 1 s of SIGTERM (ESCALATE_STOP_SECONDS), not waited out
+    env.update({"ESCALATE_RULES": str(rules_file(IMMEDIATE_RULES)), "ESCALATE_STOP_SECONDS": "1"})
     smtp_sink.mode, smtp_sink.delay = "slow", 8.0
     daemon = start_daemon(env)
     try:
@@ -286,9 +298,9 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(env, rules_file, n
     """Found by the restart bench: a blocking sd_notify froze every stage once the queue was full."""
     env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "100000",  # a ping every 50 ms
                 "ESCALATE_RULES": str(rules_file(IMMEDIATE_RULES))})
+    notify_socket.fill()  # the queue nobody reads is full before the daemon's first word
     daemon = start_daemon(env)
     try:
-        time.sleep(2)  # the unread queue is long full by now
         dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
         smtp_sink.wait_for(1, timeout=20)
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from escalate.ops.service import open_app
 from escalate.store import db
 from escalate.testing.loopback import Dovecot
 
+from .daemon_process import DaemonProcess, wait_until
 from .ingest_support import NOW, append_many, assert_ingest_invariants, run_once, scalar
 
 pytestmark = pytest.mark.chaos  # kills at fault points or at random: `-m "not chaos"` skips it
@@ -31,11 +31,13 @@ pytestmark = pytest.mark.chaos  # kills at fault points or at random: `-m "not c
 
 class Proxy:
     """A TCP proxy on loopback in its own thread. Modes: "pass", "blackhole" (accept and forward
-    nothing, like a dead path), "close" (reset every connection). Counts IDLE commands."""
+    nothing, like a dead path), "close" (reset every connection). Counts IDLE commands.
+    `blackhole_in_idle`: the path goes dead once the server has said it is idling."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.mode = "pass"
+        self.blackhole_in_idle = False
         self.idle_commands: list[float] = []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -80,6 +82,8 @@ class Proxy:
                         continue  # swallowed: neither side hears anything
                     sink.write(data)
                     await sink.drain()
+                    if not count_idle and self.blackhole_in_idle and self.idle_commands and data.startswith(b"+"):
+                        self.mode = "blackhole"  # the server's "+ idling" went through: now the path dies
             except (ConnectionError, OSError):
                 pass
             finally:
@@ -152,23 +156,16 @@ def test_dovecot_killed_mid_drain_loses_and_duplicates_nothing(env, dovecot: Dov
 # --- IMAP down when the daemon starts ----------------------------------------------------------
 
 def test_daemon_keeps_running_while_imap_is_down_and_catches_up(env, dovecot: Dovecot, mail):
-    dovecot.stop()
-    fast = {"ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2", "ESCALATE_SEND_SECONDS": "0.2"}
-    daemon = subprocess.Popen([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env, **fast},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(3)
+    dovecot.kill()  # down (killed: a graceful stop takes Dovecot a second)
+    with DaemonProcess(env) as daemon:
+        daemon.wait_for_event("imap-unavailable")  # its ingest failed, and it backs off …
         assert daemon.poll() is None, "the daemon exited while IMAP was down"
         dovecot.start()
         dovecot.append(mail(sender="carl@customer.example", subject="Back again", body="x", message_id="late@x.example"))
-        deadline = time.monotonic() + 30  # back-off is capped; after 3 s of failures it waits ≤ 8 s
-        while time.monotonic() < deadline and not _stored(env, "late@x.example"):
-            time.sleep(0.2)
-        assert _stored(env, "late@x.example")
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=15)
-    assert daemon.returncode == 0, err
+        # … for 2 s after a first failure (4 s after a second): then it reads the mail that waits
+        wait_until("the mail is stored after IMAP came back", lambda: _stored(env, "late@x.example"))
+        code, err = daemon.stop()
+    assert code == 0, err
     # the outage is logged as such (a warning with the stage and the error), and its end
     assert "level=warning" in err and "msg=imap-unavailable stage=ingest" in err and "IMAP" in err
     assert "msg=imap-recovered" in err
@@ -186,16 +183,17 @@ def _stored(env: dict[str, str], message_id: str) -> bool:
 def test_a_black_hole_during_idle_is_noticed_within_the_read_timeout(env, dovecot: Dovecot, mail):
     with Proxy(dovecot.port) as proxy:
         url = env["ESCALATE_IMAP_URL"].replace(f":{dovecot.port}/", f":{proxy.port}/")
-        app = app_for(env, ESCALATE_IMAP_URL=url, ESCALATE_IMAP_TIMEOUT="1.5", ESCALATE_POLL_SECONDS="3")
+        app = app_for(env, ESCALATE_IMAP_URL=url, ESCALATE_IMAP_TIMEOUT="1.5", ESCALATE_POLL_SECONDS="2.5")
         poller = Poller()
-        poller.run(app, parse_time(NOW), keep_waiting=lambda: True)  # connects, drains, IDLEs 3 s
-        threading.Timer(0.5, lambda: setattr(proxy, "mode", "blackhole")).start()
+        poller.run(app, parse_time(NOW), keep_waiting=lambda: False)  # connects and drains; keeps the connection
+        proxy.blackhole_in_idle = True
         started = time.monotonic()
         with pytest.raises(MailboxUnavailable):
-            dovecot.append(mail(sender="carl@customer.example", subject="During the outage", body="x",
-                                message_id="dark@x.example"))
-            poller.run(app, parse_time(NOW), keep_waiting=lambda: True)
-        assert time.monotonic() - started <= 3 + 1.5 + 2  # no hang beyond IDLE budget + read timeout
+            poller.run(app, parse_time(NOW), keep_waiting=lambda: True)  # drains, IDLEs ~2 s: the path dies in it
+        assert proxy.mode == "blackhole", "the path did not die during IDLE"
+        assert time.monotonic() - started <= 2.5 + 1.5 + 2  # no hang beyond IDLE budget + read timeout
+        dovecot.append(mail(sender="carl@customer.example", subject="During the outage", body="x",
+                            message_id="dark@x.example"))
         proxy.mode = "pass"
         restored = time.monotonic()
         poller.run(app, parse_time(NOW))
@@ -205,12 +203,13 @@ def test_a_black_hole_during_idle_is_noticed_within_the_read_timeout(env, doveco
 
 
 def test_idle_is_renewed_before_the_renewal_interval(env, dovecot: Dovecot, mail, monkeypatch):
-    monkeypatch.setattr(mailbox_module, "IDLE_RENEW_SECONDS", 1.0)  # stands for the 9 minutes
+    # stands for the 9 minutes; not shorter: Dovecot tells an IDLE client of new mail 0.5 s after it came
+    monkeypatch.setattr(mailbox_module, "IDLE_RENEW_SECONDS", 1.0)
     with Proxy(dovecot.port) as proxy:
         url = env["ESCALATE_IMAP_URL"].replace(f":{dovecot.port}/", f":{proxy.port}/")
-        app = app_for(env, ESCALATE_IMAP_URL=url, ESCALATE_POLL_SECONDS="4.5")
+        app = app_for(env, ESCALATE_IMAP_URL=url, ESCALATE_POLL_SECONDS="3.5")  # three IDLEs, till 1 s before the 3.5 s
         poller = Poller()
-        threading.Timer(2.2, lambda: dovecot.append(mail(sender="x@y.example", subject="mid-idle", body="x",
+        threading.Timer(1.2, lambda: dovecot.append(mail(sender="x@y.example", subject="mid-idle", body="x",
                                                          message_id="idle@x.example"))).start()
         poller.run(app, parse_time(NOW), keep_waiting=lambda: True)
         poller.close()

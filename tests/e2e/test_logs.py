@@ -21,8 +21,9 @@ from escalate.ops import logs
 from escalate.testing.loopback import Dovecot, SmtpSink
 from escalate.store.batch import Batch, held_lines
 
+from .daemon_process import DaemonProcess, wait_until
 from .log_lines import events, parse_journal_datagram, parse_lines, parse_logfmt
-from .test_daemon import IMMEDIATE_RULES, start_daemon, stop
+from .test_daemon import IMMEDIATE_RULES
 from .test_replies import at, reply
 
 # an encoded-word subject whose text tries to end the line and start a forged one
@@ -87,23 +88,21 @@ def test_a_ticket_escalated_and_replied_to_is_logged_event_by_event_with_fields(
 def test_the_daemon_without_v_logs_start_reload_outages_recoveries_and_stop(env, rules_file, dovecot: Dovecot,
                                                                             smtp_sink: SmtpSink, mail):
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
-    daemon = start_daemon(env)  # `escalate run`, no -v
-    try:
+    with DaemonProcess(env) as daemon:  # `escalate run`, no -v
         dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="500s"))
         smtp_sink.wait_for(1, timeout=20)
         smtp_sink.stop()  # the SMTP server goes away (T-2's escalation waits for its retry) …
         dovecot.append(mail(sender="dana@other.example", subject="API down", body="timeouts"))
-        time.sleep(3)
+        daemon.wait_for_event("smtp-unavailable")
         smtp_sink.start()  # … and comes back
-        dovecot.stop()  # the IMAP server goes away …
-        time.sleep(2)
+        dovecot.kill()  # the IMAP server goes away (killed: a graceful stop takes Dovecot a second) …
+        daemon.wait_for_event("imap-unavailable")
         dovecot.start()  # … and comes back: new mail is ingested again, its escalation sent
         dovecot.append(mail(sender="erin@third.example", subject="Login down", body="403"))
         assert "Login down" in smtp_sink.wait_for(2, timeout=30)[1].message["Subject"]
         daemon.send_signal(signal.SIGHUP)
-        time.sleep(1)
-    finally:
-        code, err = stop(daemon)
+        daemon.wait_for_event("rules-reloaded")
+        code, err = daemon.stop()
     assert code == 0, err
     records = parse_lines(err, "logfmt")
     [started] = events(records, "started")
@@ -125,34 +124,20 @@ def test_the_daemon_without_v_logs_start_reload_outages_recoveries_and_stop(env,
     assert records[-1]["msg"] == "stopped"
 
 
-def lines_until_started(daemon: subprocess.Popen) -> str:
-    """What the daemon logged up to its start-up line (read as it comes, so it is not stopped
-    before its signal handlers are set)."""
-    lines = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (line := daemon.stderr.readline()):
-        lines.append(line)
-        if parse_logfmt(line.rstrip("\n")).get("msg") == "started":
-            return "".join(lines)
-    raise AssertionError(f"no start-up line within 30 s:\n{''.join(lines)}")
-
-
 def test_escalate_run_logs_start_up_at_info_without_v_and_nothing_below_without_it(env, smtp_sink, dovecot):
-    daemon = start_daemon(env)
-    head = lines_until_started(daemon)
-    time.sleep(1)  # a few polls and ticks: nothing happens, so nothing more is said
-    code, err = stop(daemon)
+    with DaemonProcess(env) as daemon:
+        daemon.wait_for_event("started")  # its signal handlers are set: it is not stopped before them
+        time.sleep(0.6)  # three polls and ticks (0.2 s apart): nothing happens, so nothing more is said
+        code, err = daemon.stop()
     assert code == 0, err
-    records = [r for r in parse_lines(head + err, "logfmt") if r["logger"] != "escalate.store.migrations"]  # a new database
+    records = [r for r in parse_lines(err, "logfmt") if r["logger"] != "escalate.store.migrations"]  # a new database
     assert [(r["level"], r["msg"]) for r in records] == [("info", "started"), ("info", "stopped")]
     # -v: the daemon says more (DEBUG), still one logfmt line each
-    daemon = subprocess.Popen([sys.executable, "-m", "escalate", "-v", "run"], env={**os.environ, **env},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    head = lines_until_started(daemon)
-    time.sleep(1)
-    code, err = stop(daemon)
+    with DaemonProcess(env, "-v") as daemon:
+        wait_until("a DEBUG line from `escalate -v run`", lambda: "level=debug" in daemon.stderr())
+        code, err = daemon.stop()
     assert code == 0, err
-    assert "debug" in {r["level"] for r in parse_lines(head + err, "logfmt")}
+    assert "debug" in {r["level"] for r in parse_lines(err, "logfmt")}
 
 
 def test_an_unknown_log_format_is_refused_with_a_clear_error(env, cli, tmp_path):

@@ -57,3 +57,10 @@ def test_several_imap_accounts_whitespace_separated():
     assert {"pw1", "pw2"} <= set(settings.secret_values())  # both passwords are kept out of the logs
     with pytest.raises(ConfigError, match="an account is named twice"):
         load_settings({"ESCALATE_IMAP_URL": "imap://a:x@h/INBOX imap://a:y@h/Sent", "ESCALATE_DB_URL": "sqlite:///x.db"})
+
+
+def test_the_stop_wait_is_eight_seconds_unless_set_and_must_be_positive():
+    assert load_settings({"ESCALATE_DB_URL": "sqlite:///x.db"}).stop_seconds == 8.0
+    assert load_settings({"ESCALATE_DB_URL": "sqlite:///x.db", "ESCALATE_STOP_SECONDS": "12"}).stop_seconds == 12.0
+    with pytest.raises(ConfigError, match="ESCALATE_STOP_SECONDS: must be positive"):
+        load_settings({"ESCALATE_DB_URL": "sqlite:///x.db", "ESCALATE_STOP_SECONDS": "0"})

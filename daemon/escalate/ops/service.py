@@ -43,7 +43,6 @@ from escalate.store import db
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
-STOP_TIMEOUT_SECONDS = 8.0  # systemd's TimeoutStopSec is 15 s; a graceful stop must exit within 10 s
 
 
 @dataclass
@@ -393,12 +392,12 @@ class Daemon:
         self.notifier.stopping()
         for stage in self.stages.values():
             stage.trigger()  # wake idle threads so they see `stopping` and return
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        deadline = time.monotonic() + self.app.settings.stop_seconds
         for stage in self.stages.values():
             stage.join(timeout=max(0.0, deadline - time.monotonic()))
             if stage.is_alive():
                 log.warning("%s still busy at shutdown after %.0f s; leaving it (its work is retried on restart)",
-                            stage.stage, STOP_TIMEOUT_SECONDS)
+                            stage.stage, self.app.settings.stop_seconds)
         if not self.stages["ingest"].is_alive():
             self._poller.close()  # free the folders for the other instances now
         self.heartbeat.stop()
