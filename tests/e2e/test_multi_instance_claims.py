@@ -333,7 +333,8 @@ def test_three_instances_one_killed_every_few_seconds_send_each_notification_onc
     # a duplicate is the same mail again (same Message-ID, counted above), and only a kill makes one:
     # at most the sends in flight plus the outcomes not yet written, per kill
     assert duplicates <= kills * 2 * outbox.CONNECTIONS
-    assert sum(1 for i in evaluated if i) >= 2, "the instances did not share the work"
+    # (on a busy machine a run takes seconds, and a kill can cost an instance its share of the ticks)
+    assert sum(1 for e, s in zip(evaluated, sent) if e or s) >= 2, "the instances did not share the work"
     assert outbox_state(pg_url) == {"sent": HOUR_TICKETS}
 
 
