@@ -3,7 +3,7 @@
 # multiplies their kills, their mail and their simulated time (tests/e2e/soak.py). The suite runs
 # them at 1, a few kills each; this runs them at 4 unless told otherwise, which is about the kills
 # and mail they had before they were bounded (12 SIGKILLs of three instances over 1,000 tickets,
-# 16 of the sender over 800 mails, 12 of ingest over 3,000 mails, a 4 s PostgreSQL outage).
+# 16 of the sender over 800 mails, 12 of ingest over 1,600 mails, a 4 s PostgreSQL outage).
 # Extra arguments go to pytest:
 #
 #   bench/chaos_soak.sh                                  # every chaos test at scale 4
