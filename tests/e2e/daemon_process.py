@@ -21,8 +21,9 @@ from .log_lines import parse_logfmt
 FAST_STAGES = {"ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2", "ESCALATE_SEND_SECONDS": "0.2"}
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something true and return that; fail naming `what` after `timeout`."""
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something true and return that; fail naming `what` after `timeout`
+    (a bound on failure only: generous, as the suite runs in parallel on a busy machine)."""
     deadline = time.monotonic() + timeout
     while True:
         got = check()

@@ -58,13 +58,14 @@ def server_count(dovecot: Dovecot, folder: str) -> int:
 
 
 def append_many(dovecot: Dovecot, raws: list[bytes], folder: str = "INBOX") -> None:
-    """APPEND over one connection (the fixture's append logs in per message)."""
+    """APPEND in order over one connection (the fixture's append logs in per message), as one
+    MULTIAPPEND command (Dovecot's; one APPEND per message costs about 6 ms each)."""
     with IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=30) as client:
         client.login("support", dovecot.users["support"])
         if not client.folder_exists(folder):
             client.create_folder(folder)
-        for raw in raws:
-            client.append(folder, raw)
+        if raws:
+            client.multiappend(folder, raws)
 
 
 def assert_ingest_invariants(env: dict[str, str], *, message_ids: set[str] | None = None,

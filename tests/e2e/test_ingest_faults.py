@@ -23,6 +23,7 @@ from escalate.ops.service import open_app
 from escalate.store import db
 from escalate.testing.loopback import Dovecot
 
+from . import soak
 from .daemon_process import DaemonProcess, wait_until
 from .ingest_support import NOW, append_many, assert_ingest_invariants, run_once, scalar
 
@@ -132,24 +133,21 @@ def test_dovecot_killed_mid_drain_loses_and_duplicates_nothing(env, dovecot: Dov
 
     thread = threading.Thread(target=killer)
     thread.start()
-    poller, failures, reconnect_delays = Poller(), 0, []
+    poller, failures = Poller(), 0
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             poller.run(app, parse_time(NOW))
         except MailboxUnavailable:
             failures += 1
-            started = time.monotonic()
             with lifecycle:
                 dovecot.start()
-            reconnect_delays.append(time.monotonic() - started)
             continue
         if scalar(env, "SELECT count(*) FROM message") == 600:
             break
     thread.join()
     db.close()
     assert len(kills) >= 1 and failures >= 1
-    assert max(reconnect_delays) <= 5
     assert_ingest_invariants(env, message_ids={f"m{n}@customer.example" for n in range(600)}, tickets=600)
 
 
@@ -222,27 +220,39 @@ def test_idle_is_renewed_before_the_renewal_interval(env, dovecot: Dovecot, mail
 # --- random SIGKILLs during a bounded ingest ---------------------------------------------------
 
 def test_random_kills_during_ingest_lose_and_duplicate_nothing(env, dovecot: Dovecot, mail):
-    """A few hundred mails (60% new threads, 30% replies, 10% re-sent duplicates), escalate
-    SIGKILLed at random moments and restarted; the full 2,000-mail/50-kill run is bench/ingest_bench.py --kills."""
+    """Mail (60% new threads, 30% replies, 10% re-sent duplicates), escalate SIGKILLed at a random
+    moment of each run once it is storing mail, and restarted (seeded; ESCALATE_SOAK_SCALE multiplies
+    the kills and the mail); the 2,000-mail/50-kill run is bench/ingest_bench.py --kills."""
     rng = random.Random(7)
-    originals = mails(mail, 180)
+    kills = soak.scaled(3)
+    threads = 80 * kills  # stored a fetch of 100 mails at a time: most kills find some left to store
+    originals = mails(mail, threads)
     replies = [mail(sender=f"m{n}@customer.example", subject=f"Re: Issue m{n}", body="more",
-                    message_id=f"r{n}@customer.example", in_reply_to=f"m{n}@customer.example") for n in range(90)]
-    resent = rng.sample(originals, 30)
-    append_many(dovecot, originals[:90] + replies[:45] + originals[90:] + replies[45:] + resent)
+                    message_id=f"r{n}@customer.example", in_reply_to=f"m{n}@customer.example") for n in range(threads // 2)]
+    resent = rng.sample(originals, threads // 6)
+    half, quarter = threads // 2, threads // 4
+    append_many(dovecot, originals[:half] + replies[:quarter] + originals[half:] + replies[quarter:] + resent)
     env["ESCALATE_PROCESSED"] = "flag"
-    kills = 0
-    for _ in range(6):
+    expected = {f"m{n}@customer.example" for n in range(threads)} | {f"r{n}@customer.example" for n in range(threads // 2)}
+
+    def stored() -> int:
+        return scalar(env, "SELECT count(*) FROM message")
+
+    landed = 0  # kills that found mail still to store
+    for _ in range(kills):
+        before = stored()
         process = subprocess.Popen([sys.executable, "-m", "escalate", "run", "--once", "--now", NOW],
                                    env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.4, 1.6))
+        wait_until("the run stores mail or ends", lambda process=process, before=before: (
+            stored() > before or process.poll() is not None), interval=0.01)
+        time.sleep(rng.uniform(0.0, 0.15))
         if process.poll() is None:
             process.kill()
-            kills += 1
+            landed += stored() < len(expected)
         process.wait()
         assert scalar(env, "PRAGMA integrity_check") == "ok"
     finished = run_once(env)
     assert finished.returncode == 0, finished.stderr
-    assert kills >= 1
-    expected = {f"m{n}@customer.example" for n in range(180)} | {f"r{n}@customer.example" for n in range(90)}
-    assert_ingest_invariants(env, message_ids=expected, tickets=180)
+    print(f"{landed} of {kills} kills landed while mail was left to store")
+    assert landed >= kills * 2 // 3, "too few kills landed while ingesting; the test proves little"
+    assert_ingest_invariants(env, message_ids=expected, tickets=threads)
