@@ -134,6 +134,8 @@ def test_escalate_run_logs_start_up_at_info_without_v_and_nothing_below_without_
     assert [(r["level"], r["msg"]) for r in records] == [("info", "started"), ("info", "stopped")]
     # -v: the daemon says more (DEBUG), still one logfmt line each
     with DaemonProcess(env, "-v") as daemon:
+        # it logs DEBUG lines before its signal handlers are set: a SIGTERM then would kill it (-15)
+        daemon.wait_for_event("started")
         wait_until("a DEBUG line from `escalate -v run`", lambda: "level=debug" in daemon.stderr())
         code, err = daemon.stop()
     assert code == 0, err
