@@ -99,11 +99,11 @@ class ParsedMail:
 
 
 class UnparseableMail(Exception):
-    """Raised only when nothing usable can be read (empty input, no header at all); carries `.reason`."""
+    """Raised only when nothing usable can be read (empty input, no header at all): `UnparseableMail(reason)`."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return str(self.args[0])
 
 
 # --------------------------------------------------------------------------------------------
