@@ -989,14 +989,21 @@ _ORIGINAL_MESSAGE = re.compile(
     r"Mensaje original|Messaggio originale|Oorspronkelijk bericht|Forwarded message|"
     r"Weitergeleitete Nachricht|Исходное сообщение|Wiadomość oryginalna|Původní zpráva|Özgün ileti|"
     r"Alkuperäinen viesti|元のメッセージ|原始邮件)\s*-{2,}\s*$|^\s*Begin forwarded message:\s*$", re.I)
+
+
+def _label_line(labels: str, after: str = "") -> re.Pattern[str]:
+    """A line that opens with one of the `|`-separated labels, bold or not (`*From:*`), then a colon
+    (the full-width one too), then `after`."""
+    return re.compile(rf"^\s*\*?\s*(?:{labels})\s*[:：]{after}", re.I)
+
+
 # the header block Outlook, QQ Mail and others put above a quote, in the languages seen in replies
-_HEADER_FROM = re.compile(r"^\s*\*?\s*(?:From|Von|De|Van|Da|Från|Fra|Od|От|Kimden|Lähettäjä|差出人|发件人|寄件者)"
-                          r"\s*[:：]\s*\*?\s*\S", re.I)
-_HEADER_OTHER = re.compile(
-    r"^\s*\*?\s*(?:Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inviato|Verzonden|Skickat|Sendt|To|An|À|Para|A|"
-    r"Aan|Till|Til|Cc|Subject|Betreff|Objet|Asunto|Oggetto|Onderwerp|Ämne|Emne|"
-    r"Отправлено|Дата|Кому|Копия|Тема|Wysłano|Do|DW|Temat|Odesláno|Komu|Kopie|Předmět|Gönderildi|Tarih|Kime|"
-    r"Bilgi|Konu|Lähetetty|Vastaanottaja|Kopio|Aihe|送信日時|宛先|件名|发送时间|收件人|抄送|主题|日期)\s*[:：]", re.I)
+_HEADER_FROM = _label_line("From|Von|De|Van|Da|Från|Fra|Od|От|Kimden|Lähettäjä|差出人|发件人|寄件者", after=r"\s*\*?\s*\S")
+_HEADER_OTHER = _label_line(
+    "Sent|Date|Gesendet|Datum|Envoyé|Enviado|Inviato|Verzonden|Skickat|Sendt|To|An|À|Para|A|"
+    "Aan|Till|Til|Cc|Subject|Betreff|Objet|Asunto|Oggetto|Onderwerp|Ämne|Emne|"
+    "Отправлено|Дата|Кому|Копия|Тема|Wysłano|Do|DW|Temat|Odesláno|Komu|Kopie|Předmět|Gönderildi|Tarih|Kime|"
+    "Bilgi|Konu|Lähetetty|Vastaanottaja|Kopio|Aihe|送信日時|宛先|件名|发送时间|收件人|抄送|主题|日期")
 _SEPARATOR = re.compile(r"^\s*(?:_{5,}|-{5,})\s*$")
 _MOBILE_FOOTER = re.compile(
     r"^\s*(?:Sent from my \S+|Sent from (?:Outlook|Mail|Yahoo Mail|Gmail|Samsung|Proton Mail)\b|"
