@@ -19,7 +19,6 @@ from escalate import __version__, clock
 from escalate.config import Settings, load_settings
 from escalate.errors import EscalateError, InputError
 from escalate.ops import logs
-from escalate.ops.service import open_app
 from escalate.store import db
 
 
@@ -88,6 +87,10 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _open(ctx: click.Context):
     """Settings, rules, templates and the database, which must exist (only `init` and `db migrate` create one)."""
+    # the daemon's modules (IMAP, SMTP, templates: about half of a command's start-up) are imported only by
+    # the commands that open the whole app; listings that need only the database start without them
+    from escalate.ops.service import open_app
+
     return open_app(_settings(ctx), create=False)
 
 

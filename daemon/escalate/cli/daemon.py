@@ -6,8 +6,6 @@ import click
 
 from escalate import clock
 from escalate.cli.app import RuntimeFailure, _count, _display_zone_of, _emit, _open, _settings, command, json_option, main
-from escalate.ops.instance import InstanceLock
-from escalate.ops.service import Daemon, run_once
 from escalate.store import db
 
 OUTCOME_WORDS = {"ticket": ("new ticket", "new tickets"), "reply": ("reply", "replies"),
@@ -26,6 +24,9 @@ def run_command(ctx: click.Context, once: bool, as_json: bool) -> None:
     """The daemon: poll the mailbox, evaluate the rules, send escalations."""
     if as_json and not once:
         raise click.UsageError("--json prints the result of one cycle: use it with --once")
+    from escalate.ops.instance import InstanceLock
+    from escalate.ops.service import Daemon, run_once
+
     app = _open(ctx)
     app.secret  # noqa: B018 -- a missing or weak ESCALATE_SECRET is refused before anything starts
     with InstanceLock(app.settings.db_url):

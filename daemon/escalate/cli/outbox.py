@@ -6,7 +6,6 @@ import click
 
 from escalate import clock
 from escalate.cli.app import PEOPLE_LIMIT, _emit, _moment, _open_db, command, command_group, json_option
-from escalate.outbound import outbox
 from escalate.reports import queries
 
 outbox_group = command_group("outbox", "Queued, sent and failed mail.")
@@ -55,6 +54,8 @@ def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
 def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
     """Queue failed mail again (all failed rows, or the given ids; naming a suppressed row overrides
     its loop cap). Recipients who already got it are not sent it again."""
+    from escalate.outbound import outbox
+
     _open_db(ctx)
     count = outbox.retry(list(ids) or None, clock.now())
     _emit({"queued": count}, True) if as_json else click.echo(f"{count} queued for sending")
@@ -66,6 +67,8 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> Non
 @click.pass_context
 def outbox_cancel(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
     """Stop sending the given queued mail (recipients not yet reached are cancelled)."""
+    from escalate.outbound import outbox
+
     _open_db(ctx)
     count = outbox.cancel(list(ids), clock.now())
     _emit({"cancelled": count}, True) if as_json else click.echo(f"{count} cancelled")

@@ -11,9 +11,7 @@ import click
 from escalate import clock
 from escalate.cli.app import BadInput, _emit, _open_db, _settings, command, command_group, json_option
 from escalate.config import ConfigError, Settings
-from escalate.outbound.templates import Renderer
 from escalate.reports import queries
-from escalate.tickets import commands
 
 rules_group = command_group("rules", "Check, print, explain and replay the rules.\n\n"
                             "Every rules command reads the rules file given as its last argument, FILE "
@@ -61,6 +59,7 @@ def _settings_or_none(ctx: click.Context) -> Settings | None:
 
 def _ruleset_from(ctx: click.Context, file: Path | None):
     """The rules in FILE, or in ESCALATE_RULES; RulesError (exit 2) lists every problem."""
+    from escalate.outbound.templates import Renderer
     from escalate.rules.loader import load_ruleset
 
     settings = _settings_or_none(ctx)
@@ -133,6 +132,7 @@ def rules_doc(ctx: click.Context, file: Path | None) -> None:
 
     Markdown is its format, so it has no --json (`rules matrix --json` gives the matrix as data)."""
     from escalate.reports.procedure import procedure_markdown
+    from escalate.tickets import commands
 
     click.echo(procedure_markdown(_ruleset_from(ctx, file), {c.name: c.description for c in commands.COMMANDS.values()}),
                nl=False)
