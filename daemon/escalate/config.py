@@ -222,9 +222,12 @@ def merged_environment(env: dict[str, str] | None = None, env_file: Path | None 
         # chat channels (chat.py) are read where they are used, from the environment: the file's
         # fill what the environment lacks there too, as systemd's EnvironmentFile would
         for key, value in from_file.items():
-            if key.startswith("ESCALATE_CHAT_"):
-                os.environ.setdefault(key, value)
-    merged.update(env if env is not None else os.environ)
+            if key.startswith("ESCALATE_CHAT_") and not os.environ.get(key):
+                os.environ[key] = value
+    # an empty variable is "not set" for every setting: it does not hide the file's value
+    # (`Environment=ESCALATE_DB_URL=` in a unit would otherwise switch to the default database)
+    merged.update((key, value) for key, value in (env if env is not None else os.environ).items()
+                  if value or key not in merged)
     return merged
 
 

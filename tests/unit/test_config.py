@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,17 @@ def test_env_file_fills_what_the_environment_lacks(tmp_path: Path):
     assert settings.rules_path == Path("/override.yaml")
     assert settings.secret == b"quoted"
     assert read_env_file(env_file) == {"ESCALATE_RULES": "/etc/r.yaml", "ESCALATE_SECRET": "quoted"}
+
+
+def test_an_empty_variable_in_the_environment_does_not_hide_the_env_files_value(tmp_path: Path, monkeypatch):
+    # a unit's `Environment=ESCALATE_DB_URL=` or a shell's `export ESCALATE_DB_URL=` is "not set", as an
+    # empty value is for every setting: the file's database is used, not the default next to the caller
+    env_file = tmp_path / "escalate.env"
+    env_file.write_text("ESCALATE_DB_URL=sqlite:////var/lib/escalate/escalate.db\nESCALATE_CHAT_OPS=json://chat.example\n")
+    monkeypatch.setenv("ESCALATE_CHAT_OPS", "")
+    settings = load_settings({"ESCALATE_DB_URL": "", "ESCALATE_RULES": ""}, env_file=env_file)
+    assert settings.db_url == "sqlite:////var/lib/escalate/escalate.db"
+    assert os.environ["ESCALATE_CHAT_OPS"] == "json://chat.example"  # chat channels are read from the environment
 
 
 def test_env_file_syntax_errors_name_the_line(tmp_path: Path):
