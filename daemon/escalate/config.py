@@ -225,7 +225,7 @@ def merged_environment(env: dict[str, str] | None = None, env_file: Path | None 
             if key.startswith("ESCALATE_CHAT_") and not os.environ.get(key):
                 os.environ[key] = value
     # an empty variable is "not set" for every setting: it does not hide the file's value
-    # (`Environment=ESCALATE_DB_URL=` in a unit would otherwise switch to the default database)
+    # (an `export ESCALATE_DB_URL=` left in a shell would otherwise switch to the default database)
     merged.update((key, value) for key, value in (env if env is not None else os.environ).items()
                   if value or key not in merged)
     return merged

@@ -42,7 +42,7 @@ def test_env_file_fills_what_the_environment_lacks(tmp_path: Path):
 
 
 def test_an_empty_variable_in_the_environment_does_not_hide_the_env_files_value(tmp_path: Path, monkeypatch):
-    # a unit's `Environment=ESCALATE_DB_URL=` or a shell's `export ESCALATE_DB_URL=` is "not set", as an
+    # an `export ESCALATE_DB_URL=` left in a shell is "not set", as an
     # empty value is for every setting: the file's database is used, not the default next to the caller
     env_file = tmp_path / "escalate.env"
     env_file.write_text("ESCALATE_DB_URL=sqlite:////var/lib/escalate/escalate.db\nESCALATE_CHAT_OPS=json://chat.example\n")
