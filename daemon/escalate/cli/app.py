@@ -114,9 +114,14 @@ def _display_zone_of(settings: Settings) -> None:
         pass
 
 
-def _emit(data: Any, as_json: bool) -> None:
-    """`data` as JSON for scripts, or (text for people) as it is; tables go through table.py."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else data)
+def _emit(data: Any, as_json: bool, for_people: Callable[[Any], None] | None = None) -> None:
+    """`data` as JSON for scripts; for people, `for_people(data)` (a table from views.py), or `data` as it is."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif for_people is not None:
+        for_people(data)
+    else:
+        click.echo(data)
 
 
 def _emit_json_list(rows: Iterable[Any]) -> None:

@@ -20,7 +20,7 @@ def chat_list(ctx: click.Context, as_json: bool) -> None:
 
     _open_db(ctx)
     found = chatsend.channels()
-    _emit(found, True) if as_json else views.chat_table(found)
+    _emit(found, as_json, views.chat_table)
 
 
 @command(chat_group, "test", short_help="Post a test message to channel NAME now.")

@@ -69,6 +69,6 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     _display_zone_of(settings)
     db.connect(settings.db_url, create=False)
     facts = status.collect(settings, clock.now())
-    _emit(facts, True) if as_json else status.show(facts)
+    _emit(facts, as_json, status.show)
     if not facts["daemon"]["running"]:
         ctx.exit(status.NOT_RUNNING)

@@ -44,7 +44,7 @@ def outbox_show(ctx: click.Context, outbox_id: int, as_json: bool) -> None:
 
     _open_db(ctx)
     detail = queries.show_outbox(outbox_id)
-    _emit(detail, True) if as_json else views.outbox_detail(detail)
+    _emit(detail, as_json, views.outbox_detail)
 
 
 @command(outbox_group, "retry", now=True, short_help="Queue failed mail again (never to those who got it).")

@@ -20,7 +20,7 @@ def quarantine_list(ctx: click.Context, as_json: bool) -> None:
 
     _open_db(ctx)
     rows = queries.list_quarantine()
-    _emit(rows, True) if as_json else views.quarantine_table(rows)
+    _emit(rows, as_json, views.quarantine_table)
 
 
 @command(quarantine_group, "show")
@@ -38,7 +38,7 @@ def quarantine_show(ctx: click.Context, record_id: int, as_raw: bool, as_json: b
         click.echo(quarantine.raw(record_id), nl=False)  # bytes go to the binary stream as they are
         return
     detail = quarantine.show(record_id)
-    _emit(detail, True) if as_json else views.quarantine_detail(detail)
+    _emit(detail, as_json, views.quarantine_detail)
 
 
 @command(quarantine_group, "retry", now=True, short_help="Process held mail again, e.g. after an upgrade.")

@@ -121,7 +121,7 @@ def rules_simulate(ctx: click.Context, since: str, file: Path | None, rules_path
             report = simulate(ruleset, start, clock.now(), progress=advance)
     else:
         report = simulate(ruleset, start, clock.now())
-    _emit(report, True) if as_json else show(report)
+    _emit(report, as_json, show)
 
 
 @command(rules_group, "doc")
