@@ -60,10 +60,10 @@ def probe_facts(ruleset: Ruleset) -> list[TicketFacts]:
     return facts
 
 
-def never_fires(rule: Rule, ruleset: Ruleset, probes: list[TicketFacts] | None = None) -> str | None:
-    """Why no ticket can ever satisfy all of the rule's criteria at once, or None if one can.
-    `probes`: the ruleset's `probe_facts`, when the caller checks several rules."""
-    for facts in probes if probes is not None else probe_facts(ruleset):
+def never_fires(rule: Rule, ruleset: Ruleset, probes: list[TicketFacts]) -> str | None:
+    """Why none of `probes` (the ruleset's `probe_facts`) satisfies all of the rule's criteria at once, or
+    None if one does."""
+    for facts in probes:
         if rule.fires_at(facts, ruleset) is not None:
             return None
     described = ", ".join(f'"{bound.describe()}"' for bound in rule.criteria)
