@@ -84,7 +84,7 @@ def tickets_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: str, body: str = "", *,
          force: bool = False, as_json: bool = False) -> None:
     """Run a mail command from the CLI: same function, same audit trail, `via` = cli, and the
-    roster check a mail reply gets for --as (ticket_actions.py)."""
+    roster check a mail reply gets for --as (tickets/actions.py)."""
     from escalate.tickets import actions as ticket_actions
 
     app = _open(ctx)

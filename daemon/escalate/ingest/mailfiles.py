@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import mailbox as stdlib_mailbox
 from pathlib import Path
-from typing import Iterator
 
 
 class NotAMailStore(ValueError):
@@ -46,11 +45,3 @@ def read(store: stdlib_mailbox.Mailbox, key) -> bytes | None:
         return store.get_bytes(key)
     except (KeyError, FileNotFoundError):
         return None
-
-
-def raw_messages(store: stdlib_mailbox.Mailbox) -> Iterator[bytes]:
-    """Each message's bytes, in the store's order."""
-    for key in ordered_keys(store):
-        raw = read(store, key)
-        if raw is not None:
-            yield raw

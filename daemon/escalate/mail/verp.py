@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import dataclass
 
 from escalate.mail import tokens
 
 _VERP = re.compile(r"^(?P<local>[^@+]+)\+bounce-(?P<outbox>\d{1,12})\.(?P<index>\d{1,4})\.(?P<mac>[a-z2-7]{16})@(?P<domain>[^@\s]+)$",
                    re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class BounceTarget:
-    """What a VERP address names: the outbox row id and the recipient it was sent to."""
-
-    outbox_id: int
-    index: int
-    recipient: str
 
 
 def _mac(secret: bytes, outbox_id: int, index: int, recipient: str) -> str:

@@ -14,6 +14,7 @@ from escalate.config import Settings, redact_url
 from escalate.ops import heartbeat, problems
 from escalate.ops.instance import InstanceLock
 from escalate.outbound import chat, ratelimit
+from escalate.outbound.settle import DELIVERY_FAILURES
 from escalate.rules.durations import age_text
 from escalate.store import migrations
 from escalate.store.db import sqlite_path
@@ -60,12 +61,11 @@ def chat_backlog(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Chat posts queued (due or backing off) and failed, and the channels configured, URLs
     redacted: for `status` and the metrics. (Here, not in chat.py: chat.py reads no
     database, so rules/ may use it.)"""
-    failures = ("failed", "refused", "bounced")
     counts = dict(Delivery.select(Delivery.status, fn.COUNT(Delivery.id))
-                  .where(Delivery.recipient.startswith(chat.RECIPIENT_PREFIX) & Delivery.status.in_(("queued",) + failures))
+                  .where(Delivery.recipient.startswith(chat.RECIPIENT_PREFIX) & Delivery.status.in_(("queued",) + DELIVERY_FAILURES))
                   .group_by(Delivery.status).tuples())
     return {"channels": {name: chat.redacted(url) for name, url in sorted(chat.configured(environ).items())},
-            "queued": counts.get("queued", 0), "failed": sum(counts.get(status, 0) for status in failures)}
+            "queued": counts.get("queued", 0), "failed": sum(counts.get(status, 0) for status in DELIVERY_FAILURES)}
 
 
 def outbox_failed() -> int:

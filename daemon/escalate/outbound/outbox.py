@@ -213,10 +213,7 @@ def send_due(url: ServerUrl, now: datetime, *, connections: int = CONNECTIONS, b
     inside the transaction that records it. Mail the tick decided is rendered first, with
     `renderer` (templates.Renderer; the shipped templates when None) — render.py.
     `lease_seconds`: how long a claim holds on PostgreSQL."""
-    from escalate.outbound import (
-        render,  # render.py uses settle() from here
-        templates,  # render.py uses settle() from here
-    )
+    from escalate.outbound import render, templates  # imported late: templates pull in jinja2
 
     render.render_pending(renderer or templates.Renderer(), now, on_failed=on_failed)
     return asyncio.run(_send_due(url, now, connections=connections, batch=batch, timeout=timeout,

@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 
 import peewee
 
+from escalate.outbound import chat
 from escalate.store import models
 from escalate.store import outbox as store_outbox
 from escalate.store.models import Delivery, Outbox
@@ -21,7 +22,7 @@ MAX_RETRY = timedelta(minutes=10)
 PENDING = "queued"
 WAITING = "rendering"  # a delivery whose mail is not rendered yet (render.py owns it until it is)
 # chat posts are deliveries too ("chat:<name>"), posted by chatsend.py: never an SMTP recipient
-IS_MAIL = ~Delivery.recipient.startswith("chat:")
+IS_MAIL = ~Delivery.recipient.startswith(chat.RECIPIENT_PREFIX)
 DELIVERY_FAILURES = ("failed", "refused", "bounced")
 
 

@@ -6,7 +6,7 @@ database — subjects and addresses are customer text — is HTML-escaped.
 
 The trend comes first, across the page: this period's weeks (or days) beside the period before.
 Each chart has its own bar colour (CHART_COLOURS); tests find the charts in a screenshot by it.
-The charts themselves (axes, scales, bars) are report_charts.py's.
+The charts themselves (axes, scales, bars) are charts.py's.
 """
 
 from __future__ import annotations

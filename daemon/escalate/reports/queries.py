@@ -56,14 +56,6 @@ def with_ladders(summaries: list[dict[str, Any]], tickets: list[Ticket]) -> list
     return summaries
 
 
-def list_tickets(status: str | None = None) -> list[dict[str, Any]]:
-    query = Ticket.select().order_by(Ticket.id)
-    if status:
-        query = query.where(Ticket.status == status)
-    found = list(query)
-    return with_ladders([ticket_summary(t) for t in found], found)
-
-
 # `tickets list --sort KEY`: the column each key orders by (ties broken by id, oldest first)
 TICKET_SORTS = {
     "created": Ticket.id, "updated": Ticket.updated_at, "due": Ticket.next_due_at, "tier": Ticket.tier,

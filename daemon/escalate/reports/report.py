@@ -1,5 +1,5 @@
 """What escalated, how fast it was answered, and what keeps coming back: the numbers behind
-`escalate report`, as plain data (views.py prints them, report_html.py draws them).
+`escalate report`, as plain data (views.py prints them, html.py draws them).
 
 Everything comes from the tables the daemon already keeps — tickets, escalations, the outbox —
 in a handful of grouped queries over the tickets opened in the window, never a query per ticket.
@@ -7,7 +7,7 @@ Durations are computed by the database (sla.epoch) so a large history is not par
 Drill tickets (drill.py) are left out unless asked for: a practice run is not a real escalation.
 
 Percentiles are nearest-rank: the p90 is a time that 90% of the cases met, one of the real values.
-The trend per week or day beside the period before is report_trend.py's.
+The trend per week or day beside the period before is trend.py's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What every part of the report shares: the window it covers (tickets opened in [since, until),
 with the window's SLA breaches found once), reading its rows, and the arithmetic of durations
-and shares. report.py builds the report's sections from these, report_trend.py the trend."""
+and shares. report.py builds the report's sections from these, trend.py the trend."""
 
 from __future__ import annotations
 
