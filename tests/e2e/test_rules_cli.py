@@ -142,6 +142,10 @@ def test_an_incident_is_escalated_once_and_explained_replayed_and_documented(
     happened = lines[lines.index("Happened, would not have"):]
     assert happened[1] == "Due Ref Rule Step Tier" and set(happened[2]) == {"─"}
     assert [line.split()[3] for line in happened[3:6]] == ["T-1", "T-2", "T-3"]
+    # the replay shows its times in the candidate file's zone, not in the deployed rules'
+    candidate.write_text(candidate.read_text().replace("timezone: Europe/Berlin", "timezone: America/New_York"))
+    replay = cli("rules", "simulate", "--since", at(0), str(candidate), "--now", at(16)).output
+    assert " EST " in replay and " CET " not in replay, replay
 
     matrix = rules_json(cli, "matrix")
     assert matrix == {"clock": "unresolved", "after": ["4h", "1d"], "repeat_every": None,

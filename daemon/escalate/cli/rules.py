@@ -110,8 +110,8 @@ def rules_simulate(ctx: click.Context, since: str, file: Path | None, rules_path
 
     if file and rules_path:
         raise click.UsageError("give the rules file once: as FILE (--rules is its old spelling)")
+    _open_db(ctx)  # first: it sets the deployed rules' zone, which the candidate file's then replaces
     ruleset = _ruleset_from(ctx, file or rules_path)
-    _open_db(ctx)
     start = clock.parse_time(since)
     if sys.stderr.isatty():  # a person replaying a long history sees it move; scripts get no bar noise
         with click.progressbar(length=1, label="replaying the history", file=sys.stderr) as bar:
