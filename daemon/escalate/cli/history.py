@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from escalate import clock
-from escalate.cli.app import BadInput, _count, _emit, _moment, _open, command, main
+from escalate.cli.app import _count, _emit, _moment, _open, command, main
 
 
 @command(main, "import", now=True, short_help="Bring in history from an mbox file or a Maildir.")
@@ -25,10 +25,7 @@ def import_command(ctx: click.Context, path: Path, open_since: str | None, as_js
     from escalate.ingest.poller import options_for
 
     cutoff = _moment("--open-since", open_since)
-    try:
-        store = mailfiles.open_store(path)
-    except mailfiles.NotAMailStore as error:
-        raise BadInput(str(error)) from None
+    store = mailfiles.open_store(path)
     try:
         app = _open(ctx)
         keys = mailfiles.ordered_keys(store)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from escalate.cli.app import BadInput, _emit, command, example_rules_path, json_option, main
+from escalate.cli.app import _emit, command, example_rules_path, json_option, main
 from escalate.config import redact_url
 
 
@@ -20,13 +20,10 @@ from escalate.config import redact_url
 @json_option
 def init_command(directory: Path, force: bool, state_dir: Path | None, as_json: bool) -> None:
     """Write DIR/rules.yaml and DIR/escalate.env and create the database."""
-    from escalate.ops.initdir import InitError, init_directory
+    from escalate.ops.initdir import init_directory
 
-    try:
-        written = init_directory(directory, example_rules_path(), force=force, db_url=os.environ.get("ESCALATE_DB_URL"),
-                                 state_directory=state_dir)
-    except InitError as error:
-        raise BadInput(str(error)) from None
+    written = init_directory(directory, example_rules_path(), force=force, db_url=os.environ.get("ESCALATE_DB_URL"),
+                             state_directory=state_dir)
     if as_json:
         _emit({"rules": str(written.rules_path.resolve()), "env_file": str(written.env_path.resolve()),
                "database": redact_url(written.db_url)}, True)

@@ -88,11 +88,8 @@ def _act(ctx: click.Context, name: str, ref: str, actor: str | None, argument: s
     from escalate.tickets import actions as ticket_actions
 
     app = _open(ctx)
-    try:
-        result = ticket_actions.act(name, ref, actor, argument, body, ruleset=app.ruleset, renderer=app.renderer,
-                                    secret=app.secret, now=clock.now(), force=force)
-    except ticket_actions.NotOnRoster as error:
-        raise BadInput(str(error)) from None
+    result = ticket_actions.act(name, ref, actor, argument, body, ruleset=app.ruleset, renderer=app.renderer,
+                                secret=app.secret, now=clock.now(), force=force)
     _emit(result if as_json else ticket_actions.describe(result), as_json)
 
 

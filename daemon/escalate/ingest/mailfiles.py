@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import mailbox as stdlib_mailbox
 from pathlib import Path
+from escalate.errors import InputError
 
 
-class NotAMailStore(ValueError):
+class NotAMailStore(InputError, ValueError):
     """The path is neither an mbox file nor a Maildir."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escalate.store import db, private
+from escalate.errors import InputError
 
 # what the shipped unit's `StateDirectory=escalate` gives the daemon (systemd puts it under /var/lib)
 SERVICE_STATE_DIRECTORY = Path("/var/lib/escalate")
@@ -25,7 +26,7 @@ SYSTEM_CONFIG_ROOT = Path("/etc")
 CONFIG_DIRECTORY_MODE = 0o755  # the service's configuration: rules.yaml readable by its user; the env file is 0600
 
 
-class InitError(ValueError):
+class InitError(InputError, ValueError):
     """init would overwrite a file (without --force)."""
 
 

@@ -21,9 +21,10 @@ from escalate.store.db import write_transaction
 from escalate.store.models import Outbox, Ticket
 from escalate.tickets import audit, commands
 from escalate.tickets.commands import CommandContext
+from escalate.errors import InputError
 
 
-class NotOnRoster(ValueError):
+class NotOnRoster(InputError, ValueError):
     """`--as ADDRESS` names someone a mail reply would refuse; the message says what to do."""
 
 
