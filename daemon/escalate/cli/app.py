@@ -94,11 +94,12 @@ def _open(ctx: click.Context):
     return open_app(_settings(ctx), create=False)
 
 
-def _open_db(ctx: click.Context) -> None:
+def _open_db(ctx: click.Context) -> Settings:
     """The database only (a listing works while rules.yaml is broken); times still in the team's zone."""
     settings = _settings(ctx)
     _display_zone_of(settings)
     db.connect(settings.db_url, create=False)
+    return settings
 
 
 def _display_zone_of(settings: Settings) -> None:

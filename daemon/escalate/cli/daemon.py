@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from escalate import clock
-from escalate.cli.app import RuntimeFailure, _count, _display_zone_of, _emit, _open, _settings, command, json_option, main
-from escalate.store import db
+from escalate.cli.app import RuntimeFailure, _count, _emit, _open, _open_db, command, json_option, main
 
 OUTCOME_WORDS = {"ticket": ("new ticket", "new tickets"), "reply": ("reply", "replies"),
                  "duplicate": ("duplicate", "duplicates"), "own": ("own notification", "own notifications"),
@@ -65,9 +64,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     Exit status 3 when no daemon is running (as `systemctl is-active`), after the report."""
     from escalate.ops import status
 
-    settings = _settings(ctx)
-    _display_zone_of(settings)
-    db.connect(settings.db_url, create=False)
+    settings = _open_db(ctx)
     facts = status.collect(settings, clock.now())
     _emit(facts, as_json, status.show)
     if not facts["daemon"]["running"]:

@@ -1173,6 +1173,12 @@ def _load(path: str | Path, template_names: set[str] | None) -> tuple[Ruleset | 
     return ruleset, issues
 
 
+def read_rules(path: str | Path, *, template_names: set[str] | None = None) -> tuple[Ruleset | None, list[RuleIssue]]:
+    """The Ruleset from `path` and every problem in it, in file order (the Ruleset is not to be used when
+    there is a problem): for a check that reports both in one reading (`rules check`)."""
+    return _load(path, template_names)
+
+
 def check_rules(path: str | Path, *, template_names: set[str] | None = None) -> list[RuleIssue]:
     """Every problem in the rules file at `path`, in file order; [] when it is fine.
 
