@@ -101,14 +101,6 @@ def _per_tier(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
         for level in levels]}
 
 
-def _ack_rows(window) -> list[tuple]:
-    seconds = sla.epoch(Escalation.acknowledged_at) - sla.epoch(Escalation.started_at)
-    return rows(Escalation.select(Escalation.ticket, Escalation.rule, Escalation.tier, Ticket.severity, seconds,
-                                  Escalation.step)
-                .join(Ticket, on=(Escalation.ticket == Ticket.id))
-                .where(window & (Escalation.state == "acknowledged") & Escalation.acknowledged_at.is_null(False)))
-
-
 def _per_rule(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     window = scope.window
     acknowledged = peewee.fn.SUM(peewee.Case(None, [(Escalation.state == "acknowledged", 1)], 0))
@@ -116,7 +108,7 @@ def _per_rule(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
                  .join(Ticket, on=(Escalation.ticket == Ticket.id))
                  .where(window).group_by(Escalation.rule))
     ack_times: dict[str, list[float]] = defaultdict(list)
-    for _ticket, rule, _tier, _severity, seconds, _step in _ack_rows(window):
+    for _ticket, rule, _tier, _severity, seconds, _step in scope.acknowledged():
         ack_times[rule].append(seconds)
     described = {rule.name: rule.description for rule in ruleset.rules}
     result = []
@@ -133,10 +125,9 @@ def _acknowledge(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any
     """Time from an escalation's start to the acknowledgement, once per ticket (the longest wait:
     one #ack stops every escalation of the ticket), by the tier that acknowledged and by severity;
     and how many reminders went out before it."""
-    window = scope.window
     per_ticket: dict[int, tuple] = {}
     repeats_by_tier: dict[int, Counter] = defaultdict(Counter)
-    for ticket, _rule, tier, severity, seconds, step in _ack_rows(window):
+    for ticket, _rule, tier, severity, seconds, step in scope.acknowledged():
         if ticket not in per_ticket or seconds > per_ticket[ticket][2]:
             per_ticket[ticket] = (tier, severity, seconds, step)
     by_tier: dict[int, list[float]] = defaultdict(list)

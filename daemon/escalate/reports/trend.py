@@ -22,9 +22,9 @@ from datetime import datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from escalate.clock import iso
-from escalate.reports.window import Scope, created_at_column, durations, rows, share
+from escalate.reports.window import Scope, acknowledged_escalations, created_at_column, durations, rows, share
 from escalate.rules.model import Ruleset
-from escalate.store.models import Escalation, Ticket
+from escalate.store.models import Ticket
 from escalate.tickets import sla
 
 DAILY_BELOW = timedelta(days=14)  # a shorter window is shown per day, a longer one per week
@@ -120,13 +120,10 @@ def trend(ruleset: Ruleset, scope: Scope, now: datetime) -> dict[str, Any]:
     for tally, n, m in zip(tallies, opened, escalated):
         tally.tickets, tally.escalations = n, m
 
-    # the longest wait of each ticket: one #ack stops all its escalations (as in time_to_acknowledge)
-    seconds = sla.epoch(Escalation.acknowledged_at) - sla.epoch(Escalation.started_at)
+    # the longest wait of each ticket: one #ack stops all its escalations (as in time_to_acknowledge);
+    # the window's own acknowledgements the report has read already
     waits: dict[int, float] = {}
-    for ticket_id, wait in rows(Escalation.select(Escalation.ticket, seconds)
-                                .join(Ticket, on=(Escalation.ticket == Ticket.id))
-                                .where(both & (Escalation.state == "acknowledged")
-                                       & Escalation.acknowledged_at.is_null(False))):
+    for ticket_id, _rule, _tier, _severity, wait, _step in [*acknowledged_escalations(before), *scope.acknowledged()]:
         waits[ticket_id] = max(wait, waits.get(ticket_id, wait))
     for ticket_id, wait in waits.items():
         tallies[bucket_of[ticket_id]].ack_times.append(wait)

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import peewee
 
 from escalate.rules.model import Ruleset
-from escalate.store.models import Ticket, database
+from escalate.store.models import Escalation, Ticket, database
 from escalate.tickets import sla
 
 WIDE_WINDOW = 0.2  # above this share of all tickets, the window is read by a table scan
@@ -38,19 +38,37 @@ def _round(value: float | None) -> float | None:
 
 @dataclass
 class Scope:
-    """What the report covers — tickets opened in [since, until), drills or not — and what two
-    stages share: the window's SLA breaches, found once (the costliest query of the report)."""
+    """What the report covers — tickets opened in [since, until), drills or not — and what several
+    stages share, read once: the window's SLA breaches (the costliest query of the report) and its
+    acknowledged escalations."""
 
     since: datetime
     until: datetime
     include_drills: bool
     window: Any  # the SQL condition for a ticket in the window
     _breaches: list[sla.Breach] | None = field(default=None, repr=False)
+    _acknowledged: list[tuple] | None = field(default=None, repr=False)
 
     def breaches(self, ruleset: Ruleset, now: datetime) -> list[sla.Breach]:
         if self._breaches is None:
             self._breaches = sla.breaches(ruleset, self.window, now)
         return self._breaches
+
+    def acknowledged(self) -> list[tuple]:
+        """(ticket id, rule, tier, severity, seconds from start to #ack, step) of each acknowledged
+        escalation of the window's tickets."""
+        if self._acknowledged is None:
+            self._acknowledged = acknowledged_escalations(self.window)
+        return self._acknowledged
+
+
+def acknowledged_escalations(condition: Any) -> list[tuple]:
+    """`Scope.acknowledged`'s rows for the tickets `condition` selects."""
+    seconds = sla.epoch(Escalation.acknowledged_at) - sla.epoch(Escalation.started_at)
+    return rows(Escalation.select(Escalation.ticket, Escalation.rule, Escalation.tier, Ticket.severity, seconds,
+                                  Escalation.step)
+                .join(Ticket, on=(Escalation.ticket == Ticket.id))
+                .where(condition & (Escalation.state == "acknowledged") & Escalation.acknowledged_at.is_null(False)))
 
 
 def created_at_column(since: datetime, until: datetime):
