@@ -12,14 +12,18 @@ from escalate.engine import drill
 from escalate.ingest.mailbox import MailboxUnavailable
 from escalate.ops.instance import AlreadyRunning
 from escalate.outbound.templates import TemplateProblem
+from escalate.ingest.mailfiles import NotAMailStore
+from escalate.ops.initdir import InitError
 from escalate.reports import queries
 from escalate.rules.loader import RulesError
 from escalate.store import db
+from escalate.tickets.actions import NotOnRoster
 from escalate.tickets.lifecycle import TicketStateError
 
 
 @pytest.mark.parametrize("kind", [ConfigError, RulesError, TemplateProblem, queries.NotFound, TicketStateError,
-                                  db.DatabaseUrlError, clock.BadTime, drill.DrillError])
+                                  db.DatabaseUrlError, clock.BadTime, drill.DrillError, InitError, NotAMailStore,
+                                  NotOnRoster])
 def test_bad_input_exits_2(kind):
     assert issubclass(kind, errors.InputError) and kind.exit_code == 2
 

@@ -50,18 +50,28 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 
-def status_after(status: str, event: str) -> str:
-    """The status `event` leads to from `status` (simulate.py replays history with it too)."""
+# what the refusal says a ticket must be for the event: "only resolved tickets can be closed"
+_EVENT_WORDS = {"acknowledge": "be acknowledged", "resolve": "be resolved", "wait": "wait on the customer",
+                "close": "be closed", "import-ended": "be closed by an import"}
+
+
+def status_after(status: str, event: str, ref: str = "the ticket") -> str:
+    """The status `event` leads to from `status` (simulate.py replays history with it too); a
+    TicketStateError, saying which statuses the event applies to, when it does not apply."""
     try:
         return TRANSITIONS[(status, event)]
     except KeyError:
-        raise TicketStateError(f"a {status} ticket cannot {event}") from None
+        allowed = [s for s in TICKET_STATUSES if (s, event) in TRANSITIONS]
+        listed = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
+        raise TicketStateError(f"{ref} is {status}; only {listed} tickets can "
+                               f"{_EVENT_WORDS.get(event, event)}") from None
 
 
 def _move(ticket: Ticket, event: str) -> str:
-    """Move the ticket by the transition table; returns the status it had."""
+    """Move the ticket by the transition table, or refuse (TicketStateError) before anything is
+    changed: call it first. Returns the status it had."""
     previous = ticket.status
-    ticket.status = status_after(previous, event)
+    ticket.status = status_after(previous, event, ticket.ref)
     return previous
 
 
@@ -100,7 +110,7 @@ def add_message(ticket: Ticket, message: Message, now: datetime, batch: Batch | 
     if message.kind == "customer":
         ticket.last_customer_message_at = now
         changed.append("last_customer_message_at")
-        if ticket.status in ("resolved", "closed", "waiting"):
+        if status_after(ticket.status, "customer-wrote") != ticket.status:  # a wait ends, a closed ticket reopens
             _end_wait(ticket, now)
             previous = _move(ticket, "customer-wrote")
             changed += ["status", "waiting_since", "waiting_periods"]
@@ -127,14 +137,12 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
 
     `tier` is the acknowledging member's tier (None: the tier the ladder has reached). Rules that
     fire later at or below it are absorbed; a rule above it starts a new ladder (rules/ladder.py)."""
-    if ticket.status not in ACTIVE_STATUSES:
-        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new, open or waiting tickets can be acknowledged")
+    _move(ticket, "acknowledge")
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = now
         ticket.acknowledged_by = by
     if ticket.assignee is None:
         ticket.assignee = by
-    _move(ticket, "acknowledge")
     ladder = Escalation.select().where((Escalation.ticket == ticket) & (Escalation.state == "active")).first()
     level = tier if tier is not None else (ladder.tier if ladder is not None else ticket.tier)
     if ladder is not None:
@@ -158,10 +166,8 @@ def _acknowledged_last(ticket: Ticket) -> bool:
 
 
 def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "", batch: Batch | None = None) -> None:
-    if ticket.status in ("resolved", "closed"):
-        raise TicketStateError(f"{ticket.ref} is already {ticket.status}")
-    _end_wait(ticket, now)
     _move(ticket, "resolve")
+    _end_wait(ticket, now)
     ticket.resolved_at = now
     (Escalation.update(state="ended", ended_at=now, next_step_at=None)
      .where((Escalation.ticket == ticket) & (Escalation.state == "active")).execute())
@@ -173,8 +179,6 @@ def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "",
 def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "",
                      batch: Batch | None = None) -> None:
     """We asked the customer something: the business-time clocks pause until they write."""
-    if ticket.status not in ("new", "open"):
-        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only new or open tickets can wait on the customer")
     previous = _move(ticket, "wait")
     ticket.waiting_since = now
     audit.record(ticket, now, by, "waiting", via=via, previous=previous, note=note, batch=batch)
@@ -184,8 +188,6 @@ def wait_on_customer(ticket: Ticket, by: str, now: datetime, *, via: str, note: 
 def close(ticket: Ticket, by: str, now: datetime, *, via: str, rule: str | None = None,
           batch: Batch | None = None) -> None:
     """A resolved ticket is closed for good (a customer reply still reopens it)."""
-    if ticket.status != "resolved":
-        raise TicketStateError(f"{ticket.ref} is {ticket.status}; only resolved tickets can be closed")
     _move(ticket, "close")
     audit.record(ticket, now, by, "closed", rule=rule, via=via, batch=batch)
     _touch(ticket, now)
