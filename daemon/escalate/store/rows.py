@@ -59,11 +59,6 @@ def insert_returning(model: type[peewee.Model], rows: list[dict[str, Any]], key:
     return [(tuple(row[:-1]), row[-1]) for row in found]
 
 
-def select(sql: str, params: list[Any]) -> list[tuple]:
-    """Run a hand-written SELECT (`?` placeholders, see db.PortablePostgresqlDatabase); rows as tuples."""
-    return database.execute_sql(sql, params).fetchall()
-
-
 def insert_many(model: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
     """Insert rows that all name the same columns, in one executemany. No model defaults are filled
     in (no instance per row: a tick batch's audit events and deliveries, a mail's attachments), so

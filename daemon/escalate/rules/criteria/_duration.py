@@ -33,8 +33,7 @@ class DurationCriterion:
 
     timed = True
 
-    def __init__(self, clock: str, start: ClockStart, phrase: str, business_time: bool) -> None:
-        self.clock = clock  # the clock's name, e.g. "first response"
+    def __init__(self, start: ClockStart, phrase: str, business_time: bool) -> None:
         self.clock_start = start
         self.phrase = phrase  # what `describe` puts before the duration: "no update for"
         self.business_time = business_time
@@ -54,7 +53,7 @@ class DurationCriterion:
         return f"{self.phrase} {format_duration(duration)}"
 
 
-def duration_criterion(name: str, description: str, *, clock: str, start: ClockStart, phrase: str,
+def duration_criterion(name: str, description: str, *, start: ClockStart, phrase: str,
                        business_time: bool = True) -> DurationCriterion:
     """Register the duration criterion `name` (its `description` is its line in `rules doc`)."""
-    return criterion(name, description)(DurationCriterion(clock, start, phrase, business_time))
+    return criterion(name, description)(DurationCriterion(start, phrase, business_time))

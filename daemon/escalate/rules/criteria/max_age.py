@@ -7,4 +7,4 @@ is a promise in calendar days.
 from escalate.rules.criteria._duration import duration_criterion, since_opened
 
 MAX_AGE = duration_criterion("max_age", "The ticket is older than this (real time, never paused) and not resolved.",
-                             clock="age", start=since_opened, phrase="older than", business_time=False)
+                             start=since_opened, phrase="older than", business_time=False)

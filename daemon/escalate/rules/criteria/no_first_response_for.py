@@ -17,4 +17,4 @@ def until_first_response(facts: TicketFacts) -> datetime | None:
 
 NO_FIRST_RESPONSE_FOR = duration_criterion(
     "no_first_response_for", "No agent has answered this long (business time) after the ticket was opened.",
-    clock="first response", start=until_first_response, phrase="no first response for")
+    start=until_first_response, phrase="no first response for")

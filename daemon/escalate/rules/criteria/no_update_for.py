@@ -25,4 +25,4 @@ def since_last_agent_message(facts: TicketFacts) -> datetime | None:
 NO_UPDATE_FOR = duration_criterion(
     "no_update_for",
     "No agent has written for this long (business time, since the last agent message or since opening).",
-    clock="update", start=since_last_agent_message, phrase="no update for")
+    start=since_last_agent_message, phrase="no update for")

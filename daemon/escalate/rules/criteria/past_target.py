@@ -35,7 +35,6 @@ def target_clock_start(facts: TicketFacts, target: str | None) -> datetime | Non
 @criterion("past_target", "The ticket is past its severity's first_response, next_response or resolution target.")
 class PastTarget:
     timed = True
-    clock = "target"
 
     def parse(self, value: object) -> Any:
         if not isinstance(value, str) or value not in TARGETS:
@@ -58,9 +57,6 @@ class PastTarget:
     def limit(self, facts: TicketFacts, target: str, ruleset: Ruleset) -> timedelta | None:
         limit: timedelta | None = getattr(self.severity(facts, ruleset), target)
         return limit
-
-    def clock_start(self, facts: TicketFacts, target: str | None = None) -> datetime | None:
-        return target_clock_start(facts, target)
 
     def holds_from(self, facts: TicketFacts, target: Any, ruleset: Ruleset) -> datetime | None:
         start = target_clock_start(facts, target)

@@ -4,4 +4,4 @@ from escalate.rules.criteria._duration import duration_criterion, since_opened
 
 UNRESOLVED_FOR = duration_criterion(
     "unresolved_for", "The ticket has not been resolved or closed this long (business time) after it was opened.",
-    clock="resolution", start=since_opened, phrase="unresolved for")
+    start=since_opened, phrase="unresolved for")
