@@ -11,6 +11,7 @@ first case sent 3,217 mails to the tier groups.)
 
 from __future__ import annotations
 
+import argparse
 import collections
 import secrets
 import sys
@@ -68,6 +69,7 @@ def run(senders) -> collections.Counter:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # no options: --help says what it does
     for title, senders in (("one address, 200 urgent mails in 3 h", lambda n: "angry@outside.example"),
                            ("200 customers, one urgent mail each in 3 h", lambda n: f"c{n}@customer{n}.example")):
         counts = run(senders)

@@ -49,14 +49,9 @@ from escalate.store import db  # noqa: E402
 from escalate.store.models import Message, Outbox, Quarantine  # noqa: E402
 from escalate.testing.loopback import Dovecot, Postgres  # noqa: E402
 from ingest_bench import START, deliver, generate  # noqa: E402
-from outbox_bench import T0, RemoteSink, open_escalated_tickets  # noqa: E402
+from outbox_bench import RULE_SETS, T0, RemoteSink, open_escalated_tickets  # noqa: E402
 
-TEST_RULES = (REPO / "tests" / "conftest.py").read_text().split('TEST_RULES = """\\\n', 1)[1].split('"""', 1)[0]
-# what is measured is the mail path's throughput, not policy: the tier groups' hourly ceiling on
-# ladder mail (which would hold all but 30 of them for a summary) is lifted in both rule sets
-RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8").replace("group_mails_per_hour: 30",
-                                                                                  "group_mails_per_hour: 0"),
-             "test": TEST_RULES}
+# the rule sets of outbox_bench.py: what is measured is throughput, so the tier groups' hourly ceiling is lifted
 FOLDERS = ("INBOX", "Billing", "Sales")
 # The measured stage runs every 0.2 s, the others every 5 s: each stage run opens its own database
 # connection (service.Stage closes it after the run), which on PostgreSQL costs a backend start and

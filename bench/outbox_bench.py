@@ -30,9 +30,14 @@ from conftest import TEST_RULES  # noqa: E402  (the suite's rules: two tiers, on
 
 # what is measured is the mail path's throughput, not policy: the tier groups' hourly ceiling on
 # ladder mail (which would hold all but 30 of them for a summary) is lifted in both rule sets
-RULE_SETS = {"shipped": (REPO / "rules.yaml").read_text(encoding="utf-8").replace("group_mails_per_hour: 30",
-                                                                                  "group_mails_per_hour: 0"),
-             "test": TEST_RULES}
+def _without_group_ceiling(text: str) -> str:
+    ceiling = "  group_mails_per_hour: 30\n"
+    if ceiling not in text:  # a changed rules.yaml must not silently measure the ceiling instead
+        raise SystemExit(f"rules.yaml no longer has {ceiling.strip()!r}: update bench/outbox_bench.py")
+    return text.replace(ceiling, "  group_mails_per_hour: 0\n")
+
+
+RULE_SETS = {"shipped": _without_group_ceiling((REPO / "rules.yaml").read_text(encoding="utf-8")), "test": TEST_RULES}
 
 from escalate.config import parse_server_url  # noqa: E402
 from escalate.engine import tick as engine  # noqa: E402
