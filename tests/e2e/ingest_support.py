@@ -30,11 +30,11 @@ def scalar(env: dict[str, str], sql: str, *args):
     return rows(env, sql, *args)[0][0]
 
 
-def run_once(env: dict[str, str], *, extra: dict[str, str] | None = None, now: str = NOW,
+def run_once(env: dict[str, str], *options: str, extra: dict[str, str] | None = None, now: str = NOW,
              timeout: float = 120) -> subprocess.CompletedProcess:
-    """`escalate run --once` as its own process (crash tests kill it)."""
+    """`escalate [OPTIONS] run --once` as its own process, as cron runs it (crash tests kill it)."""
     environment = {k: v for k, v in os.environ.items() if k != "ESCALATE_CRASHPOINT"}
-    return subprocess.run([sys.executable, "-m", "escalate", "run", "--once", "--now", now, "--json"],
+    return subprocess.run([sys.executable, "-m", "escalate", *options, "run", "--once", "--now", now, "--json"],
                           env={**environment, **env, **(extra or {})}, capture_output=True, text=True, timeout=timeout)
 
 

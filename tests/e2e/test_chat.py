@@ -7,9 +7,6 @@ from __future__ import annotations
 import collections
 import http.server
 import json
-import os
-import subprocess
-import sys
 import threading
 from datetime import timedelta
 
@@ -20,6 +17,7 @@ from escalate.testing.loopback import Dovecot, SmtpSink
 from tests.conftest import TEST_RULES
 
 from .daemon_process import DaemonProcess, wait_until
+from .ingest_support import run_once
 
 T0 = "2026-11-02T09:00:00+00:00"
 JSON_TOKEN = "jsonSecretToken7f3a"
@@ -107,14 +105,6 @@ def env(env, receiver, rules_file):
     return env
 
 
-def run_once(env: dict[str, str], now: str, *options: str, crashpoint: str | None = None) -> subprocess.CompletedProcess:
-    """`escalate run --once` as a process of its own, with its own logging set up."""
-    environment = {k: v for k, v in os.environ.items() if k != "ESCALATE_CRASHPOINT"}
-    extra = {"ESCALATE_CRASHPOINT": crashpoint} if crashpoint else {}
-    return subprocess.run([sys.executable, "-m", "escalate", *options, "run", "--once", "--now", now],
-                          env={**environment, **env, **extra}, capture_output=True, text=True, timeout=60)
-
-
 def cycle(cli, minutes: float, *options: str) -> dict:
     return json.loads(cli(*options, "run", "--once", "--now", at(minutes), "--json").stdout)
 
@@ -146,7 +136,7 @@ def test_an_escalation_reaches_the_mail_sink_and_both_webhooks_once(env, cli, do
                         body="No order goes through.", message_id="c1@customer.example"))
     cycle(cli, 0)
     # the cycle that posts, as its own process at debug level: what the daemon's log shows
-    logged = run_once(env, at(16), "-vv").stderr
+    logged = run_once(env, "-vv", now=at(16)).stderr
     [escalation] = smtp_sink.wait_for(1)
     assert escalation.rcpt_tos == ["tier1@example.com"]
     paths = sorted(path for path, _ in receiver.posts)
@@ -291,7 +281,7 @@ def test_a_kill_mid_post_repeats_at_most_that_post_and_loses_none(crashpoint, en
         dovecot.append(mail(sender=f"customer{n}@example.net", subject=f"Outage number {n}", body="down",
                             message_id=f"m{n}@example.net"))
 
-    assert run_once(env, T0, crashpoint=f"{crashpoint}:3").returncode == 137
+    assert run_once(env, now=T0, extra={"ESCALATE_CRASHPOINT": f"{crashpoint}:3"}).returncode == 137
     cycle(cli, 0)
     cycle(cli, 0)
     posted = collections.Counter((path, body.get("title") or body["text"].split("\r\n")[0]) for path, body in receiver.posts)

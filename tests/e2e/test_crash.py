@@ -11,15 +11,13 @@ interpreter's start-up.
 from __future__ import annotations
 
 import collections
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
+from .ingest_support import run_once
 
 pytestmark = pytest.mark.chaos  # kills at fault points or at random: `-m "not chaos"` skips it
 
@@ -31,12 +29,6 @@ CRASHPOINTS = ["after-fetch", "after-parse", "in-txn-before-commit", "after-comm
                "in-render-before-commit", "after-data-before-mark-sent"]
 
 
-def run_once(env: dict[str, str], crashpoint: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "escalate", "run", "--once", "--now", NOW],
-                          env={**os.environ, **env, "ESCALATE_CRASHPOINT": crashpoint}, capture_output=True, text=True,
-                          timeout=60)
-
-
 @pytest.mark.parametrize("crashpoint", CRASHPOINTS)
 def test_a_kill_at_any_stage_loses_and_repeats_nothing(crashpoint, env, cli, rules_file, dovecot: Dovecot,
                                                        smtp_sink: SmtpSink, mail, tmp_path):
@@ -44,7 +36,7 @@ def test_a_kill_at_any_stage_loses_and_repeats_nothing(crashpoint, env, cli, rul
     for n in range(MAILS):
         dovecot.append(mail(sender=f"customer{n}@example.net", subject=f"Outage number {n}", body="down",
                             message_id=f"m{n}@example.net"))
-    crashed = run_once(env, f"{crashpoint}:3")
+    crashed = run_once(env, extra={"ESCALATE_CRASHPOINT": f"{crashpoint}:3"}, now=NOW, timeout=60)
     assert crashed.returncode == 137, crashed.stderr
     cli("run", "--once", "--now", NOW)  # the restart finishes the work
     cli("run", "--once", "--now", NOW)  # a further cycle changes nothing

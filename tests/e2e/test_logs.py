@@ -11,8 +11,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -21,6 +19,7 @@ from escalate.ops import logs
 from escalate.testing.loopback import Dovecot, SmtpSink
 from escalate.store.batch import Batch, held_lines
 
+from . import ingest_support
 from .daemon_process import DaemonProcess, wait_until
 from .log_lines import events, parse_journal_datagram, parse_lines, parse_logfmt
 from .test_daemon import IMMEDIATE_RULES
@@ -40,8 +39,7 @@ def hostile_mail() -> bytes:
 
 def run_once(env: dict[str, str], minutes: float, *args: str) -> list[dict]:
     """`escalate run --once` as a process, as cron or a timer runs it; returns its log records."""
-    done = subprocess.run([sys.executable, "-m", "escalate", *args, "run", "--once", "--now", at(minutes)],
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    done = ingest_support.run_once(env, *args, now=at(minutes))
     assert done.returncode == 0, done.stderr
     return parse_lines(done.stderr, env.get("ESCALATE_LOG_FORMAT", "logfmt")) if done.stderr else []
 
