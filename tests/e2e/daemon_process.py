@@ -101,6 +101,12 @@ class DaemonProcess:
         self._end()
         return self.process.returncode, self.stderr()
 
+    def wait(self, timeout: float = 20.0) -> tuple[int, str]:
+        """The exit status and the whole of stderr of a daemon that ends by itself (or was killed)."""
+        self.process.wait(timeout=timeout)
+        self._end()
+        return self.process.returncode, self.stderr()
+
     def _end(self) -> None:
         """Kill the process if it still runs, read the rest of its stderr and close the pipe."""
         if self.process.poll() is None:

@@ -14,26 +14,10 @@ import pytest
 from escalate.testing.loopback import Dovecot, SmtpSink
 
 from ..conftest import TEST_RULES
-from .daemon_process import FAST_STAGES, DaemonProcess, wait_until
+from .daemon_process import DaemonProcess, wait_until
 from .log_lines import events, parse_lines
 
 IMMEDIATE_RULES = TEST_RULES.replace("no_first_response_for: 15m", "no_first_response_for: 0m")
-
-
-def start_daemon(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env, **FAST_STAGES},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def stop(daemon: subprocess.Popen) -> tuple[int, str]:
-    daemon.send_signal(signal.SIGTERM)
-    try:
-        _out, err = daemon.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        _out, err = daemon.communicate()
-        raise AssertionError(f"the daemon did not stop within 10 s of SIGTERM:\n{err}") from None
-    return daemon.returncode, err
 
 
 def test_daemon_escalates_on_its_own_and_stops_on_sigterm(env, rules_file, dovecot: Dovecot, smtp_sink: SmtpSink, mail):
@@ -134,7 +118,7 @@ def notify_socket():
 
 def test_systemd_hears_ready_watchdog_status_and_stopping(env, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
     env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "600000"})  # WatchdogSec=0.6s → ping every 0.3 s
-    daemon = start_daemon(env)
+    daemon = DaemonProcess(env)
     try:
         notify_socket.wait_for("READY=1")
         pings = [at for at, field in notify_socket.collect(1.6) if field == "WATCHDOG=1"]
@@ -142,7 +126,7 @@ def test_systemd_hears_ready_watchdog_status_and_stopping(env, notify_socket, do
         assert max(b - a for a, b in zip(pings, pings[1:])) <= 0.55  # ≤ WatchdogSec/2, with scheduling slack
         assert any(field.startswith("STATUS=") and "ingest ok" in field for _, field in notify_socket.received)
     finally:
-        code, err = stop(daemon)
+        code, err = daemon.stop()
     assert code == 0, err
     notify_socket.collect(0.3)
     assert "STOPPING=1" in [field for _, field in notify_socket.received]
@@ -177,9 +161,8 @@ def test_a_stuck_stage_stops_the_watchdog(env, notify_socket, dovecot: Dovecot, 
 def test_no_ready_when_the_rules_are_broken(env, rules_file, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink):
     env.update({"NOTIFY_SOCKET": notify_socket.path,
                 "ESCALATE_RULES": str(rules_file(TEST_RULES.replace("version: 1", "version: 7")))})
-    daemon = start_daemon(env)
-    _out, err = daemon.communicate(timeout=20)
-    assert daemon.returncode == 2
+    code, err = DaemonProcess(env).wait(timeout=20)
+    assert code == 2
     assert "rules.yaml:1:" in err and "version" in err
     notify_socket.collect(0.2)
     assert "READY=1" not in [field for _, field in notify_socket.received]
@@ -187,7 +170,7 @@ def test_no_ready_when_the_rules_are_broken(env, rules_file, notify_socket, dove
 
 def test_a_second_daemon_on_the_same_sqlite_file_refuses(env, notify_socket, dovecot: Dovecot, smtp_sink: SmtpSink, cli):
     env["NOTIFY_SOCKET"] = notify_socket.path
-    first = start_daemon(env)
+    first = DaemonProcess(env)
     try:
         notify_socket.wait_for("READY=1")
         second = subprocess.run([sys.executable, "-m", "escalate", "run"], env={**os.environ, **env},
@@ -198,7 +181,7 @@ def test_a_second_daemon_on_the_same_sqlite_file_refuses(env, notify_socket, dov
         assert "already evaluating and sending" in once.output
         assert first.poll() is None
     finally:
-        code, err = stop(first)
+        code, err = first.stop()
     assert code == 0, err
 
 
@@ -206,37 +189,30 @@ def test_slow_smtp_does_not_delay_escalation_decisions(env, rules_file, dovecot:
     # the hung DATA is left to the restart after 1 s of SIGTERM (ESCALATE_STOP_SECONDS), not waited out
     env.update({"ESCALATE_RULES": str(rules_file(IMMEDIATE_RULES)), "ESCALATE_STOP_SECONDS": "1"})
     smtp_sink.mode, smtp_sink.delay = "slow", 8.0
-    daemon = start_daemon(env)
+    daemon = DaemonProcess(env)
     try:
         dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="500s"))
-        deadline = time.monotonic() + 15
-        while smtp_sink.attempts == 0 and time.monotonic() < deadline:  # the first DATA is now hanging
-            time.sleep(0.05)
+        wait_until("the first DATA hangs", lambda: smtp_sink.attempts, timeout=15)
         assert smtp_sink.attempts == 1
         dovecot.append(mail(sender="dana@other.example", subject="API down", body="timeouts"))
-        deadline = time.monotonic() + 5
-        queued = []
-        while time.monotonic() < deadline and not queued:
-            queued = [row for row in json.loads(cli("outbox", "list", "--json").output) if row["ticket"] == "T-2"]
-            time.sleep(0.1)
-        assert queued, "the second ticket was not escalated while SMTP was slow"
+        # within 5 s, while the first DATA still hangs for 8
+        wait_until("the second ticket escalated while SMTP is slow", lambda: [
+            row for row in json.loads(cli("outbox", "list", "--json").output) if row["ticket"] == "T-2"], timeout=5)
         assert smtp_sink.messages == []  # the first send is still waiting for its answer
     finally:
-        code, err = stop(daemon)
+        code, err = daemon.stop()
     assert code == 0, err
 
 
 def test_secrets_never_reach_logs_database_or_mail(env, tmp_path, dovecot: Dovecot, smtp_sink: SmtpSink, mail, rules_file):
     password = "support-pw"  # the Dovecot fixture's password, inside ESCALATE_IMAP_URL
     env["ESCALATE_RULES"] = str(rules_file(IMMEDIATE_RULES))
-    daemon = subprocess.Popen([sys.executable, "-m", "escalate", "-vv", "run"],
-                              env={**os.environ, **env, "ESCALATE_POLL_SECONDS": "0.2", "ESCALATE_TICK_SECONDS": "0.2",
-                                   "ESCALATE_SEND_SECONDS": "0.2"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = DaemonProcess(env, "-vv")  # its stderr read as it comes: DEBUG is a lot of lines
     try:
         dovecot.append(mail(sender="carl@customer.example", subject="Outage", body="down"))
         smtp_sink.wait_for(1, timeout=20)
     finally:
-        code, err = stop(daemon)
+        code, err = daemon.stop()
     assert code == 0, err
     assert "level=debug" in err  # it really logged at DEBUG
     database = (tmp_path / "escalate.db").read_bytes() + (tmp_path / "escalate.db-wal").read_bytes() \
@@ -262,16 +238,16 @@ def test_metrics_endpoint_and_status_show_what_the_daemon_does(env, notify_socke
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env.update({"ESCALATE_METRICS": f"127.0.0.1:{port}", "NOTIFY_SOCKET": notify_socket.path})
-    daemon = start_daemon(env)
+    daemon = DaemonProcess(env)
     try:
         notify_socket.wait_for("READY=1")
         dovecot.append(mail(sender="carl@customer.example", subject="Outage in EU", body="down"))
-        deadline = time.monotonic() + 15
-        text = ""
-        while time.monotonic() < deadline and 'escalate_mail_ingested_total{outcome="ticket"} 1.0' not in text:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-            time.sleep(0.2)
-        assert 'escalate_mail_ingested_total{outcome="ticket"} 1.0' in text
+
+        def metrics_with_the_ticket() -> str:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            return page if 'escalate_mail_ingested_total{outcome="ticket"} 1.0' in page else ""
+
+        text = wait_until("the ticket in the metrics", metrics_with_the_ticket, timeout=15)
         assert 'escalate_tickets{status="new",tier="none"} 1.0' in text
         assert "escalate_outbox_depth 0.0" in text
         assert "escalate_imap_up 1.0" in text
@@ -288,7 +264,7 @@ def test_metrics_endpoint_and_status_show_what_the_daemon_does(env, notify_socke
         person = cli("status").output
         assert f"running, pid {daemon.pid}" in person and "1 new" in person
     finally:
-        code, err = stop(daemon)
+        code, err = daemon.stop()
     assert code == 0, err
     assert json.loads(cli("status", "--json", expect=3).output)["daemon"] == {"running": False, "pid": None}
 
@@ -299,10 +275,10 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(env, rules_file, n
     env.update({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "100000",  # a ping every 50 ms
                 "ESCALATE_RULES": str(rules_file(IMMEDIATE_RULES))})
     notify_socket.fill()  # the queue nobody reads is full before the daemon's first word
-    daemon = start_daemon(env)
+    daemon = DaemonProcess(env)
     try:
         dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
         smtp_sink.wait_for(1, timeout=20)
     finally:
-        code, err = stop(daemon)
+        code, err = daemon.stop()
     assert code == 0, err

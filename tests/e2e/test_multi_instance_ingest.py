@@ -17,8 +17,7 @@ from escalate.store import db
 from escalate.store.models import Message, Quarantine, Ticket
 from escalate.testing.loopback import Dovecot
 
-from .daemon_process import wait_until
-from .test_daemon import start_daemon, stop
+from .daemon_process import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -54,7 +53,7 @@ def stop_all(daemons) -> list[tuple[int, str]]:
     for daemon in daemons:
         if daemon.poll() is None:
             try:
-                exits.append(stop(daemon))
+                exits.append(daemon.stop())
             except AssertionError as error:  # killed after the stop timeout
                 exits.append((-9, str(error)))
     return exits
@@ -69,7 +68,7 @@ def beats_since(env: dict[str, str], moment: datetime) -> int:
 
 @pytest.mark.chaos
 def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, dovecot: Dovecot, mail, database_url):
-    first, second = start_daemon(env), start_daemon(env)
+    first, second = DaemonProcess(env), DaemonProcess(env)
     daemons = {first.pid: first, second.pid: second}
     try:
         for i in range(12):
@@ -85,7 +84,7 @@ def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, 
 
         # the holder dies without a chance to clean up; its session (and lock) goes with it
         daemons[holder_pid].send_signal(signal.SIGKILL)
-        daemons[holder_pid].communicate(timeout=10)
+        daemons[holder_pid].wait(timeout=10)
         survivor = daemons[second.pid if holder_pid == first.pid else first.pid]
         for i in range(12, 18):
             dovecot.append(mail(sender=f"customer{i}@client{i}.example", subject=f"Problem number {i}",
@@ -109,7 +108,7 @@ def test_two_daemons_on_one_folder_ingest_once_and_the_survivor_takes_over(env, 
 
 @pytest.mark.chaos
 def test_a_daemon_that_loses_its_lock_session_recovers_and_ingests_once(env, cli, dovecot: Dovecot, mail, database_url):
-    daemon = start_daemon(env)
+    daemon = DaemonProcess(env)
     try:
         dovecot.append(mail(sender="carl@customer.example", subject="Site down", body="All pages 500."))
         wait_until("the mail stored", lambda: counts(database_url)[0] >= 1)
