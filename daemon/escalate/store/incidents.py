@@ -7,16 +7,15 @@ import functools
 from datetime import datetime
 
 from escalate.store import marks
-from escalate.store.models import ACTIVE_STATUSES, Incident, IncidentCustomer, Ticket, TicketWord, database
+from escalate.store.models import ACTIVE_STATUSES_SQL, Incident, IncidentCustomer, Ticket, TicketWord, database
 
-_ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 # One index range per word, newest first (CROSS JOIN keeps SQLite on the word index rather than
 # the ticket status index; PostgreSQL plans it as an inner join). Parameters: word, since,
 # requester, limit. `{n}` names each word's subquery.
 CANDIDATES_OF_A_WORD = ('SELECT * FROM (SELECT w."ticket_id", t."incident_id", w."word_count", w."created_at" '
                         'FROM "ticket_word" w CROSS JOIN "ticket" t WHERE t."id" = w."ticket_id" '
                         'AND w."word" = ? AND w."created_at" >= ? AND t."requester" <> ? '
-                        f'AND t."status" IN ({_ACTIVE}) ORDER BY w."created_at" DESC LIMIT ?) AS w{{n}}')
+                        f'AND t."status" IN ({ACTIVE_STATUSES_SQL}) ORDER BY w."created_at" DESC LIMIT ?) AS w{{n}}')
 # Per candidate the words it shares, its Jaccard score (shared / (ours + its - shared)) against the
 # threshold, and the best first, with its ref. Parameters: threshold, our word count, our word count.
 MOST_SIMILAR = ('SELECT "ticket_id", "incident_id", (SELECT r."ref" FROM "ticket" r WHERE r."id" = scored."ticket_id") '

@@ -17,6 +17,7 @@ database = peewee.DatabaseProxy()
 
 TICKET_STATUSES = ("new", "open", "waiting", "resolved", "closed")
 ACTIVE_STATUSES = ("new", "open", "waiting")
+ACTIVE_STATUSES_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)  # for `"status" IN (…)` in SQL texts
 
 
 class UTCDateTimeField(peewee.DateTimeField):

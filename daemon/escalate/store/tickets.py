@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from escalate.store import marks, rows
-from escalate.store.models import ACTIVE_STATUSES, Escalation, Event, Ticket, database
+from escalate.store.models import ACTIVE_STATUSES_SQL, Escalation, Event, Ticket, database
 
 ID_BY_REF = 'SELECT "id" FROM "ticket" WHERE "ref" = ?'
 # the fallback thread: the requester's latest open ticket on the same subject, updated recently
@@ -32,8 +32,8 @@ def _first(sql: str, params: list):
 # the sender's latest tickets (the requester index), once per new ticket
 SENDER_TICKETS = ('SELECT "id", "created_at", "status" FROM "ticket" WHERE "requester" = ? AND "created_at" > ? '
                   'ORDER BY "created_at" DESC, "id" DESC LIMIT ?')
-LATEST_ACTIVE = ('SELECT "id" FROM "ticket" WHERE "requester" = ? AND "status" IN ({}) '
-                 'ORDER BY "created_at" DESC, "id" DESC LIMIT 1').format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
+LATEST_ACTIVE = (f'SELECT "id" FROM "ticket" WHERE "requester" = ? AND "status" IN ({ACTIVE_STATUSES_SQL}) '
+                 'ORDER BY "created_at" DESC, "id" DESC LIMIT 1')
 
 
 def sender_tickets(requester: str, since: datetime, most: int) -> list[tuple[int, datetime, str]]:
@@ -79,11 +79,10 @@ def escalations_of(ticket_ids: list[int]) -> list[Escalation]:
     return rows.select_models(Escalation, ESCALATIONS_OF.format(marks=marks(len(ticket_ids))), ticket_ids)
 
 
-_ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 CREATED_AT = 'SELECT "created_at" FROM "ticket" WHERE "id" = ?'
 # a drill's tickets are never made due by what happens to others
-MAKE_DUE = f'UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ? AND "status" IN ({_ACTIVE}) AND NOT "drill"'
-FIRST_ACTIVE_OF_INCIDENT = (f'SELECT "id" FROM "ticket" WHERE "incident_id" = ? AND "status" IN ({_ACTIVE}) '
+MAKE_DUE = f'UPDATE "ticket" SET "next_due_at" = ? WHERE "id" = ? AND "status" IN ({ACTIVE_STATUSES_SQL}) AND NOT "drill"'
+FIRST_ACTIVE_OF_INCIDENT = (f'SELECT "id" FROM "ticket" WHERE "incident_id" = ? AND "status" IN ({ACTIVE_STATUSES_SQL}) '
                             'AND "id" <> ? ORDER BY "created_at", "id" LIMIT 1')
 
 

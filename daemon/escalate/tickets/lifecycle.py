@@ -25,6 +25,7 @@ from escalate.store import tickets as store_tickets
 from escalate.store.batch import Batch, writing
 from escalate.store.models import ACTIVE_STATUSES, TICKET_STATUSES, Escalation, IncidentCustomer, Message, Ticket
 from escalate.tickets import audit
+from escalate.tickets.ladders import current_row
 
 
 class TicketStateError(InputError, ValueError):
@@ -143,13 +144,14 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
         ticket.acknowledged_by = by
     if ticket.assignee is None:
         ticket.assignee = by
-    ladder = Escalation.select().where((Escalation.ticket == ticket) & (Escalation.state == "active")).first()
+    current = current_row(list(Escalation.select().where(Escalation.ticket == ticket)))  # active, else the latest
+    ladder = current if current is not None and current.state == "active" else None
     level = tier if tier is not None else (ladder.tier if ladder is not None else ticket.tier)
     if ladder is not None:
         ladder.state, ladder.acknowledged_at, ladder.acknowledged_by = "acknowledged", now, by
         ladder.ack_tier, ladder.ended_at, ladder.next_step_at = level, now, None
         rows.update(ladder, "state", "acknowledged_at", "acknowledged_by", "ack_tier", "ended_at", "next_step_at")
-    elif not _acknowledged_last(ticket):
+    elif current is None or current.state != "acknowledged":
         # acknowledged with no ladder running: an acknowledged one is recorded, so rules at or below
         # the member's tier do not mail anyone about a ticket someone has taken
         rows.create(Escalation, ticket=ticket, rule="acknowledged", tier=level or 0, step=0, started_at=now,
@@ -158,11 +160,6 @@ def acknowledge(ticket: Ticket, by: str, now: datetime, *, via: str, tier: int |
     audit.record(ticket, now, by, "acknowledged", via=via, escalations_stopped=1 if ladder is not None else 0,
                  tier=level, batch=batch)
     _touch(ticket, now)
-
-
-def _acknowledged_last(ticket: Ticket) -> bool:
-    latest = Escalation.select(Escalation.state).where(Escalation.ticket == ticket).order_by(Escalation.id.desc()).first()
-    return latest is not None and latest.state == "acknowledged"
 
 
 def resolve(ticket: Ticket, by: str, now: datetime, *, via: str, note: str = "", batch: Batch | None = None) -> None:
